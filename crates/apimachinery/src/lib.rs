@@ -1,0 +1,1 @@
+//! Kubernetes object rules independent of HTTP.

@@ -1,0 +1,163 @@
+//! The embedded backend: redb underneath, etcd's revision model on top.
+//!
+//! Tables (all written in one redb transaction per batch, so they never disagree):
+//! - `kv`:   key → current record (create/mod revision, version, value);
+//! - `log`:  revision → event (the change and the value it replaced), the history that
+//!   watches replay and past-revision reads undo; trimmed by compaction;
+//! - `meta`: the current and compacted revisions.
+//!
+//! Writes go through one writer thread that takes every request waiting in its queue and
+//! commits them in a single durable transaction (group commit): concurrent writers share one
+//! fsync, and each still gets its own revision. Reads open redb read transactions directly.
+
+mod codec;
+mod read;
+mod watch;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use redb::{Database, TableDefinition};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::{
+    Error, Event, KeyRange, Op, RangeRequest, RangeResponse, Result, Revision, Store, StoreStatus,
+    TxnOutcome, WatchStream,
+};
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+const META_REVISION: &str = "revision";
+const META_COMPACTED: &str = "compacted";
+
+/// How to open an [`EmbeddedStore`].
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// The database file (created if absent).
+    pub path: PathBuf,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl EmbeddedOptions {
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            max_batch: 1024,
+        }
+    }
+}
+
+/// State shared by the handle, the writer thread and the watchers.
+struct Shared {
+    db: Database,
+    path: PathBuf,
+    /// Committed batches of events, in revision order, for live watchers.
+    events: broadcast::Sender<Arc<[Event]>>,
+    /// Mirrors `meta` after each commit, so watchers can check compaction without a read.
+    compacted: AtomicI64,
+}
+
+/// The durable, pure-Rust default backend.
+pub struct EmbeddedStore {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<writer::Command>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store. A store that was killed mid-write opens as of its last
+    /// durable commit; redb repairs its own file on open.
+    pub fn open(options: EmbeddedOptions) -> Result<Self> {
+        if let Some(dir) = options.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Engine(format!("create {dir:?}: {e}")))?;
+        }
+        let db = Database::create(&options.path)?;
+        let (revision, compacted) = writer::init_tables(&db)?;
+        let (events, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            db,
+            path: options.path.clone(),
+            events,
+            compacted: AtomicI64::new(compacted),
+        });
+        let (commands, rx) = mpsc::channel(options.max_batch * 4);
+        let writer = writer::spawn(shared.clone(), rx, revision, options.max_batch.max(1))?;
+        Ok(Self {
+            shared,
+            commands,
+            writer: Some(writer),
+        })
+    }
+
+    /// Waits until every acknowledged write is on disk and the writer has stopped. Watches
+    /// still open keep the file open until they are dropped.
+    pub async fn close(mut self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(writer::Command::Close(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        if let Some(handle) = self.writer.take() {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|_| Error::Internal("writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+
+    async fn submit<T>(&self, command: impl FnOnce(oneshot::Sender<Result<T>>) -> writer::Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        // Point reads are a few microseconds; only scans go to the blocking pool.
+        if req.range.end.is_none() {
+            return read::range(&self.shared.db, &req);
+        }
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || read::range(&shared.db, &req))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    async fn txn(&self, op: Op) -> Result<TxnOutcome> {
+        self.submit(|reply| writer::Command::Write(op, reply)).await
+    }
+
+    async fn watch(&self, range: KeyRange, start_revision: Revision) -> Result<WatchStream> {
+        watch::start(&self.shared, range, start_revision)
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.submit(|reply| writer::Command::Compact(revision, reply)).await
+    }
+
+    async fn status(&self) -> Result<StoreStatus> {
+        let (revision, compacted_revision) = read::revisions(&self.shared.db)?;
+        let db_size = std::fs::metadata(&self.shared.path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(StoreStatus {
+            revision,
+            compacted_revision,
+            db_size,
+        })
+    }
+}
+
+fn load_compacted(shared: &Shared) -> Revision {
+    shared.compacted.load(Ordering::Acquire)
+}
