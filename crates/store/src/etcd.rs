@@ -73,7 +73,9 @@ impl EtcdStore {
             .iter()
             .map(|e| strip_scheme(e, options.tls.is_some()))
             .collect();
-        let client = Client::connect(&endpoints, Some(connect)).await.map_err(etcd)?;
+        let client = Client::connect(&endpoints, Some(connect))
+            .await
+            .map_err(etcd)?;
         let kv = client
             .kv_client()
             .max_decoding_message_size(MAX_MESSAGE)
@@ -209,11 +211,21 @@ impl Store for EtcdStore {
             .clone()
             .get(req.range.start.as_bytes().to_vec(), Some(options))
             .await
-            .map_err(|e| with_requested(etcd(e), req.revision, self.compacted.load(Ordering::Relaxed)))?;
+            .map_err(|e| {
+                with_requested(
+                    etcd(e),
+                    req.revision,
+                    self.compacted.load(Ordering::Relaxed),
+                )
+            })?;
         let kvs = resp.kvs().iter().map(convert).collect::<Result<Vec<_>>>()?;
         let header_revision = resp.header().map_or(0, |h| h.revision());
         Ok(RangeResponse {
-            revision: if req.revision > 0 { req.revision } else { header_revision },
+            revision: if req.revision > 0 {
+                req.revision
+            } else {
+                header_revision
+            },
             count: resp.count().max(0) as u64,
             more: resp.more(),
             kvs,
@@ -224,7 +236,11 @@ impl Store for EtcdStore {
         let key = op.key().to_string();
         let success = match &op {
             Op::Put { value, .. } => vec![
-                TxnOp::put(key.clone(), value.to_vec(), Some(PutOptions::new().with_prev_key())),
+                TxnOp::put(
+                    key.clone(),
+                    value.to_vec(),
+                    Some(PutOptions::new().with_prev_key()),
+                ),
                 TxnOp::get(key.clone(), None),
             ],
             Op::Delete { .. } => vec![TxnOp::delete(
@@ -278,8 +294,12 @@ impl Store for EtcdStore {
             if start_revision <= current {
                 // etcd reports a compacted watch start only inside the stream; check up front so
                 // callers get the error from this call, as with the embedded store.
-                self.range(RangeRequest::new(range.clone()).at_revision(start_revision).count_only())
-                    .await?;
+                self.range(
+                    RangeRequest::new(range.clone())
+                        .at_revision(start_revision)
+                        .count_only(),
+                )
+                .await?;
             }
             start_revision
         };
@@ -296,11 +316,9 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        self.kv
-            .clone()
-            .compact(revision, None)
-            .await
-            .map_err(|e| with_requested(etcd(e), revision, self.compacted.load(Ordering::Relaxed)))?;
+        self.kv.clone().compact(revision, None).await.map_err(|e| {
+            with_requested(etcd(e), revision, self.compacted.load(Ordering::Relaxed))
+        })?;
         self.compacted.fetch_max(revision, Ordering::Relaxed);
         Ok(())
     }
@@ -392,7 +410,10 @@ impl Watcher {
                 return Ended::Done;
             }
             if resp.canceled() {
-                tracing::debug!(reason = resp.cancel_reason(), "etcd watch canceled, resuming");
+                tracing::debug!(
+                    reason = resp.cancel_reason(),
+                    "etcd watch canceled, resuming"
+                );
                 return Ended::Retry;
             }
             for event in resp.events() {

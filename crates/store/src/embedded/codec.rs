@@ -30,9 +30,13 @@ pub fn decode_kv(key: &str, raw: &[u8]) -> Result<KeyValue> {
 /// fields before it. Keeping `prev` in the record lets watches report previous values and
 /// lets reads at a past revision undo later changes without another index.
 pub fn encode_event(event: &Event) -> Vec<u8> {
-    let prev_len = event.prev.as_ref().map_or(0, |p| p.value.len() + KV_HEADER + 4);
-    let mut out =
-        Vec::with_capacity(1 + 4 + event.kv.key.len() + KV_HEADER + 4 + event.kv.value.len() + 1 + prev_len);
+    let prev_len = event
+        .prev
+        .as_ref()
+        .map_or(0, |p| p.value.len() + KV_HEADER + 4);
+    let mut out = Vec::with_capacity(
+        1 + 4 + event.kv.key.len() + KV_HEADER + 4 + event.kv.value.len() + 1 + prev_len,
+    );
     out.push(match event.kind {
         EventKind::Put => 0,
         EventKind::Delete => 1,

@@ -74,7 +74,8 @@ impl EmbeddedStore {
     /// durable commit; redb repairs its own file on open.
     pub fn open(options: EmbeddedOptions) -> Result<Self> {
         if let Some(dir) = options.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Engine(format!("create {dir:?}: {e}")))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Engine(format!("create {dir:?}: {e}")))?;
         }
         let db = Database::create(&options.path)?;
         let (revision, compacted) = writer::init_tables(&db)?;
@@ -98,7 +99,12 @@ impl EmbeddedStore {
     /// still open keep the file open until they are dropped.
     pub async fn close(mut self) -> Result<()> {
         let (reply, done) = oneshot::channel();
-        if self.commands.send(writer::Command::Close(reply)).await.is_ok() {
+        if self
+            .commands
+            .send(writer::Command::Close(reply))
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
         if let Some(handle) = self.writer.take() {
@@ -110,7 +116,10 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    async fn submit<T>(&self, command: impl FnOnce(oneshot::Sender<Result<T>>) -> writer::Command) -> Result<T> {
+    async fn submit<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> writer::Command,
+    ) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(command(reply))
@@ -142,7 +151,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        self.submit(|reply| writer::Command::Compact(revision, reply)).await
+        self.submit(|reply| writer::Command::Compact(revision, reply))
+            .await
     }
 
     async fn status(&self) -> Result<StoreStatus> {

@@ -14,7 +14,11 @@ use crate::{Error, Event, KeyRange, Result, Revision, WatchStream};
 /// Events buffered per watcher before its task waits for the consumer.
 const WATCHER_BUFFER: usize = 1024;
 
-pub fn start(shared: &Arc<Shared>, range: KeyRange, start_revision: Revision) -> Result<WatchStream> {
+pub fn start(
+    shared: &Arc<Shared>,
+    range: KeyRange,
+    start_revision: Revision,
+) -> Result<WatchStream> {
     let compacted = load_compacted(shared);
     if start_revision != 0 && start_revision < compacted {
         return Err(Error::Compacted {
@@ -26,7 +30,11 @@ pub fn start(shared: &Arc<Shared>, range: KeyRange, start_revision: Revision) ->
     // certain to arrive on the channel.
     let live = shared.events.subscribe();
     let (current, _) = read::revisions(&shared.db)?;
-    let next = if start_revision == 0 { current + 1 } else { start_revision };
+    let next = if start_revision == 0 {
+        current + 1
+    } else {
+        start_revision
+    };
     let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
     let watcher = Watcher {
         shared: Arc::downgrade(shared),
@@ -48,7 +56,11 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, mut live: broadcast::Receiver<Arc<[Event]>>, mut caught_up_to: Revision) {
+    async fn run(
+        mut self,
+        mut live: broadcast::Receiver<Arc<[Event]>>,
+        mut caught_up_to: Revision,
+    ) {
         loop {
             if self.next <= caught_up_to && !self.replay(caught_up_to).await {
                 return;
@@ -79,7 +91,8 @@ impl Watcher {
             return false;
         }
         let (range, from) = (self.range.clone(), self.next);
-        let events = tokio::task::spawn_blocking(move || read::history(&shared.db, &range, from, to)).await;
+        let events =
+            tokio::task::spawn_blocking(move || read::history(&shared.db, &range, from, to)).await;
         let events = match events {
             Ok(Ok(events)) => events,
             Ok(Err(e)) => return self.fail(e).await,

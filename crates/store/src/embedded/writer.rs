@@ -99,8 +99,12 @@ impl Writer {
                 self.revision = start_revision;
                 for p in pending {
                     match p {
-                        Pending::Write(reply, _) => drop(reply.send(Err(Error::Engine(e.to_string())))),
-                        Pending::Compact(reply, _) => drop(reply.send(Err(Error::Engine(e.to_string())))),
+                        Pending::Write(reply, _) => {
+                            drop(reply.send(Err(Error::Engine(e.to_string()))))
+                        }
+                        Pending::Compact(reply, _) => {
+                            drop(reply.send(Err(Error::Engine(e.to_string()))))
+                        }
                     }
                 }
             }
@@ -242,4 +246,3 @@ impl Writer {
         Ok(Ok(()))
     }
 }
-

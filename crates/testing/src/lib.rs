@@ -1,0 +1,186 @@
+//! Test support shared by the store's conformance suite and the end-to-end tests: real
+//! `etcd` processes on free loopback ports, each in its own temporary directory, killed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// The `etcd` binary: `$ETCD_BIN`, else `etcd` on PATH (Debian's `etcd-server`).
+pub fn etcd_binary() -> PathBuf {
+    std::env::var_os("ETCD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("etcd"))
+}
+
+/// Client TLS material for an etcd started with [`EtcdServer::start_tls`].
+pub struct EtcdTlsFiles {
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+/// A real single-member etcd on loopback.
+pub struct EtcdServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    tls: Option<EtcdTlsFiles>,
+}
+
+impl EtcdServer {
+    /// Starts etcd (plain HTTP on loopback) and waits until it answers.
+    pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// Starts etcd that requires TLS with client certificates.
+    pub fn start_tls() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(tls: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let tls = tls.then(|| write_pki(dir.path()));
+        let mut server = Self {
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+            tls,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `http(s)://127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn tls(&self) -> Option<&EtcdTlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// Kills etcd with SIGKILL (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let data = self.dir.path().join("data");
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut cmd = Command::new(etcd_binary());
+        cmd.arg("--name=test")
+            .arg(format!("--data-dir={}", data.display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=test={peer}"))
+            // Kubernetes objects go up to 1.5 MiB; etcd's default request cap is exactly that,
+            // which a 1.5 MiB value plus its key would exceed.
+            .arg("--max-request-bytes=10485760")
+            .arg("--quota-backend-bytes=8589934592")
+            .arg("--log-level=error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join("etcd.log"))
+                    .unwrap_or_else(|e| panic!("etcd log: {e}")),
+            ));
+        if let Some(tls) = &self.tls {
+            let dir = self.dir.path();
+            cmd.arg(format!("--cert-file={}", dir.join("server.crt").display()))
+                .arg(format!("--key-file={}", dir.join("server.key").display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "start {:?} (apt-get install etcd-server): {e}",
+                etcd_binary()
+            )
+        });
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = format!("127.0.0.1:{}", self.client_port);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
+                panic!("etcd exited early ({status}): {log}");
+            }
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                // The port opens slightly before etcd serves; a short pause avoids flakes.
+                std::thread::sleep(Duration::from_millis(100));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("etcd did not start listening on {addr}");
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+fn write_pki(dir: &Path) -> EtcdTlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let fail = |e: rcgen::Error| -> ! { panic!("generate test certificates: {e}") };
+    let ca_key = KeyPair::generate().unwrap_or_else(|e| fail(e));
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail(e));
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap_or_else(|e| fail(e));
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap_or_else(|e| fail(e));
+        let params = CertificateParams::new(names).unwrap_or_else(|e| fail(e));
+        let cert = params.signed_by(&key, &issuer).unwrap_or_else(|e| fail(e));
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()]);
+    let (client_cert, client_key) = leaf(vec!["kplex".into()]);
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        path
+    };
+    write("server.crt", &server_cert);
+    write("server.key", &server_key);
+    EtcdTlsFiles {
+        ca: write("ca.crt", &ca_cert.pem()),
+        client_cert: write("client.crt", &client_cert),
+        client_key: write("client.key", &client_key),
+    }
+}
