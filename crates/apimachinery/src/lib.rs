@@ -1,1 +1,19 @@
-//! Kubernetes object rules independent of HTTP.
+//! Kubernetes object rules independent of HTTP and storage.
+//!
+//! - [`status`]: `metav1.Status` errors with kube-apiserver's codes, reasons and messages.
+//! - [`names`]: name/label/annotation/ObjectMeta validation and `generateName` suffixes.
+//! - [`selector`]: label and field selectors (parsing, matching, canonical strings).
+//! - [`continue_token`]: kube-apiserver's opaque list `continue` tokens.
+//! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
+//! - [`patch_schema`]: the built-in types' patch strategies and list types.
+//! - [`meta`]: tolerant accessors for `metadata` on JSON objects, and timestamps.
+
+pub mod continue_token;
+pub mod meta;
+pub mod names;
+pub mod patch;
+pub mod patch_schema;
+pub mod selector;
+pub mod status;
+
+pub use status::{ApiError, StatusCause, StatusDetails};
