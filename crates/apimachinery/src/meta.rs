@@ -1,0 +1,220 @@
+//! Tolerant accessors for `metadata` on JSON objects (wrong types read as
+//! absent, setters create `metadata` as needed) and RFC 3339 timestamps.
+
+use serde_json::{Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+/// The `metadata` map, created (replacing a non-object) if needed; `None`
+/// only when `obj` itself is not an object.
+pub fn meta_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
+    let root = obj.as_object_mut()?;
+    let m = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    m.as_object_mut()
+}
+
+fn get_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    meta(obj)?.get(key)?.as_str()
+}
+
+fn set(obj: &mut Value, key: &str, v: Value) {
+    if let Some(m) = meta_mut(obj) {
+        m.insert(key.to_string(), v);
+    }
+}
+
+/// Removes `metadata.<key>`.
+pub fn remove(obj: &mut Value, key: &str) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove(key);
+    }
+}
+
+macro_rules! str_field {
+    ($get:ident, $set:ident, $key:literal) => {
+        #[doc = concat!("`metadata.", $key, "`, if a string.")]
+        pub fn $get(obj: &Value) -> Option<&str> {
+            get_str(obj, $key)
+        }
+        #[doc = concat!("Sets `metadata.", $key, "`.")]
+        pub fn $set(obj: &mut Value, v: &str) {
+            set(obj, $key, Value::String(v.to_string()));
+        }
+    };
+}
+
+str_field!(name, set_name, "name");
+str_field!(namespace, set_namespace, "namespace");
+str_field!(generate_name, set_generate_name, "generateName");
+str_field!(resource_version, set_resource_version, "resourceVersion");
+str_field!(uid, set_uid, "uid");
+str_field!(creation_timestamp, set_creation_timestamp, "creationTimestamp");
+str_field!(deletion_timestamp, set_deletion_timestamp, "deletionTimestamp");
+
+/// `metadata.generation`, 0 when absent.
+pub fn generation(obj: &Value) -> i64 {
+    meta(obj)
+        .and_then(|m| m.get("generation"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+pub fn set_generation(obj: &mut Value, g: i64) {
+    set(obj, "generation", Value::from(g));
+}
+
+fn string_map(obj: &Value, key: &str) -> Map<String, Value> {
+    meta(obj)
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `metadata.labels`, empty when absent.
+pub fn labels(obj: &Value) -> Map<String, Value> {
+    string_map(obj, "labels")
+}
+
+pub fn set_labels(obj: &mut Value, labels: Map<String, Value>) {
+    set(obj, "labels", Value::Object(labels));
+}
+
+/// `metadata.annotations`, empty when absent.
+pub fn annotations(obj: &Value) -> Map<String, Value> {
+    string_map(obj, "annotations")
+}
+
+pub fn set_annotations(obj: &mut Value, annotations: Map<String, Value>) {
+    set(obj, "annotations", Value::Object(annotations));
+}
+
+/// One annotation's value.
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    meta(obj)?.get("annotations")?.get(key)?.as_str()
+}
+
+/// `metadata.finalizers` (non-strings skipped).
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Sets `metadata.finalizers`, removing the field when empty as Go's omitempty would.
+pub fn set_finalizers(obj: &mut Value, finalizers: &[String]) {
+    if finalizers.is_empty() {
+        remove(obj, "finalizers");
+    } else {
+        set(obj, "finalizers", Value::from(finalizers.to_vec()));
+    }
+}
+
+/// `metadata.ownerReferences`, empty when absent.
+pub fn owner_references(obj: &Value) -> Vec<Value> {
+    meta(obj)
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn set_owner_references(obj: &mut Value, refs: Vec<Value>) {
+    if refs.is_empty() {
+        remove(obj, "ownerReferences");
+    } else {
+        set(obj, "ownerReferences", Value::Array(refs));
+    }
+}
+
+/// Current UTC time as RFC 3339 with seconds precision, e.g. `2026-11-22T00:00:00Z`.
+pub fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format_rfc3339(secs)
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC.
+pub fn format_rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), using
+/// 400-year eras so the arithmetic stays exact for any input.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn timestamps() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_795_305_600, "2026-11-22T00:00:00Z"),
+            (1_700_000_000, "2023-11-14T22:13:20Z"),
+            (-1, "1969-12-31T23:59:59Z"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(format_rfc3339(secs), want);
+        }
+        assert_eq!(now_rfc3339().len(), 20);
+        // Extreme inputs must not panic.
+        let _ = format_rfc3339(i64::MAX / 4);
+    }
+
+    #[test]
+    fn accessors_tolerate_wrong_types() {
+        let mut o = json!({"metadata": {"name": 5, "labels": "x", "generation": "1"}});
+        assert_eq!(name(&o), None);
+        assert!(labels(&o).is_empty());
+        assert_eq!(generation(&o), 0);
+        set_name(&mut o, "a");
+        assert_eq!(name(&o), Some("a"));
+        let mut bad = json!({"metadata": []});
+        set_namespace(&mut bad, "ns");
+        assert_eq!(namespace(&bad), Some("ns"));
+        let mut not_obj = json!(3);
+        set_name(&mut not_obj, "x");
+        assert_eq!(not_obj, json!(3));
+        set_finalizers(&mut o, &["a/b".to_string()]);
+        assert_eq!(finalizers(&o), vec!["a/b"]);
+        set_finalizers(&mut o, &[]);
+        assert!(o["metadata"].get("finalizers").is_none());
+        set_generation(&mut o, 2);
+        assert_eq!(generation(&o), 2);
+    }
+}
