@@ -19,7 +19,9 @@ enum Place {
     Items,
     AdditionalProperties,
     /// Inside allOf/anyOf/oneOf/not: only value validations are allowed.
-    ValueValidation { int_or_string: bool },
+    ValueValidation {
+        int_or_string: bool,
+    },
 }
 
 /// Bounds pattern compilation so a hostile schema cannot allocate huge automata.
@@ -48,11 +50,26 @@ const NESTED_FORBIDDEN: &[(&str, &str)] = &[
         "x-kubernetes-preserve-unknown-fields",
         "must be undefined to be structural",
     ),
-    ("x-kubernetes-embedded-resource", "must be false to be structural"),
-    ("x-kubernetes-int-or-string", "must be false to be structural"),
-    ("x-kubernetes-list-map-keys", "must be empty to be structural"),
-    ("x-kubernetes-list-type", "must be undefined to be structural"),
-    ("x-kubernetes-map-type", "must be undefined to be structural"),
+    (
+        "x-kubernetes-embedded-resource",
+        "must be false to be structural",
+    ),
+    (
+        "x-kubernetes-int-or-string",
+        "must be false to be structural",
+    ),
+    (
+        "x-kubernetes-list-map-keys",
+        "must be empty to be structural",
+    ),
+    (
+        "x-kubernetes-list-type",
+        "must be undefined to be structural",
+    ),
+    (
+        "x-kubernetes-map-type",
+        "must be undefined to be structural",
+    ),
 ];
 
 impl Schema {
@@ -99,8 +116,11 @@ fn keyed(path: &str, name: &str, k: &str) -> String {
 impl Compiler {
     fn node(&mut self, v: &Value, path: &str, place: Place, depth: usize) -> Schema {
         let Some(obj) = v.as_object() else {
-            self.errors
-                .push(FieldError::invalid(path, v.clone(), "must be a schema object"));
+            self.errors.push(FieldError::invalid(
+                path,
+                v.clone(),
+                "must be a schema object",
+            ));
             return <Schema as Default>::default();
         };
         if depth > MAX_DEPTH {
@@ -177,8 +197,11 @@ impl Compiler {
             Value::String(s) => Some(s.clone()),
             Value::Null => None,
             other => {
-                self.errors
-                    .push(FieldError::invalid(key(path, k), other.clone(), "must be a string"));
+                self.errors.push(FieldError::invalid(
+                    key(path, k),
+                    other.clone(),
+                    "must be a string",
+                ));
                 None
             }
         }
@@ -189,8 +212,11 @@ impl Compiler {
             Value::Bool(b) => Some(*b),
             Value::Null => None,
             other => {
-                self.errors
-                    .push(FieldError::invalid(key(path, k), other.clone(), "must be a boolean"));
+                self.errors.push(FieldError::invalid(
+                    key(path, k),
+                    other.clone(),
+                    "must be a boolean",
+                ));
                 None
             }
         }
@@ -201,8 +227,11 @@ impl Compiler {
             Value::Number(n) => n.as_f64(),
             Value::Null => None,
             other => {
-                self.errors
-                    .push(FieldError::invalid(key(path, k), other.clone(), "must be a number"));
+                self.errors.push(FieldError::invalid(
+                    key(path, k),
+                    other.clone(),
+                    "must be a number",
+                ));
                 None
             }
         }
@@ -242,8 +271,11 @@ impl Compiler {
                 })
                 .collect(),
             Some(other) => {
-                self.errors
-                    .push(FieldError::invalid(key(path, k), other.clone(), "must be an array"));
+                self.errors.push(FieldError::invalid(
+                    key(path, k),
+                    other.clone(),
+                    "must be an array",
+                ));
                 Vec::new()
             }
         }
@@ -337,8 +369,11 @@ impl Compiler {
                 "map" => Some(ListType::Map),
                 _ => {
                     let supported = ["atomic", "set", "map"].map(String::from);
-                    self.errors
-                        .push(FieldError::not_supported(key(path, lt), Value::String(t), &supported));
+                    self.errors.push(FieldError::not_supported(
+                        key(path, lt),
+                        Value::String(t),
+                        &supported,
+                    ));
                     None
                 }
             };
@@ -351,8 +386,11 @@ impl Compiler {
                 "atomic" => Some(MapType::Atomic),
                 _ => {
                     let supported = ["granular", "atomic"].map(String::from);
-                    self.errors
-                        .push(FieldError::not_supported(key(path, mt), Value::String(t), &supported));
+                    self.errors.push(FieldError::not_supported(
+                        key(path, mt),
+                        Value::String(t),
+                        &supported,
+                    ));
                     None
                 }
             };
@@ -366,8 +404,11 @@ impl Compiler {
             return Vec::new();
         };
         let Some(list) = list.as_array() else {
-            self.errors
-                .push(FieldError::invalid(key(path, k), list.clone(), "must be an array"));
+            self.errors.push(FieldError::invalid(
+                key(path, k),
+                list.clone(),
+                "must be an array",
+            ));
             return Vec::new();
         };
         let mut rules = Vec::new();
@@ -441,9 +482,12 @@ impl Compiler {
             Some(Value::Bool(false)) => Some(Additional::Deny),
             Some(sub) => {
                 let p = key(path, "additionalProperties");
-                Some(Additional::Schema(Box::new(
-                    self.node(sub, &p, add_place, depth + 1),
-                )))
+                Some(Additional::Schema(Box::new(self.node(
+                    sub,
+                    &p,
+                    add_place,
+                    depth + 1,
+                ))))
             }
         };
         if !s.properties.is_empty()
@@ -467,7 +511,12 @@ impl Compiler {
             let nested = Place::ValueValidation {
                 int_or_string: false,
             };
-            s.not = Some(Box::new(self.node(sub, &key(path, "not"), nested, depth + 1)));
+            s.not = Some(Box::new(self.node(
+                sub,
+                &key(path, "not"),
+                nested,
+                depth + 1,
+            )));
         }
     }
 
@@ -487,8 +536,11 @@ impl Compiler {
                 .map(|(i, sub)| self.node(sub, &indexed(path, k, i), place, depth + 1))
                 .collect(),
             Some(other) => {
-                self.errors
-                    .push(FieldError::invalid(key(path, k), other.clone(), "must be an array"));
+                self.errors.push(FieldError::invalid(
+                    key(path, k),
+                    other.clone(),
+                    "must be an array",
+                ));
                 Vec::new()
             }
         }
@@ -539,8 +591,10 @@ impl Compiler {
             ));
         }
         if s.ty == Some(SchemaType::Array) && s.items.is_none() {
-            self.errors
-                .push(FieldError::required(key(path, "items"), "must be specified"));
+            self.errors.push(FieldError::required(
+                key(path, "items"),
+                "must be specified",
+            ));
         }
         if place == Place::Root {
             for (k, set) in [
@@ -549,8 +603,10 @@ impl Compiler {
                 ("x-kubernetes-embedded-resource", s.embedded_resource),
             ] {
                 if set {
-                    self.errors
-                        .push(FieldError::forbidden(key(path, k), "must be false at the root"));
+                    self.errors.push(FieldError::forbidden(
+                        key(path, k),
+                        "must be false at the root",
+                    ));
                 }
             }
         }
@@ -661,7 +717,11 @@ impl Compiler {
 
     fn map_keys_invariants(&mut self, s: &Schema, keys_path: &str) {
         let keys_value = Value::from(s.list_map_keys.clone());
-        let Some(items) = s.items.as_deref().filter(|i| i.ty == Some(SchemaType::Object)) else {
+        let Some(items) = s
+            .items
+            .as_deref()
+            .filter(|i| i.ty == Some(SchemaType::Object))
+        else {
             self.errors.push(FieldError::invalid(
                 keys_path,
                 keys_value,
@@ -725,8 +785,13 @@ impl Compiler {
             ));
         }
         for e in crate::validate::validate_value(s, d, "default", 0) {
-            let detail = if e.detail.is_empty() { e.to_string() } else { e.detail };
-            self.errors.push(FieldError::invalid(dpath.clone(), d.clone(), detail));
+            let detail = if e.detail.is_empty() {
+                e.to_string()
+            } else {
+                e.detail
+            };
+            self.errors
+                .push(FieldError::invalid(dpath.clone(), d.clone(), detail));
         }
     }
 }
@@ -746,10 +811,15 @@ mod tests {
     #[test]
     fn structural_rules() {
         let cases: Vec<(Value, Vec<&str>)> = vec![
-            (json!({"type": "object", "properties": {"spec": {"type": "object"}}}), vec![]),
+            (
+                json!({"type": "object", "properties": {"spec": {"type": "object"}}}),
+                vec![],
+            ),
             (
                 json!({"type": "object", "properties": {"spec": {"properties": {"a": {"type": "string"}}}}}),
-                vec!["openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"],
+                vec![
+                    "openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
+                ],
             ),
             (
                 json!({"properties": {}}),
@@ -761,7 +831,9 @@ mod tests {
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array", "items": {}}}}),
-                vec!["openAPIV3Schema.properties[l].items.type: Required value: must not be empty for specified array items"],
+                vec![
+                    "openAPIV3Schema.properties[l].items.type: Required value: must not be empty for specified array items",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array"}}}),
@@ -769,11 +841,15 @@ mod tests {
             ),
             (
                 json!({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}}),
-                vec!["openAPIV3Schema.additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"],
+                vec![
+                    "openAPIV3Schema.additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}}}),
-                vec!["openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified"],
+                vec![
+                    "openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 10}}}}}),
@@ -785,7 +861,9 @@ mod tests {
             ),
             (
                 json!({"type": "object", "properties": {"p": {"type": "string", "x-kubernetes-int-or-string": true}}}),
-                vec![r#"openAPIV3Schema.properties[p].type: Invalid value: "string": must be empty if x-kubernetes-int-or-string is true"#],
+                vec![
+                    r#"openAPIV3Schema.properties[p].type: Invalid value: "string": must be empty if x-kubernetes-int-or-string is true"#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"p": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}}}),
@@ -793,20 +871,28 @@ mod tests {
             ),
             (
                 json!({"type": "object", "properties": {"p": {"type": "string", "allOf": [{"type": "string"}]}}}),
-                vec!["openAPIV3Schema.properties[p].allOf[0].type: Forbidden: must be empty to be structural"],
+                vec![
+                    "openAPIV3Schema.properties[p].allOf[0].type: Forbidden: must be empty to be structural",
+                ],
             ),
             (
                 json!({"type": "object", "x-kubernetes-preserve-unknown-fields": false}),
-                vec!["openAPIV3Schema.x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined"],
+                vec![
+                    "openAPIV3Schema.x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"s": {"type": "string", "pattern": "("}}}),
-                vec![concat!(r#"openAPIV3Schema.properties[s].pattern: Invalid value: "(": must be a valid regular expression, but isn't: "#,
-                    "regex parse error:\n    (\n    ^\nerror: unclosed group")],
+                vec![concat!(
+                    r#"openAPIV3Schema.properties[s].pattern: Invalid value: "(": must be a valid regular expression, but isn't: "#,
+                    "regex parse error:\n    (\n    ^\nerror: unclosed group"
+                )],
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}}),
-                vec!["openAPIV3Schema.properties[l].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"],
+                vec![
+                    "openAPIV3Schema.properties[l].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"r": {"$ref": "#/x", "type": "string"}}}),
@@ -814,25 +900,38 @@ mod tests {
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array", "x-kubernetes-list-type": "map", "items": {"type": "object"}}}}),
-                vec!["openAPIV3Schema.properties[l].x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"],
+                vec![
+                    "openAPIV3Schema.properties[l].x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array", "x-kubernetes-list-type": "bag", "items": {"type": "string"}}}}),
-                vec![r#"openAPIV3Schema.properties[l].x-kubernetes-list-type: Unsupported value: "bag": supported values: "atomic", "set", "map""#],
+                vec![
+                    r#"openAPIV3Schema.properties[l].x-kubernetes-list-type: Unsupported value: "bag": supported values: "atomic", "set", "map""#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"r": {"type": "object", "x-kubernetes-embedded-resource": true}}}),
-                vec!["openAPIV3Schema.properties[r].properties: Required value: must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields"],
+                vec![
+                    "openAPIV3Schema.properties[r].properties: Required value: must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"n": {"type": "integer", "default": "x"}}}),
-                vec![r#"openAPIV3Schema.properties[n].default: Invalid value: "x": default in body must be of type integer: "string""#],
+                vec![
+                    r#"openAPIV3Schema.properties[n].default: Invalid value: "x": default in body must be of type integer: "string""#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"o": {"type": "object", "properties": {"a": {"type": "string"}}, "default": {"b": 1}}}}),
-                vec![r#"openAPIV3Schema.properties[o].default: Invalid value: {"b":1}: must not have unknown fields: .b"#],
+                vec![
+                    r#"openAPIV3Schema.properties[o].default: Invalid value: {"b":1}: must not have unknown fields: .b"#,
+                ],
             ),
-            (json!("string"), vec![r#"openAPIV3Schema: Invalid value: "string": must be a schema object"#]),
+            (
+                json!("string"),
+                vec![r#"openAPIV3Schema: Invalid value: "string": must be a schema object"#],
+            ),
         ];
         for (schema, want) in cases {
             assert_eq!(errors(schema.clone()), want, "{schema}");
@@ -850,7 +949,10 @@ mod tests {
         let l = s.lookup(&["spec", "l"]).expect("l");
         assert_eq!(l.list_type(), Some(ListType::Map));
         assert_eq!(l.list_map_keys(), ["k".to_string()]);
-        assert_eq!(s.lookup(&["spec", "l", "k"]).and_then(Schema::schema_type), Some(SchemaType::String));
+        assert_eq!(
+            s.lookup(&["spec", "l", "k"]).and_then(Schema::schema_type),
+            Some(SchemaType::String)
+        );
         assert!(s.lookup(&["spec", "missing"]).is_none());
         let spec = s.property("spec").expect("spec");
         assert_eq!(spec.validations()[0].rule, "self.a > 0");

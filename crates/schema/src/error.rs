@@ -298,8 +298,12 @@ mod tests {
 
     #[test]
     fn prefixing() {
-        let e = FieldError::required("properties[spec].type", "").with_prefix("spec.versions[0].schema.openAPIV3Schema");
-        assert_eq!(e.field, "spec.versions[0].schema.openAPIV3Schema.properties[spec].type");
+        let e = FieldError::required("properties[spec].type", "")
+            .with_prefix("spec.versions[0].schema.openAPIV3Schema");
+        assert_eq!(
+            e.field,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type"
+        );
         assert_eq!(join_path("a", "[0]"), "a[0]");
     }
 }

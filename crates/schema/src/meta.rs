@@ -29,15 +29,20 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 
 /// Validates `apiVersion`, `kind` and `metadata` of an embedded resource the
 /// way kube-apiserver does for `x-kubernetes-embedded-resource` values.
-pub(crate) fn validate_embedded(obj: &serde_json::Map<String, Value>, path: &str) -> Vec<FieldError> {
+pub(crate) fn validate_embedded(
+    obj: &serde_json::Map<String, Value>,
+    path: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for k in ["apiVersion", "kind"] {
         let p = join_path(path, k);
         match obj.get(k) {
             None => errs.push(FieldError::required(p, "must not be empty")),
-            Some(Value::String(s)) if s.is_empty() => {
-                errs.push(FieldError::invalid(p, Value::String(String::new()), "must not be empty"))
-            }
+            Some(Value::String(s)) if s.is_empty() => errs.push(FieldError::invalid(
+                p,
+                Value::String(String::new()),
+                "must not be empty",
+            )),
             Some(Value::String(_)) => {}
             Some(other) => errs.push(FieldError::invalid(p, other.clone(), "must be a string")),
         }
@@ -58,8 +63,14 @@ fn validate_meta_names(meta: &Value, path: &str) -> Vec<FieldError> {
     }
     if let Some(gen_name) = meta.get("generateName").and_then(Value::as_str) {
         // A random suffix is appended later, so a trailing dash is fine here.
-        let masked = gen_name.strip_suffix('-').map_or_else(|| gen_name.to_string(), |s| format!("{s}a"));
-        errs.extend(dns_subdomain_errors(&masked, gen_name, &join_path(path, "generateName")));
+        let masked = gen_name
+            .strip_suffix('-')
+            .map_or_else(|| gen_name.to_string(), |s| format!("{s}a"));
+        errs.extend(dns_subdomain_errors(
+            &masked,
+            gen_name,
+            &join_path(path, "generateName"),
+        ));
     }
     errs
 }
@@ -74,7 +85,11 @@ fn dns_subdomain_errors(checked: &str, shown: &str, path: &str) -> Vec<FieldErro
         ));
     }
     if !is_dns1123_subdomain(checked) {
-        errs.push(FieldError::invalid(path, Value::String(shown.into()), DNS1123_SUBDOMAIN_MSG));
+        errs.push(FieldError::invalid(
+            path,
+            Value::String(shown.into()),
+            DNS1123_SUBDOMAIN_MSG,
+        ));
     }
     errs
 }
@@ -88,9 +103,7 @@ fn is_label(l: &str) -> bool {
     let b = l.as_bytes();
     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     match (b.first(), b.last()) {
-        (Some(f), Some(e)) => {
-            alnum(f) && alnum(e) && b.iter().all(|c| alnum(c) || *c == b'-')
-        }
+        (Some(f), Some(e)) => alnum(f) && alnum(e) && b.iter().all(|c| alnum(c) || *c == b'-'),
         _ => false,
     }
 }

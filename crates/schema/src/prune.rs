@@ -156,7 +156,12 @@ mod tests {
                                 "free": {"u": {"v": 1}, "strict": {"k": "a"}},
                                 "res": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}},
                                 "ios": 3}}),
-                vec![".spec.free.strict.drop", ".spec.list[0].z", ".spec.map.k.y", ".spec.res.metadata.nope"],
+                vec![
+                    ".spec.free.strict.drop",
+                    ".spec.list[0].z",
+                    ".spec.map.k.y",
+                    ".spec.res.metadata.nope",
+                ],
             ),
             // A scalar field holding an object has no known keys; validation
             // then reports the type mismatch.
@@ -175,7 +180,10 @@ mod tests {
 
     #[test]
     fn preserve_unknown_at_root_keeps_everything() {
-        let s = Schema::compile(&json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})).expect("compiles");
+        let s = Schema::compile(
+            &json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        )
+        .expect("compiles");
         let mut obj = json!({"spec": {"x": [1, {"y": 2}]}, "other": 1});
         let before = obj.clone();
         assert!(s.prune(&mut obj).is_empty());

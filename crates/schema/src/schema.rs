@@ -323,5 +323,4 @@ impl Schema {
         }
         node
     }
-    }
 }

@@ -25,7 +25,12 @@ impl Schema {
 }
 
 /// Validates a value that is not a resource root (e.g. a default).
-pub(crate) fn validate_value(s: &Schema, value: &Value, path: &str, depth: usize) -> Vec<FieldError> {
+pub(crate) fn validate_value(
+    s: &Schema,
+    value: &Value,
+    path: &str,
+    depth: usize,
+) -> Vec<FieldError> {
     let mut v = Validator::default();
     v.value(s, value, path, depth, false);
     v.errors
@@ -193,23 +198,41 @@ impl Validator {
                 self.errors.extend(validate_value(sub, v, path, depth + 1));
             }
             if self.errors.len() > before {
-                self.invalid(path, v.clone(), format!("{path} in body must validate all the schemas (allOf)"));
+                self.invalid(
+                    path,
+                    v.clone(),
+                    format!("{path} in body must validate all the schemas (allOf)"),
+                );
             }
         }
         if !s.any_of.is_empty() {
-            let results: Vec<Vec<FieldError>> =
-                s.any_of.iter().map(|sub| validate_value(sub, v, path, depth + 1)).collect();
+            let results: Vec<Vec<FieldError>> = s
+                .any_of
+                .iter()
+                .map(|sub| validate_value(sub, v, path, depth + 1))
+                .collect();
             if results.iter().all(|r| !r.is_empty()) {
-                self.invalid(path, v.clone(), format!("{path} in body must validate at least one schema (anyOf)"));
+                self.invalid(
+                    path,
+                    v.clone(),
+                    format!("{path} in body must validate at least one schema (anyOf)"),
+                );
                 self.errors.extend(fewest(results));
             }
         }
         if !s.one_of.is_empty() {
-            let results: Vec<Vec<FieldError>> =
-                s.one_of.iter().map(|sub| validate_value(sub, v, path, depth + 1)).collect();
+            let results: Vec<Vec<FieldError>> = s
+                .one_of
+                .iter()
+                .map(|sub| validate_value(sub, v, path, depth + 1))
+                .collect();
             let valid = results.iter().filter(|r| r.is_empty()).count();
             if valid != 1 {
-                self.invalid(path, v.clone(), format!("{path} in body must validate one and only one schema (oneOf)"));
+                self.invalid(
+                    path,
+                    v.clone(),
+                    format!("{path} in body must validate one and only one schema (oneOf)"),
+                );
                 if valid == 0 {
                     self.errors.extend(fewest(results));
                 }
@@ -218,7 +241,11 @@ impl Validator {
         if let Some(not) = &s.not
             && validate_value(not, v, path, depth + 1).is_empty()
         {
-            self.invalid(path, v.clone(), format!("{path} in body must not validate the schema (not)"));
+            self.invalid(
+                path,
+                v.clone(),
+                format!("{path} in body must not validate the schema (not)"),
+            );
         }
     }
 
@@ -232,12 +259,20 @@ impl Validator {
         if let Some(min) = s.min_length
             && len < min
         {
-            self.invalid(path, st.into(), format!("{path} in body should be at least {min} chars long"));
+            self.invalid(
+                path,
+                st.into(),
+                format!("{path} in body should be at least {min} chars long"),
+            );
         }
         if let Some(p) = &s.pattern
             && !p.regex.is_match(st)
         {
-            self.invalid(path, st.into(), format!("{path} in body should match '{}'", p.source));
+            self.invalid(
+                path,
+                st.into(),
+                format!("{path} in body should match '{}'", p.source),
+            );
         }
         if let Some(f) = &s.format
             && !formats::is_valid(f, st)
@@ -245,7 +280,10 @@ impl Validator {
             self.errors.push(FieldError::type_invalid(
                 path,
                 st.into(),
-                format!("{path} in body must be of type {f}: {}", crate::error::go_quote(st)),
+                format!(
+                    "{path} in body must be of type {f}: {}",
+                    crate::error::go_quote(st)
+                ),
             ));
         }
     }
@@ -258,7 +296,11 @@ impl Validator {
                 (f > max, "less than or equal to")
             };
             if bad {
-                self.invalid(path, v.clone(), format!("{path} in body should be {rel} {}", fmt_num(max)));
+                self.invalid(
+                    path,
+                    v.clone(),
+                    format!("{path} in body should be {rel} {}", fmt_num(max)),
+                );
             }
         }
         if let Some(min) = s.minimum {
@@ -268,16 +310,28 @@ impl Validator {
                 (f < min, "greater than or equal to")
             };
             if bad {
-                self.invalid(path, v.clone(), format!("{path} in body should be {rel} {}", fmt_num(min)));
+                self.invalid(
+                    path,
+                    v.clone(),
+                    format!("{path} in body should be {rel} {}", fmt_num(min)),
+                );
             }
         }
         if let Some(factor) = s.multiple_of
             && factor > 0.0
         {
             // Same trick as go-openapi to keep fractional factors exact enough.
-            let mult = if factor < 1.0 { (1.0 / factor) * f } else { f / factor };
+            let mult = if factor < 1.0 {
+                (1.0 / factor) * f
+            } else {
+                f / factor
+            };
             if mult.is_finite() && mult.fract() != 0.0 {
-                self.invalid(path, v.clone(), format!("{path} in body should be a multiple of {}", fmt_num(factor)));
+                self.invalid(
+                    path,
+                    v.clone(),
+                    format!("{path} in body should be a multiple of {}", fmt_num(factor)),
+                );
             }
         }
     }
@@ -292,10 +346,18 @@ impl Validator {
         if let Some(min) = s.min_items
             && len < min
         {
-            self.invalid(path, Value::from(len), format!("{path} in body should have at least {min} items"));
+            self.invalid(
+                path,
+                Value::from(len),
+                format!("{path} in body should have at least {min} items"),
+            );
         }
         if s.unique_items && has_duplicates(a) {
-            self.invalid(path, Value::Array(a.to_vec()), format!("{path} in body shouldn't contain duplicates"));
+            self.invalid(
+                path,
+                Value::Array(a.to_vec()),
+                format!("{path} in body shouldn't contain duplicates"),
+            );
         }
         if let Some(items) = &s.items {
             for (i, item) in a.iter().enumerate() {
@@ -313,7 +375,8 @@ impl Validator {
         let mut seen = HashMap::new();
         for (i, item) in a.iter().enumerate() {
             if seen.insert(canonical(item, 0), i).is_some() {
-                self.errors.push(FieldError::duplicate(index(path, i), item.clone()));
+                self.errors
+                    .push(FieldError::duplicate(index(path, i), item.clone()));
             }
         }
     }
@@ -350,7 +413,8 @@ impl Validator {
                 other => other.to_string(),
             })
             .collect();
-        self.errors.push(FieldError::not_supported(path, v.clone(), &supported));
+        self.errors
+            .push(FieldError::not_supported(path, v.clone(), &supported));
     }
 
     fn object(&mut self, s: &Schema, o: &Map<String, Value>, path: &str, depth: usize, root: bool) {
@@ -363,15 +427,23 @@ impl Validator {
         if let Some(min) = s.min_properties
             && n < min
         {
-            self.invalid(path, Value::from(n), format!("{path} in body should have at least {min} properties"));
+            self.invalid(
+                path,
+                Value::from(n),
+                format!("{path} in body should have at least {min} properties"),
+            );
         }
         for r in &s.required {
             if !o.contains_key(r) {
-                self.errors.push(FieldError::required(join_path(path, r), ""));
+                self.errors
+                    .push(FieldError::required(join_path(path, r), ""));
             }
         }
         for (k, v) in o {
-            if root && ROOT_META.contains(&k.as_str()) && !(k == "metadata" && s.properties.contains_key(k)) {
+            if root
+                && ROOT_META.contains(&k.as_str())
+                && !(k == "metadata" && s.properties.contains_key(k))
+            {
                 continue;
             }
             let child = match s.properties.get(k) {
@@ -444,7 +516,9 @@ mod tests {
             (
                 json!({"type": "object", "properties": {"replicas": {"type": "integer"}}}),
                 json!({"replicas": "3"}),
-                vec![r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#],
+                vec![
+                    r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"size": {"type": "string", "enum": ["S", "M"]}}}),
@@ -459,12 +533,16 @@ mod tests {
             (
                 json!({"type": "object", "properties": {"count": {"type": "integer", "maximum": 10}}}),
                 json!({"count": 11}),
-                vec!["spec.count: Invalid value: 11: spec.count in body should be less than or equal to 10"],
+                vec![
+                    "spec.count: Invalid value: 11: spec.count in body should be less than or equal to 10",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"count": {"type": "number", "minimum": 1.5, "exclusiveMinimum": true}}}),
                 json!({"count": 1.5}),
-                vec!["spec.count: Invalid value: 1.5: spec.count in body should be greater than 1.5"],
+                vec![
+                    "spec.count: Invalid value: 1.5: spec.count in body should be greater than 1.5",
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"count": {"type": "integer", "multipleOf": 5}}}),
@@ -479,7 +557,9 @@ mod tests {
             (
                 json!({"type": "object", "properties": {"n": {"type": "string", "minLength": 2}}}),
                 json!({"n": "a"}),
-                vec![r#"spec.n: Invalid value: "a": spec.n in body should be at least 2 chars long"#],
+                vec![
+                    r#"spec.n: Invalid value: "a": spec.n in body should be at least 2 chars long"#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"n": {"type": "string", "pattern": "^[a-z]+$"}}}),
@@ -489,7 +569,9 @@ mod tests {
             (
                 json!({"type": "object", "properties": {"t": {"type": "string", "format": "date-time"}}}),
                 json!({"t": "noon"}),
-                vec![r#"spec.t: Invalid value: "noon": spec.t in body must be of type date-time: "noon""#],
+                vec![
+                    r#"spec.t: Invalid value: "noon": spec.t in body must be of type date-time: "noon""#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array", "maxItems": 1, "items": {"type": "string"}}}}),
@@ -527,12 +609,16 @@ mod tests {
             (
                 json!({"type": "object", "properties": {"p": {"x-kubernetes-int-or-string": true}}}),
                 json!({"p": true}),
-                vec![r#"spec.p: Invalid value: "boolean": spec.p in body must be of type integer,string: "boolean""#],
+                vec![
+                    r#"spec.p: Invalid value: "boolean": spec.p in body must be of type integer,string: "boolean""#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"p": {"type": "string"}, "q": {"type": "string", "nullable": true}}}),
                 json!({"p": null, "q": null}),
-                vec![r#"spec.p: Invalid value: "null": spec.p in body must be of type string: "null""#],
+                vec![
+                    r#"spec.p: Invalid value: "null": spec.p in body must be of type string: "null""#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"i": {"type": "integer"}, "n": {"type": "number"}}}),
@@ -543,12 +629,16 @@ mod tests {
                 json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
                     "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}),
                 json!({"a": "x", "b": "y"}),
-                vec![r#"spec: Invalid value: {"a":"x","b":"y"}: spec in body must validate one and only one schema (oneOf)"#],
+                vec![
+                    r#"spec: Invalid value: {"a":"x","b":"y"}: spec in body must validate one and only one schema (oneOf)"#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"a": {"type": "string"}}, "not": {"required": ["a"]}}),
                 json!({"a": "x"}),
-                vec![r#"spec: Invalid value: {"a":"x"}: spec in body must not validate the schema (not)"#],
+                vec![
+                    r#"spec: Invalid value: {"a":"x"}: spec in body must not validate the schema (not)"#,
+                ],
             ),
             (
                 json!({"type": "object", "properties": {"a": {"type": "integer"}}, "anyOf": [{"properties": {"a": {"minimum": 5}}}, {"properties": {"a": {"maximum": 1}}}]}),
@@ -586,7 +676,10 @@ mod tests {
             "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 3}}}}}));
         let obj = json!({"apiVersion": 5, "kind": [], "metadata": {"name": "long-name", "labels": {"a": "b"}}});
         let got: Vec<String> = s.validate(&obj).iter().map(ToString::to_string).collect();
-        assert_eq!(got, vec!["metadata.name: Too long: may not be more than 3 bytes"]);
+        assert_eq!(
+            got,
+            vec!["metadata.name: Too long: may not be more than 3 bytes"]
+        );
     }
 
     #[test]
@@ -597,7 +690,9 @@ mod tests {
         }
         let mut obj = Map::new();
         obj.insert("spec".into(), v);
-        let s = schema(json!({"type": "object", "properties": {"spec": {"type": "array", "items": {"x-kubernetes-preserve-unknown-fields": true}}}}));
+        let s = schema(
+            json!({"type": "object", "properties": {"spec": {"type": "array", "items": {"x-kubernetes-preserve-unknown-fields": true}}}}),
+        );
         assert!(s.validate(&Value::Object(obj)).is_empty());
     }
 }
