@@ -1,1 +1,46 @@
-fn main() {}
+//! `kplex`: one binary for the control plane (`kplex start`) and its benchmarks (`kplex bench`).
+
+mod bench;
+mod debug;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kplex",
+    version,
+    about = "A Kubernetes-compatible control plane for many logical clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure kplex on this machine and print a table.
+    Bench(bench::BenchArgs),
+    /// Tools for the test suite (not for users).
+    #[command(hide = true)]
+    Debug(debug::DebugArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Bench(args) => bench::run(args).await,
+            Command::Debug(args) => debug::run(args).await,
+        }
+    })
+}

@@ -1,0 +1,25 @@
+//! `kplex bench`: benchmarks that print a table, with ratios against a baseline measured in
+//! the same run.
+
+mod report;
+mod store;
+
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// The key-value store: embedded, etcd, or both side by side.
+    Store(store::StoreBenchArgs),
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.target {
+        BenchTarget::Store(args) => store::run(args).await,
+    }
+}
