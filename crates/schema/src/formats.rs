@@ -27,7 +27,7 @@ pub(crate) fn is_valid(format: &str, s: &str) -> bool {
 /// Standard base64 with padding, like Go's `base64.StdEncoding`.
 fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let body = s.trim_end_matches('=');

@@ -15,6 +15,7 @@ mod compile;
 mod default;
 mod error;
 mod formats;
+pub mod jsonpath;
 mod meta;
 mod prune;
 mod schema;
