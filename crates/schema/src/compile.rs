@@ -960,6 +960,25 @@ mod tests {
     }
 
     #[test]
+    fn malformed_keywords_are_errors_not_panics() {
+        let bad = [
+            json!({"type": 1}),
+            json!({"type": "object", "properties": []}),
+            json!({"type": "object", "required": "x"}),
+            json!({"type": "object", "properties": {"a": {"type": "string", "maxLength": -1, "minimum": "x", "enum": {}}}}),
+            json!({"type": "object", "properties": {"a": {"type": "array", "items": [{"type": "string"}]}}}),
+            json!({"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 0}}}),
+            json!({"type": "object", "x-kubernetes-validations": [{"message": "no rule"}, 3]}),
+            json!({"type": "object", "properties": {"a": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["k", "k"], "items": {"type": "object", "properties": {"k": {"type": "object"}}}}}}),
+            json!({"type": "object", "properties": {"a": {"type": "string", "x-kubernetes-list-type": "set", "x-kubernetes-map-type": "atomic"}}}),
+        ];
+        for schema in bad {
+            assert!(Schema::compile(&schema).is_err(), "{schema}");
+        }
+    }
+
+    #[test]
     fn deep_schemas_are_rejected_not_overflowing() {
         let mut v = json!({"type": "string"});
         for _ in 0..500 {

@@ -85,8 +85,9 @@ impl Pruner {
                 None => unknown.push(k.clone()),
             }
         }
+        // retain keeps the remaining fields in their original order.
+        o.retain(|k, _| !unknown.contains(k));
         for k in unknown {
-            o.remove(&k);
             self.removed.push(format!("{path}.{k}"));
         }
     }
@@ -102,8 +103,8 @@ impl Pruner {
                     .filter(|mk| !OBJECT_META_FIELDS.contains(&mk.as_str()))
                     .cloned()
                     .collect();
+                meta.retain(|mk, _| !unknown.contains(mk));
                 for mk in unknown {
-                    meta.remove(&mk);
                     self.removed.push(format!("{path}.{mk}"));
                 }
                 true

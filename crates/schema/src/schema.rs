@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// Maximum nesting of schemas (and of objects walked against them). Kubernetes
 /// has no such limit, but untrusted input must not be able to exhaust the stack.
-pub(crate) const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// The `type` of a schema node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
