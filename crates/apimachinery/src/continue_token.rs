@@ -58,7 +58,9 @@ fn decode_inner(token: &str) -> Result<(i64, String), String> {
         ));
     }
     if t.start.is_empty() {
-        return Err(format!("{INVALID}: encoded start key empty (version {VERSION})"));
+        return Err(format!(
+            "{INVALID}: encoded start key empty (version {VERSION})"
+        ));
     }
     // Like kube, refuse keys that path.Clean would change so a client
     // cannot range outside the listed prefix (`..`, `//`, `./`).
@@ -102,11 +104,26 @@ mod tests {
     fn rejects_bad_tokens() {
         let raw = |s: &str| URL_SAFE_NO_PAD.encode(s);
         let cases = [
-            (raw(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"../x"}"#), "invalid continue token: continue key is not valid: ../x"),
-            (raw(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"a//b"}"#), "invalid continue token: continue key is not valid: a//b"),
-            (raw(r#"{"v":"meta.k8s.io/v1","rv":0,"start":"a"}"#), "invalid continue token: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"),
-            (raw(r#"{"v":"meta.k8s.io/v1","rv":3}"#), "invalid continue token: continue key is not valid: encoded start key empty (version meta.k8s.io/v1)"),
-            (raw(r#"{"v":"v2","rv":3,"start":"a"}"#), "invalid continue token: continue key is not valid: server does not recognize this encoded version v2"),
+            (
+                raw(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"../x"}"#),
+                "invalid continue token: continue key is not valid: ../x",
+            ),
+            (
+                raw(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"a//b"}"#),
+                "invalid continue token: continue key is not valid: a//b",
+            ),
+            (
+                raw(r#"{"v":"meta.k8s.io/v1","rv":0,"start":"a"}"#),
+                "invalid continue token: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+            ),
+            (
+                raw(r#"{"v":"meta.k8s.io/v1","rv":3}"#),
+                "invalid continue token: continue key is not valid: encoded start key empty (version meta.k8s.io/v1)",
+            ),
+            (
+                raw(r#"{"v":"v2","rv":3,"start":"a"}"#),
+                "invalid continue token: continue key is not valid: server does not recognize this encoded version v2",
+            ),
         ];
         for (token, msg) in cases {
             let err = decode(&token).err();
@@ -115,6 +132,9 @@ mod tests {
         }
         assert!(decode("!!!").is_err());
         assert!(decode(&raw("[1]")).is_err());
-        assert_eq!(decode(&raw(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"/a"}"#)), Ok((1, "a".into())));
+        assert_eq!(
+            decode(&raw(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"/a"}"#)),
+            Ok((1, "a".into()))
+        );
     }
 }

@@ -8,6 +8,10 @@
 //! - [`patch_schema`]: the built-in types' patch strategies and list types.
 //! - [`meta`]: tolerant accessors for `metadata` on JSON objects, and timestamps.
 
+// ApiError mirrors metav1.Status field for field and is the error type the
+// API server passes around; boxing it would only move the allocation.
+#![allow(clippy::result_large_err)]
+
 pub mod continue_token;
 pub mod meta;
 pub mod names;

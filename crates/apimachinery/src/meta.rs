@@ -56,8 +56,16 @@ str_field!(namespace, set_namespace, "namespace");
 str_field!(generate_name, set_generate_name, "generateName");
 str_field!(resource_version, set_resource_version, "resourceVersion");
 str_field!(uid, set_uid, "uid");
-str_field!(creation_timestamp, set_creation_timestamp, "creationTimestamp");
-str_field!(deletion_timestamp, set_deletion_timestamp, "deletionTimestamp");
+str_field!(
+    creation_timestamp,
+    set_creation_timestamp,
+    "creationTimestamp"
+);
+str_field!(
+    deletion_timestamp,
+    set_deletion_timestamp,
+    "deletionTimestamp"
+);
 
 /// `metadata.generation`, 0 when absent.
 pub fn generation(obj: &Value) -> i64 {
@@ -107,7 +115,12 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -288,7 +288,9 @@ pub fn validate_annotations_at(annotations: &Map<String, Value>, path: &str) -> 
         for msg in validate_qualified_name(&k.to_lowercase()) {
             out.push(StatusCause::invalid(path, BadValue::Str(k), &msg));
         }
-        total = total.saturating_add(k.len()).saturating_add(as_str(v).len());
+        total = total
+            .saturating_add(k.len())
+            .saturating_add(as_str(v).len());
     }
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_B {
         out.push(StatusCause::too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT_B));
@@ -302,10 +304,7 @@ pub fn validate_annotations(annotations: &Map<String, Value>) -> Vec<(String, St
 }
 
 fn pairs(causes: Vec<StatusCause>) -> Vec<(String, String)> {
-    causes
-        .into_iter()
-        .map(|c| (c.field, c.message))
-        .collect()
+    causes.into_iter().map(|c| (c.field, c.message)).collect()
 }
 
 /// ValidateObjectMetaAccessor for a JSON `metadata` object.
@@ -316,9 +315,18 @@ pub fn validate_object_meta(
 ) -> Vec<StatusCause> {
     let mut out = Vec::new();
     let field = |k: &str| meta.get(k).map(as_str).unwrap_or("");
-    validate_names(field("name"), field("generateName"), name_validator, &mut out);
+    validate_names(
+        field("name"),
+        field("generateName"),
+        name_validator,
+        &mut out,
+    );
     validate_namespace(field("namespace"), namespaced, &mut out);
-    if let Some(g) = meta.get("generation").and_then(Value::as_i64).filter(|g| *g < 0) {
+    if let Some(g) = meta
+        .get("generation")
+        .and_then(Value::as_i64)
+        .filter(|g| *g < 0)
+    {
         out.push(StatusCause::invalid(
             "metadata.generation",
             BadValue::Int(g),
@@ -337,7 +345,11 @@ pub fn validate_object_meta(
     if let Some(fins) = meta.get("finalizers").and_then(Value::as_array) {
         for f in fins.iter().map(as_str) {
             for msg in validate_qualified_name(f) {
-                out.push(StatusCause::invalid("metadata.finalizers", BadValue::Str(f), &msg));
+                out.push(StatusCause::invalid(
+                    "metadata.finalizers",
+                    BadValue::Str(f),
+                    &msg,
+                ));
             }
         }
     }
@@ -347,7 +359,11 @@ pub fn validate_object_meta(
 fn validate_names(name: &str, generate: &str, v: NameValidator, out: &mut Vec<StatusCause>) {
     if !generate.is_empty() {
         for msg in v(generate, true) {
-            out.push(StatusCause::invalid("metadata.generateName", BadValue::Str(generate), &msg));
+            out.push(StatusCause::invalid(
+                "metadata.generateName",
+                BadValue::Str(generate),
+                &msg,
+            ));
         }
     }
     if name.is_empty() {
@@ -357,7 +373,11 @@ fn validate_names(name: &str, generate: &str, v: NameValidator, out: &mut Vec<St
         ));
     } else {
         for msg in v(name, false) {
-            out.push(StatusCause::invalid("metadata.name", BadValue::Str(name), &msg));
+            out.push(StatusCause::invalid(
+                "metadata.name",
+                BadValue::Str(name),
+                &msg,
+            ));
         }
     }
 }
@@ -367,8 +387,17 @@ fn validate_namespace(ns: &str, namespaced: bool, out: &mut Vec<StatusCause>) {
         if ns.is_empty() {
             out.push(StatusCause::required("metadata.namespace", ""));
         }
-        for msg in (!ns.is_empty()).then(|| dns_label_name(ns, false)).unwrap_or_default() {
-            out.push(StatusCause::invalid("metadata.namespace", BadValue::Str(ns), &msg));
+        let errs = if ns.is_empty() {
+            Vec::new()
+        } else {
+            dns_label_name(ns, false)
+        };
+        for msg in errs {
+            out.push(StatusCause::invalid(
+                "metadata.namespace",
+                BadValue::Str(ns),
+                &msg,
+            ));
         }
     } else if !ns.is_empty() {
         out.push(StatusCause::forbidden(
@@ -431,7 +460,11 @@ mod tests {
             assert!(validate_dns1123_subdomain(ok).is_empty(), "{ok}");
         }
         for bad in ["", "A", "-a", "a-", "a..b", ".a", "a_b", "a.", "é"] {
-            assert_eq!(validate_dns1123_subdomain(bad), vec![SUBDOMAIN_MSG], "{bad}");
+            assert_eq!(
+                validate_dns1123_subdomain(bad),
+                vec![SUBDOMAIN_MSG],
+                "{bad}"
+            );
         }
         let long = "a".repeat(254);
         assert_eq!(
@@ -446,7 +479,9 @@ mod tests {
         assert_eq!(validate_dns1123_label("a.b"), vec!["must not contain dots"]);
         assert_eq!(
             validate_dns1123_label("Ab"),
-            vec!["a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]
+            vec![
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+            ]
         );
         assert_eq!(validate_dns1123_label(&"a".repeat(64)).len(), 1);
     }
@@ -467,9 +502,14 @@ mod tests {
         assert!(validate_qualified_name("MyName").is_empty());
         assert_eq!(
             validate_qualified_name("a_"),
-            vec!["name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"]
+            vec![
+                "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            ]
         );
-        assert_eq!(validate_qualified_name("/a"), vec!["prefix part must be non-empty"]);
+        assert_eq!(
+            validate_qualified_name("/a"),
+            vec!["prefix part must be non-empty"]
+        );
         assert_eq!(validate_qualified_name("").len(), 2);
         assert!(validate_qualified_name("a/b/c")[0].starts_with("a qualified name must consist"));
         assert_eq!(validate_label_value(""), Vec::<String>::new());
@@ -507,9 +547,15 @@ mod tests {
                 "metadata.namespace: Forbidden: not allowed on this type",
             ]
         );
-        assert!(validate_object_meta(&json!({"generateName": "web-", "namespace": "d"}), true, dns_subdomain_name)
+        assert!(
+            validate_object_meta(
+                &json!({"generateName": "web-", "namespace": "d"}),
+                true,
+                dns_subdomain_name
+            )
             .iter()
-            .all(|c| c.field == "metadata.name"));
+            .all(|c| c.field == "metadata.name")
+        );
         let causes = validate_object_meta(
             &json!({"name": "a", "labels": {"ok": "-bad"}, "generation": -1,
                     "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "n"}]}),
@@ -519,10 +565,14 @@ mod tests {
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
             fields,
-            vec!["metadata.generation", "metadata.labels", "metadata.ownerReferences.uid"]
+            vec![
+                "metadata.generation",
+                "metadata.labels",
+                "metadata.ownerReferences.uid"
+            ]
         );
         let big = json!({"a": "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_B)});
-        let errs = validate_annotations(big.as_object().unwrap());
+        let errs = validate_annotations(big.as_object().unwrap_or(&Map::new()));
         assert_eq!(
             errs,
             vec![(

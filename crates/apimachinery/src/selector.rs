@@ -261,7 +261,12 @@ fn expression_requirement(expr: &Value) -> Result<Requirement, SelectorError> {
     let values = expr
         .get("values")
         .and_then(Value::as_array)
-        .map(|vs| vs.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     Requirement::new(key, op, values)
 }
@@ -384,9 +389,9 @@ impl Parser {
             let (tok, lit) = self.lookahead(Ctx::Values);
             match tok {
                 Tok::Ident | Tok::Bang => {
-                    let r = self.parse_requirement().map_err(|e| {
-                        SelectorError(format!("unable to parse requirement: {e}"))
-                    })?;
+                    let r = self
+                        .parse_requirement()
+                        .map_err(|e| SelectorError(format!("unable to parse requirement: {e}")))?;
                     reqs.push(r);
                     let (t, l) = self.consume(Ctx::Values);
                     match t {
@@ -724,7 +729,10 @@ mod tests {
             ("a in ()", "a in ()"),
             ("a in (,b)", "a in (,b)"),
             ("in=notin", "in=notin"),
-            ("app.kubernetes.io/name in (web)", "app.kubernetes.io/name in (web)"),
+            (
+                "app.kubernetes.io/name in (web)",
+                "app.kubernetes.io/name in (web)",
+            ),
         ];
         for (input, want) in cases {
             let s = LabelSelector::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -737,12 +745,30 @@ mod tests {
         let cases = [
             ("a=b,", "found '', expected: identifier after ','"),
             ("a=b c", "found 'c', expected: ',' or 'end of string'"),
-            ("=a", "found '=', expected: !, identifier, or 'end of string'"),
-            ("a in b", "unable to parse requirement: found 'b' expected: '('"),
-            ("a x", "unable to parse requirement: found 'x', expected: in, notin, =, ==, !=, gt, lt"),
-            ("a=(", "unable to parse requirement: found '(', expected: identifier"),
-            ("!", "unable to parse requirement: found '', expected: identifier"),
-            ("a in (b", "unable to parse requirement: found '', expected: ',' or ')'"),
+            (
+                "=a",
+                "found '=', expected: !, identifier, or 'end of string'",
+            ),
+            (
+                "a in b",
+                "unable to parse requirement: found 'b' expected: '('",
+            ),
+            (
+                "a x",
+                "unable to parse requirement: found 'x', expected: in, notin, =, ==, !=, gt, lt",
+            ),
+            (
+                "a=(",
+                "unable to parse requirement: found '(', expected: identifier",
+            ),
+            (
+                "!",
+                "unable to parse requirement: found '', expected: identifier",
+            ),
+            (
+                "a in (b",
+                "unable to parse requirement: found '', expected: ',' or ')'",
+            ),
             ("!a=b", "found '=', expected: ',' or 'end of string'"),
             (
                 "a>b",
@@ -812,18 +838,25 @@ mod tests {
         assert!(LabelSelector::from_json(&Value::Null).is_ok_and(|s| !s.matches(&Map::new())));
         assert!(LabelSelector::from_json(&json!({})).is_ok_and(|s| s.matches(&Map::new())));
         assert_eq!(
-            LabelSelector::from_json(&json!({"matchExpressions": [{"key": "a", "operator": "Foo"}]})),
-            Err(SelectorError("\"Foo\" is not a valid label selector operator".into()))
+            LabelSelector::from_json(
+                &json!({"matchExpressions": [{"key": "a", "operator": "Foo"}]})
+            ),
+            Err(SelectorError(
+                "\"Foo\" is not a valid label selector operator".into()
+            ))
         );
         assert!(
-            LabelSelector::from_json(&json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}))
-                .is_err()
+            LabelSelector::from_json(
+                &json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]})
+            )
+            .is_err()
         );
     }
 
     #[test]
     fn field_selectors() {
-        let s = FieldSelector::parse("status.phase!=Running,metadata.name=a\\,b").unwrap_or_default();
+        let s =
+            FieldSelector::parse("status.phase!=Running,metadata.name=a\\,b").unwrap_or_default();
         assert_eq!(s.to_string(), "metadata.name=a\\,b,status.phase!=Running");
         assert_eq!(s.requires_exact_match("metadata.name"), Some("a,b"));
         let get = |f: &str| match f {
@@ -836,12 +869,25 @@ mod tests {
         assert!(FieldSelector::parse("a==b").is_ok_and(|s| s.to_string() == "a=b"));
         let errs = [
             ("abc", "invalid selector: 'abc'; can't understand 'abc'"),
-            ("a=b=c", "invalid field selector: unescaped character in value: 61"),
-            ("a=\\x", "invalid field selector: invalid escape sequence: \\x"),
-            ("a=b\\", "invalid field selector: invalid escape sequence: \\"),
+            (
+                "a=b=c",
+                "invalid field selector: unescaped character in value: 61",
+            ),
+            (
+                "a=\\x",
+                "invalid field selector: invalid escape sequence: \\x",
+            ),
+            (
+                "a=b\\",
+                "invalid field selector: invalid escape sequence: \\",
+            ),
         ];
         for (input, want) in errs {
-            assert_eq!(FieldSelector::parse(input), Err(SelectorError(want.into())), "{input}");
+            assert_eq!(
+                FieldSelector::parse(input),
+                Err(SelectorError(want.into())),
+                "{input}"
+            );
         }
     }
 }

@@ -244,7 +244,11 @@ impl ApiError {
             ..Self::new(
                 404,
                 "NotFound",
-                format!("{} {} not found", qualified(group, resource), go_quote(name)),
+                format!(
+                    "{} {} not found",
+                    qualified(group, resource),
+                    go_quote(name)
+                ),
             )
         }
     }
@@ -419,7 +423,11 @@ impl ApiError {
                 }],
                 ..Default::default()
             }),
-            ..Self::new(500, "InternalError", format!("Internal error occurred: {msg}"))
+            ..Self::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {msg}"),
+            )
         }
     }
 
@@ -524,12 +532,7 @@ mod tests {
                 "Unauthorized",
                 "not authorized",
             ),
-            (
-                ApiError::timeout("x", 1),
-                504,
-                "Timeout",
-                "Timeout: x",
-            ),
+            (ApiError::timeout("x", 1), 504, "Timeout", "Timeout: x"),
             (
                 ApiError::internal("boom"),
                 500,
@@ -571,7 +574,10 @@ mod tests {
             r#"Deployment.apps "A" is invalid: [metadata.name: Invalid value: "A": bad, metadata.namespace: Forbidden: not allowed on this type]"#
         );
         let status = e.to_status();
-        assert_eq!(status["details"]["causes"][0]["reason"], "FieldValueInvalid");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldValueInvalid"
+        );
         assert_eq!(
             status["details"]["causes"][0]["message"],
             r#"Invalid value: "A": bad"#
