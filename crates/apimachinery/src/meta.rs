@@ -34,7 +34,8 @@ fn set(obj: &mut Value, key: &str, v: Value) {
 /// Removes `metadata.<key>`.
 pub fn remove(obj: &mut Value, key: &str) {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove(key);
+        // retain keeps the other fields' order, unlike remove.
+        m.retain(|k, _| k != key);
     }
 }
 

@@ -197,7 +197,7 @@ fn merge_map(mut original: Obj, mut patch: Obj, schema: &dyn PatchSchema) -> PRe
     if let Some(directive) = patch.get(DIRECTIVE) {
         return match directive.as_str() {
             Some("replace") => {
-                patch.remove(DIRECTIVE);
+                remove_ordered(&mut patch, DIRECTIVE);
                 merge_map(Obj::new(), patch, schema)
             }
             Some("delete") => Ok(Obj::new()),
@@ -223,7 +223,7 @@ fn bad_patch_type(directive: &Value, patch: &Obj) -> PatchError {
 /// `$retainKeys`: drop original fields not listed; every non-null patch
 /// field must be listed.
 fn apply_retain_keys(original: &mut Obj, patch: &mut Obj) -> PResult<()> {
-    let Some(retain) = patch.remove(RETAIN_KEYS) else {
+    let Some(retain) = remove_ordered(patch, RETAIN_KEYS) else {
         return Ok(());
     };
     let Value::Array(retain) = retain else {
@@ -256,13 +256,14 @@ fn apply_set_element_order(
         .cloned()
         .collect();
     for key in keys {
-        let order = patch.remove(&key).unwrap_or(Value::Null);
+        let order = remove_ordered(patch, &key).unwrap_or(Value::Null);
         let Value::Array(order) = order else {
             return Err(bad_arg_type("slice", &order));
         };
         let field = extract_key(&key, SET_ORDER_PREFIX, ERR_SET_ORDER)?;
-        let orig_list = take_list(original, &field)?;
-        let patch_list = take_list(patch, &field)?;
+        // Taken in place so the field keeps its position when rewritten below.
+        let orig_list = as_list(original.get_mut(&field).map(std::mem::take))?;
+        let patch_list = as_list(remove_ordered(patch, &field))?;
         let fp = schema.lookup(&field);
         validate_set_order(patch_list.as_deref().unwrap_or(&[]), &order, fp.merge_key)?;
         let server_order = orig_list.clone().unwrap_or_default();
@@ -289,8 +290,18 @@ fn effective_key(merge_key: &str, kind: Kind) -> Option<&str> {
     (kind == Kind::Object).then_some(merge_key)
 }
 
-fn take_list(m: &mut Obj, field: &str) -> PResult<Option<Vec<Value>>> {
-    match m.remove(field) {
+/// Removes a key without reordering the others (serde_json's `remove`
+/// swaps the last key in when objects preserve order).
+fn remove_ordered(m: &mut Obj, key: &str) -> Option<Value> {
+    let v = m.get(key).cloned();
+    if v.is_some() {
+        m.retain(|k, _| k != key);
+    }
+    v
+}
+
+fn as_list(v: Option<Value>) -> PResult<Option<Vec<Value>>> {
+    match v {
         None => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
         Some(other) => Err(bad_arg_type("slice", &other)),
@@ -369,11 +380,13 @@ fn merge_field(
         (key, false)
     };
     if value.is_null() {
-        original.remove(&key);
+        remove_ordered(original, &key);
         return Ok(());
     }
     let fp = schema.lookup(&key);
-    let merged = match (original.remove(&key), value) {
+    // Taking the value in place keeps the field's position on reinsertion.
+    let existing = original.get_mut(&key).map(std::mem::take);
+    let merged = match (existing, value) {
         (Some(Value::Object(o)), Value::Object(p)) if !fp.strategy.replace => {
             Value::Object(merge_map(o, p, fp.schema)?)
         }

@@ -329,3 +329,15 @@ fn hostile_inputs_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn field_order_is_kept() {
+    let doc: Value =
+        serde_json::from_str(r#"{"z": {"b": 1, "a": 2}, "m": [1], "a": 1}"#).unwrap_or_default();
+    let patch = json!({"z": {"b": 3}, "m": [2], "a": null, "n": 1});
+    let out = strategic_merge(&doc, &patch, crate::patch_schema::untyped()).unwrap_or_default();
+    assert_eq!(
+        serde_json::to_string(&out).unwrap_or_default(),
+        r#"{"z":{"b":3,"a":2},"m":[2],"n":1}"#
+    );
+}
