@@ -68,7 +68,15 @@ pub(crate) fn parse_time(s: &str) -> Option<(i64, u32)> {
     }
     let (y, mo, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
     let (h, mi, se) = (digits(s, 11, 2)?, digits(s, 14, 2)?, digits(s, 17, 2)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // Go's time.Parse rejects leap seconds and impossible dates too.
+    if !(1..=12).contains(&mo) || !(1..=month_days).contains(&d) || h > 23 || mi > 59 || se > 59 {
         return None;
     }
     let mut rest = s.get(19..)?;
@@ -240,6 +248,8 @@ mod tests {
         assert_eq!(format_time(MAX_SECS + 1, None), None);
         assert_eq!(parse_time("2023-11-14"), None);
         assert_eq!(parse_time("2023-13-14T22:13:20Z"), None);
+        assert_eq!(parse_time("2023-02-29T00:00:00Z"), None);
+        assert!(parse_time("2024-02-29T00:00:00Z").is_some());
     }
 
     #[test]

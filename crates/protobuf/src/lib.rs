@@ -8,11 +8,12 @@
 //!
 //! # Approach
 //!
-//! A small schema-driven codec: [`schema`] parses a compact table of the
+//! A small schema-driven codec: the `schema` module parses a compact table of the
 //! Kubernetes messages (field number, JSON name, type; `src/schema.txt`,
-//! about 500 messages of the core, apps, batch, rbac, authentication,
+//! about 580 messages of the core, apps, batch, rbac, authentication,
 //! authorization, autoscaling, policy, networking, scheduling, coordination,
-//! certificates, events, discovery, storage and meta packages), and one
+//! certificates, events, discovery, storage, admissionregistration, node,
+//! flowcontrol, apiregistration and meta packages, all at v1/v2), and one
 //! generic walker turns wire bytes into `serde_json::Value` and back,
 //! special-casing the types whose JSON is not an object of their fields
 //! (Time, MicroTime, Duration, Quantity, IntOrString, RawExtension, FieldsV1,
@@ -37,7 +38,16 @@
 //! mean "unset" everywhere except `storageClassName`, kept), as are empty
 //! Time messages (Go's zero time). Zero numbers and `false` are kept: for
 //! pointer fields (`replicas: 0`, `readOnlyRootFilesystem: false`) they are
-//! meaningful and the table cannot tell pointers apart.
+//! meaningful and the table cannot tell pointers apart, so a decoded body
+//! may show e.g. `stdin: false` or `generation: 0` where Go's JSON would
+//! omit them (the same meaning to any reader). Keys come in field-number
+//! order, which is Go's struct order for all but later-added fields.
+//!
+//! Untrusted input: lengths are checked against the remaining bytes before
+//! use, nesting (including objects enveloped inside RawExtensions) is
+//! bounded at 64 levels, groups and bad wire types are errors; the only
+//! amplification is that of `serde_json::Value` itself, so callers should
+//! bound body sizes as they do for JSON.
 
 mod fmt;
 mod schema;

@@ -204,6 +204,13 @@ const PACKAGES: &[(&str, &str)] = &[
     ("events.k8s.io/v1", "events.v1"),
     ("discovery.k8s.io/v1", "discovery.v1"),
     ("storage.k8s.io/v1", "storage.v1"),
+    (
+        "admissionregistration.k8s.io/v1",
+        "admissionregistration.v1",
+    ),
+    ("node.k8s.io/v1", "node.v1"),
+    ("flowcontrol.apiserver.k8s.io/v1", "flowcontrol.v1"),
+    ("apiregistration.k8s.io/v1", "apiregistration.v1"),
     ("meta.k8s.io/v1", "meta.v1"),
 ];
 

@@ -301,6 +301,17 @@ fn more_kinds_roundtrip() {
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
                "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"],
                         "resources": {"requests": {"storage": "1Gi"}}}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "w"},
+               "webhooks": [{"name": "w.example.com",
+                   "clientConfig": {"service": {"namespace": "ns", "name": "svc", "port": 443}, "caBundle": "AAE="},
+                   "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                              "resources": ["pods"], "scope": "*"}],
+                   "sideEffects": "None", "admissionReviewVersions": ["v1"]}]}),
+        json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1.x.io"},
+               "spec": {"service": {"namespace": "ns", "name": "s", "port": 443}, "group": "x.io",
+                        "version": "v1", "insecureSkipTLSVerify": true, "groupPriorityMinimum": 100,
+                        "versionPriority": 10}}),
     ] {
         roundtrip(&obj);
     }
@@ -351,6 +362,15 @@ fn supports_kinds() {
         ("certificates.k8s.io/v1", "CertificateSigningRequest"),
         ("events.k8s.io/v1", "Event"),
         ("discovery.k8s.io/v1", "EndpointSlice"),
+        (
+            "admissionregistration.k8s.io/v1",
+            "MutatingWebhookConfiguration",
+        ),
+        ("node.k8s.io/v1", "RuntimeClass"),
+        ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"),
+        ("apiregistration.k8s.io/v1", "APIService"),
+        ("storage.k8s.io/v1", "StorageClass"),
+        ("meta.k8s.io/v1", "PartialObjectMetadataList"),
     ] {
         assert!(supports(av, kind), "{av} {kind}");
     }

@@ -20,6 +20,8 @@ PACKAGES = [
     "api/autoscaling/v2", "api/policy/v1", "api/networking/v1",
     "api/scheduling/v1", "api/coordination/v1", "api/certificates/v1",
     "api/events/v1", "api/discovery/v1", "api/storage/v1",
+    "api/admissionregistration/v1", "api/node/v1", "api/flowcontrol/v1",
+    "kube-aggregator/pkg/apis/apiregistration/v1",
     "apimachinery/pkg/apis/meta/v1", "apimachinery/pkg/api/resource",
     "apimachinery/pkg/util/intstr", "apimachinery/pkg/runtime",
     "apimachinery/pkg/runtime/schema",
@@ -30,14 +32,15 @@ SCALARS = {"string": "s", "bytes": "y", "bool": "b", "int32": "i", "int64": "l",
 
 def short(pkg):
     for pre in ("api.", "apimachinery.pkg.apis.", "apimachinery.pkg.api.",
-                "apimachinery.pkg.util.", "apimachinery.pkg."):
+                "apimachinery.pkg.util.", "apimachinery.pkg.",
+                "kube_aggregator.pkg.apis."):
         if pkg.startswith(pre):
             return pkg[len(pre):]
     return pkg
 
 
 def swagger_name(pkg, msg):
-    return "io.k8s." + pkg + "." + msg
+    return "io.k8s." + pkg.replace("kube_aggregator", "kube-aggregator") + "." + msg
 
 
 def parse(path):
@@ -75,9 +78,8 @@ def main():
     out = []
     for p in PACKAGES:
         pkg, msgs = parse(os.path.join(root, "protos", p, "generated.proto"))
-        sp = pkg.replace("api.", "api.", 1)
         for name, fields, wrapper in msgs.values():
-            sw = swagger.get(swagger_name(sp, name), {}).get("properties")
+            sw = swagger.get(swagger_name(pkg, name), {}).get("properties")
             parts = []
             for num, fname, rep, ty, is_map in sorted(fields):
                 if ty in SCALARS:
