@@ -587,3 +587,90 @@ fn fuzz_random_and_mutated_bodies_never_panic() {
         }
     }
 }
+
+/// Cross-checks the table against k8s-pb's independently generated prost
+/// types: our encoding must decode there, and prost's re-encoding of it
+/// must decode here to the same JSON.
+fn oracle<M: prost::Message + Default>(obj: &Value) {
+    let body = match encode(obj) {
+        Ok(b) => b,
+        Err(e) => panic!("encode: {e}"),
+    };
+    let unknown =
+        match <k8s_pb::apimachinery::pkg::runtime::Unknown as prost::Message>::decode(&body[4..]) {
+            Ok(u) => u,
+            Err(e) => panic!("envelope: {e}"),
+        };
+    let typed = match M::decode(unknown.raw.clone().unwrap_or_default().as_slice()) {
+        Ok(m) => m,
+        Err(e) => panic!("prost decode: {e}"),
+    };
+    let again = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        raw: Some(typed.encode_to_vec()),
+        ..unknown
+    };
+    let mut body = MAGIC.to_vec();
+    body.extend(prost::Message::encode_to_vec(&again));
+    assert_eq!(&dec(&body), obj);
+}
+
+#[test]
+fn prost_oracle_agrees() {
+    use k8s_pb::api;
+    oracle::<api::apps::v1::Deployment>(&json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"a": "b"},
+                     "creationTimestamp": "2024-01-02T03:04:05Z",
+                     "managedFields": [{"manager": "kubectl", "operation": "Update",
+                                        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+          "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+            "containers": [{"name": "web", "image": "nginx",
+              "ports": [{"containerPort": 80, "protocol": "TCP"}],
+              "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": false}}}],
+              "resources": {"limits": {"cpu": "500m"}, "requests": {"memory": "1Gi"}},
+              "livenessProbe": {"tcpSocket": {"port": 8080}, "failureThreshold": 3},
+              "securityContext": {"runAsNonRoot": true, "runAsUser": -1}}],
+            "volumes": [{"name": "v", "secret": {"secretName": "s", "defaultMode": 420}}],
+            "securityContext": {"supplementalGroups": [1, 2]}}},
+          "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}}}
+    }));
+    oracle::<api::core::v1::Secret>(&json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "data": {"a": "AAEC"}, "stringData": {"b": "c"}, "type": "Opaque", "immutable": false
+    }));
+    oracle::<api::core::v1::Service>(&json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}], "type": "ClusterIP",
+                 "selector": {"app": "x"}}
+    }));
+    oracle::<api::coordination::v1::Lease>(&json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"},
+        "spec": {"holderIdentity": "me", "renewTime": "2024-05-06T07:08:09.123456Z"}
+    }));
+    oracle::<api::batch::v1::CronJob>(&json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+        "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"backoffLimit": 0,
+                 "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}}
+    }));
+    oracle::<api::rbac::v1::ClusterRole>(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"},
+        "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}],
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"x": "y"}}]}
+    }));
+    oracle::<api::authentication::v1::TokenRequest>(&json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {"name": "sa"},
+        "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600,
+                 "boundObjectRef": {"kind": "Pod", "name": "p"}},
+        "status": {"token": "t", "expirationTimestamp": "2030-01-01T00:00:00Z"}
+    }));
+    oracle::<api::networking::v1::Ingress>(&json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"},
+        "spec": {"rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}
+    }));
+    oracle::<k8s_pb::apimachinery::pkg::apis::meta::v1::Status>(&json!({
+        "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 409,
+        "reason": "AlreadyExists", "details": {"name": "x", "causes": [{"reason": "r", "field": "f"}]}
+    }));
+}
