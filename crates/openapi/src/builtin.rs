@@ -200,3 +200,35 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_loads_with_patch_extensions() {
+        let b = builtin();
+        assert_eq!(b.kinds.len(), 33);
+        let owners = &b.schemas[OBJECT_META]["properties"]["ownerReferences"];
+        assert_eq!(owners["x-kubernetes-patch-merge-key"], "uid");
+        assert_eq!(owners["x-kubernetes-list-type"], "map");
+        let ports = &b.schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            json!(["port", "protocol"])
+        );
+        let volumes = &b.schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
+        assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+        let scale = &b.schemas[SCALE]["x-kubernetes-group-version-kind"];
+        assert_eq!(
+            scale,
+            &json!([{"group": "autoscaling", "kind": "Scale", "version": "v1"}])
+        );
+        // kube does not list metadata as required.
+        assert!(
+            b.schemas["io.k8s.api.apps.v1.Deployment"]
+                .get("required")
+                .is_none()
+        );
+    }
+}

@@ -28,8 +28,19 @@ fn described_ref(name: &str, description: &str) -> Value {
     json!({"description": description, "allOf": [schema_ref(name)]})
 }
 
-/// `com.example` for `example.com`: kube's schema name prefix for CRDs.
-fn reversed_group(group: &str) -> String {
+/// kube's schema name prefix for a group: `com.example` for CRD group
+/// `example.com`; `io.k8s.api.rbac` for built-in groups without built-in data.
+fn schema_prefix(group: &str) -> String {
+    if group.is_empty() {
+        return "io.k8s.api.core".into();
+    }
+    if !group.contains('.') {
+        return format!("io.k8s.api.{group}");
+    }
+    if let Some(g) = group.strip_suffix(".k8s.io") {
+        let first = g.split('.').next().unwrap_or(g);
+        return format!("io.k8s.api.{first}");
+    }
     group.split('.').rev().collect::<Vec<_>>().join(".")
 }
 
@@ -40,7 +51,7 @@ pub(crate) fn kind_schema(r: &ResourceSpec) -> (String, Option<Value>) {
     {
         return (k.schema.clone(), None);
     }
-    let name = format!("{}.{}.{}", reversed_group(&r.group), r.version, r.kind);
+    let name = format!("{}.{}.{}", schema_prefix(&r.group), r.version, r.kind);
     (name, Some(custom_schema(r)))
 }
 
@@ -580,4 +591,21 @@ pub(crate) fn document(group: &str, version: &str, resources: &[ResourceSpec]) -
             }
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        assert_eq!(schema_prefix("example.com"), "com.example");
+        assert_eq!(schema_prefix("stable.example.com"), "com.example.stable");
+        assert_eq!(schema_prefix(""), "io.k8s.api.core");
+        assert_eq!(schema_prefix("apps"), "io.k8s.api.apps");
+        assert_eq!(schema_prefix("storage.k8s.io"), "io.k8s.api.storage");
+        assert_eq!(tag("networking.k8s.io", "v1"), "networkingV1");
+        assert_eq!(tag("", "v1"), "coreV1");
+        assert_eq!(tag("example.com", "v1alpha1"), "exampleComV1alpha1");
+    }
 }
