@@ -231,4 +231,14 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[cfg(feature = "generate")]
+    #[test]
+    fn data_file_is_current() {
+        let fresh = crate::generate::builtin_data().expect("generate");
+        assert!(
+            fresh == DATA,
+            "data/builtin.json is stale: run the generate example"
+        );
+    }
 }

@@ -24,9 +24,13 @@
 //! Regenerate with
 //! `cargo run -p kplex-openapi --example generate --features generate`
 //! (about 35 s for k8s-openapi with schemars in a dev build) and commit the
-//! data file with the change.
+//! data file with the change; `cargo test -p kplex-openapi --features
+//! generate` checks the committed file matches.
 
 mod builtin;
+#[cfg(feature = "generate")]
+#[doc(hidden)]
+pub mod generate;
 mod hash;
 mod inline;
 mod v2;
