@@ -2,6 +2,7 @@
 
 mod bench;
 mod debug;
+mod start;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane.
+    Start(start::StartArgs),
     /// Measure kplex on this machine and print a table.
     Bench(bench::BenchArgs),
     /// Tools for the test suite (not for users).
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
+            Command::Start(args) => start::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Debug(args) => debug::run(args).await,
         }

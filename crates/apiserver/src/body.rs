@@ -1,0 +1,116 @@
+//! Request bodies: size limit, then JSON, YAML or Kubernetes protobuf into a JSON value.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use kplex_apimachinery::ApiError;
+use serde_json::Value;
+
+/// kube-apiserver's limit on request bodies.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] with 413.
+pub async fn read(body: Incoming) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::request_entity_too_large(
+                "the request body is too large (limit 3145728 bytes)",
+            ))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+/// Deepest nesting accepted in a JSON/YAML body (a guard against stack exhaustion).
+const MAX_DEPTH: usize = 100;
+
+/// Decodes an object body by its content type.
+pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let media = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let value = match media {
+        "application/json" | "" | "*/*" => decode_json(body)?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body)?,
+        "application/vnd.kubernetes.protobuf" => kplex_protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf body: {e}")))?,
+        _ => {
+            return Err(ApiError::unsupported_media_type(&[
+                "application/json",
+                "application/yaml",
+                "application/vnd.kubernetes.protobuf",
+            ]));
+        }
+    };
+    if depth(&value) > MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "the object is nested more than {MAX_DEPTH} levels deep"
+        )));
+    }
+    Ok(value)
+}
+
+pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
+    // serde_json refuses nesting beyond 128 levels itself, so this cannot overflow the stack.
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+}
+
+pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the YAML body is not UTF-8"))?;
+    serde_saphyr::from_str::<Value>(text)
+        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_json_and_yaml() {
+        assert_eq!(
+            decode(Some("application/json"), br#"{"a":1}"#).unwrap()["a"],
+            1
+        );
+        assert_eq!(
+            decode(Some("application/yaml"), b"a: 1\nb: [x]\n").unwrap()["b"][0],
+            "x"
+        );
+        assert_eq!(
+            decode(Some("application/json"), b"{not json")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            decode(Some("application/yaml"), b"a: [").unwrap_err().code,
+            400
+        );
+        assert_eq!(decode(Some("text/html"), b"<p>").unwrap_err().code, 415);
+        let deep = format!("{}1{}", "[".repeat(120), "]".repeat(120));
+        assert_eq!(
+            decode(Some("application/json"), deep.as_bytes())
+                .unwrap_err()
+                .code,
+            400
+        );
+    }
+}

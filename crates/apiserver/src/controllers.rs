@@ -1,0 +1,762 @@
+//! In-process controllers, cluster-aware from the start: CRD establishing and cleanup,
+//! namespace lifecycle, and garbage collection by ownerReferences.
+//!
+//! One store watch over `/registry/` feeds a de-duplicating work queue; each item is
+//! reconciled from the current state, so a missed or repeated event is harmless. Items that
+//! must wait (finalizers, objects still terminating) are retried after a short delay.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kplex_apimachinery::{ApiError, meta};
+use kplex_store::{EventKind, KeyRange, RangeRequest};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::catalog::ResourceDesc;
+use crate::crd::{self, CLEANUP_FINALIZER};
+use crate::object;
+use crate::registry::{DeleteOptions, ListOptions, Registry, Scope, WriteOptions};
+use crate::served::Served;
+
+const RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Work {
+    Crd {
+        cluster: String,
+        name: String,
+    },
+    Namespace {
+        cluster: String,
+        name: String,
+    },
+    /// An owner with this uid is gone: collect or release its dependents.
+    OwnerGone {
+        cluster: String,
+        namespace: Option<String>,
+        uid: String,
+    },
+    /// An object waiting on the `foregroundDeletion` or `orphan` finalizer.
+    Dependents {
+        cluster: String,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct Controllers {
+    registry: Registry,
+    served: Arc<Served>,
+    queue: mpsc::UnboundedSender<Work>,
+    pending: Arc<Mutex<HashSet<Work>>>,
+}
+
+/// Starts the controllers; they run until the process ends.
+pub async fn start(registry: Registry, served: Arc<Served>) -> Result<(), ApiError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let c = Controllers {
+        registry,
+        served,
+        queue: tx,
+        pending: Arc::default(),
+    };
+    let revision = c.enqueue_existing().await?;
+    let watcher = c.clone();
+    tokio::spawn(async move { watcher.watch(revision + 1).await });
+    tokio::spawn(c.run(rx));
+    Ok(())
+}
+
+fn cluster_of(obj: &Value) -> Option<String> {
+    meta::annotation(obj, "kcp.io/cluster").map(String::from)
+}
+
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+impl Controllers {
+    fn enqueue(&self, work: Work) {
+        let fresh = self
+            .pending
+            .lock()
+            .map(|mut p| p.insert(work.clone()))
+            .unwrap_or(true);
+        if fresh {
+            let _ = self.queue.send(work);
+        }
+    }
+
+    fn retry_later(&self, work: Work) {
+        let c = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RETRY).await;
+            c.enqueue(work);
+        });
+    }
+
+    /// CRDs and terminating namespaces present at start; returns the revision read at.
+    async fn enqueue_existing(&self) -> Result<i64, ApiError> {
+        let crds = self
+            .registry
+            .store
+            .range(RangeRequest::prefix(object::keys::resource_prefix(
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+            )))
+            .await
+            .map_err(crate::registry::store_error)?;
+        let namespaces = self
+            .registry
+            .store
+            .range(
+                RangeRequest::prefix(object::keys::resource_prefix("", "namespaces"))
+                    .at_revision(crds.revision),
+            )
+            .await
+            .map_err(crate::registry::store_error)?;
+        for kv in crds.kvs.iter().chain(&namespaces.kvs) {
+            if let Ok(obj) = object::decode(&kv.value, kv.mod_revision) {
+                self.dispatch(&obj, None);
+            }
+        }
+        Ok(crds.revision)
+    }
+
+    async fn watch(self, from: i64) {
+        let mut next = from;
+        loop {
+            let mut events = match self
+                .registry
+                .store
+                .watch(KeyRange::prefix("/registry/"), next)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "controllers: watch failed, retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            while let Some(item) = events.next().await {
+                let Ok(event) = item else { break };
+                next = event.kv.mod_revision + 1;
+                let prev = event
+                    .prev
+                    .as_ref()
+                    .and_then(|p| object::decode(&p.value, p.mod_revision).ok());
+                match event.kind {
+                    EventKind::Put => {
+                        if let Ok(obj) = object::decode(&event.kv.value, event.kv.mod_revision) {
+                            self.dispatch(&obj, prev.as_ref());
+                        }
+                    }
+                    EventKind::Delete => {
+                        if let Some(old) = prev {
+                            self.deleted(&old);
+                        }
+                    }
+                }
+            }
+            // The stream ended (store restart, compaction): resume where we were.
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    fn dispatch(&self, obj: &Value, _prev: Option<&Value>) {
+        let Some(cluster) = cluster_of(obj) else {
+            return;
+        };
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = meta::name(obj).unwrap_or("").to_string();
+        match (api_version, kind) {
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => self.enqueue(Work::Crd {
+                cluster: cluster.clone(),
+                name: name.clone(),
+            }),
+            ("v1", "Namespace") if meta::deletion_timestamp(obj).is_some() => {
+                self.enqueue(Work::Namespace {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                })
+            }
+            _ => {}
+        }
+        let finalizers = meta::finalizers(obj);
+        if meta::deletion_timestamp(obj).is_some()
+            && finalizers
+                .iter()
+                .any(|f| f == "foregroundDeletion" || f == "orphan")
+        {
+            self.enqueue(Work::Dependents {
+                cluster,
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                namespace: meta::namespace(obj).map(String::from),
+                name,
+            });
+        }
+    }
+
+    fn deleted(&self, old: &Value) {
+        let Some(cluster) = cluster_of(old) else {
+            return;
+        };
+        if let Some(uid) = meta::uid(old) {
+            self.enqueue(Work::OwnerGone {
+                cluster: cluster.clone(),
+                namespace: meta::namespace(old).map(String::from),
+                uid: uid.to_string(),
+            });
+        }
+        if old.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
+            self.enqueue(Work::Crd {
+                cluster,
+                name: meta::name(old).unwrap_or("").to_string(),
+            });
+        }
+    }
+
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Work>) {
+        while let Some(work) = rx.recv().await {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&work);
+            }
+            let done = match &work {
+                Work::Crd { cluster, name } => self.reconcile_crd(cluster, name).await,
+                Work::Namespace { cluster, name } => self.reconcile_namespace(cluster, name).await,
+                Work::OwnerGone {
+                    cluster,
+                    namespace,
+                    uid,
+                } => {
+                    self.collect_dependents(cluster, namespace.as_deref(), uid)
+                        .await
+                }
+                Work::Dependents {
+                    cluster,
+                    api_version,
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    self.reconcile_dependents(
+                        cluster,
+                        api_version,
+                        kind,
+                        namespace.as_deref(),
+                        name,
+                    )
+                    .await
+                }
+            };
+            match done {
+                Ok(true) => {}
+                Ok(false) => self.retry_later(work),
+                Err(e) => {
+                    tracing::debug!(?work, error = %e, "reconcile failed, retrying");
+                    self.retry_later(work);
+                }
+            }
+        }
+    }
+
+    fn desc(
+        &self,
+        cluster: &str,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<Arc<ResourceDesc>> {
+        self.served.lookup(Some(cluster), group, version, plural)
+    }
+
+    fn scope(&self, cluster: &str, desc: Arc<ResourceDesc>, namespace: Option<&str>) -> Scope {
+        Scope {
+            cluster: Some(cluster.to_string()),
+            desc,
+            namespace: namespace.map(String::from),
+        }
+    }
+
+    /// Establishes a CRD (conditions, served resources) or, when it is being deleted, removes
+    /// its custom resources and then its finalizer. Ok(false) = try again later.
+    async fn reconcile_crd(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
+        let Some(desc) = self.desc(
+            cluster,
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+        ) else {
+            return Ok(true);
+        };
+        let scope = self.scope(cluster, desc, None);
+        let crd = match self.registry.get(&scope, name).await {
+            Ok(s) => s.decode()?,
+            Err(e) if e.code == 404 => {
+                self.served.remove_crd(cluster, name);
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        if meta::deletion_timestamp(&crd).is_some() {
+            return self.cleanup_crd(&scope, cluster, name, &crd).await;
+        }
+        let status = self.crd_status(cluster, name, &crd);
+        if crd.get("status") != Some(&status) {
+            let status = status.clone();
+            let opts = WriteOptions {
+                subresource: Some("status".into()),
+                ..Default::default()
+            };
+            self.registry
+                .update_with(&scope, name, &opts, move |cur, _| {
+                    let mut next = cur.clone();
+                    next["status"] = status.clone();
+                    Ok(next)
+                })
+                .await?;
+        }
+        if crd::condition_true(&json!({"status": status}), "Established") {
+            self.served.set_crd(cluster, name, crd::descriptions(&crd));
+        }
+        Ok(true)
+    }
+
+    fn crd_status(&self, cluster: &str, name: &str, crd: &Value) -> Value {
+        let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
+        let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
+        let mut names = spec.get("names").cloned().unwrap_or_else(|| json!({}));
+        let kind = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if names.get("singular").is_none() {
+            names["singular"] = json!(kind.to_ascii_lowercase());
+        }
+        if names.get("listKind").is_none() {
+            names["listKind"] = json!(format!("{kind}List"));
+        }
+        let plural = names.get("plural").and_then(Value::as_str).unwrap_or("");
+        let conflict = self.served.resources(Some(cluster)).iter().any(|d| {
+            d.group == group
+                && d.plural == plural
+                && !matches!(&d.origin, crate::catalog::Origin::Crd { name: n, .. } if n == name)
+        });
+        let now = meta::now_rfc3339();
+        let previous = |t: &str| -> Option<String> {
+            crd.get("status")?
+                .get("conditions")?
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == t)?
+                .get("lastTransitionTime")?
+                .as_str()
+                .map(String::from)
+        };
+        let condition = |t: &str, ok: bool, reason: &str, message: &str| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": previous(t).unwrap_or_else(|| now.clone()), "reason": reason, "message": message});
+        let storage: Vec<Value> = spec
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .filter_map(|v| v.get("name").cloned())
+            .collect();
+        let mut stored_versions: Vec<Value> = crd
+            .get("status")
+            .and_then(|s| s.get("storedVersions"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for v in storage {
+            if !stored_versions.contains(&v) {
+                stored_versions.push(v);
+            }
+        }
+        let conditions = if conflict {
+            vec![
+                condition(
+                    "NamesAccepted",
+                    false,
+                    "NameConflict",
+                    &format!("\"{plural}\" is already in use"),
+                ),
+                condition(
+                    "Established",
+                    false,
+                    "NotAccepted",
+                    "not all names are accepted",
+                ),
+            ]
+        } else {
+            vec![
+                condition("NamesAccepted", true, "NoConflicts", "no conflicts found"),
+                condition(
+                    "Established",
+                    true,
+                    "InitialNamesAccepted",
+                    "the initial names have been accepted",
+                ),
+            ]
+        };
+        json!({"conditions": conditions, "acceptedNames": names, "storedVersions": stored_versions})
+    }
+
+    async fn cleanup_crd(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        name: &str,
+        crd: &Value,
+    ) -> Result<bool, ApiError> {
+        self.served.remove_crd(cluster, name);
+        let descs = crd::descriptions(crd);
+        if let Some(d) = descs.into_iter().next() {
+            // Every version shares one storage location: deleting through one is enough.
+            let remaining = self.delete_all(cluster, Arc::new(d), None).await?;
+            if remaining > 0 {
+                return Ok(false);
+            }
+        }
+        self.remove_finalizer(scope, name, CLEANUP_FINALIZER)
+            .await?;
+        Ok(true)
+    }
+
+    /// Deletes every object of `desc` in `cluster` (one namespace, or all); returns how many
+    /// still exist (waiting on finalizers).
+    async fn delete_all(
+        &self,
+        cluster: &str,
+        desc: Arc<ResourceDesc>,
+        namespace: Option<&str>,
+    ) -> Result<usize, ApiError> {
+        let scope = self.scope(cluster, desc, namespace);
+        let list = self.registry.list(&scope, &ListOptions::default()).await?;
+        let mut remaining = 0;
+        for item in list.items {
+            let obj = item.decode()?;
+            let item_scope = Scope {
+                namespace: meta::namespace(&obj).map(String::from),
+                ..scope.clone()
+            };
+            match self
+                .registry
+                .delete(
+                    &item_scope,
+                    meta::name(&obj).unwrap_or(""),
+                    &DeleteOptions::default(),
+                )
+                .await
+            {
+                Ok(crate::registry::DeleteOutcome::Pending(_)) => remaining += 1,
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(remaining)
+    }
+
+    async fn remove_finalizer(
+        &self,
+        scope: &Scope,
+        name: &str,
+        finalizer: &str,
+    ) -> Result<(), ApiError> {
+        let result = self
+            .registry
+            .update_with(scope, name, &WriteOptions::default(), |cur, _| {
+                let mut next = cur.clone();
+                let fs: Vec<String> = meta::finalizers(cur)
+                    .into_iter()
+                    .filter(|f| f != finalizer)
+                    .collect();
+                meta::set_finalizers(&mut next, &fs);
+                Ok(next)
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Empties a terminating namespace, then releases its `kubernetes` finalizer.
+    async fn reconcile_namespace(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
+        let Some(ns_desc) = self.desc(cluster, "", "v1", "namespaces") else {
+            return Ok(true);
+        };
+        let scope = self.scope(cluster, ns_desc, None);
+        let ns = match self.registry.get(&scope, name).await {
+            Ok(s) => s.decode()?,
+            Err(e) if e.code == 404 => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        if meta::deletion_timestamp(&ns).is_none() {
+            return Ok(true);
+        }
+        let mut remaining = 0;
+        let mut seen = HashSet::new();
+        for desc in self
+            .served
+            .resources(Some(cluster))
+            .into_iter()
+            .filter(|d| d.namespaced)
+        {
+            // Versions of one resource share storage; empty each storage location once.
+            if seen.insert((desc.group.clone(), desc.plural.clone())) {
+                remaining += self.delete_all(cluster, desc, Some(name)).await?;
+            }
+        }
+        if remaining > 0 {
+            return Ok(false);
+        }
+        let opts = WriteOptions {
+            subresource: Some("finalize".into()),
+            ..Default::default()
+        };
+        let result = self
+            .registry
+            .update_with(&scope, name, &opts, |cur, _| {
+                let mut next = cur.clone();
+                let fs: Vec<Value> = cur
+                    .get("spec")
+                    .and_then(|s| s.get("finalizers"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| f.as_str() != Some("kubernetes"))
+                    .cloned()
+                    .collect();
+                next["spec"]["finalizers"] = Value::Array(fs);
+                Ok(next)
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == 404 => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Objects (in the owner's namespace, or anywhere for a cluster-scoped owner) whose
+    /// ownerReferences name `uid`, with the resource that serves each.
+    async fn dependents(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        uid: &str,
+    ) -> Result<Vec<(Arc<ResourceDesc>, Value)>, ApiError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for desc in self.served.resources(Some(cluster)) {
+            if !seen.insert((desc.group.clone(), desc.plural.clone())) {
+                continue;
+            }
+            let ns = if desc.namespaced { namespace } else { None };
+            if namespace.is_some() && !desc.namespaced {
+                // A namespaced owner cannot own cluster-scoped objects.
+                continue;
+            }
+            let list = self
+                .registry
+                .list(
+                    &self.scope(cluster, desc.clone(), ns),
+                    &ListOptions::default(),
+                )
+                .await?;
+            for item in list.items {
+                let obj = item.decode()?;
+                if meta::owner_references(&obj)
+                    .iter()
+                    .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                {
+                    out.push((desc.clone(), obj));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Background collection: dependents left with no existing owner are deleted; others
+    /// lose the dangling reference.
+    async fn collect_dependents(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        uid: &str,
+    ) -> Result<bool, ApiError> {
+        if !self.served.has_cluster(cluster) {
+            return Ok(true);
+        }
+        for (desc, dep) in self.dependents(cluster, namespace, uid).await? {
+            let scope = self.scope(cluster, desc, meta::namespace(&dep));
+            let name = meta::name(&dep).unwrap_or("").to_string();
+            let others: Vec<Value> = meta::owner_references(&dep)
+                .into_iter()
+                .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid))
+                .collect();
+            let mut alive = false;
+            for r in &others {
+                alive |= self.owner_exists(cluster, meta::namespace(&dep), r).await;
+            }
+            if alive {
+                self.registry
+                    .update_with(&scope, &name, &WriteOptions::default(), |cur, _| {
+                        let mut next = cur.clone();
+                        let refs = meta::owner_references(cur)
+                            .into_iter()
+                            .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid))
+                            .collect();
+                        meta::set_owner_references(&mut next, refs);
+                        Ok(next)
+                    })
+                    .await?;
+            } else {
+                match self
+                    .registry
+                    .delete(&scope, &name, &DeleteOptions::default())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn owner_exists(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        owner_ref: &Value,
+    ) -> bool {
+        let api_version = owner_ref
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = owner_ref.get("kind").and_then(Value::as_str).unwrap_or("");
+        let (group, version) = split_api_version(api_version);
+        let Some(desc) = self
+            .served
+            .resources(Some(cluster))
+            .into_iter()
+            .find(|d| d.group == group && d.version == version && d.kind == kind)
+        else {
+            return false;
+        };
+        let ns = if desc.namespaced { namespace } else { None };
+        let scope = self.scope(cluster, desc, ns);
+        match self
+            .registry
+            .get(
+                &scope,
+                owner_ref.get("name").and_then(Value::as_str).unwrap_or(""),
+            )
+            .await
+        {
+            Ok(s) => {
+                s.decode()
+                    .ok()
+                    .and_then(|o| meta::uid(&o).map(String::from))
+                    .as_deref()
+                    == owner_ref.get("uid").and_then(Value::as_str)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Foreground deletion deletes dependents first; orphaning releases them. Then the
+    /// owner's finalizer is removed.
+    async fn reconcile_dependents(
+        &self,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ApiError> {
+        let (group, version) = split_api_version(api_version);
+        let Some(desc) = self
+            .served
+            .resources(Some(cluster))
+            .into_iter()
+            .find(|d| d.group == group && d.version == version && d.kind == kind)
+        else {
+            return Ok(true);
+        };
+        let scope = self.scope(cluster, desc.clone(), namespace);
+        let owner = match self.registry.get(&scope, name).await {
+            Ok(s) => s.decode()?,
+            Err(e) if e.code == 404 => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let uid = meta::uid(&owner).unwrap_or("").to_string();
+        let finalizers = meta::finalizers(&owner);
+        let dependents = self.dependents(cluster, namespace, &uid).await?;
+        if finalizers.iter().any(|f| f == "orphan") {
+            for (d, dep) in &dependents {
+                let dep_scope = self.scope(cluster, d.clone(), meta::namespace(dep));
+                let uid = uid.clone();
+                self.registry
+                    .update_with(
+                        &dep_scope,
+                        meta::name(dep).unwrap_or(""),
+                        &WriteOptions::default(),
+                        move |cur, _| {
+                            let mut next = cur.clone();
+                            let refs = meta::owner_references(cur)
+                                .into_iter()
+                                .filter(|r| {
+                                    r.get("uid").and_then(Value::as_str) != Some(uid.as_str())
+                                })
+                                .collect();
+                            meta::set_owner_references(&mut next, refs);
+                            Ok(next)
+                        },
+                    )
+                    .await?;
+            }
+            self.remove_finalizer(&scope, name, "orphan").await?;
+            return Ok(true);
+        }
+        if finalizers.iter().any(|f| f == "foregroundDeletion") {
+            if !dependents.is_empty() {
+                for (d, dep) in &dependents {
+                    let dep_scope = self.scope(cluster, d.clone(), meta::namespace(dep));
+                    let opts = DeleteOptions {
+                        propagation_policy: Some("Foreground".into()),
+                        ..Default::default()
+                    };
+                    match self
+                        .registry
+                        .delete(&dep_scope, meta::name(dep).unwrap_or(""), &opts)
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if e.code == 404 => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                return Ok(false);
+            }
+            self.remove_finalizer(&scope, name, "foregroundDeletion")
+                .await?;
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,256 @@
+//! Discovery documents, per logical cluster: legacy (`/api`, `/apis`, per group-version
+//! `APIResourceList`) and aggregated (`apidiscovery.k8s.io/v2`).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::catalog::ResourceDesc;
+
+/// Kubernetes' version priority: GA before beta before alpha, higher numbers first.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    fn key(v: &str) -> (u8, i64, i64) {
+        let Some(rest) = v.strip_prefix('v') else {
+            return (0, 0, 0);
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major = digits.parse().unwrap_or(0);
+        let tail = &rest[digits.len()..];
+        let (stage, minor) = if tail.is_empty() {
+            (3, 0)
+        } else if let Some(n) = tail.strip_prefix("beta") {
+            (2, n.parse().unwrap_or(0))
+        } else if let Some(n) = tail.strip_prefix("alpha") {
+            (1, n.parse().unwrap_or(0))
+        } else {
+            (0, 0)
+        };
+        (stage, major, minor)
+    }
+    key(b).cmp(&key(a)).then_with(|| a.cmp(b))
+}
+
+/// Groups in serving order, each with its versions in priority order.
+pub fn groups(resources: &[Arc<ResourceDesc>]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for d in resources.iter().filter(|d| !d.group.is_empty()) {
+        match out.iter_mut().find(|(g, _)| *g == d.group) {
+            Some((_, versions)) if !versions.contains(&d.version) => {
+                versions.push(d.version.clone())
+            }
+            Some(_) => {}
+            None => out.push((d.group.clone(), vec![d.version.clone()])),
+        }
+    }
+    for (_, versions) in &mut out {
+        versions.sort_by(|a, b| compare_versions(a, b));
+    }
+    out
+}
+
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn group_json(group: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+pub fn api_group_list(resources: &[Arc<ResourceDesc>]) -> Value {
+    let groups: Vec<Value> = groups(resources)
+        .iter()
+        .map(|(g, v)| group_json(g, v))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+pub fn api_group(resources: &[Arc<ResourceDesc>], group: &str) -> Option<Value> {
+    let (g, v) = groups(resources).into_iter().find(|(g, _)| g == group)?;
+    let mut doc = group_json(&g, &v);
+    if let Some(m) = doc.as_object_mut() {
+        m.insert("kind".into(), json!("APIGroup"));
+        m.insert("apiVersion".into(), json!("v1"));
+    }
+    Some(doc)
+}
+
+fn in_group_version<'a>(
+    resources: &'a [Arc<ResourceDesc>],
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'a Arc<ResourceDesc>> {
+    resources
+        .iter()
+        .filter(move |d| d.group == group && d.version == version)
+}
+
+pub fn api_resource_list(
+    resources: &[Arc<ResourceDesc>],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
+    let mut list = Vec::new();
+    for d in in_group_version(resources, group, version) {
+        list.push(json!({
+            "name": d.plural, "singularName": d.singular, "namespaced": d.namespaced, "kind": d.kind,
+            "verbs": d.verbs, "shortNames": d.short_names, "categories": d.categories,
+        }));
+        for (sub, kind, g, v) in subresources(d) {
+            let mut entry = json!({"name": format!("{}/{sub}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": ["get", "patch", "update"]});
+            if !g.is_empty()
+                && let Some(m) = entry.as_object_mut()
+            {
+                m.insert("group".into(), json!(g));
+                m.insert("version".into(), json!(v));
+            }
+            list.push(entry);
+        }
+    }
+    if list.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+    )
+}
+
+/// (subresource, response kind, kind's group, kind's version).
+fn subresources(d: &ResourceDesc) -> Vec<(&'static str, String, &'static str, &'static str)> {
+    let mut out = Vec::new();
+    if d.status {
+        out.push(("status", d.kind.clone(), "", ""));
+    }
+    if d.scale.is_some() {
+        out.push(("scale", "Scale".to_string(), "autoscaling", "v1"));
+    }
+    if d.group.is_empty() && d.plural == "namespaces" {
+        out.push(("finalize", d.kind.clone(), "", ""));
+    }
+    out
+}
+
+fn discovery_resource(d: &ResourceDesc) -> Value {
+    let subs: Vec<Value> = subresources(d)
+        .into_iter()
+        .map(|(sub, kind, g, v)| {
+            let (g, v) = if g.is_empty() { (d.group.as_str(), d.version.as_str()) } else { (g, v) };
+            json!({"subresource": sub, "responseKind": {"group": g, "version": v, "kind": kind}, "verbs": ["get", "patch", "update"]})
+        })
+        .collect();
+    let mut r = json!({
+        "resource": d.plural,
+        "responseKind": {"group": d.group, "version": d.version, "kind": d.kind},
+        "scope": if d.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": d.singular,
+        "verbs": d.verbs,
+    });
+    if let Some(m) = r.as_object_mut() {
+        if !d.short_names.is_empty() {
+            m.insert("shortNames".into(), json!(d.short_names));
+        }
+        if !d.categories.is_empty() {
+            m.insert("categories".into(), json!(d.categories));
+        }
+        if !subs.is_empty() {
+            m.insert("subresources".into(), Value::Array(subs));
+        }
+    }
+    r
+}
+
+/// `APIGroupDiscoveryList` for `/api` (core = true) or `/apis`.
+pub fn aggregated(resources: &[Arc<ResourceDesc>], core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        let rs: Vec<Value> = in_group_version(resources, "", "v1")
+            .map(|d| discovery_resource(d))
+            .collect();
+        vec![
+            json!({"metadata": {"creationTimestamp": null}, "versions": [{"version": "v1", "resources": rs, "freshness": "Current"}]}),
+        ]
+    } else {
+        groups(resources)
+            .into_iter()
+            .map(|(g, versions)| {
+                let vs: Vec<Value> = versions
+                    .iter()
+                    .map(|v| {
+                        let rs: Vec<Value> = in_group_version(resources, &g, v)
+                            .map(|d| discovery_resource(d))
+                            .collect();
+                        json!({"version": v, "resources": rs, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": vs})
+            })
+            .collect()
+    };
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::builtins;
+
+    #[test]
+    fn version_priority() {
+        let mut v = vec!["v1alpha1", "v1", "v2beta1", "v2", "v1beta2", "foo"];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(v, vec!["v2", "v1", "v2beta1", "v1beta2", "v1alpha1", "foo"]);
+    }
+
+    #[test]
+    fn documents() {
+        let all: Vec<_> = builtins::all().into_iter().map(Arc::new).collect();
+        let list = api_group_list(&all);
+        let autoscaling = list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "autoscaling")
+            .unwrap();
+        assert_eq!(autoscaling["preferredVersion"]["version"], "v2");
+        let core = api_resource_list(&all, "", "v1").unwrap();
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"configmaps")
+                && names.contains(&"namespaces/status")
+                && names.contains(&"namespaces/finalize")
+        );
+        let agg = aggregated(&all, false);
+        let apps = agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(deploy["categories"], json!(["all"]));
+        assert_eq!(deploy["subresources"][1]["responseKind"]["kind"], "Scale");
+        assert!(api_resource_list(&all, "nope", "v1").is_none());
+    }
+}

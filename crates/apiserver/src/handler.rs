@@ -1,0 +1,913 @@
+//! The request path, as one straight line: parse → public endpoints → authenticate →
+//! resolve the logical cluster → dispatch (discovery, OpenAPI, or the generic registry).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Body as _, Frame, Incoming};
+use kplex_apimachinery::{ApiError, StatusDetails, meta, status::success_status};
+use serde_json::{Value, json};
+
+use crate::catalog::ResourceDesc;
+use crate::registry::{
+    DeleteOptions, DeleteOutcome, ListOptions, PatchKind, Registry, Scope, Selectors, Stored,
+    WatchEvent, WatchEventKind, WatchOptions, WriteOptions, list::render_list,
+    write::FieldValidation,
+};
+use crate::request::{self, ClusterTarget, ResourceRequest, Target, Verb};
+use crate::response::{self, Body, Format, Shape, Wanted};
+use crate::served::Served;
+use crate::table::{self, IncludeObject};
+use crate::{body, discovery, metrics::Metrics, openapi};
+
+/// Who made a request (authentication result).
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// Everything a request handler needs; shared by all connections.
+pub struct Api {
+    pub registry: Registry,
+    pub served: Arc<Served>,
+    pub admin_token: String,
+    pub metrics: Metrics,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub openapi: openapi::Cache,
+}
+
+type Query = HashMap<String, String>;
+
+fn parse_query(q: Option<&str>) -> Query {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn flag(q: &Query, key: &str) -> bool {
+    matches!(q.get(key).map(String::as_str), Some("true" | "1"))
+}
+
+impl Api {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let start = Instant::now();
+        let (parts, body) = req.into_parts();
+        let query = parse_query(parts.uri.query());
+        let info = request::parse(&parts.method, parts.uri.path(), flag(&query, "watch"));
+        let (verb, resource) = match &info.target {
+            Target::Resource(r) => (r.verb.as_str().to_string(), r.resource.clone()),
+            _ => (parts.method.as_str().to_ascii_lowercase(), String::new()),
+        };
+        let resp = match self
+            .route(
+                info.cluster,
+                info.target,
+                &parts.method,
+                &parts.headers,
+                &query,
+                body,
+            )
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => response::error(&e),
+        };
+        let resp = maybe_gzip(&parts.headers, resp).await;
+        self.metrics.record(
+            &verb,
+            &resource,
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+        resp
+    }
+
+    async fn route(
+        &self,
+        cluster: ClusterTarget,
+        target: Target,
+        method: &Method,
+        headers: &HeaderMap,
+        query: &Query,
+        body: Incoming,
+    ) -> Result<Response<Body>, ApiError> {
+        // Probes and the version answer anyone, as in kube-apiserver.
+        match target {
+            Target::Livez | Target::Healthz => {
+                return Ok(response::with_body(StatusCode::OK, "text/plain", "ok"));
+            }
+            Target::Readyz => {
+                return Ok(if *self.shutdown.borrow() {
+                    response::with_body(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "shutting down",
+                    )
+                } else {
+                    response::with_body(StatusCode::OK, "text/plain", "ok")
+                });
+            }
+            Target::Version => return Ok(response::json_value(StatusCode::OK, &version())),
+            _ => {}
+        }
+        let _user = self.authenticate(headers)?;
+        if target == Target::Metrics {
+            return Ok(response::with_body(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.metrics.encode(),
+            ));
+        }
+        let cluster = match cluster {
+            ClusterTarget::Named(name) if self.served.has_cluster(&name) => Some(name),
+            ClusterTarget::Named(name) => {
+                return Err(ApiError::not_found("core.kcp.io", "logicalclusters", &name));
+            }
+            ClusterTarget::Wildcard => None,
+        };
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let resources = || self.served.resources(cluster.as_deref());
+        match target {
+            Target::CoreVersions => {
+                let r = resources();
+                Ok(discovery_response(
+                    accept,
+                    || discovery::api_versions(""),
+                    || discovery::aggregated(&r, true),
+                ))
+            }
+            Target::Groups => {
+                let r = resources();
+                Ok(discovery_response(
+                    accept,
+                    || discovery::api_group_list(&r),
+                    || discovery::aggregated(&r, false),
+                ))
+            }
+            Target::Group(g) => discovery::api_group(&resources(), &g)
+                .map(|doc| response::json_value(StatusCode::OK, &doc))
+                .ok_or_else(not_found_path),
+            Target::GroupVersion { group, version } => {
+                discovery::api_resource_list(&resources(), &group, &version)
+                    .map(|doc| response::json_value(StatusCode::OK, &doc))
+                    .ok_or_else(not_found_path)
+            }
+            Target::OpenApiV3Root => Ok(self.openapi.root(cluster.as_deref(), &resources())),
+            Target::OpenApiV3 { group, version } => {
+                self.openapi
+                    .group_version(cluster.as_deref(), &resources(), &group, &version)
+            }
+            Target::OpenApiV2 => self.openapi.v2(cluster.as_deref(), &resources(), accept),
+            Target::Resource(r) => {
+                self.resource(cluster, r, method, headers, query, body)
+                    .await
+            }
+            _ => Err(not_found_path()),
+        }
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<User, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match token {
+            Some(t)
+                if !self.admin_token.is_empty()
+                    && constant_time_eq(t.as_bytes(), self.admin_token.as_bytes()) =>
+            {
+                Ok(User {
+                    name: "kplex-admin".into(),
+                    groups: vec!["system:masters".into(), "system:authenticated".into()],
+                })
+            }
+            _ => Err(ApiError::unauthorized("Unauthorized")),
+        }
+    }
+
+    async fn resource(
+        &self,
+        cluster: Option<String>,
+        r: ResourceRequest,
+        _method: &Method,
+        headers: &HeaderMap,
+        query: &Query,
+        body: Incoming,
+    ) -> Result<Response<Body>, ApiError> {
+        let desc = self
+            .served
+            .lookup(cluster.as_deref(), &r.group, &r.version, &r.resource)
+            .ok_or_else(not_found_path)?;
+        if cluster.is_none() && !matches!(r.verb, Verb::List | Verb::Watch) {
+            return Err(ApiError::method_not_supported(
+                &desc.group,
+                &desc.plural,
+                r.verb.as_str(),
+            ));
+        }
+        if !desc.namespaced && r.namespace.is_some() {
+            return Err(not_found_path());
+        }
+        let needs_namespace = !matches!(r.verb, Verb::List | Verb::Watch | Verb::DeleteCollection);
+        if desc.namespaced && needs_namespace && r.namespace.is_none() {
+            return Err(not_found_path());
+        }
+        let sub = r.subresource.as_deref();
+        match sub {
+            None => {}
+            Some("status") if desc.status => {}
+            Some("scale") if desc.scale.is_some() => {}
+            Some("finalize") if desc.group.is_empty() && desc.plural == "namespaces" => {}
+            Some(_) => return Err(not_found_path()),
+        }
+        if sub.is_some() && !matches!(r.verb, Verb::Get | Verb::Update | Verb::Patch) {
+            return Err(ApiError::method_not_supported(
+                &desc.group,
+                &format!("{}/{}", desc.plural, sub.unwrap_or("")),
+                r.verb.as_str(),
+            ));
+        }
+        let scope = Scope {
+            cluster,
+            desc: desc.clone(),
+            namespace: r.namespace.clone(),
+        };
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let shapes: &[Shape] = match r.verb {
+            Verb::List | Verb::Watch => &[Shape::Table, Shape::PartialObjectMetadataList],
+            _ => &[Shape::Table, Shape::PartialObjectMetadata],
+        };
+        // Protobuf answers exist for built-in kinds (not for watch streams or CRs).
+        let protobuf_ok = desc.origin == crate::catalog::Origin::Builtin
+            && r.verb != Verb::Watch
+            && sub != Some("scale")
+            && kplex_protobuf::supports(&desc.api_version(), &desc.kind);
+        let wanted = response::negotiate(accept, protobuf_ok, shapes)
+            .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(protobuf_ok)))?;
+        let name = r.name.clone().unwrap_or_default();
+        let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+        match (r.verb, sub) {
+            (Verb::Get, Some("scale")) => {
+                let obj = self.registry.get(&scope, &name).await?.decode()?;
+                Ok(respond_value(
+                    &desc,
+                    wanted,
+                    include,
+                    StatusCode::OK,
+                    &scale_of(&desc, &obj),
+                ))
+            }
+            (Verb::Get, _) => {
+                let stored = self.registry.get(&scope, &name).await?;
+                Ok(respond_stored(&desc, wanted, include, &stored)?)
+            }
+            (Verb::List, _) => {
+                let opts = list_options(&desc, query)?;
+                let result = self.registry.list(&scope, &opts).await?;
+                respond_list(&desc, wanted, include, &result)
+            }
+            (Verb::Watch, _) => {
+                let opts = watch_options(&desc, query)?;
+                if let Some(name) = &r.name {
+                    // `GET …/configmaps/x?watch=1` is a watch on one name.
+                    let _ = name;
+                }
+                let stream = self.registry.watch(&scope, opts).await?;
+                let timeout = query
+                    .get("timeoutSeconds")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or_else(|| Duration::from_secs(1800 + rand::random::<u64>() % 1800));
+                Ok(self.watch_response(desc, wanted, include, stream, timeout))
+            }
+            (Verb::Create, _) => {
+                let obj = self.decode_body(headers, body).await?;
+                let opts = write_options(query, None)?;
+                let result = self.registry.create(&scope, obj, &opts).await?;
+                let mut resp =
+                    respond_value(&desc, wanted, include, StatusCode::CREATED, &result.object);
+                add_warnings(&mut resp, &result.warnings);
+                Ok(resp)
+            }
+            (Verb::Update, Some("scale")) => {
+                let scale = self.decode_body(headers, body).await?;
+                self.write_scale(&scope, &desc, &name, query, wanted, include, move |_| {
+                    Ok(scale.clone())
+                })
+                .await
+            }
+            (Verb::Patch, Some("scale")) => {
+                let kind = patch_kind(headers)?;
+                let patch = body::read(body).await?;
+                self.write_scale(
+                    &scope,
+                    &desc,
+                    &name,
+                    query,
+                    wanted,
+                    include,
+                    move |current| apply_patch(kind, current, &patch),
+                )
+                .await
+            }
+            (Verb::Update, _) => {
+                let obj = self.decode_body(headers, body).await?;
+                let opts = write_options(query, sub)?;
+                let result = self.registry.update(&scope, &name, obj, &opts).await?;
+                let mut resp =
+                    respond_value(&desc, wanted, include, StatusCode::OK, &result.object);
+                add_warnings(&mut resp, &result.warnings);
+                Ok(resp)
+            }
+            (Verb::Patch, _) => {
+                let kind = patch_kind(headers)?;
+                let patch = body::read(body).await?;
+                let opts = write_options(query, sub)?;
+                let result = self
+                    .registry
+                    .patch(&scope, &name, kind, &patch, &opts)
+                    .await?;
+                let mut resp =
+                    respond_value(&desc, wanted, include, StatusCode::OK, &result.object);
+                add_warnings(&mut resp, &result.warnings);
+                Ok(resp)
+            }
+            (Verb::Delete, _) => {
+                let opts = self.delete_options(headers, query, body).await?;
+                match self.registry.delete(&scope, &name, &opts).await? {
+                    DeleteOutcome::Deleted(obj) => Ok(delete_status(&desc, &obj)),
+                    DeleteOutcome::Pending(obj) => {
+                        Ok(respond_value(&desc, wanted, include, StatusCode::OK, &obj))
+                    }
+                }
+            }
+            (Verb::DeleteCollection, _) => {
+                let opts = self.delete_options(headers, query, body).await?;
+                let list_opts = list_options(&desc, query)?;
+                let result = self
+                    .registry
+                    .list(
+                        &scope,
+                        &ListOptions {
+                            limit: 0,
+                            continue_token: None,
+                            ..list_opts
+                        },
+                    )
+                    .await?;
+                let mut deleted = Vec::new();
+                for item in &result.items {
+                    let obj = item.decode()?;
+                    let item_scope = Scope {
+                        namespace: meta::namespace(&obj).map(String::from),
+                        ..scope.clone()
+                    };
+                    match self
+                        .registry
+                        .delete(&item_scope, meta::name(&obj).unwrap_or(""), &opts)
+                        .await
+                    {
+                        Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => {
+                            deleted.push(o)
+                        }
+                        Err(e) if e.code == 404 => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let list = json!({"kind": desc.list_kind(), "apiVersion": desc.api_version(), "metadata": {"resourceVersion": result.resource_version.to_string()}, "items": deleted});
+                Ok(response::json_value(StatusCode::OK, &list))
+            }
+        }
+    }
+
+    async fn decode_body(&self, headers: &HeaderMap, body: Incoming) -> Result<Value, ApiError> {
+        let bytes = body::read(body).await?;
+        body::decode(content_type(headers), &bytes)
+    }
+
+    async fn delete_options(
+        &self,
+        headers: &HeaderMap,
+        query: &Query,
+        body: Incoming,
+    ) -> Result<DeleteOptions, ApiError> {
+        let bytes = body::read(body).await?;
+        let from_body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            body::decode(content_type(headers), &bytes)?
+        };
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+        let dry_run = query.get("dryRun").is_some_and(|d| d == "All")
+            || from_body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|d| d == "All"));
+        let mut policy = query
+            .get("propagationPolicy")
+            .cloned()
+            .or_else(|| text(from_body.get("propagationPolicy")));
+        if policy.is_none()
+            && from_body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+        {
+            policy = Some("Orphan".into());
+        }
+        let pre = from_body.get("preconditions");
+        Ok(DeleteOptions {
+            dry_run,
+            propagation_policy: policy,
+            precondition_uid: text(pre.and_then(|p| p.get("uid"))),
+            precondition_resource_version: text(pre.and_then(|p| p.get("resourceVersion"))),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_scale(
+        &self,
+        scope: &Scope,
+        desc: &Arc<ResourceDesc>,
+        name: &str,
+        query: &Query,
+        wanted: Wanted,
+        include: IncludeObject,
+        change: impl Fn(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Response<Body>, ApiError> {
+        let opts = write_options(query, None)?;
+        let paths = desc.scale.clone().ok_or_else(not_found_path)?;
+        let d = desc.clone();
+        let result = self
+            .registry
+            .update_with(scope, name, &opts, move |current, _| {
+                let scale = change(&scale_of(&d, current))?;
+                let replicas = scale
+                    .get("spec")
+                    .and_then(|s| s.get("replicas"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if replicas < 0 {
+                    return Err(ApiError::invalid(
+                        "autoscaling",
+                        "Scale",
+                        name,
+                        vec![kplex_apimachinery::StatusCause::invalid(
+                            "spec.replicas",
+                            kplex_apimachinery::status::BadValue::Int(replicas),
+                            "must be greater than or equal to 0",
+                        )],
+                    ));
+                }
+                if let Some(rv) = meta::resource_version(&scale).filter(|rv| !rv.is_empty())
+                    && Some(rv) != meta::resource_version(current)
+                {
+                    return Err(ApiError::optimistic_lock_conflict(
+                        &d.group, &d.plural, name,
+                    ));
+                }
+                let mut obj = current.clone();
+                let path: Vec<&str> = paths
+                    .spec_replicas
+                    .trim_start_matches('.')
+                    .split('.')
+                    .collect();
+                crate::registry::hooks::set_path(&mut obj, &path, json!(replicas));
+                Ok(obj)
+            })
+            .await?;
+        Ok(respond_value(
+            desc,
+            wanted,
+            include,
+            StatusCode::OK,
+            &scale_of(desc, &result.object),
+        ))
+    }
+
+    fn watch_response(
+        &self,
+        desc: Arc<ResourceDesc>,
+        wanted: Wanted,
+        include: IncludeObject,
+        stream: crate::registry::WatchStream,
+        timeout: Duration,
+    ) -> Response<Body> {
+        let mut shutdown = self.shutdown.clone();
+        let ended = async move {
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => {}
+                _ = crate::server::stopped(&mut shutdown) => {}
+            }
+        };
+        self.metrics.watches.inc();
+        let gauge = WatchGauge(self.metrics.watches.clone());
+        let frames = stream.take_until(Box::pin(ended)).map(move |event| {
+            let _keep = &gauge;
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from(render_event(
+                &desc, wanted, include, event,
+            ))))
+        });
+        let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+        let ct = match wanted.format {
+            Format::Yaml => response::YAML,
+            _ => response::JSON,
+        };
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        resp
+    }
+}
+
+/// Keeps the open-watch gauge right when a stream is dropped.
+struct WatchGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for WatchGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1", "minor": "33",
+        "gitVersion": concat!("v1.33.0+kplex-", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+        "goVersion": "", "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    })
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn patch_kind(headers: &HeaderMap) -> Result<PatchKind, ApiError> {
+    content_type(headers)
+        .and_then(PatchKind::from_content_type)
+        .ok_or_else(|| {
+            ApiError::unsupported_media_type(&[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+            ])
+        })
+}
+
+fn apply_patch(kind: PatchKind, current: &Value, patch: &[u8]) -> Result<Value, ApiError> {
+    use kplex_apimachinery::{patch, patch_schema};
+    match kind {
+        PatchKind::Json => patch::json_patch(current, patch),
+        PatchKind::Merge => patch::merge_patch(current, patch),
+        PatchKind::Strategic => {
+            patch::strategic_merge_patch(current, patch, patch_schema::untyped())
+        }
+    }
+}
+
+fn discovery_response(
+    accept: Option<&str>,
+    legacy: impl FnOnce() -> Value,
+    aggregated: impl FnOnce() -> Value,
+) -> Response<Body> {
+    let wanted = response::negotiate(accept, false, &[Shape::DiscoveryV2]);
+    if wanted.is_some_and(|w| w.shape == Shape::DiscoveryV2) {
+        let mut resp = response::json_value(StatusCode::OK, &aggregated());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            ),
+        );
+        return resp;
+    }
+    response::json_value(StatusCode::OK, &legacy())
+}
+
+fn list_options(desc: &ResourceDesc, q: &Query) -> Result<ListOptions, ApiError> {
+    let limit = match q.get("limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
+            .max(0) as usize,
+        None => 0,
+    };
+    Ok(ListOptions {
+        selectors: Selectors::parse(
+            desc,
+            q.get("labelSelector").map(String::as_str),
+            q.get("fieldSelector").map(String::as_str),
+        )?,
+        limit,
+        continue_token: q.get("continue").cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").cloned(),
+    })
+}
+
+fn watch_options(desc: &ResourceDesc, q: &Query) -> Result<WatchOptions, ApiError> {
+    Ok(WatchOptions {
+        selectors: Selectors::parse(
+            desc,
+            q.get("labelSelector").map(String::as_str),
+            q.get("fieldSelector").map(String::as_str),
+        )?,
+        resource_version: q.get("resourceVersion").cloned(),
+        allow_bookmarks: flag(q, "allowWatchBookmarks"),
+        send_initial_events: flag(q, "sendInitialEvents"),
+        bookmark_interval: None,
+    })
+}
+
+fn write_options(q: &Query, sub: Option<&str>) -> Result<WriteOptions, ApiError> {
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dryRun value {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
+        field_manager: q.get("fieldManager").cloned(),
+        subresource: sub.map(String::from),
+    })
+}
+
+fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+}
+
+/// The autoscaling/v1 Scale view of an object.
+fn scale_of(desc: &ResourceDesc, obj: &Value) -> Value {
+    let paths = desc
+        .scale
+        .clone()
+        .unwrap_or_else(|| crate::catalog::ScalePaths {
+            spec_replicas: ".spec.replicas".into(),
+            status_replicas: ".status.replicas".into(),
+            label_selector: None,
+        });
+    let at = |p: &str| {
+        p.trim_start_matches('.')
+            .split('.')
+            .try_fold(obj, |v, k| v.get(k))
+            .cloned()
+    };
+    let selector = match paths.label_selector.as_deref().and_then(at) {
+        Some(Value::String(s)) => s,
+        Some(sel @ Value::Object(_)) => {
+            kplex_apimachinery::selector::LabelSelector::from_json(&sel)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        }
+        _ => obj
+            .get("spec")
+            .and_then(|s| s.get("selector"))
+            .and_then(|s| kplex_apimachinery::selector::LabelSelector::from_json(s).ok())
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    };
+    let m = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": pick("name"), "namespace": pick("namespace"), "uid": pick("uid"), "resourceVersion": pick("resourceVersion"), "creationTimestamp": pick("creationTimestamp")},
+        "spec": {"replicas": at(&paths.spec_replicas).and_then(|v| v.as_i64()).unwrap_or(0)},
+        "status": {"replicas": at(&paths.status_replicas).and_then(|v| v.as_i64()).unwrap_or(0), "selector": selector},
+    })
+}
+
+fn delete_status(desc: &ResourceDesc, obj: &Value) -> Response<Body> {
+    let details = StatusDetails {
+        name: meta::name(obj).unwrap_or("").to_string(),
+        group: desc.group.clone(),
+        kind: desc.plural.clone(),
+        uid: meta::uid(obj).unwrap_or("").to_string(),
+        ..Default::default()
+    };
+    response::json_value(StatusCode::OK, &success_status(&details))
+}
+
+fn serialize(format: Format, value: &Value) -> Result<Vec<u8>, ApiError> {
+    match format {
+        Format::Protobuf => kplex_protobuf::encode(value)
+            .map_err(|e| ApiError::internal(&format!("encoding protobuf: {e}"))),
+        Format::Yaml => serde_saphyr::to_string(value)
+            .map(String::into_bytes)
+            .map_err(|e| ApiError::internal(&e.to_string())),
+        _ => {
+            let mut v =
+                serde_json::to_vec(value).map_err(|e| ApiError::internal(&e.to_string()))?;
+            v.push(b'\n');
+            Ok(v)
+        }
+    }
+}
+
+fn shaped(desc: &ResourceDesc, wanted: Wanted, include: IncludeObject, obj: &Value) -> Value {
+    match wanted.shape {
+        Shape::Table => {
+            let rv = meta::resource_version(obj).unwrap_or("").to_string();
+            table::table(
+                desc,
+                std::slice::from_ref(obj),
+                include,
+                json!({"resourceVersion": rv}),
+            )
+        }
+        Shape::PartialObjectMetadata => table::partial_metadata(obj),
+        _ => obj.clone(),
+    }
+}
+
+fn respond_value(
+    desc: &ResourceDesc,
+    wanted: Wanted,
+    include: IncludeObject,
+    code: StatusCode,
+    obj: &Value,
+) -> Response<Body> {
+    match serialize(wanted.format, &shaped(desc, wanted, include, obj)) {
+        Ok(body) => response::with_body(code, wanted.format.content_type(), body),
+        Err(e) => response::error(&e),
+    }
+}
+
+fn respond_stored(
+    desc: &ResourceDesc,
+    wanted: Wanted,
+    include: IncludeObject,
+    stored: &Stored,
+) -> Result<Response<Body>, ApiError> {
+    if wanted.format == Format::Json && wanted.shape == Shape::Object {
+        // The fast path: stored bytes with the resource version spliced in.
+        let mut body = stored.render();
+        body.push(b'\n');
+        return Ok(response::with_body(StatusCode::OK, response::JSON, body));
+    }
+    Ok(respond_value(
+        desc,
+        wanted,
+        include,
+        StatusCode::OK,
+        &stored.decode()?,
+    ))
+}
+
+fn respond_list(
+    desc: &ResourceDesc,
+    wanted: Wanted,
+    include: IncludeObject,
+    result: &crate::registry::ListResult,
+) -> Result<Response<Body>, ApiError> {
+    if wanted.format == Format::Json && wanted.shape == Shape::Object {
+        let mut body = render_list(&desc.api_version(), &desc.list_kind(), result);
+        body.push(b'\n');
+        return Ok(response::with_body(StatusCode::OK, response::JSON, body));
+    }
+    let mut list_meta = json!({"resourceVersion": result.resource_version.to_string()});
+    if let Some(c) = &result.continue_token {
+        list_meta["continue"] = json!(c);
+    }
+    if let Some(r) = result.remaining.filter(|r| *r > 0) {
+        list_meta["remainingItemCount"] = json!(r);
+    }
+    let items = result
+        .items
+        .iter()
+        .map(Stored::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let doc = match wanted.shape {
+        Shape::Table => table::table(desc, &items, include, list_meta),
+        Shape::PartialObjectMetadataList => json!({
+            "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+            "items": items.iter().map(table::partial_metadata).collect::<Vec<_>>(),
+        }),
+        _ => {
+            json!({"kind": desc.list_kind(), "apiVersion": desc.api_version(), "metadata": list_meta, "items": items})
+        }
+    };
+    Ok(response::with_body(
+        StatusCode::OK,
+        wanted.format.content_type(),
+        serialize(wanted.format, &doc)?,
+    ))
+}
+
+/// One watch event as a JSON line (`{"type":…,"object":…}\n`).
+fn render_event(
+    desc: &ResourceDesc,
+    wanted: Wanted,
+    include: IncludeObject,
+    event: WatchEvent,
+) -> Vec<u8> {
+    let (kind, object): (&str, Result<Vec<u8>, ApiError>) = match event {
+        WatchEvent::Object(kind, stored) => {
+            let body = if wanted.shape == Shape::Object {
+                Ok(stored.render())
+            } else {
+                stored.decode().and_then(|obj| {
+                    serde_json::to_vec(&shaped(desc, wanted, include, &obj))
+                        .map_err(|e| ApiError::internal(&e.to_string()))
+                })
+            };
+            (kind.as_str(), body)
+        }
+        WatchEvent::Bookmark {
+            resource_version,
+            initial_events_end,
+        } => {
+            let mut metadata = json!({"resourceVersion": resource_version.to_string()});
+            if initial_events_end {
+                metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            let obj =
+                json!({"kind": desc.kind, "apiVersion": desc.api_version(), "metadata": metadata});
+            (
+                WatchEventKind::Bookmark.as_str(),
+                serde_json::to_vec(&obj).map_err(|e| ApiError::internal(&e.to_string())),
+            )
+        }
+        WatchEvent::Error(e) => (
+            WatchEventKind::Error.as_str(),
+            serde_json::to_vec(&e.to_status()).map_err(|e| ApiError::internal(&e.to_string())),
+        ),
+    };
+    let object = object.unwrap_or_else(|e| serde_json::to_vec(&e.to_status()).unwrap_or_default());
+    let mut out = Vec::with_capacity(object.len() + 32);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(&object);
+    out.extend_from_slice(b"}\n");
+    if wanted.format == Format::Yaml {
+        // YAML watch streams are JSON documents too (kube sends JSON framing for watches).
+        return out;
+    }
+    out
+}
+
+/// gzip large responses for clients that accept it (kube-apiserver does above 128 KiB).
+async fn maybe_gzip(req_headers: &HeaderMap, resp: Response<Body>) -> Response<Body> {
+    const THRESHOLD: usize = 128 * 1024;
+    let accepts = req_headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let small_or_stream = resp
+        .body()
+        .size_hint()
+        .exact()
+        .is_none_or(|n| (n as usize) < THRESHOLD);
+    if !accepts || small_or_stream {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return response::error(&ApiError::internal("response body failed"));
+    };
+    let raw = collected.to_bytes();
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 4),
+        flate2::Compression::fast(),
+    );
+    if std::io::Write::write_all(&mut enc, &raw).is_err() {
+        return Response::from_parts(parts, response::full(raw));
+    }
+    match enc.finish() {
+        Ok(gz) => {
+            parts
+                .headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, response::full(gz))
+        }
+        Err(_) => Response::from_parts(parts, response::full(raw)),
+    }
+}

@@ -1,0 +1,28 @@
+//! The Kubernetes API server of kplex.
+//!
+//! Request path (each step a module): [`server`] (TLS, HTTP) → [`handler`] (parse with
+//! [`request`], authenticate, resolve the logical cluster against [`served`], dispatch) →
+//! [`discovery`] / [`openapi`] / the generic [`registry`] (driven by [`catalog`]
+//! descriptions; objects kept as bytes by [`object`]) → the store. [`controllers`] run
+//! in-process over the same store.
+
+pub mod body;
+pub mod catalog;
+pub mod controllers;
+pub mod crd;
+pub mod discovery;
+pub mod handler;
+pub mod metrics;
+pub mod object;
+pub mod openapi;
+pub mod pki;
+pub mod registry;
+pub mod request;
+pub mod response;
+pub mod served;
+pub mod server;
+pub mod table;
+
+mod start;
+
+pub use start::{Config, Running, StartError, StoreConfig, start};

@@ -1,0 +1,204 @@
+//! LIST: pages with continue tokens, resourceVersion semantics, selectors.
+
+use kplex_apimachinery::{ApiError, continue_token};
+use kplex_store::{KeyRange, RangeRequest, prefix_end};
+use serde_json::Value;
+
+use super::{Registry, Scope, Selectors, Stored, store_error};
+
+/// How a list is read.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    pub selectors: Selectors,
+    /// 0 = everything.
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    /// `resourceVersion` query parameter.
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch`: `Exact` or `NotOlderThan`.
+    pub resource_version_match: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Default)]
+pub struct ListResult {
+    pub items: Vec<Stored>,
+    /// The revision the page was read at (the list's resourceVersion).
+    pub resource_version: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// Page size used to scan the store when selectors filter items out.
+const SCAN_PAGE: usize = 500;
+
+pub fn parse_resource_version(rv: &str) -> Result<i64, ApiError> {
+    rv.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+impl Registry {
+    pub async fn list(&self, scope: &Scope, opts: &ListOptions) -> Result<ListResult, ApiError> {
+        let prefix = scope.prefix();
+        let (revision, mut start) = self.list_start(&prefix, opts).await?;
+        let end = prefix_end(&prefix);
+        let mut result = ListResult::default();
+        let filtering = !opts.selectors.is_empty();
+        let mut served_at = revision;
+        loop {
+            let want = if opts.limit == 0 {
+                0
+            } else {
+                opts.limit - result.items.len()
+            };
+            let page = if filtering { SCAN_PAGE.max(want) } else { want };
+            let req = RangeRequest::new(KeyRange::between(start.clone(), end.clone()))
+                .with_limit(page)
+                .at_revision(served_at);
+            let resp =
+                self.store
+                    .range(req)
+                    .await
+                    .map_err(|e| match (&e, &opts.continue_token) {
+                        (kplex_store::Error::Compacted { .. }, Some(_)) => {
+                            ApiError::resource_expired(continue_token::EXPIRED_MESSAGE)
+                        }
+                        _ => store_error(e),
+                    })?;
+            served_at = resp.revision;
+            let mut last_key = None;
+            let mut remaining_in_page = resp.kvs.len();
+            for kv in resp.kvs {
+                remaining_in_page -= 1;
+                last_key = Some(kv.key.clone());
+                let stored = Stored {
+                    bytes: kv.value,
+                    resource_version: kv.mod_revision,
+                };
+                if filtering && !opts.selectors.matches(&scope.desc, &stored.decode()?) {
+                    continue;
+                }
+                result.items.push(stored);
+                if opts.limit > 0 && result.items.len() == opts.limit {
+                    break;
+                }
+            }
+            let more_in_store = resp.more || remaining_in_page > 0;
+            let full = opts.limit > 0 && result.items.len() >= opts.limit;
+            match (last_key, more_in_store, full) {
+                (Some(last), true, true) | (Some(last), true, false) if full || !filtering => {
+                    let suffix = last.strip_prefix(&prefix).unwrap_or(&last).to_string();
+                    result.continue_token =
+                        Some(continue_token::encode(served_at, &format!("{suffix}\0")));
+                    if !filtering {
+                        result.remaining =
+                            Some(resp.count as i64 - (page as i64).min(resp.count as i64));
+                    }
+                    break;
+                }
+                (Some(last), true, false) => start = format!("{last}\0"),
+                _ => break,
+            }
+        }
+        result.resource_version = served_at;
+        Ok(result)
+    }
+
+    /// The revision to read at and the first key, from continue/resourceVersion.
+    async fn list_start(
+        &self,
+        prefix: &str,
+        opts: &ListOptions,
+    ) -> Result<(i64, String), ApiError> {
+        if let Some(token) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
+            if opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| !rv.is_empty() && rv != "0")
+            {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let (rv, start) = continue_token::decode(token)?;
+            return Ok((rv, format!("{prefix}{start}")));
+        }
+        let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
+        let revision = match (
+            rv,
+            opts.resource_version_match
+                .as_deref()
+                .filter(|m| !m.is_empty()),
+        ) {
+            (None, Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            (Some(rv), Some("Exact")) => {
+                let rv = parse_resource_version(rv)?;
+                if rv == 0 {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+                rv
+            }
+            (Some(rv), None | Some("NotOlderThan")) => {
+                let rv = parse_resource_version(rv)?;
+                let current = self.store.status().await.map_err(store_error)?.revision;
+                if rv > current {
+                    return Err(ApiError::timeout(
+                        &format!("Too large resource version: {rv}, current: {current}"),
+                        1,
+                    ));
+                }
+                0
+            }
+            (Some(_), Some(other)) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+                )));
+            }
+            (None, None) => 0,
+        };
+        Ok((revision, prefix.to_string()))
+    }
+}
+
+/// The JSON list envelope around rendered items: `{"kind":"<Kind>List",…,"items":[…]}`.
+pub fn render_list(api_version: &str, list_kind: &str, result: &ListResult) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        64 + result
+            .items
+            .iter()
+            .map(|i| i.bytes.len() + 32)
+            .sum::<usize>(),
+    );
+    let mut meta = serde_json::Map::new();
+    meta.insert(
+        "resourceVersion".into(),
+        Value::String(result.resource_version.to_string()),
+    );
+    if let Some(c) = &result.continue_token {
+        meta.insert("continue".into(), Value::String(c.clone()));
+    }
+    if let Some(r) = result.remaining.filter(|r| *r > 0) {
+        meta.insert("remainingItemCount".into(), Value::from(r));
+    }
+    let head = serde_json::json!({"kind": list_kind, "apiVersion": api_version, "metadata": meta});
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    // Drop the closing brace to append the items.
+    out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in result.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        crate::object::render_into(&mut out, &item.bytes, item.resource_version);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}

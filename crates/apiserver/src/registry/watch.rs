@@ -1,0 +1,219 @@
+//! WATCH: the store's watch turned into Kubernetes watch events, with initial ADDED events
+//! for `resourceVersion` 0/unset, selector semantics, bookmarks and 410 for compacted
+//! versions.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, stream};
+use kplex_apimachinery::ApiError;
+use kplex_store::{EventKind, KeyRange};
+use serde_json::Value;
+
+use super::{
+    ListOptions, Registry, Scope, Selectors, Stored, list::parse_resource_version, store_error,
+};
+
+#[derive(Clone, Debug, Default)]
+pub struct WatchOptions {
+    pub selectors: Selectors,
+    pub resource_version: Option<String>,
+    pub allow_bookmarks: bool,
+    /// `sendInitialEvents=true`: a streaming list, ended by an annotated bookmark.
+    pub send_initial_events: bool,
+    pub bookmark_interval: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchEventKind {
+    Added,
+    Modified,
+    Deleted,
+    Bookmark,
+    Error,
+}
+
+impl WatchEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+            Self::Bookmark => "BOOKMARK",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// One watch event: an object (stored bytes + version), a bookmark, or an error.
+#[derive(Clone, Debug)]
+pub enum WatchEvent {
+    Object(WatchEventKind, Stored),
+    /// A bookmark at this resource version; `initial_events_end` marks the end of a streaming list.
+    Bookmark {
+        resource_version: i64,
+        initial_events_end: bool,
+    },
+    Error(ApiError),
+}
+
+pub type WatchStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
+
+const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Registry {
+    pub async fn watch(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
+        let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
+        let initial = opts.send_initial_events || matches!(rv, None | Some("0"));
+        let (initial_events, from) = if initial {
+            let list = self
+                .list(
+                    scope,
+                    &ListOptions {
+                        selectors: opts.selectors.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let events: Vec<WatchEvent> = list
+                .items
+                .into_iter()
+                .map(|s| WatchEvent::Object(WatchEventKind::Added, s))
+                .collect();
+            (events, list.resource_version)
+        } else {
+            (vec![], parse_resource_version(rv.unwrap_or("0"))?)
+        };
+        let last = Arc::new(AtomicI64::new(from));
+        let mut head = initial_events;
+        if opts.send_initial_events && opts.allow_bookmarks {
+            head.push(WatchEvent::Bookmark {
+                resource_version: from,
+                initial_events_end: true,
+            });
+        }
+        let upstream = match self
+            .store
+            .watch(KeyRange::prefix(scope.prefix()), from + 1)
+            .await
+        {
+            Ok(s) => s,
+            Err(kplex_store::Error::Compacted { compacted, .. }) => {
+                let err = ApiError::resource_expired(format!(
+                    "too old resource version: {from} ({compacted})"
+                ));
+                return Ok(Box::pin(stream::iter(vec![WatchEvent::Error(err)])));
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        let (desc, selectors, seen) = (scope.desc.clone(), opts.selectors.clone(), last.clone());
+        let events = upstream.filter_map(move |item| {
+            let event = match item {
+                Ok(e) => e,
+                Err(e) => return futures::future::ready(Some(WatchEvent::Error(store_error(e)))),
+            };
+            seen.store(event.kv.mod_revision, Ordering::Relaxed);
+            futures::future::ready(convert(&desc, &selectors, event))
+        });
+        let events = stream::iter(head).chain(events);
+        if !opts.allow_bookmarks {
+            return Ok(Box::pin(events));
+        }
+        let interval = opts.bookmark_interval.unwrap_or(DEFAULT_BOOKMARK_INTERVAL);
+        let bookmarks = stream::unfold(last, move |last| async move {
+            tokio::time::sleep(interval).await;
+            let rv = last.load(Ordering::Relaxed);
+            Some((
+                WatchEvent::Bookmark {
+                    resource_version: rv,
+                    initial_events_end: false,
+                },
+                last,
+            ))
+        });
+        // Bookmarks must not end the stream, and must stop when events end.
+        Ok(Box::pin(TakeUntilEnd::new(events, bookmarks)))
+    }
+}
+
+/// Turns one store event into a Kubernetes event, applying selector semantics: an object
+/// that stops matching is DELETED, one that starts matching is ADDED.
+fn convert(
+    desc: &crate::catalog::ResourceDesc,
+    selectors: &Selectors,
+    event: kplex_store::Event,
+) -> Option<WatchEvent> {
+    let new = Stored {
+        bytes: event.kv.value.clone(),
+        resource_version: event.kv.mod_revision,
+    };
+    let prev = event.prev.map(|p| Stored {
+        bytes: p.value,
+        resource_version: event.kv.mod_revision,
+    });
+    if selectors.is_empty() {
+        return Some(match (event.kind, prev) {
+            (EventKind::Delete, Some(prev)) => WatchEvent::Object(WatchEventKind::Deleted, prev),
+            (EventKind::Delete, None) => return None,
+            (EventKind::Put, None) => WatchEvent::Object(WatchEventKind::Added, new),
+            (EventKind::Put, Some(_)) => WatchEvent::Object(WatchEventKind::Modified, new),
+        });
+    }
+    let matches = |s: &Stored| {
+        s.decode()
+            .map(|v: Value| selectors.matches(desc, &v))
+            .unwrap_or(false)
+    };
+    let old_match = prev.as_ref().is_some_and(matches);
+    match event.kind {
+        EventKind::Delete => old_match
+            .then(|| prev.map(|p| WatchEvent::Object(WatchEventKind::Deleted, p)))
+            .flatten(),
+        EventKind::Put => match (old_match, matches(&new)) {
+            (true, true) => Some(WatchEvent::Object(WatchEventKind::Modified, new)),
+            (false, true) => Some(WatchEvent::Object(WatchEventKind::Added, new)),
+            (true, false) => Some(WatchEvent::Object(WatchEventKind::Deleted, new)),
+            (false, false) => None,
+        },
+    }
+}
+
+/// Merges a main stream with an endless side stream, ending when the main stream ends.
+struct TakeUntilEnd<A, B> {
+    main: Pin<Box<A>>,
+    side: Pin<Box<B>>,
+}
+
+impl<A, B> TakeUntilEnd<A, B> {
+    fn new(main: A, side: B) -> Self {
+        Self {
+            main: Box::pin(main),
+            side: Box::pin(side),
+        }
+    }
+}
+
+impl<A, B> Stream for TakeUntilEnd<A, B>
+where
+    A: Stream<Item = WatchEvent>,
+    B: Stream<Item = WatchEvent>,
+{
+    type Item = WatchEvent;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<WatchEvent>> {
+        use std::task::Poll;
+        match self.main.as_mut().poll_next(cx) {
+            Poll::Ready(item) => return Poll::Ready(item),
+            Poll::Pending => {}
+        }
+        match self.side.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            _ => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,738 @@
+//! CREATE, UPDATE, PATCH and DELETE: optimistic concurrency over the store's compare-and-swap,
+//! Kubernetes' metadata rules, finalizers, dry run.
+
+use kplex_apimachinery::patch_schema::{self, PatchSchema};
+use kplex_apimachinery::{ApiError, StatusCause, meta, names, patch};
+use kplex_store::{Precondition, TxnOutcome};
+use serde_json::{Map, Value};
+
+use super::{Registry, Scope, hooks, store_error};
+use crate::catalog::ResourceDesc;
+use crate::object;
+
+/// `fieldValidation`: what to do with unknown fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        match s.unwrap_or("") {
+            "" | "Warn" => Ok(Self::Warn),
+            "Ignore" => Ok(Self::Ignore),
+            "Strict" => Ok(Self::Strict),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Options every write takes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+    pub field_manager: Option<String>,
+    /// `status`, `scale`, `finalize` or None for the main resource.
+    pub subresource: Option<String>,
+}
+
+/// A successful write: the object as stored (with its resourceVersion), whether it was
+/// created, and warnings for the `Warning` header.
+#[derive(Debug)]
+pub struct WriteResult {
+    pub object: Value,
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The patch formats of PATCH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    Json,
+    Merge,
+    Strategic,
+}
+
+impl PatchKind {
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        match ct.split(';').next().unwrap_or("").trim() {
+            "application/json-patch+json" => Some(Self::Json),
+            "application/merge-patch+json" => Some(Self::Merge),
+            "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            _ => None,
+        }
+    }
+}
+
+/// DeleteOptions from the body or query.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// What a DELETE did.
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    /// Gone; the last state of the object.
+    Deleted(Value),
+    /// Marked for deletion, waiting on finalizers.
+    Pending(Value),
+}
+
+/// Metadata fields the server owns on create.
+const SYSTEM_FIELDS: &[&str] = &[
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+    "managedFields",
+];
+
+/// Conflict retries for read-modify-write verbs before giving up (each retry re-reads).
+const MAX_RETRIES: usize = 32;
+
+impl Registry {
+    pub async fn create(
+        &self,
+        scope: &Scope,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let desc = &scope.desc;
+        let cluster = scope.cluster.clone().ok_or_else(|| wildcard_write(desc))?;
+        check_type(desc, &mut obj)?;
+        set_namespace(scope, &mut obj)?;
+        if desc.namespaced {
+            self.check_namespace_accepts_content(&cluster, meta::namespace(&obj).unwrap_or(""))
+                .await?;
+        }
+        for f in SYSTEM_FIELDS {
+            meta::remove(&mut obj, f);
+        }
+        if meta::name(&obj).unwrap_or("").is_empty()
+            && let Some(prefix) = meta::generate_name(&obj).filter(|p| !p.is_empty())
+        {
+            let generated = names::generate_name(prefix);
+            meta::set_name(&mut obj, &generated);
+        }
+        meta::set_uid(&mut obj, &uuid::Uuid::new_v4().to_string());
+        meta::set_creation_timestamp(&mut obj, &meta::now_rfc3339());
+        if desc.generation {
+            meta::set_generation(&mut obj, 1);
+        }
+        let mut annotations = meta::annotations(&obj);
+        annotations.insert("kcp.io/cluster".into(), Value::String(cluster.clone()));
+        meta::set_annotations(&mut obj, annotations);
+        if desc.status
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.retain(|k, _| k != "status");
+        }
+        hooks::prepare_create(desc, &mut obj)?;
+        let warnings = apply_schema(desc, &mut obj, opts.field_validation)?;
+        validate(desc, &obj, None)?;
+        let name = meta::name(&obj).unwrap_or("").to_string();
+        let key = scope.key(&name)?;
+        if opts.dry_run {
+            return Ok(WriteResult {
+                object: obj,
+                created: true,
+                warnings,
+            });
+        }
+        let stored = object::encode(&obj)?;
+        match self.store.create(&key, stored).await.map_err(store_error)? {
+            TxnOutcome::Succeeded { revision, .. } => {
+                object::set_resource_version(&mut obj, revision);
+                Ok(WriteResult {
+                    object: obj,
+                    created: true,
+                    warnings,
+                })
+            }
+            TxnOutcome::Failed { .. } => {
+                Err(ApiError::already_exists(&desc.group, &desc.plural, &name))
+            }
+        }
+    }
+
+    /// PUT: replace the object (or, with `subresource`, that part of it).
+    pub async fn update(
+        &self,
+        scope: &Scope,
+        name: &str,
+        new: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        self.update_with(scope, name, opts, |_, _| Ok(new.clone()))
+            .await
+    }
+
+    pub async fn patch(
+        &self,
+        scope: &Scope,
+        name: &str,
+        kind: PatchKind,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let desc = scope.desc.clone();
+        let schema: Option<&'static dyn PatchSchema> = match kind {
+            PatchKind::Strategic if !desc.strategic_patch() => {
+                return Err(ApiError::unsupported_media_type(&[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                ]));
+            }
+            PatchKind::Strategic => Some(
+                patch_schema::builtin_patch_schema(&desc.group, &desc.kind)
+                    .unwrap_or(patch_schema::untyped()),
+            ),
+            _ => None,
+        };
+        self.update_with(scope, name, opts, |current, _| match (kind, schema) {
+            (PatchKind::Json, _) => patch::json_patch(current, body),
+            (PatchKind::Merge, _) => patch::merge_patch(current, body),
+            (PatchKind::Strategic, Some(s)) => patch::strategic_merge_patch(current, body, s),
+            (PatchKind::Strategic, None) => Err(ApiError::internal("no patch schema")),
+        })
+        .await
+    }
+
+    /// The update loop: read, compute the new object, apply the rules, compare-and-swap;
+    /// on a lost race re-read and try again (unless the client named a resourceVersion).
+    pub async fn update_with(
+        &self,
+        scope: &Scope,
+        name: &str,
+        opts: &WriteOptions,
+        mut compute: impl FnMut(&Value, i64) -> Result<Value, ApiError>,
+    ) -> Result<WriteResult, ApiError> {
+        let desc = scope.desc.clone();
+        let key = scope.key(name)?;
+        for _ in 0..MAX_RETRIES {
+            let current = self
+                .store
+                .get(&key)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| scope.not_found(name))?;
+            let old = object::decode(&current.value, current.mod_revision)?;
+            let mut new = compute(&old, current.mod_revision)?;
+            check_type(&desc, &mut new)?;
+            if meta::name(&new).is_some_and(|n| n != name) {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta::name(&new).unwrap_or("")
+                )));
+            }
+            set_namespace(scope, &mut new)?;
+            let pinned = meta::resource_version(&new)
+                .filter(|rv| !rv.is_empty())
+                .map(str::to_string);
+            if let Some(rv) = &pinned
+                && rv != &current.mod_revision.to_string()
+            {
+                return Err(ApiError::optimistic_lock_conflict(
+                    &desc.group,
+                    &desc.plural,
+                    name,
+                ));
+            }
+            let mut new = merge_for_subresource(&desc, &old, new, opts.subresource.as_deref())?;
+            keep_system_fields(&old, &mut new);
+            let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
+            hooks::prepare_update(&desc, &old, &mut new)?;
+            validate(&desc, &new, Some(&old))?;
+            if desc.generation && spec_changed(&old, &new) {
+                meta::set_generation(&mut new, meta::generation(&old) + 1);
+            }
+            object::set_resource_version(&mut new, current.mod_revision);
+            if new == old {
+                // Nothing changed: no write, no new resourceVersion (as kube-apiserver).
+                return Ok(WriteResult {
+                    object: new,
+                    created: false,
+                    warnings,
+                });
+            }
+            if meta::deletion_timestamp(&new).is_some() && hooks::finalizers_done(&desc, &new) {
+                if !opts.dry_run {
+                    let outcome = self
+                        .store
+                        .delete(&key, Precondition::ModRevision(current.mod_revision))
+                        .await
+                        .map_err(store_error)?;
+                    if !outcome.succeeded() {
+                        continue;
+                    }
+                }
+                return Ok(WriteResult {
+                    object: new,
+                    created: false,
+                    warnings,
+                });
+            }
+            if opts.dry_run {
+                return Ok(WriteResult {
+                    object: new,
+                    created: false,
+                    warnings,
+                });
+            }
+            let stored = object::encode(&new)?;
+            match self
+                .store
+                .update(&key, stored, current.mod_revision)
+                .await
+                .map_err(store_error)?
+            {
+                TxnOutcome::Succeeded { revision, .. } => {
+                    object::set_resource_version(&mut new, revision);
+                    return Ok(WriteResult {
+                        object: new,
+                        created: false,
+                        warnings,
+                    });
+                }
+                TxnOutcome::Failed { .. } if pinned.is_some() => {
+                    return Err(ApiError::optimistic_lock_conflict(
+                        &desc.group,
+                        &desc.plural,
+                        name,
+                    ));
+                }
+                TxnOutcome::Failed { current: None } => return Err(scope.not_found(name)),
+                TxnOutcome::Failed { .. } => continue,
+            }
+        }
+        Err(ApiError::conflict(
+            &desc.group,
+            &desc.plural,
+            name,
+            "too many concurrent writers, try again",
+        ))
+    }
+
+    pub async fn delete(
+        &self,
+        scope: &Scope,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome, ApiError> {
+        let desc = scope.desc.clone();
+        let key = scope.key(name)?;
+        for _ in 0..MAX_RETRIES {
+            let current = self
+                .store
+                .get(&key)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| scope.not_found(name))?;
+            let mut obj = object::decode(&current.value, current.mod_revision)?;
+            check_preconditions(&desc, name, &obj, current.mod_revision, opts)?;
+            let mut finalizers = meta::finalizers(&obj);
+            let policy = opts.propagation_policy.as_deref().unwrap_or("");
+            let marker = match policy {
+                "Orphan" => Some("orphan"),
+                "Foreground" => Some("foregroundDeletion"),
+                "Background" | "" => None,
+                other => {
+                    return Err(ApiError::invalid(
+                        &desc.group,
+                        "DeleteOptions",
+                        "",
+                        vec![StatusCause::not_supported(
+                            "propagationPolicy",
+                            kplex_apimachinery::status::BadValue::Str(other),
+                            &["Foreground", "Background", "Orphan"],
+                        )],
+                    ));
+                }
+            };
+            if let Some(m) = marker
+                && !finalizers.iter().any(|f| f == m)
+            {
+                finalizers.push(m.to_string());
+            }
+            let pending = !finalizers.is_empty() || !hooks::finalizers_done(&desc, &obj);
+            if pending {
+                if meta::deletion_timestamp(&obj).is_some() && finalizers == meta::finalizers(&obj)
+                {
+                    return Ok(DeleteOutcome::Pending(obj));
+                }
+                meta::set_finalizers(&mut obj, &finalizers);
+                if meta::deletion_timestamp(&obj).is_none() {
+                    meta::set_deletion_timestamp(&mut obj, &meta::now_rfc3339());
+                    if let Some(m) = meta::meta_mut(&mut obj) {
+                        m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+                    }
+                    if desc.generation {
+                        let next = meta::generation(&obj) + 1;
+                        meta::set_generation(&mut obj, next);
+                    }
+                }
+                hooks::prepare_delete(&desc, &mut obj);
+                if opts.dry_run {
+                    return Ok(DeleteOutcome::Pending(obj));
+                }
+                match self
+                    .store
+                    .update(&key, object::encode(&obj)?, current.mod_revision)
+                    .await
+                    .map_err(store_error)?
+                {
+                    TxnOutcome::Succeeded { revision, .. } => {
+                        object::set_resource_version(&mut obj, revision);
+                        return Ok(DeleteOutcome::Pending(obj));
+                    }
+                    TxnOutcome::Failed { .. } => continue,
+                }
+            }
+            if opts.dry_run {
+                return Ok(DeleteOutcome::Deleted(obj));
+            }
+            match self
+                .store
+                .delete(&key, Precondition::ModRevision(current.mod_revision))
+                .await
+                .map_err(store_error)?
+            {
+                TxnOutcome::Succeeded { revision, .. } => {
+                    object::set_resource_version(&mut obj, revision);
+                    return Ok(DeleteOutcome::Deleted(obj));
+                }
+                TxnOutcome::Failed { current: None } => return Err(scope.not_found(name)),
+                TxnOutcome::Failed { .. } => continue,
+            }
+        }
+        Err(ApiError::conflict(
+            &desc.group,
+            &desc.plural,
+            name,
+            "too many concurrent writers, try again",
+        ))
+    }
+
+    /// Namespaced content needs its namespace to exist and not be terminating.
+    pub async fn check_namespace_accepts_content(
+        &self,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<(), ApiError> {
+        let key = object::keys::object("", "namespaces", cluster, None, namespace);
+        let kv = self.store.get(&key).await.map_err(store_error)?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found("", "namespaces", namespace));
+        };
+        let ns = object::decode(&kv.value, kv.mod_revision)?;
+        if meta::deletion_timestamp(&ns).is_some() {
+            let mut err = ApiError::forbidden(
+                "",
+                "",
+                "",
+                &format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+            );
+            err.message = format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            );
+            if let Some(d) = err.details.as_mut() {
+                d.causes.push(StatusCause {
+                    reason: "NamespaceTerminating".into(),
+                    message: format!("namespace {namespace} is being terminated"),
+                    field: "metadata.namespace".into(),
+                });
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+}
+
+fn wildcard_write(desc: &ResourceDesc) -> ApiError {
+    ApiError::method_not_supported(&desc.group, &desc.plural, "create")
+}
+
+/// apiVersion/kind must match the endpoint; missing ones are filled in.
+fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body of the request must be a JSON object"))?;
+    let want_api = desc.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {}
+        Some(v) if v == want_api => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want_api})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {}
+        Some(k) if k == desc.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                desc.kind
+            )));
+        }
+    }
+    let metadata = map
+        .remove("metadata")
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    if !metadata.is_object() {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    }
+    let mut ordered = Map::new();
+    ordered.insert("apiVersion".into(), Value::String(want_api));
+    ordered.insert("kind".into(), Value::String(desc.kind.clone()));
+    ordered.insert("metadata".into(), metadata);
+    for (k, v) in std::mem::take(map) {
+        if k != "apiVersion" && k != "kind" {
+            ordered.insert(k, v);
+        }
+    }
+    *map = ordered;
+    Ok(())
+}
+
+fn set_namespace(scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
+    if !scope.desc.namespaced {
+        meta::remove(obj, "namespace");
+        return Ok(());
+    }
+    let ns = scope.namespace.as_deref().unwrap_or("");
+    match meta::namespace(obj) {
+        Some(body) if !body.is_empty() && body != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            meta::set_namespace(obj, ns);
+            Ok(())
+        }
+    }
+}
+
+/// Prunes unknown fields (per `fieldValidation`), applies defaults, validates against the
+/// resource's schema. Returns warnings.
+fn apply_schema(
+    desc: &ResourceDesc,
+    obj: &mut Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
+    let Some(schema) = &desc.schema else {
+        return Ok(vec![]);
+    };
+    let unknown = schema.prune(obj);
+    let messages: Vec<String> = unknown
+        .iter()
+        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+        .collect();
+    if validation == FieldValidation::Strict && !messages.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        )));
+    }
+    schema.default(obj);
+    let errors = schema.validate(obj);
+    if !errors.is_empty() {
+        let causes = errors
+            .into_iter()
+            .map(|e| StatusCause {
+                reason: e.reason().to_string(),
+                message: e.error_body(),
+                field: e.field.clone(),
+            })
+            .collect();
+        return Err(ApiError::invalid(
+            &desc.group,
+            &desc.kind,
+            meta::name(obj).unwrap_or(""),
+            causes,
+        ));
+    }
+    Ok(if validation == FieldValidation::Warn {
+        messages
+    } else {
+        vec![]
+    })
+}
+
+/// Metadata validation plus the kind's own rules.
+fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
+    let validator = hooks::name_validator(desc);
+    let mut causes = names::validate_object_meta(&metadata, desc.namespaced, validator);
+    if let Some(old) = old
+        && meta::deletion_timestamp(old).is_some()
+    {
+        let before = meta::finalizers(old);
+        for f in meta::finalizers(obj) {
+            if !before.contains(&f) {
+                causes.push(StatusCause::forbidden(
+                    "metadata.finalizers",
+                    &format!("no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{f}\"}}"),
+                ));
+            }
+        }
+    }
+    causes.extend(hooks::validate(desc, obj, old));
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            &desc.group,
+            &desc.kind,
+            meta::name(obj).unwrap_or(""),
+            causes,
+        ))
+    }
+}
+
+/// What each endpoint may change: the main resource keeps the stored status (when there is
+/// a status subresource); `/status` changes only status; `/finalize` only spec.finalizers.
+fn merge_for_subresource(
+    desc: &ResourceDesc,
+    old: &Value,
+    new: Value,
+    sub: Option<&str>,
+) -> Result<Value, ApiError> {
+    match sub {
+        None if desc.status => Ok(with_field(new, "status", old.get("status"))),
+        None => Ok(new),
+        Some("status") if desc.status => {
+            let mut out = old.clone();
+            let labels_annotations = ["labels", "annotations"];
+            // kube's status strategies keep metadata from the stored object.
+            let _ = labels_annotations;
+            out = with_field(out, "status", new.get("status"));
+            if let Some(rv) = meta::resource_version(&new) {
+                meta::set_resource_version(&mut out, rv);
+            } else {
+                meta::remove(&mut out, "resourceVersion");
+            }
+            Ok(out)
+        }
+        Some("finalize") if desc.group.is_empty() && desc.plural == "namespaces" => {
+            let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned();
+            let mut out = old.clone();
+            if let Some(spec) = out
+                .as_object_mut()
+                .map(|m| m.entry("spec").or_insert_with(|| Value::Object(Map::new())))
+            {
+                match (spec.as_object_mut(), finalizers) {
+                    (Some(s), Some(f)) => {
+                        s.insert("finalizers".into(), f);
+                    }
+                    (Some(s), None) => s.retain(|k, _| k != "finalizers"),
+                    _ => {}
+                }
+            }
+            meta::remove(&mut out, "resourceVersion");
+            Ok(out)
+        }
+        Some(other) => Err(ApiError::not_found(
+            &desc.group,
+            &format!("{}/{other}", desc.plural),
+            "",
+        )),
+    }
+}
+
+fn with_field(mut obj: Value, field: &str, value: Option<&Value>) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        match value {
+            Some(v) => {
+                map.insert(field.to_string(), v.clone());
+            }
+            None => map.retain(|k, _| k != field),
+        }
+    }
+    obj
+}
+
+/// uid, creationTimestamp, deletion state and generation are the server's.
+fn keep_system_fields(old: &Value, new: &mut Value) {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "selfLink",
+        "managedFields",
+    ] {
+        match old.get("metadata").and_then(|m| m.get(f)) {
+            Some(v) => {
+                if let Some(m) = meta::meta_mut(new) {
+                    m.insert(f.to_string(), v.clone());
+                }
+            }
+            None => meta::remove(new, f),
+        }
+    }
+}
+
+/// Whether anything outside metadata and status changed (the rule for generation).
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.retain(|k, _| k != "metadata" && k != "status");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+fn check_preconditions(
+    desc: &ResourceDesc,
+    name: &str,
+    obj: &Value,
+    rv: i64,
+    opts: &DeleteOptions,
+) -> Result<(), ApiError> {
+    if let Some(uid) = &opts.precondition_uid
+        && Some(uid.as_str()) != meta::uid(obj)
+    {
+        return Err(ApiError::conflict(
+            &desc.group,
+            &desc.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(obj).unwrap_or("")
+            ),
+        ));
+    }
+    if let Some(want) = &opts.precondition_resource_version
+        && want != &rv.to_string()
+    {
+        return Err(ApiError::conflict(
+            &desc.group,
+            &desc.plural,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"
+            ),
+        ));
+    }
+    Ok(())
+}

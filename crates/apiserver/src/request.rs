@@ -1,0 +1,333 @@
+//! What a request is about, read off its method, path and query — before anything else runs.
+//!
+//! Paths have an optional logical-cluster prefix (`/clusters/<name>`), then one of the
+//! Kubernetes URL shapes (`/api/v1/namespaces/<ns>/<resource>/<name>/<subresource>`,
+//! `/apis/<group>/<version>/…`, discovery, OpenAPI, health).
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+/// The logical cluster every bare path (no `/clusters/` prefix) addresses.
+pub const ROOT_CLUSTER: &str = "root";
+
+/// Which logical cluster(s) a request addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterTarget {
+    /// One logical cluster, by name or path (`root`, `root:org:team`, `2v3xk…`).
+    Named(String),
+    /// `/clusters/*`: every logical cluster (list and watch only).
+    Wildcard,
+}
+
+/// The verb of a resource request, as Kubernetes authorization names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    DeleteCollection,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+}
+
+/// A request for a resource (or a subresource of one object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceRequest {
+    pub verb: Verb,
+    /// "" for the core group.
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// Everything a request can be about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Livez,
+    Readyz,
+    Healthz,
+    Version,
+    Metrics,
+    /// `/api`
+    CoreVersions,
+    /// `/apis`
+    Groups,
+    /// `/apis/<group>`
+    Group(String),
+    /// `/api/v1` or `/apis/<group>/<version>`
+    GroupVersion {
+        group: String,
+        version: String,
+    },
+    /// `/openapi/v3`
+    OpenApiV3Root,
+    /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
+    /// `/openapi/v2`
+    OpenApiV2,
+    Resource(ResourceRequest),
+    NotFound,
+}
+
+/// The parsed request line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub cluster: ClusterTarget,
+    pub target: Target,
+}
+
+/// Splits off `/clusters/<name>`, then classifies the rest. `watch` is the `watch` query
+/// parameter (true for `watch=true`/`1`).
+pub fn parse(method: &Method, path: &str, watch: bool) -> RequestInfo {
+    let (cluster, rest) = split_cluster(path);
+    let target = match cluster {
+        Some(_) if rest.starts_with("/clusters/") || rest == "/clusters" => Target::NotFound,
+        _ => classify(method, rest, watch),
+    };
+    RequestInfo {
+        cluster: cluster.unwrap_or_else(|| ClusterTarget::Named(ROOT_CLUSTER.to_string())),
+        target,
+    }
+}
+
+fn split_cluster(path: &str) -> (Option<ClusterTarget>, &str) {
+    let Some(after) = path.strip_prefix("/clusters/") else {
+        return (None, path);
+    };
+    let (name, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    let name = decode(name);
+    let target = if name == "*" {
+        ClusterTarget::Wildcard
+    } else {
+        ClusterTarget::Named(name)
+    };
+    (Some(target), rest)
+}
+
+fn decode(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+fn classify(method: &Method, path: &str, watch: bool) -> Target {
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["livez", ..] => Target::Livez,
+        ["readyz", ..] => Target::Readyz,
+        ["healthz", ..] => Target::Healthz,
+        ["version"] => Target::Version,
+        ["metrics"] => Target::Metrics,
+        ["api"] => Target::CoreVersions,
+        ["apis"] => Target::Groups,
+        ["apis", group] => Target::Group(group.to_string()),
+        ["api", version] => Target::GroupVersion {
+            group: String::new(),
+            version: version.to_string(),
+        },
+        ["apis", group, version] => Target::GroupVersion {
+            group: group.to_string(),
+            version: version.to_string(),
+        },
+        ["api", version, rest @ ..] => resource(method, "", version, rest, watch),
+        ["apis", group, version, rest @ ..] => resource(method, group, version, rest, watch),
+        ["openapi", "v3"] => Target::OpenApiV3Root,
+        ["openapi", "v3", "api", version] => Target::OpenApiV3 {
+            group: String::new(),
+            version: version.to_string(),
+        },
+        ["openapi", "v3", "apis", group, version] => Target::OpenApiV3 {
+            group: group.to_string(),
+            version: version.to_string(),
+        },
+        ["openapi", "v2"] => Target::OpenApiV2,
+        _ => Target::NotFound,
+    }
+}
+
+/// `rest` is what follows the group-version: `[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`.
+fn resource(method: &Method, group: &str, version: &str, rest: &[&str], watch: bool) -> Target {
+    let (namespace, parts) = match rest {
+        // `namespaces/<ns>/<resource>…` is a namespaced resource; `namespaces/<ns>[/<sub>]`
+        // is the namespace object itself.
+        ["namespaces", ns, resource, tail @ ..]
+            if !(group.is_empty() && is_namespace_subresource(resource) && tail.is_empty()) =>
+        {
+            (Some(ns.to_string()), {
+                let mut v = vec![*resource];
+                v.extend_from_slice(tail);
+                v
+            })
+        }
+        _ => (None, rest.to_vec()),
+    };
+    let (resource, name, subresource) = match parts.as_slice() {
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, Some(*name), None),
+        [resource, name, sub] => (*resource, Some(*name), Some(*sub)),
+        _ => return Target::NotFound,
+    };
+    let verb = match (method.as_str(), name.is_some()) {
+        ("GET" | "HEAD", true) if watch => Verb::Watch,
+        ("GET" | "HEAD", true) => Verb::Get,
+        ("GET" | "HEAD", false) if watch => Verb::Watch,
+        ("GET" | "HEAD", false) => Verb::List,
+        ("POST", _) => Verb::Create,
+        ("PUT", _) => Verb::Update,
+        ("PATCH", _) => Verb::Patch,
+        ("DELETE", true) => Verb::Delete,
+        ("DELETE", false) => Verb::DeleteCollection,
+        _ => return Target::NotFound,
+    };
+    Target::Resource(ResourceRequest {
+        verb,
+        group: group.to_string(),
+        version: version.to_string(),
+        resource: resource.to_string(),
+        namespace,
+        name: name.map(str::to_string),
+        subresource: subresource.map(str::to_string),
+    })
+}
+
+fn is_namespace_subresource(s: &str) -> bool {
+    matches!(s, "status" | "finalize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(method: Method, path: &str) -> ResourceRequest {
+        match parse(&method, path, false).target {
+            Target::Resource(r) => r,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resource_paths() {
+        let r = res(Method::GET, "/api/v1/namespaces/default/configmaps/x");
+        assert_eq!(
+            (
+                r.verb,
+                r.group.as_str(),
+                r.resource.as_str(),
+                r.namespace.as_deref(),
+                r.name.as_deref()
+            ),
+            (Verb::Get, "", "configmaps", Some("default"), Some("x"))
+        );
+        let r = res(Method::GET, "/apis/apps/v1/deployments");
+        assert_eq!(
+            (r.verb, r.group.as_str(), r.namespace),
+            (Verb::List, "apps", None)
+        );
+        let r = res(
+            Method::PUT,
+            "/apis/apps/v1/namespaces/ns/deployments/d/scale",
+        );
+        assert_eq!(
+            (r.verb, r.subresource.as_deref()),
+            (Verb::Update, Some("scale"))
+        );
+        let r = res(Method::GET, "/api/v1/namespaces/kube-system");
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.namespace),
+            ("namespaces", Some("kube-system"), None)
+        );
+        let r = res(Method::PUT, "/api/v1/namespaces/x/finalize");
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("namespaces", Some("x"), Some("finalize"))
+        );
+        let r = res(Method::DELETE, "/api/v1/namespaces/a/configmaps");
+        assert_eq!(r.verb, Verb::DeleteCollection);
+        let r = res(Method::POST, "/api/v1/namespaces");
+        assert_eq!((r.verb, r.name), (Verb::Create, None));
+    }
+
+    #[test]
+    fn clusters_prefix() {
+        let info = parse(
+            &Method::GET,
+            "/clusters/root:org:team/api/v1/namespaces",
+            false,
+        );
+        assert_eq!(info.cluster, ClusterTarget::Named("root:org:team".into()));
+        let info = parse(&Method::GET, "/clusters/*/api/v1/configmaps", true);
+        assert_eq!(info.cluster, ClusterTarget::Wildcard);
+        assert!(matches!(
+            info.target,
+            Target::Resource(ResourceRequest {
+                verb: Verb::Watch,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&Method::GET, "/api", false).cluster,
+            ClusterTarget::Named("root".into())
+        );
+        assert_eq!(
+            parse(&Method::GET, "/clusters/a/clusters/a/api", false).target,
+            Target::NotFound
+        );
+        assert_eq!(
+            parse(&Method::GET, "/clusters/root/version", false).target,
+            Target::Version
+        );
+    }
+
+    #[test]
+    fn discovery_and_openapi_paths() {
+        assert_eq!(
+            parse(&Method::GET, "/apis/apps", false).target,
+            Target::Group("apps".into())
+        );
+        assert_eq!(
+            parse(&Method::GET, "/openapi/v3/apis/apps/v1", false).target,
+            Target::OpenApiV3 {
+                group: "apps".into(),
+                version: "v1".into()
+            }
+        );
+        assert_eq!(parse(&Method::GET, "/nope", false).target, Target::NotFound);
+        assert_eq!(
+            parse(&Method::GET, "/api/v1/a/b/c/d", false).target,
+            Target::NotFound
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! Starting a server: PKI and kubeconfig, the store, bootstrap objects of the root logical
+//! cluster, controllers, the listener.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kplex_apimachinery::{ApiError, meta};
+use kplex_store::{
+    EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, EtcdTls, RangeRequest, Store,
+};
+use serde_json::{Value, json};
+
+use crate::handler::Api;
+use crate::registry::{Registry, Scope, WriteOptions};
+use crate::served::Served;
+use crate::{controllers, metrics, object, openapi, pki, request::ROOT_CLUSTER};
+
+/// Where objects are kept.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// The embedded store under the root directory.
+    Embedded,
+    Etcd {
+        endpoints: Vec<String>,
+        tls: Option<EtcdTls>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub root_directory: PathBuf,
+    pub bind_address: IpAddr,
+    /// 0 picks a free port (tests).
+    pub secure_port: u16,
+    pub store: StoreConfig,
+    /// History kept for watches: compaction runs this often, to the revision seen one
+    /// interval before (as kube-apiserver does every 5 minutes).
+    pub compaction_interval: Duration,
+}
+
+impl Config {
+    pub fn new(root_directory: impl Into<PathBuf>) -> Self {
+        Self {
+            root_directory: root_directory.into(),
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            secure_port: 6443,
+            store: StoreConfig::Embedded,
+            compaction_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("prepare certificates: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("open store: {0}")]
+    Store(#[from] kplex_store::Error),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] ApiError),
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub kubeconfig: PathBuf,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, ends watches, drains in-flight requests.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.serving.await;
+    }
+
+    /// Resolves when the server has stopped serving.
+    pub async fn wait(self) {
+        let _ = self.serving.await;
+    }
+
+    pub fn stop_signal(&self) -> tokio::sync::watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let store: Arc<dyn Store> = match &config.store {
+        StoreConfig::Embedded => Arc::new(EmbeddedStore::open(EmbeddedOptions::new(
+            config.root_directory.join("store.db"),
+        ))?),
+        StoreConfig::Etcd { endpoints, tls } => {
+            let mut options = EtcdOptions::new(endpoints.clone());
+            options.tls = tls.clone();
+            Arc::new(EtcdStore::connect(options).await?)
+        }
+    };
+    let addr = SocketAddr::new(config.bind_address, config.secure_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let host = match config.bind_address {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let pki = pki::Pki::load_or_create(&config.root_directory, &[config.bind_address.to_string()])?;
+    let kubeconfig = pki::write_admin_kubeconfig(
+        &config.root_directory,
+        &format!("https://{host}:{}", addr.port()),
+        &pki,
+    )?;
+    let tls = pki.server_config()?;
+
+    let registry = Registry::new(store.clone());
+    let served = Arc::new(Served::new());
+    load_clusters(&registry, &served).await?;
+    bootstrap_root(&registry, &served).await?;
+    controllers::start(registry.clone(), served.clone()).await?;
+    tokio::spawn(compactor(store, config.compaction_interval));
+
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let api = Arc::new(Api {
+        registry,
+        served,
+        admin_token: pki.admin_token.clone(),
+        metrics: metrics::Metrics::new(),
+        shutdown: shutdown_rx.clone(),
+        openapi: openapi::Cache::default(),
+    });
+    let serving = tokio::spawn(crate::server::serve(listener, tls, api, shutdown_rx));
+    tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "kplex is serving");
+    Ok(Running {
+        addr,
+        kubeconfig,
+        shutdown,
+        serving,
+    })
+}
+
+const LOGICAL_CLUSTERS: &str = "/registry/core.kcp.io/logicalclusters/";
+
+/// Every logical cluster recorded in the store becomes servable.
+async fn load_clusters(registry: &Registry, served: &Served) -> Result<(), ApiError> {
+    let list = registry
+        .store
+        .range(RangeRequest::prefix(LOGICAL_CLUSTERS).count_only())
+        .await
+        .map_err(crate::registry::store_error)?;
+    if list.count == 0 {
+        return Ok(());
+    }
+    let list = registry
+        .store
+        .range(RangeRequest::prefix(LOGICAL_CLUSTERS))
+        .await
+        .map_err(crate::registry::store_error)?;
+    for kv in list.kvs {
+        // Key: /registry/core.kcp.io/logicalclusters/<cluster>/cluster
+        if let Some(cluster) = kv
+            .key
+            .strip_prefix(LOGICAL_CLUSTERS)
+            .and_then(|rest| rest.split('/').next())
+        {
+            served.add_cluster(cluster);
+        }
+    }
+    Ok(())
+}
+
+/// The root logical cluster and its standard namespaces, on first start.
+async fn bootstrap_root(registry: &Registry, served: &Served) -> Result<(), ApiError> {
+    let key = format!("{LOGICAL_CLUSTERS}{ROOT_CLUSTER}/cluster");
+    if registry
+        .store
+        .get(&key)
+        .await
+        .map_err(crate::registry::store_error)?
+        .is_none()
+    {
+        let cluster = json!({
+            "apiVersion": "core.kcp.io/v1alpha1", "kind": "LogicalCluster",
+            "metadata": {"name": "cluster", "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": meta::now_rfc3339(),
+                "annotations": {"kcp.io/cluster": ROOT_CLUSTER, "kcp.io/path": ROOT_CLUSTER}},
+            "spec": {}, "status": {"phase": "Ready", "URL": ""},
+        });
+        let _ = registry
+            .store
+            .create(&key, object::encode(&cluster)?)
+            .await
+            .map_err(crate::registry::store_error)?;
+    }
+    served.add_cluster(ROOT_CLUSTER);
+    let Some(ns) = served.lookup(Some(ROOT_CLUSTER), "", "v1", "namespaces") else {
+        return Ok(());
+    };
+    let scope = Scope {
+        cluster: Some(ROOT_CLUSTER.into()),
+        desc: ns,
+        namespace: None,
+    };
+    for name in ["default", "kube-system", "kube-public"] {
+        let obj: Value =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match registry.create(&scope, obj, &WriteOptions::default()).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Compacts history older than one interval, like kube-apiserver's compactor.
+async fn compactor(store: Arc<dyn Store>, interval: Duration) {
+    let mut last_seen = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(status) = store.status().await else {
+            continue;
+        };
+        if last_seen > status.compacted_revision {
+            if let Err(e) = store.compact(last_seen).await {
+                tracing::debug!(error = %e, revision = last_seen, "compaction skipped");
+            }
+        }
+        last_seen = status.revision;
+    }
+}

@@ -1,0 +1,75 @@
+//! `kplex start`: run the control plane.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use kplex_apiserver::{Config, StoreConfig};
+use kplex_store::EtcdTls;
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// Directory for certificates, the admin kubeconfig and (without --etcd-servers) the store.
+    #[arg(long, default_value = ".kplex")]
+    root_directory: PathBuf,
+    /// HTTPS port.
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// etcd endpoints (comma-separated); absent = the embedded store in the root directory.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// CA bundle to verify etcd's certificate.
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long)]
+    etcd_keyfile: Option<PathBuf>,
+}
+
+pub async fn run(args: StartArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(&args.root_directory);
+    config.secure_port = args.secure_port;
+    config.bind_address = args.bind_address;
+    if !args.etcd_servers.is_empty() {
+        let tls = (args.etcd_cafile.is_some() || args.etcd_certfile.is_some()).then(|| EtcdTls {
+            ca_file: args.etcd_cafile.clone(),
+            cert_file: args.etcd_certfile.clone(),
+            key_file: args.etcd_keyfile.clone(),
+        });
+        config.store = StoreConfig::Etcd {
+            endpoints: args.etcd_servers.clone(),
+            tls,
+        };
+    }
+    let running = kplex_apiserver::start(config)
+        .await
+        .context("start kplex")?;
+    eprintln!(
+        "kplex is ready on https://{}; export KUBECONFIG={}",
+        running.addr,
+        running.kubeconfig.display()
+    );
+    let stop = running.stop_signal();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    running.wait().await;
+    Ok(())
+}
