@@ -588,8 +588,9 @@ fn fuzz_random_and_mutated_bodies_never_panic() {
     }
 }
 
-/// Cross-checks the table against k8s-pb's independently generated prost
-/// types: our encoding must decode there, and prost's re-encoding of it
+/// Cross-checks the table against k8s-pb's compiled prost types (the
+/// generator only parses their source text, so this also checks that
+/// reading): our encoding must decode there, and prost's re-encoding of it
 /// must decode here to the same JSON.
 fn oracle<M: prost::Message + Default>(obj: &Value) {
     let body = match encode(obj) {
