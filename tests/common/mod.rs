@@ -1,0 +1,304 @@
+//! End-to-end harness: a real `kplex` process (embedded store or a real etcd) on a free
+//! loopback port, in its own temporary root, driven by the real `/usr/bin/kubectl` with its
+//! own HOME (so discovery caches never leak between tests).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kplex_testing::{EtcdServer, free_port};
+
+/// Which store a test's kplex runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+pub struct Kplex {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    etcd: Option<EtcdServer>,
+}
+
+pub fn kubectl_binary() -> PathBuf {
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"))
+}
+
+impl Kplex {
+    pub fn start(backend: Backend) -> Self {
+        let etcd = matches!(backend, Backend::Etcd).then(EtcdServer::start);
+        let mut k = Self {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            etcd,
+        };
+        std::fs::create_dir_all(k.home()).unwrap();
+        k.spawn();
+        k
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.root().join("admin.kubeconfig")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.root().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kplex"));
+        cmd.arg("start")
+            .arg("--root-directory")
+            .arg(self.root())
+            .arg("--secure-port")
+            .arg(self.port.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join("kplex.log")).unwrap(),
+            ));
+        if let Some(etcd) = &self.etcd {
+            cmd.arg("--etcd-servers").arg(etcd.endpoint());
+        }
+        self.child = Some(cmd.spawn().unwrap());
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("kplex exited ({status}): {}", self.log());
+            }
+            if self.kubeconfig().exists()
+                && self
+                    .curl(&[
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &self.url("/readyz"),
+                    ])
+                    .0
+                    == "200"
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("kplex did not become ready: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kplex.log")).unwrap_or_default()
+    }
+
+    /// Stops kplex with SIGTERM (graceful) and starts it again on the same root and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_binary());
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.home())
+            .env_remove("KUBECTL_EXTERNAL_DIFF");
+        cmd
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_command(args).output().unwrap()
+    }
+
+    /// Runs kubectl and returns stdout; panics with stderr when it fails.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}\nkplex log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// kubectl with `input` on stdin (e.g. `apply -f -`).
+    #[track_caller]
+    pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .kubectl_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A kubectl process left running (e.g. `get -w`), with stdout piped.
+    pub fn spawn_kubectl(&self, args: &[&str]) -> Child {
+        self.kubectl_command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// curl against the server with the admin token; returns (stdout, stderr).
+    pub fn curl(&self, args: &[&str]) -> (String, String) {
+        let ca = self.root().join("ca.crt");
+        let mut cmd = Command::new("curl");
+        cmd.arg("-sS").arg("--cacert").arg(&ca);
+        if let Ok(token) = std::fs::read_to_string(self.root().join("admin.token")) {
+            cmd.arg("-H")
+                .arg(format!("Authorization: Bearer {}", token.trim()));
+        }
+        let out = cmd.args(args).output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// (HTTP code, body) of a request with a body.
+    pub fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        let file = self.dir.path().join(format!("body-{}", rand_suffix()));
+        std::fs::write(&file, body).unwrap();
+        let (out, err) = self.curl(&[
+            "-X",
+            method,
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            "-w",
+            "\n%{http_code}",
+            &self.url(path),
+        ]);
+        let (body, code) = out
+            .rsplit_once('\n')
+            .unwrap_or_else(|| panic!("curl: {err}"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Drop for Kplex {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+#[track_caller]
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Expands to one test per backend for each listed test function `fn(&Kplex)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $case() { let k = $crate::common::Kplex::start($crate::common::Backend::Embedded); super::$case(&k); } )*
+        }
+        mod etcd {
+            $( #[test] fn $case() { let k = $crate::common::Kplex::start($crate::common::Backend::Etcd); super::$case(&k); } )*
+        }
+    };
+}
