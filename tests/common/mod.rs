@@ -248,7 +248,12 @@ impl Kplex {
         let (body, code) = out
             .rsplit_once('\n')
             .unwrap_or_else(|| panic!("curl: {err}"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        let code: u16 = code.trim().parse().unwrap_or(0);
+        assert!(
+            code != 0,
+            "{method} {path}: no response in {out:?}; curl: {err}"
+        );
+        (code, body.to_string())
     }
 
     pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {

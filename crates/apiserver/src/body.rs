@@ -1,7 +1,7 @@
 //! Request bodies: size limit, then JSON, YAML or Kubernetes protobuf into a JSON value.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kplex_apimachinery::ApiError;
 use serde_json::Value;
@@ -9,22 +9,34 @@ use serde_json::Value;
 /// kube-apiserver's limit on request bodies.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
+/// How much of an oversized body is read and thrown away before answering 413, so that the
+/// client sees the answer instead of a reset stream; beyond this the stream is reset.
+const MAX_DISCARD: usize = 32 * 1024 * 1024;
+
 /// Reads the whole body, refusing more than [`MAX_BODY`] with 413.
-pub async fn read(body: Incoming) -> Result<Bytes, ApiError> {
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::request_entity_too_large(
-                "the request body is too large (limit 3145728 bytes)",
-            ))
+pub async fn read(mut body: Incoming) -> Result<Bytes, ApiError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen > MAX_DISCARD {
+            break;
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "reading the request body: {e}"
-        ))),
+        if seen <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        }
     }
+    if seen > MAX_BODY {
+        return Err(ApiError::request_entity_too_large(
+            "the request body is too large (limit 3145728 bytes)",
+        ));
+    }
+    Ok(buf.freeze())
 }
 
 /// Deepest nesting accepted in a JSON/YAML body (a guard against stack exhaustion).

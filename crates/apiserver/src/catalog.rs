@@ -73,8 +73,10 @@ pub struct ResourceDesc {
     pub columns: Vec<Column>,
     /// Field selectors beyond metadata.name/namespace: (label, JSONPath).
     pub field_labels: Vec<(String, String)>,
-    /// Validation, pruning and defaulting (CRDs).
+    /// Validation, pruning and defaulting: a CRD version's schema. Built-ins compile theirs
+    /// on first use (see [`ResourceDesc::validation_schema`]), keeping start-up fast.
     pub schema: Option<Arc<Schema>>,
+    pub builtin_schema: Arc<std::sync::OnceLock<Option<Arc<Schema>>>>,
     pub origin: Origin,
     /// Verbs the resource supports (discovery and dispatch).
     pub verbs: Vec<&'static str>,
@@ -118,6 +120,29 @@ impl ResourceDesc {
         self.origin == Origin::Builtin
     }
 
+    /// The schema objects are checked against: the CRD's, or the built-in kind's (derived
+    /// from k8s-openapi by `kplex-openapi`, compiled once).
+    pub fn validation_schema(&self) -> Option<Arc<Schema>> {
+        if self.schema.is_some() {
+            return self.schema.clone();
+        }
+        if self.origin != Origin::Builtin {
+            return None;
+        }
+        self.builtin_schema
+            .get_or_init(|| {
+                let raw = kplex_openapi::builtin_schema(&self.group, &self.version, &self.kind)?;
+                match Schema::compile(&raw) {
+                    Ok(s) => Some(Arc::new(s)),
+                    Err(errors) => {
+                        tracing::warn!(kind = %self.kind, ?errors, "built-in schema does not compile; skipping validation");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
     pub fn supports(&self, verb: &str) -> bool {
         self.verbs.contains(&verb)
     }
@@ -147,6 +172,7 @@ pub mod builtins {
             columns: vec![],
             field_labels: vec![],
             schema: None,
+            builtin_schema: Arc::default(),
             origin: Origin::Builtin,
             verbs: ALL_VERBS.to_vec(),
         })

@@ -202,6 +202,7 @@ pub fn descriptions(crd: &Value) -> Vec<ResourceDesc> {
                 columns: columns(v),
                 field_labels,
                 schema,
+                builtin_schema: Arc::default(),
                 origin: Origin::Crd {
                     name: crd_name.clone(),
                     storage_version: storage_version.clone(),

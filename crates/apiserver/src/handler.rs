@@ -117,6 +117,12 @@ impl Api {
             _ => {}
         }
         let _user = self.authenticate(headers)?;
+        // Read the body before answering anything, errors included: an HTTP/2 stream answered
+        // before its body arrived is reset, and the client never sees the answer.
+        let body = match *method {
+            Method::GET | Method::HEAD => Bytes::new(),
+            _ => body::read(body).await?,
+        };
         if target == Target::Metrics {
             return Ok(response::with_body(
                 StatusCode::OK,
@@ -164,10 +170,7 @@ impl Api {
                     .group_version(cluster.as_deref(), &resources(), &group, &version)
             }
             Target::OpenApiV2 => self.openapi.v2(cluster.as_deref(), &resources(), accept),
-            Target::Resource(r) => {
-                self.resource(cluster, r, method, headers, query, body)
-                    .await
-            }
+            Target::Resource(r) => self.resource(cluster, r, headers, query, body).await,
             _ => Err(not_found_path()),
         }
     }
@@ -196,10 +199,9 @@ impl Api {
         &self,
         cluster: Option<String>,
         r: ResourceRequest,
-        _method: &Method,
         headers: &HeaderMap,
         query: &Query,
-        body: Incoming,
+        body: Bytes,
     ) -> Result<Response<Body>, ApiError> {
         let desc = self
             .served
@@ -288,7 +290,7 @@ impl Api {
                 Ok(self.watch_response(desc, wanted, include, stream, timeout))
             }
             (Verb::Create, _) => {
-                let obj = self.decode_body(headers, body).await?;
+                let obj = body::decode(content_type(headers), &body)?;
                 let opts = write_options(query, None)?;
                 let result = self.registry.create(&scope, obj, &opts).await?;
                 let mut resp =
@@ -297,7 +299,7 @@ impl Api {
                 Ok(resp)
             }
             (Verb::Update, Some("scale")) => {
-                let scale = self.decode_body(headers, body).await?;
+                let scale = body::decode(content_type(headers), &body)?;
                 self.write_scale(&scope, &desc, &name, query, wanted, include, move |_| {
                     Ok(scale.clone())
                 })
@@ -305,7 +307,7 @@ impl Api {
             }
             (Verb::Patch, Some("scale")) => {
                 let kind = patch_kind(headers)?;
-                let patch = body::read(body).await?;
+                let patch = body;
                 self.write_scale(
                     &scope,
                     &desc,
@@ -318,7 +320,7 @@ impl Api {
                 .await
             }
             (Verb::Update, _) => {
-                let obj = self.decode_body(headers, body).await?;
+                let obj = body::decode(content_type(headers), &body)?;
                 let opts = write_options(query, sub)?;
                 let result = self.registry.update(&scope, &name, obj, &opts).await?;
                 let mut resp =
@@ -328,7 +330,7 @@ impl Api {
             }
             (Verb::Patch, _) => {
                 let kind = patch_kind(headers)?;
-                let patch = body::read(body).await?;
+                let patch = body;
                 let opts = write_options(query, sub)?;
                 let result = self
                     .registry
@@ -340,7 +342,7 @@ impl Api {
                 Ok(resp)
             }
             (Verb::Delete, _) => {
-                let opts = self.delete_options(headers, query, body).await?;
+                let opts = delete_options(headers, query, &body)?;
                 match self.registry.delete(&scope, &name, &opts).await? {
                     DeleteOutcome::Deleted(obj) => Ok(delete_status(&desc, &obj)),
                     DeleteOutcome::Pending(obj) => {
@@ -349,7 +351,7 @@ impl Api {
                 }
             }
             (Verb::DeleteCollection, _) => {
-                let opts = self.delete_options(headers, query, body).await?;
+                let opts = delete_options(headers, query, &body)?;
                 let list_opts = list_options(&desc, query)?;
                 let result = self
                     .registry
@@ -385,47 +387,6 @@ impl Api {
                 Ok(response::json_value(StatusCode::OK, &list))
             }
         }
-    }
-
-    async fn decode_body(&self, headers: &HeaderMap, body: Incoming) -> Result<Value, ApiError> {
-        let bytes = body::read(body).await?;
-        body::decode(content_type(headers), &bytes)
-    }
-
-    async fn delete_options(
-        &self,
-        headers: &HeaderMap,
-        query: &Query,
-        body: Incoming,
-    ) -> Result<DeleteOptions, ApiError> {
-        let bytes = body::read(body).await?;
-        let from_body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            body::decode(content_type(headers), &bytes)?
-        };
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
-        let dry_run = query.get("dryRun").is_some_and(|d| d == "All")
-            || from_body
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|d| d == "All"));
-        let mut policy = query
-            .get("propagationPolicy")
-            .cloned()
-            .or_else(|| text(from_body.get("propagationPolicy")));
-        if policy.is_none()
-            && from_body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
-        {
-            policy = Some("Orphan".into());
-        }
-        let pre = from_body.get("preconditions");
-        Ok(DeleteOptions {
-            dry_run,
-            propagation_policy: policy,
-            precondition_uid: text(pre.and_then(|p| p.get("uid"))),
-            precondition_resource_version: text(pre.and_then(|p| p.get("resourceVersion"))),
-        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -569,6 +530,39 @@ fn patch_kind(headers: &HeaderMap) -> Result<PatchKind, ApiError> {
                 "application/strategic-merge-patch+json",
             ])
         })
+}
+
+fn delete_options(
+    headers: &HeaderMap,
+    query: &Query,
+    bytes: &[u8],
+) -> Result<DeleteOptions, ApiError> {
+    let from_body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        body::decode(content_type(headers), bytes)?
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+    let dry_run = query.get("dryRun").is_some_and(|d| d == "All")
+        || from_body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|d| d == "All"));
+    let mut policy = query
+        .get("propagationPolicy")
+        .cloned()
+        .or_else(|| text(from_body.get("propagationPolicy")));
+    if policy.is_none() && from_body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+    {
+        policy = Some("Orphan".into());
+    }
+    let pre = from_body.get("preconditions");
+    Ok(DeleteOptions {
+        dry_run,
+        propagation_policy: policy,
+        precondition_uid: text(pre.and_then(|p| p.get("uid"))),
+        precondition_resource_version: text(pre.and_then(|p| p.get("resourceVersion"))),
+    })
 }
 
 fn apply_patch(kind: PatchKind, current: &Value, patch: &[u8]) -> Result<Value, ApiError> {

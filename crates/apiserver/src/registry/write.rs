@@ -536,7 +536,7 @@ fn apply_schema(
     obj: &mut Value,
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
-    let Some(schema) = &desc.schema else {
+    let Some(schema) = desc.validation_schema() else {
         return Ok(vec![]);
     };
     let unknown = schema.prune(obj);
