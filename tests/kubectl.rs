@@ -215,6 +215,7 @@ fn watch_sees_added_modified_deleted(k: &Kplex) {
         seen.push(rx.recv_timeout(Duration::from_secs(20)).unwrap());
     }
     let _ = watch.kill();
+    let _ = watch.wait();
     assert!(seen[0].starts_with("MODIFIED"), "{seen:?}");
     assert!(seen[1].starts_with("DELETED"), "{seen:?}");
 }

@@ -6,6 +6,9 @@
 //! descriptions; objects kept as bytes by [`object`]) → the store. [`controllers`] run
 //! in-process over the same store.
 
+// ApiError is a Kubernetes Status with details: large, but only on the error path.
+#![allow(clippy::result_large_err)]
+
 pub mod body;
 pub mod catalog;
 pub mod controllers;

@@ -14,10 +14,13 @@ use crate::catalog::{Origin, ResourceDesc};
 use crate::discovery;
 use crate::response::{self, Body};
 
+/// A built document: (hash, JSON bytes).
+type Document = Arc<(String, Vec<u8>)>;
+
 /// Built-in group-version documents, built on first use: (hash, JSON bytes).
 #[derive(Default)]
 pub struct Cache {
-    builtin: Mutex<HashMap<(String, String), Arc<(String, Vec<u8>)>>>,
+    builtin: Mutex<HashMap<(String, String), Document>>,
 }
 
 fn spec(d: &ResourceDesc) -> ResourceSpec {
@@ -54,7 +57,7 @@ impl Cache {
         resources: &[Arc<ResourceDesc>],
         group: &str,
         version: &str,
-    ) -> Option<Arc<(String, Vec<u8>)>> {
+    ) -> Option<Document> {
         let in_gv: Vec<&Arc<ResourceDesc>> = resources
             .iter()
             .filter(|d| d.group == group && d.version == version)

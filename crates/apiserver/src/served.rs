@@ -6,11 +6,14 @@ use std::sync::{Arc, RwLock};
 
 use crate::catalog::{ResourceDesc, builtins};
 
+/// CRD name → its descriptions (one per served version).
+type CrdResources = HashMap<String, Vec<Arc<ResourceDesc>>>;
+
 /// The resource descriptions served, per logical cluster.
 pub struct Served {
     builtins: Vec<Arc<ResourceDesc>>,
     /// cluster → CRD name → its descriptions (one per served version).
-    crds: RwLock<HashMap<String, HashMap<String, Vec<Arc<ResourceDesc>>>>>,
+    crds: RwLock<HashMap<String, CrdResources>>,
     /// Logical clusters that exist.
     clusters: RwLock<HashSet<String>>,
 }

@@ -230,10 +230,10 @@ async fn compactor(store: Arc<dyn Store>, interval: Duration) {
         let Ok(status) = store.status().await else {
             continue;
         };
-        if last_seen > status.compacted_revision {
-            if let Err(e) = store.compact(last_seen).await {
-                tracing::debug!(error = %e, revision = last_seen, "compaction skipped");
-            }
+        if last_seen > status.compacted_revision
+            && let Err(e) = store.compact(last_seen).await
+        {
+            tracing::debug!(error = %e, revision = last_seen, "compaction skipped");
         }
         last_seen = status.revision;
     }

@@ -20,6 +20,9 @@ fn revisions_in(txn: &ReadTransaction) -> Result<(Revision, Revision)> {
     Ok((get(META_REVISION)?, get(META_COMPACTED)?))
 }
 
+/// A key of the `kv` table with its (not yet decoded) record.
+type CurrentEntry = (String, AccessGuard<'static, &'static [u8]>);
+
 pub fn range(db: &Database, req: &RangeRequest) -> Result<RangeResponse> {
     let txn = db.begin_read()?;
     let (current, compacted) = revisions_in(&txn)?;
@@ -63,7 +66,7 @@ pub fn range(db: &Database, req: &RangeRequest) -> Result<RangeResponse> {
         return Ok(out);
     }
     let mut current_keys = kv.range::<&str>(bounds(&req.range))?;
-    let mut next_current = || -> Result<Option<(String, AccessGuard<'static, &'static [u8]>)>> {
+    let mut next_current = || -> Result<Option<CurrentEntry>> {
         match current_keys.next() {
             None => Ok(None),
             Some(item) => {
