@@ -1,6 +1,8 @@
 //! `kplex bench`: benchmarks that print a table, with ratios against a baseline measured in
 //! the same run.
 
+mod api;
+mod client;
 mod report;
 mod store;
 
@@ -16,10 +18,13 @@ pub struct BenchArgs {
 enum BenchTarget {
     /// The key-value store: embedded, etcd, or both side by side.
     Store(store::StoreBenchArgs),
+    /// The API server over TLS: GET, LIST, CREATE, UPDATE, watch; against baselines.
+    Api(api::ApiBenchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Store(args) => store::run(args).await,
+        BenchTarget::Api(args) => api::run(args).await,
     }
 }

@@ -26,6 +26,36 @@ impl Sample {
     }
 }
 
+/// Runs `total` operations spread over `workers` tasks; `op(worker, i)` performs one. Each
+/// operation's latency is recorded.
+pub async fn concurrently<F, Fut>(workers: usize, total: u64, op: F) -> anyhow::Result<Sample>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = std::sync::Arc::new(op);
+    let per = total / workers as u64;
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per as usize);
+            for i in 0..per {
+                let t = std::time::Instant::now();
+                op(w, i).await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total as usize);
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    Ok(Sample { ops: per * workers as u64, elapsed: start.elapsed(), latencies })
+}
+
 /// How a row is compared across backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Better {
@@ -41,7 +71,7 @@ pub struct Row {
     pub samples: Vec<Sample>,
 }
 
-fn fmt_duration(d: Duration) -> String {
+pub fn fmt_duration(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
     if us < 1000.0 {
         format!("{us:.0}µs")
@@ -50,7 +80,7 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn fmt_rate(r: f64) -> String {
+pub fn fmt_rate(r: f64) -> String {
     if r >= 1000.0 {
         format!("{:.1}k/s", r / 1000.0)
     } else {

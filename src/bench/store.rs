@@ -11,7 +11,7 @@ use kplex_store::{
     EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, KeyRange, RangeRequest, Store,
 };
 
-use super::report::{Better, Row, Sample, print_table};
+use super::report::{Better, Row, Sample, concurrently, print_table};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Backend {
@@ -186,39 +186,6 @@ async fn sequential_puts(
     })
 }
 
-/// Runs `total` operations spread over `workers` tasks; `op(worker, i)` performs one.
-async fn concurrently<F, Fut>(workers: usize, total: u64, op: F) -> anyhow::Result<Sample>
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = kplex_store::Result<()>> + Send,
-{
-    let op = Arc::new(op);
-    let per = total / workers as u64;
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let op = op.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per as usize);
-            for i in 0..per {
-                let t = Instant::now();
-                op(w, i).await?;
-                latencies.push(t.elapsed());
-            }
-            Ok::<_, kplex_store::Error>(latencies)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(total as usize);
-    for t in tasks {
-        latencies.extend(t.await??);
-    }
-    Ok(Sample {
-        ops: per * workers as u64,
-        elapsed: start.elapsed(),
-        latencies,
-    })
-}
-
 async fn concurrent_puts(
     store: &Arc<dyn Store>,
     base: &str,
@@ -228,7 +195,7 @@ async fn concurrent_puts(
     let (store, base, value) = (store.clone(), base.to_string(), value.clone());
     concurrently(WRITERS, n, move |w, i| {
         let (store, key, value) = (store.clone(), format!("{base}/conc/{w}/{i}"), value.clone());
-        async move { store.put(&key, value).await.map(drop) }
+        async move { Ok(store.put(&key, value).await.map(drop)?) }
     })
     .await
 }
@@ -241,7 +208,7 @@ async fn point_gets(store: &Arc<dyn Store>, base: &str, n: u64) -> anyhow::Resul
         async move {
             match store.get(&key).await? {
                 Some(_) => Ok(()),
-                None => Err(kplex_store::Error::Internal(format!("missing {key}"))),
+                None => Err(anyhow::anyhow!("missing {key}")),
             }
         }
     })
@@ -259,7 +226,7 @@ async fn prefix_ranges(
     let (s, p, v) = (store.clone(), prefix.clone(), value.clone());
     concurrently(WRITERS, keys, move |w, i| {
         let (s, key, v) = (s.clone(), format!("{p}{w:02}-{i:05}"), v.clone());
-        async move { s.put(&key, v).await.map(drop) }
+        async move { Ok(s.put(&key, v).await.map(drop)?) }
     })
     .await?;
     let start = Instant::now();

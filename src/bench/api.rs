@@ -1,0 +1,300 @@
+//! `kplex bench api`: kplex as kubectl and controllers see it — a `kplex start` child process
+//! over TLS and HTTP/2 with keep-alive, loaded from inside this process. Baselines measured in
+//! the same run: a bare hyper+rustls server answering a fixed body of the same size (the GET
+//! ceiling of this machine), and the embedded store's own concurrent put rate (the CREATE
+//! ceiling).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use futures::StreamExt;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use kplex_store::{EmbeddedOptions, EmbeddedStore, Store};
+use serde_json::json;
+
+use super::client::{Client, bare_server};
+use super::report::{Sample, concurrently, fmt_duration, fmt_rate};
+
+#[derive(Args)]
+pub struct ApiBenchArgs {
+    /// Run kplex on these etcd endpoints instead of the embedded store.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Scale every workload by this factor (1.0 = the documented sizes).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Concurrent watch streams.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
+}
+
+/// A `kplex start` child on a temporary root.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    started_in: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Server {
+    async fn start(etcd: &[String]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("start").arg("--root-directory").arg(dir.path()).arg("--secure-port").arg(port.to_string());
+        if !etcd.is_empty() {
+            cmd.arg("--etcd-servers").arg(etcd.join(","));
+        }
+        let started = Instant::now();
+        let child = cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("spawn kplex start")?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut server = Self { child, dir, addr, started_in: Duration::ZERO };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            anyhow::ensure!(Instant::now() < deadline, "kplex did not become ready");
+            if let Ok(client) = server.client(1).await
+                && let Ok((StatusCode::OK, _)) = client.send(Method::GET, "/readyz", None, Bytes::new()).await
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.started_in = started.elapsed();
+        Ok(server)
+    }
+
+    async fn client(&self, connections: usize) -> anyhow::Result<Client> {
+        let ca = std::fs::read_to_string(self.dir.path().join("ca.crt"))?;
+        let token = std::fs::read_to_string(self.dir.path().join("admin.token"))?.trim().to_string();
+        Client::connect(self.addr, &ca, Some(token), connections).await
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(&Path::new("/proc").join(self.child.id().to_string()).join("status"))
+    }
+}
+
+fn rss_kib(status: &Path) -> u64 {
+    std::fs::read_to_string(status)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A ~1 KiB ConfigMap.
+fn configmap(name: &str, payload: &str) -> Bytes {
+    let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "bench"}}, "data": {"payload": payload}});
+    Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+}
+
+async fn expect(client: &Client, method: Method, path: &str, body: Bytes, want: StatusCode) -> anyhow::Result<Bytes> {
+    let ct = (!body.is_empty()).then_some("application/json");
+    let (status, resp) = client.send(method, path, ct, body).await?;
+    anyhow::ensure!(status == want, "{path}: {status}: {}", String::from_utf8_lossy(&resp));
+    Ok(resp)
+}
+
+struct Row {
+    name: String,
+    sample: Sample,
+    baseline: Option<(String, f64)>,
+}
+
+pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
+    let n = |v: f64| ((v * args.scale).max(1.0)) as u64;
+    let conc = args.concurrency.max(1);
+    let server = Server::start(&args.etcd_servers).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = server.rss_kib();
+    let client = server.client(8).await?;
+    let cm_path = |ns: &str| format!("/api/v1/namespaces/{ns}/configmaps");
+    let payload = "x".repeat(900);
+    for ns in ["bench", "list1k", "list10k", "watch"] {
+        let body = Bytes::from(serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))?);
+        expect(&client, Method::POST, "/api/v1/namespaces", body, StatusCode::CREATED).await?;
+    }
+    let mut rows = Vec::new();
+
+    eprintln!("GET …");
+    let target = expect(&client, Method::POST, &cm_path("bench"), configmap("target", &payload), StatusCode::CREATED).await?;
+    let get_path = format!("{}/target", cm_path("bench"));
+    let get_body = expect(&client, Method::GET, &get_path, Bytes::new(), StatusCode::OK).await?;
+    let _ = target;
+    let c = client.clone();
+    let p = get_path.clone();
+    let get = concurrently(conc, n(40_000.0), move |_, _| {
+        let (c, p) = (c.clone(), p.clone());
+        async move { expect(&c, Method::GET, &p, Bytes::new(), StatusCode::OK).await.map(drop) }
+    })
+    .await?;
+    let (bare_addr, bare_ca) = bare_server(get_body.clone()).await?;
+    let bare_client = Client::connect(bare_addr, &bare_ca, None, 8).await?;
+    let bare = concurrently(conc, n(40_000.0), move |_, _| {
+        let c = bare_client.clone();
+        async move { expect(&c, Method::GET, "/", Bytes::new(), StatusCode::OK).await.map(drop) }
+    })
+    .await?;
+    rows.push(Row {
+        name: format!("GET one object ({} B)", get_body.len()),
+        baseline: Some(("bare hyper+rustls".into(), get.ops_per_sec() / bare.ops_per_sec().max(1e-9))),
+        sample: get,
+    });
+    rows.push(Row { name: "GET, bare hyper+rustls server".into(), sample: bare, baseline: None });
+
+    eprintln!("CREATE …");
+    let creates = n(10_000.0);
+    let (c, path, pl) = (client.clone(), cm_path("bench"), payload.clone());
+    let create = concurrently(conc, creates, move |w, i| {
+        let (c, path, body) = (c.clone(), path.clone(), configmap(&format!("cm-{w}-{i}"), &pl));
+        async move { expect(&c, Method::POST, &path, body, StatusCode::CREATED).await.map(drop) }
+    })
+    .await?;
+    let store_put = store_put_rate(creates, conc, payload.len() + 300).await?;
+    rows.push(Row {
+        name: "CREATE".into(),
+        baseline: Some(("embedded store put".into(), create.ops_per_sec() / store_put.ops_per_sec().max(1e-9))),
+        sample: create,
+    });
+    rows.push(Row { name: "embedded store put (same run)".into(), sample: store_put, baseline: None });
+
+    eprintln!("UPDATE …");
+    let (c, path, pl) = (client.clone(), cm_path("bench"), payload.replace('x', "y"));
+    let per_worker = creates / conc as u64;
+    let update = concurrently(conc, creates, move |w, i| {
+        let name = format!("cm-{w}-{}", i % per_worker.max(1));
+        let (c, path, body) = (c.clone(), format!("{path}/{name}"), configmap(&name, &pl));
+        async move { expect(&c, Method::PUT, &path, body, StatusCode::OK).await.map(drop) }
+    })
+    .await?;
+    rows.push(Row { name: "UPDATE (PUT)".into(), sample: update, baseline: None });
+
+    for (ns, count, reads) in [("list1k", 1_000u64, n(200.0)), ("list10k", 10_000, n(20.0))] {
+        eprintln!("LIST of {count} …");
+        let (c, path, pl) = (client.clone(), cm_path(ns), payload.clone());
+        concurrently(conc, count, move |w, i| {
+            let (c, path, body) = (c.clone(), path.clone(), configmap(&format!("o-{w}-{i}"), &pl));
+            async move { expect(&c, Method::POST, &path, body, StatusCode::CREATED).await.map(drop) }
+        })
+        .await?;
+        let (c, path) = (client.clone(), cm_path(ns));
+        let list = concurrently(4, reads, move |_, _| {
+            let (c, path) = (c.clone(), path.clone());
+            async move { expect(&c, Method::GET, &path, Bytes::new(), StatusCode::OK).await.map(drop) }
+        })
+        .await?;
+        rows.push(Row { name: format!("LIST {} objects", count - count % conc as u64), sample: list, baseline: None });
+    }
+
+    eprintln!("watch with {} watchers …", args.watchers);
+    rows.push(Row { name: format!("watch delivery, {} watchers", args.watchers), sample: watch_latency(&server, &client, args.watchers, n(200.0)).await?, baseline: None });
+    let loaded_rss = server.rss_kib();
+
+    println!("\nkplex bench api ({}; TLS, HTTP/2, {conc} concurrent requests)", if args.etcd_servers.is_empty() { "embedded store" } else { "etcd" });
+    println!("ready in {} after start; RSS idle {:.1} MiB, after the run {:.1} MiB", fmt_duration(server.started_in), idle_rss as f64 / 1024.0, loaded_rss as f64 / 1024.0);
+    let header = format!("{:<36} | {:>10} {:>9} {:>9} | {:<22} {:>7}", "workload", "ops", "p50", "p99", "vs", "ratio");
+    println!("{header}\n{}", "-".repeat(header.chars().count()));
+    for r in rows {
+        let (vs, ratio) = r.baseline.map(|(n, x)| (n, format!("{:.0}%", x * 100.0))).unwrap_or_default();
+        println!(
+            "{:<36} | {:>10} {:>9} {:>9} | {:<22} {:>7}",
+            r.name,
+            fmt_rate(r.sample.ops_per_sec()),
+            fmt_duration(r.sample.percentile(50.0)),
+            fmt_duration(r.sample.percentile(99.0)),
+            vs,
+            ratio
+        );
+    }
+    Ok(())
+}
+
+/// The embedded store's concurrent, durable put rate for values of `size` bytes.
+async fn store_put_rate(total: u64, writers: usize, size: usize) -> anyhow::Result<Sample> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(dir.path().join("db")))?);
+    let value = Bytes::from(vec![b'x'; size]);
+    concurrently(writers, total, move |w, i| {
+        let (s, v) = (store.clone(), value.clone());
+        async move { Ok(s.put(&format!("/bench/{w}/{i}"), v).await.map(drop)?) }
+    })
+    .await
+}
+
+/// `watchers` watch streams on one namespace; a writer updates a ConfigMap carrying its
+/// send time; each watcher records write → event latency.
+async fn watch_latency(server: &Server, client: &Client, watchers: usize, events: u64) -> anyhow::Result<Sample> {
+    let path = "/api/v1/namespaces/watch/configmaps";
+    expect(client, Method::POST, path, configmap("ticker", "0"), StatusCode::CREATED).await?;
+    let list: serde_json::Value = serde_json::from_slice(&expect(client, Method::GET, path, Bytes::new(), StatusCode::OK).await?)?;
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let watch_client = server.client(16).await?;
+    let epoch = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let body = watch_client.stream(&format!("{path}?watch=true&resourceVersion={rv}")).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut frames = body.into_data_stream();
+            let mut buf = Vec::new();
+            let mut latencies = Vec::with_capacity(events as usize);
+            while (latencies.len() as u64) < events {
+                let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(30), frames.next()).await else { break };
+                let now = epoch.elapsed();
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    // Only the send time is needed: find it rather than parse the event, so
+                    // that the client's own work stays out of the measured latency.
+                    if let Some(sent) = sent_time(&line) {
+                        latencies.push(now.saturating_sub(Duration::from_nanos(sent)));
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    for _ in 0..events {
+        let sent = epoch.elapsed().as_nanos().to_string();
+        expect(client, Method::PUT, &format!("{path}/ticker"), configmap("ticker", &sent), StatusCode::OK).await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let got = t.await?;
+        anyhow::ensure!(got.len() as u64 == events, "a watcher saw {} of {events} events", got.len());
+        latencies.extend(got);
+    }
+    Ok(Sample { ops: latencies.len() as u64, elapsed: start.elapsed(), latencies })
+}
+
+/// The nanosecond timestamp in `"payload":"<digits>"` of a watch event line.
+fn sent_time(line: &[u8]) -> Option<u64> {
+    const NEEDLE: &[u8] = b"\"payload\":\"";
+    let start = line.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
+    let digits = &line[start..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
