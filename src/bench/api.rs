@@ -53,7 +53,9 @@ impl Drop for Server {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Server {
@@ -61,19 +63,35 @@ impl Server {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.arg("start").arg("--root-directory").arg(dir.path()).arg("--secure-port").arg(port.to_string());
+        cmd.arg("start")
+            .arg("--root-directory")
+            .arg(dir.path())
+            .arg("--secure-port")
+            .arg(port.to_string());
         if !etcd.is_empty() {
             cmd.arg("--etcd-servers").arg(etcd.join(","));
         }
         let started = Instant::now();
-        let child = cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("spawn kplex start")?;
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn kplex start")?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut server = Self { child, dir, addr, started_in: Duration::ZERO };
+        let mut server = Self {
+            child,
+            dir,
+            addr,
+            started_in: Duration::ZERO,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             anyhow::ensure!(Instant::now() < deadline, "kplex did not become ready");
             if let Ok(client) = server.client(1).await
-                && let Ok((StatusCode::OK, _)) = client.send(Method::GET, "/readyz", None, Bytes::new()).await
+                && let Ok((StatusCode::OK, _)) = client
+                    .send(Method::GET, "/readyz", None, Bytes::new())
+                    .await
             {
                 break;
             }
@@ -85,12 +103,18 @@ impl Server {
 
     async fn client(&self, connections: usize) -> anyhow::Result<Client> {
         let ca = std::fs::read_to_string(self.dir.path().join("ca.crt"))?;
-        let token = std::fs::read_to_string(self.dir.path().join("admin.token"))?.trim().to_string();
+        let token = std::fs::read_to_string(self.dir.path().join("admin.token"))?
+            .trim()
+            .to_string();
         Client::connect(self.addr, &ca, Some(token), connections).await
     }
 
     fn rss_kib(&self) -> u64 {
-        rss_kib(&Path::new("/proc").join(self.child.id().to_string()).join("status"))
+        rss_kib(
+            &Path::new("/proc")
+                .join(self.child.id().to_string())
+                .join("status"),
+        )
     }
 }
 
@@ -109,10 +133,20 @@ fn configmap(name: &str, payload: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
 }
 
-async fn expect(client: &Client, method: Method, path: &str, body: Bytes, want: StatusCode) -> anyhow::Result<Bytes> {
+async fn expect(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    want: StatusCode,
+) -> anyhow::Result<Bytes> {
     let ct = (!body.is_empty()).then_some("application/json");
     let (status, resp) = client.send(method, path, ct, body).await?;
-    anyhow::ensure!(status == want, "{path}: {status}: {}", String::from_utf8_lossy(&resp));
+    anyhow::ensure!(
+        status == want,
+        "{path}: {status}: {}",
+        String::from_utf8_lossy(&resp)
+    );
     Ok(resp)
 }
 
@@ -132,52 +166,105 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     let cm_path = |ns: &str| format!("/api/v1/namespaces/{ns}/configmaps");
     let payload = "x".repeat(900);
     for ns in ["bench", "list1k", "list10k", "watch"] {
-        let body = Bytes::from(serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))?);
-        expect(&client, Method::POST, "/api/v1/namespaces", body, StatusCode::CREATED).await?;
+        let body = Bytes::from(serde_json::to_vec(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )?);
+        expect(
+            &client,
+            Method::POST,
+            "/api/v1/namespaces",
+            body,
+            StatusCode::CREATED,
+        )
+        .await?;
     }
     let mut rows = Vec::new();
 
     eprintln!("GET …");
-    let target = expect(&client, Method::POST, &cm_path("bench"), configmap("target", &payload), StatusCode::CREATED).await?;
+    let target = expect(
+        &client,
+        Method::POST,
+        &cm_path("bench"),
+        configmap("target", &payload),
+        StatusCode::CREATED,
+    )
+    .await?;
     let get_path = format!("{}/target", cm_path("bench"));
-    let get_body = expect(&client, Method::GET, &get_path, Bytes::new(), StatusCode::OK).await?;
+    let get_body = expect(
+        &client,
+        Method::GET,
+        &get_path,
+        Bytes::new(),
+        StatusCode::OK,
+    )
+    .await?;
     let _ = target;
     let c = client.clone();
     let p = get_path.clone();
     let get = concurrently(conc, n(40_000.0), move |_, _| {
         let (c, p) = (c.clone(), p.clone());
-        async move { expect(&c, Method::GET, &p, Bytes::new(), StatusCode::OK).await.map(drop) }
+        async move {
+            expect(&c, Method::GET, &p, Bytes::new(), StatusCode::OK)
+                .await
+                .map(drop)
+        }
     })
     .await?;
     let (bare_addr, bare_ca) = bare_server(get_body.clone()).await?;
     let bare_client = Client::connect(bare_addr, &bare_ca, None, 8).await?;
     let bare = concurrently(conc, n(40_000.0), move |_, _| {
         let c = bare_client.clone();
-        async move { expect(&c, Method::GET, "/", Bytes::new(), StatusCode::OK).await.map(drop) }
+        async move {
+            expect(&c, Method::GET, "/", Bytes::new(), StatusCode::OK)
+                .await
+                .map(drop)
+        }
     })
     .await?;
     rows.push(Row {
         name: format!("GET one object ({} B)", get_body.len()),
-        baseline: Some(("bare hyper+rustls".into(), get.ops_per_sec() / bare.ops_per_sec().max(1e-9))),
+        baseline: Some((
+            "bare hyper+rustls".into(),
+            get.ops_per_sec() / bare.ops_per_sec().max(1e-9),
+        )),
         sample: get,
     });
-    rows.push(Row { name: "GET, bare hyper+rustls server".into(), sample: bare, baseline: None });
+    rows.push(Row {
+        name: "GET, bare hyper+rustls server".into(),
+        sample: bare,
+        baseline: None,
+    });
 
     eprintln!("CREATE …");
     let creates = n(10_000.0);
     let (c, path, pl) = (client.clone(), cm_path("bench"), payload.clone());
     let create = concurrently(conc, creates, move |w, i| {
-        let (c, path, body) = (c.clone(), path.clone(), configmap(&format!("cm-{w}-{i}"), &pl));
-        async move { expect(&c, Method::POST, &path, body, StatusCode::CREATED).await.map(drop) }
+        let (c, path, body) = (
+            c.clone(),
+            path.clone(),
+            configmap(&format!("cm-{w}-{i}"), &pl),
+        );
+        async move {
+            expect(&c, Method::POST, &path, body, StatusCode::CREATED)
+                .await
+                .map(drop)
+        }
     })
     .await?;
     let store_put = store_put_rate(creates, conc, payload.len() + 300).await?;
     rows.push(Row {
         name: "CREATE".into(),
-        baseline: Some(("embedded store put".into(), create.ops_per_sec() / store_put.ops_per_sec().max(1e-9))),
+        baseline: Some((
+            "embedded store put".into(),
+            create.ops_per_sec() / store_put.ops_per_sec().max(1e-9),
+        )),
         sample: create,
     });
-    rows.push(Row { name: "embedded store put (same run)".into(), sample: store_put, baseline: None });
+    rows.push(Row {
+        name: "embedded store put (same run)".into(),
+        sample: store_put,
+        baseline: None,
+    });
 
     eprintln!("UPDATE …");
     let (c, path, pl) = (client.clone(), cm_path("bench"), payload.replace('x', "y"));
@@ -185,38 +272,84 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     let update = concurrently(conc, creates, move |w, i| {
         let name = format!("cm-{w}-{}", i % per_worker.max(1));
         let (c, path, body) = (c.clone(), format!("{path}/{name}"), configmap(&name, &pl));
-        async move { expect(&c, Method::PUT, &path, body, StatusCode::OK).await.map(drop) }
+        async move {
+            expect(&c, Method::PUT, &path, body, StatusCode::OK)
+                .await
+                .map(drop)
+        }
     })
     .await?;
-    rows.push(Row { name: "UPDATE (PUT)".into(), sample: update, baseline: None });
+    rows.push(Row {
+        name: "UPDATE (PUT)".into(),
+        sample: update,
+        baseline: None,
+    });
 
     for (ns, count, reads) in [("list1k", 1_000u64, n(200.0)), ("list10k", 10_000, n(20.0))] {
         eprintln!("LIST of {count} …");
         let (c, path, pl) = (client.clone(), cm_path(ns), payload.clone());
         concurrently(conc, count, move |w, i| {
-            let (c, path, body) = (c.clone(), path.clone(), configmap(&format!("o-{w}-{i}"), &pl));
-            async move { expect(&c, Method::POST, &path, body, StatusCode::CREATED).await.map(drop) }
+            let (c, path, body) = (
+                c.clone(),
+                path.clone(),
+                configmap(&format!("o-{w}-{i}"), &pl),
+            );
+            async move {
+                expect(&c, Method::POST, &path, body, StatusCode::CREATED)
+                    .await
+                    .map(drop)
+            }
         })
         .await?;
         let (c, path) = (client.clone(), cm_path(ns));
         let list = concurrently(4, reads, move |_, _| {
             let (c, path) = (c.clone(), path.clone());
-            async move { expect(&c, Method::GET, &path, Bytes::new(), StatusCode::OK).await.map(drop) }
+            async move {
+                expect(&c, Method::GET, &path, Bytes::new(), StatusCode::OK)
+                    .await
+                    .map(drop)
+            }
         })
         .await?;
-        rows.push(Row { name: format!("LIST {} objects", count - count % conc as u64), sample: list, baseline: None });
+        rows.push(Row {
+            name: format!("LIST {} objects", count - count % conc as u64),
+            sample: list,
+            baseline: None,
+        });
     }
 
     eprintln!("watch with {} watchers …", args.watchers);
-    rows.push(Row { name: format!("watch delivery, {} watchers", args.watchers), sample: watch_latency(&server, &client, args.watchers, n(200.0)).await?, baseline: None });
+    rows.push(Row {
+        name: format!("watch delivery, {} watchers", args.watchers),
+        sample: watch_latency(&server, &client, args.watchers, n(200.0)).await?,
+        baseline: None,
+    });
     let loaded_rss = server.rss_kib();
 
-    println!("\nkplex bench api ({}; TLS, HTTP/2, {conc} concurrent requests)", if args.etcd_servers.is_empty() { "embedded store" } else { "etcd" });
-    println!("ready in {} after start; RSS idle {:.1} MiB, after the run {:.1} MiB", fmt_duration(server.started_in), idle_rss as f64 / 1024.0, loaded_rss as f64 / 1024.0);
-    let header = format!("{:<36} | {:>10} {:>9} {:>9} | {:<22} {:>7}", "workload", "ops", "p50", "p99", "vs", "ratio");
+    println!(
+        "\nkplex bench api ({}; TLS, HTTP/2, {conc} concurrent requests)",
+        if args.etcd_servers.is_empty() {
+            "embedded store"
+        } else {
+            "etcd"
+        }
+    );
+    println!(
+        "ready in {} after start; RSS idle {:.1} MiB, after the run {:.1} MiB",
+        fmt_duration(server.started_in),
+        idle_rss as f64 / 1024.0,
+        loaded_rss as f64 / 1024.0
+    );
+    let header = format!(
+        "{:<36} | {:>10} {:>9} {:>9} | {:<22} {:>7}",
+        "workload", "ops", "p50", "p99", "vs", "ratio"
+    );
     println!("{header}\n{}", "-".repeat(header.chars().count()));
     for r in rows {
-        let (vs, ratio) = r.baseline.map(|(n, x)| (n, format!("{:.0}%", x * 100.0))).unwrap_or_default();
+        let (vs, ratio) = r
+            .baseline
+            .map(|(n, x)| (n, format!("{:.0}%", x * 100.0)))
+            .unwrap_or_default();
         println!(
             "{:<36} | {:>10} {:>9} {:>9} | {:<22} {:>7}",
             r.name,
@@ -233,7 +366,9 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
 /// The embedded store's concurrent, durable put rate for values of `size` bytes.
 async fn store_put_rate(total: u64, writers: usize, size: usize) -> anyhow::Result<Sample> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(dir.path().join("db")))?);
+    let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(
+        dir.path().join("db"),
+    ))?);
     let value = Bytes::from(vec![b'x'; size]);
     concurrently(writers, total, move |w, i| {
         let (s, v) = (store.clone(), value.clone());
@@ -244,22 +379,45 @@ async fn store_put_rate(total: u64, writers: usize, size: usize) -> anyhow::Resu
 
 /// `watchers` watch streams on one namespace; a writer updates a ConfigMap carrying its
 /// send time; each watcher records write → event latency.
-async fn watch_latency(server: &Server, client: &Client, watchers: usize, events: u64) -> anyhow::Result<Sample> {
+async fn watch_latency(
+    server: &Server,
+    client: &Client,
+    watchers: usize,
+    events: u64,
+) -> anyhow::Result<Sample> {
     let path = "/api/v1/namespaces/watch/configmaps";
-    expect(client, Method::POST, path, configmap("ticker", "0"), StatusCode::CREATED).await?;
-    let list: serde_json::Value = serde_json::from_slice(&expect(client, Method::GET, path, Bytes::new(), StatusCode::OK).await?)?;
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    expect(
+        client,
+        Method::POST,
+        path,
+        configmap("ticker", "0"),
+        StatusCode::CREATED,
+    )
+    .await?;
+    let list: serde_json::Value = serde_json::from_slice(
+        &expect(client, Method::GET, path, Bytes::new(), StatusCode::OK).await?,
+    )?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
     let watch_client = server.client(16).await?;
     let epoch = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..watchers {
-        let body = watch_client.stream(&format!("{path}?watch=true&resourceVersion={rv}")).await?;
+        let body = watch_client
+            .stream(&format!("{path}?watch=true&resourceVersion={rv}"))
+            .await?;
         tasks.push(tokio::spawn(async move {
             let mut frames = body.into_data_stream();
             let mut buf = Vec::new();
             let mut latencies = Vec::with_capacity(events as usize);
             while (latencies.len() as u64) < events {
-                let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(30), frames.next()).await else { break };
+                let Ok(Some(Ok(chunk))) =
+                    tokio::time::timeout(Duration::from_secs(30), frames.next()).await
+                else {
+                    break;
+                };
                 let now = epoch.elapsed();
                 buf.extend_from_slice(&chunk);
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
@@ -278,16 +436,31 @@ async fn watch_latency(server: &Server, client: &Client, watchers: usize, events
     let start = Instant::now();
     for _ in 0..events {
         let sent = epoch.elapsed().as_nanos().to_string();
-        expect(client, Method::PUT, &format!("{path}/ticker"), configmap("ticker", &sent), StatusCode::OK).await?;
+        expect(
+            client,
+            Method::PUT,
+            &format!("{path}/ticker"),
+            configmap("ticker", &sent),
+            StatusCode::OK,
+        )
+        .await?;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut latencies = Vec::new();
     for t in tasks {
         let got = t.await?;
-        anyhow::ensure!(got.len() as u64 == events, "a watcher saw {} of {events} events", got.len());
+        anyhow::ensure!(
+            got.len() as u64 == events,
+            "a watcher saw {} of {events} events",
+            got.len()
+        );
         latencies.extend(got);
     }
-    Ok(Sample { ops: latencies.len() as u64, elapsed: start.elapsed(), latencies })
+    Ok(Sample {
+        ops: latencies.len() as u64,
+        elapsed: start.elapsed(),
+        latencies,
+    })
 }
 
 /// The nanosecond timestamp in `"payload":"<digits>"` of a watch event line.

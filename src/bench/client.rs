@@ -26,7 +26,9 @@ pub struct Client {
 fn tls_config(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.context("parse CA certificate")?).context("add CA certificate")?;
+        roots
+            .add(cert.context("parse CA certificate")?)
+            .context("add CA certificate")?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -38,13 +40,23 @@ fn tls_config(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr, ca_pem: &str, token: Option<String>, connections: usize) -> anyhow::Result<Self> {
+    pub async fn connect(
+        addr: SocketAddr,
+        ca_pem: &str,
+        token: Option<String>,
+        connections: usize,
+    ) -> anyhow::Result<Self> {
         let connector = tokio_rustls::TlsConnector::from(tls_config(ca_pem)?);
         let mut senders = Vec::new();
         for _ in 0..connections.max(1) {
-            let tcp = tokio::net::TcpStream::connect(addr).await.context("connect")?;
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .context("connect")?;
             tcp.set_nodelay(true)?;
-            let tls = connector.connect(ServerName::IpAddress(addr.ip().into()), tcp).await.context("TLS handshake")?;
+            let tls = connector
+                .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+                .await
+                .context("TLS handshake")?;
             let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
                 .max_concurrent_reset_streams(1000)
                 .initial_stream_window_size(4 * 1024 * 1024)
@@ -55,10 +67,21 @@ impl Client {
             tokio::spawn(conn);
             senders.push(sender);
         }
-        Ok(Self { senders: Arc::new(senders), next: Arc::default(), authority: addr.to_string(), token })
+        Ok(Self {
+            senders: Arc::new(senders),
+            next: Arc::default(),
+            authority: addr.to_string(),
+            token,
+        })
     }
 
-    fn request(&self, method: Method, path: &str, content_type: Option<&str>, body: Bytes) -> anyhow::Result<Request<Full<Bytes>>> {
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", self.authority))
@@ -78,7 +101,13 @@ impl Client {
     }
 
     /// Sends one request and reads the whole answer.
-    pub async fn send(&self, method: Method, path: &str, content_type: Option<&str>, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let req = self.request(method, path, content_type, body)?;
         let resp = self.sender().send_request(req).await?;
         let status = resp.status();
@@ -90,7 +119,11 @@ impl Client {
     pub async fn stream(&self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
         let req = self.request(Method::GET, path, None, Bytes::new())?;
         let resp = self.sender().send_request(req).await?;
-        anyhow::ensure!(resp.status().is_success(), "watch answered {}", resp.status());
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "watch answered {}",
+            resp.status()
+        );
         Ok(resp.into_body())
     }
 }
@@ -104,7 +137,11 @@ pub async fn bare_server(body: Bytes) -> anyhow::Result<(SocketAddr, String)> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| anyhow::anyhow!(e))?)?;
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -114,12 +151,17 @@ pub async fn bare_server(body: Bytes) -> anyhow::Result<(SocketAddr, String)> {
             let (acceptor, body) = (acceptor.clone(), body.clone());
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let service = hyper::service::service_fn(move |_req| {
                     let body = body.clone();
                     async move {
                         let mut resp = hyper::Response::new(Full::new(body));
-                        resp.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+                        resp.headers_mut().insert(
+                            "content-type",
+                            http::HeaderValue::from_static("application/json"),
+                        );
                         Ok::<_, Infallible>(resp)
                     }
                 });

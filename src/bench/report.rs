@@ -53,7 +53,11 @@ where
     for t in tasks {
         latencies.extend(t.await??);
     }
-    Ok(Sample { ops: per * workers as u64, elapsed: start.elapsed(), latencies })
+    Ok(Sample {
+        ops: per * workers as u64,
+        elapsed: start.elapsed(),
+        latencies,
+    })
 }
 
 /// How a row is compared across backends.

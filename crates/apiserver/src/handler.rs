@@ -833,6 +833,17 @@ fn render_event(
             };
             (kind.as_str(), body)
         }
+        WatchEvent::Shared(kind, shared) => {
+            let body = if wanted.shape == Shape::Object {
+                Ok(shared.json().to_vec())
+            } else {
+                shared.stored.decode().and_then(|obj| {
+                    serde_json::to_vec(&shaped(desc, wanted, include, &obj))
+                        .map_err(|e| ApiError::internal(&e.to_string()))
+                })
+            };
+            (kind.as_str(), body)
+        }
         WatchEvent::Bookmark {
             resource_version,
             initial_events_end,

@@ -41,6 +41,15 @@ pub fn parse_resource_version(rv: &str) -> Result<i64, ApiError> {
 
 impl Registry {
     pub async fn list(&self, scope: &Scope, opts: &ListOptions) -> Result<ListResult, ApiError> {
+        let from_cache = opts.resource_version.as_deref() == Some("0")
+            && opts.continue_token.as_deref().is_none_or(str::is_empty)
+            && opts
+                .resource_version_match
+                .as_deref()
+                .is_none_or(|m| m.is_empty() || m == "NotOlderThan");
+        if from_cache {
+            return self.list_cached(scope, opts).await;
+        }
         let prefix = scope.prefix();
         let (revision, mut start) = self.list_start(&prefix, opts).await?;
         let end = prefix_end(&prefix);
@@ -104,6 +113,32 @@ impl Registry {
         }
         result.resource_version = served_at;
         Ok(result)
+    }
+
+    /// `resourceVersion=0`: any recent state will do, so the watch cache answers (whole,
+    /// without pages, as kube-apiserver's cache does).
+    async fn list_cached(&self, scope: &Scope, opts: &ListOptions) -> Result<ListResult, ApiError> {
+        let (items, revision) = self
+            .caches
+            .list(&scope.resource_prefix(), &scope.prefix())
+            .await?;
+        let items = if opts.selectors.is_empty() {
+            items
+        } else {
+            let mut kept = Vec::new();
+            for item in items {
+                if opts.selectors.matches(&scope.desc, &item.decode()?) {
+                    kept.push(item);
+                }
+            }
+            kept
+        };
+        Ok(ListResult {
+            items,
+            resource_version: revision,
+            continue_token: None,
+            remaining: None,
+        })
     }
 
     /// The revision to read at and the first key, from continue/resourceVersion.

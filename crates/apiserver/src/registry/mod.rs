@@ -2,6 +2,7 @@
 //! [`ResourceDesc`]. One code path serves built-ins and CRDs alike (like Kubernetes'
 //! `registry/generic`); the few kinds with special rules plug in through [`hooks`].
 
+pub mod cache;
 pub mod hooks;
 pub mod list;
 pub mod watch;
@@ -33,6 +34,11 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The key prefix of the resource's storage (every cluster, every namespace).
+    pub fn resource_prefix(&self) -> String {
+        keys::resource_prefix(&self.desc.group, &self.desc.plural)
+    }
+
     /// The key prefix covering everything this scope can see.
     pub fn prefix(&self) -> String {
         let (g, r) = (&self.desc.group, &self.desc.plural);
@@ -112,11 +118,15 @@ pub fn store_error(e: kplex_store::Error) -> ApiError {
 #[derive(Clone)]
 pub struct Registry {
     pub store: Arc<dyn Store>,
+    pub caches: Arc<cache::WatchCaches>,
 }
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            caches: Arc::new(cache::WatchCaches::new(store.clone())),
+            store,
+        }
     }
 
     pub async fn get(&self, scope: &Scope, name: &str) -> Result<Stored, ApiError> {

@@ -51,6 +51,8 @@ impl WatchEventKind {
 #[derive(Clone, Debug)]
 pub enum WatchEvent {
     Object(WatchEventKind, Stored),
+    /// An object from the watch cache, rendered once for all watchers.
+    Shared(WatchEventKind, Arc<super::cache::SharedObject>),
     /// A bookmark at this resource version; `initial_events_end` marks the end of a streaming list.
     Bookmark {
         resource_version: i64,
@@ -65,6 +67,61 @@ const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Registry {
     pub async fn watch(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
+        match self.watch_cached(scope, &opts).await {
+            Ok(stream) => return Ok(stream),
+            Err(super::cache::Miss::Error(e)) => return Err(e),
+            Err(super::cache::Miss::TooOld) => {}
+        }
+        self.watch_store(scope, opts).await
+    }
+
+    /// A watch served by the watch cache (the common case).
+    async fn watch_cached(
+        &self,
+        scope: &Scope,
+        opts: &WatchOptions,
+    ) -> Result<WatchStream, super::cache::Miss> {
+        let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
+        let from = match rv {
+            _ if opts.send_initial_events => None,
+            None | Some("0") => None,
+            Some(rv) => Some(parse_resource_version(rv).map_err(super::cache::Miss::Error)?),
+        };
+        let (mut head, at, events) = self
+            .caches
+            .watch(
+                scope.desc.clone(),
+                &scope.resource_prefix(),
+                scope.prefix(),
+                from,
+                opts.selectors.clone(),
+            )
+            .await?;
+        if opts.send_initial_events && opts.allow_bookmarks {
+            head.push(WatchEvent::Bookmark {
+                resource_version: at,
+                initial_events_end: true,
+            });
+        }
+        let last = Arc::new(AtomicI64::new(at));
+        let seen = last.clone();
+        let events = stream::iter(head).chain(events).inspect(move |e| {
+            let rv = match e {
+                WatchEvent::Object(_, s) => s.resource_version,
+                WatchEvent::Shared(_, o) => o.stored.resource_version,
+                _ => return,
+            };
+            seen.fetch_max(rv, Ordering::Relaxed);
+        });
+        Ok(with_bookmarks(events, opts, last))
+    }
+
+    /// A watch straight on the store (revisions older than the cache's window).
+    async fn watch_store(
+        &self,
+        scope: &Scope,
+        opts: WatchOptions,
+    ) -> Result<WatchStream, ApiError> {
         let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
         let initial = opts.send_initial_events || matches!(rv, None | Some("0"));
         let (initial_events, from) = if initial {
@@ -118,24 +175,33 @@ impl Registry {
             futures::future::ready(convert(&desc, &selectors, event))
         });
         let events = stream::iter(head).chain(events);
-        if !opts.allow_bookmarks {
-            return Ok(Box::pin(events));
-        }
-        let interval = opts.bookmark_interval.unwrap_or(DEFAULT_BOOKMARK_INTERVAL);
-        let bookmarks = stream::unfold(last, move |last| async move {
-            tokio::time::sleep(interval).await;
-            let rv = last.load(Ordering::Relaxed);
-            Some((
-                WatchEvent::Bookmark {
-                    resource_version: rv,
-                    initial_events_end: false,
-                },
-                last,
-            ))
-        });
-        // Bookmarks must not end the stream, and must stop when events end.
-        Ok(Box::pin(TakeUntilEnd::new(events, bookmarks)))
+        Ok(with_bookmarks(events, &opts, last))
     }
+}
+
+/// Adds periodic BOOKMARK events (at the last revision seen) when the client allows them.
+fn with_bookmarks(
+    events: impl Stream<Item = WatchEvent> + Send + 'static,
+    opts: &WatchOptions,
+    last: Arc<AtomicI64>,
+) -> WatchStream {
+    if !opts.allow_bookmarks {
+        return Box::pin(events);
+    }
+    let interval = opts.bookmark_interval.unwrap_or(DEFAULT_BOOKMARK_INTERVAL);
+    let bookmarks = stream::unfold(last, move |last| async move {
+        tokio::time::sleep(interval).await;
+        let rv = last.load(Ordering::Relaxed);
+        Some((
+            WatchEvent::Bookmark {
+                resource_version: rv,
+                initial_events_end: false,
+            },
+            last,
+        ))
+    });
+    // Bookmarks must not end the stream, and must stop when events end.
+    Box::pin(TakeUntilEnd::new(events, bookmarks))
 }
 
 /// Turns one store event into a Kubernetes event, applying selector semantics: an object

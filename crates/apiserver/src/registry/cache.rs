@@ -1,0 +1,430 @@
+//! The watch cache: one upstream store watch per resource (across all logical clusters),
+//! the resource's current objects and a window of recent events in memory, and a broadcast
+//! that fans every event out to all client watches of that resource.
+//!
+//! Each event is rendered to JSON once and shared by every watcher; watches starting inside
+//! the window and lists at `resourceVersion=0` never touch the store. A watch that starts
+//! before the window, or a watcher that falls behind the broadcast and out of the window,
+//! gets what kube-apiserver gives: the store's own history, or 410 Expired.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream};
+use kplex_apimachinery::ApiError;
+use kplex_store::{EventKind, KeyRange, RangeRequest, Store, prefix_end};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::watch::{WatchEvent, WatchEventKind};
+use super::{Selectors, Stored, store_error};
+use crate::catalog::ResourceDesc;
+
+/// Events kept per resource for watches that start slightly in the past.
+const WINDOW: usize = 4096;
+/// Events buffered per watcher before it counts as lagging.
+const BROADCAST: usize = 8192;
+
+/// An object shared by every watcher that receives it: rendered and parsed at most once.
+#[derive(Debug)]
+pub struct SharedObject {
+    pub stored: Stored,
+    json: OnceLock<Bytes>,
+    parsed: OnceLock<Option<Value>>,
+}
+
+impl SharedObject {
+    pub fn new(stored: Stored) -> Arc<Self> {
+        Arc::new(Self {
+            stored,
+            json: OnceLock::new(),
+            parsed: OnceLock::new(),
+        })
+    }
+
+    /// The object's JSON with its resource version.
+    pub fn json(&self) -> &Bytes {
+        self.json.get_or_init(|| Bytes::from(self.stored.render()))
+    }
+
+    pub fn parsed(&self) -> Option<&Value> {
+        self.parsed
+            .get_or_init(|| self.stored.decode().ok())
+            .as_ref()
+    }
+}
+
+/// One change to the resource.
+#[derive(Debug)]
+struct CachedEvent {
+    kind: EventKind,
+    key: String,
+    revision: i64,
+    /// The new state; for a delete, the last state (at the delete's revision).
+    object: Arc<SharedObject>,
+    prev: Option<Arc<SharedObject>>,
+}
+
+#[derive(Clone, Debug)]
+enum Message {
+    Event(Arc<CachedEvent>),
+    /// The upstream watch ended; watchers end too (clients re-watch).
+    Closed,
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<SharedObject>>,
+    window: VecDeque<Arc<CachedEvent>>,
+    /// Every event after this revision is in `window`.
+    window_start: i64,
+    /// Everything up to this revision is applied.
+    revision: i64,
+    closed: bool,
+}
+
+pub struct ResourceCache {
+    state: RwLock<State>,
+    tx: broadcast::Sender<Message>,
+}
+
+/// All watch caches, created on first use per resource storage prefix.
+pub struct WatchCaches {
+    store: Arc<dyn Store>,
+    caches: tokio::sync::Mutex<HashMap<String, Arc<ResourceCache>>>,
+}
+
+/// Why a request cannot be served from the cache.
+pub enum Miss {
+    /// The requested revision is older than the window: use the store.
+    TooOld,
+    Error(ApiError),
+}
+
+impl WatchCaches {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            caches: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The cache of the resource stored under `prefix`, started if needed.
+    async fn cache(&self, prefix: &str) -> Result<Arc<ResourceCache>, ApiError> {
+        let mut caches = self.caches.lock().await;
+        if let Some(c) = caches.get(prefix)
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let list = self
+            .store
+            .range(RangeRequest::prefix(prefix))
+            .await
+            .map_err(store_error)?;
+        let objects = list
+            .kvs
+            .into_iter()
+            .map(|kv| {
+                (
+                    kv.key,
+                    SharedObject::new(Stored {
+                        bytes: kv.value,
+                        resource_version: kv.mod_revision,
+                    }),
+                )
+            })
+            .collect();
+        let (tx, _) = broadcast::channel(BROADCAST);
+        let cache = Arc::new(ResourceCache {
+            state: RwLock::new(State {
+                objects,
+                window: VecDeque::new(),
+                window_start: list.revision,
+                revision: list.revision,
+                closed: false,
+            }),
+            tx,
+        });
+        let upstream = self
+            .store
+            .watch(KeyRange::prefix(prefix), list.revision + 1)
+            .await
+            .map_err(store_error)?;
+        tokio::spawn(follow(Arc::downgrade(&cache), upstream));
+        caches.insert(prefix.to_string(), cache.clone());
+        Ok(cache)
+    }
+
+    /// The current objects under `scope_prefix` (a list at resourceVersion 0) and the revision
+    /// they are at.
+    pub async fn list(
+        &self,
+        resource_prefix: &str,
+        scope_prefix: &str,
+    ) -> Result<(Vec<Stored>, i64), ApiError> {
+        let cache = self.cache(resource_prefix).await?;
+        let st = cache
+            .state
+            .read()
+            .map_err(|_| ApiError::internal("watch cache poisoned"))?;
+        let items = st
+            .objects
+            .range(scope_range(scope_prefix))
+            .map(|(_, o)| o.stored.clone())
+            .collect();
+        Ok((items, st.revision))
+    }
+
+    /// A watch of `scope_prefix`, from `from` (exclusive; None = current state first).
+    pub async fn watch(
+        &self,
+        desc: Arc<ResourceDesc>,
+        resource_prefix: &str,
+        scope_prefix: String,
+        from: Option<i64>,
+        selectors: Selectors,
+    ) -> Result<
+        (
+            Vec<WatchEvent>,
+            i64,
+            impl Stream<Item = WatchEvent> + Send + 'static,
+        ),
+        Miss,
+    > {
+        let cache = self.cache(resource_prefix).await.map_err(Miss::Error)?;
+        let (head, rx, after) = {
+            let st = cache
+                .state
+                .read()
+                .map_err(|_| Miss::Error(ApiError::internal("watch cache poisoned")))?;
+            if st.closed {
+                return Err(Miss::TooOld);
+            }
+            // Subscribing under the read lock: no event is published between the snapshot
+            // and the subscription (publishing takes the write lock).
+            let rx = cache.tx.subscribe();
+            let head: Vec<WatchEvent> = match from {
+                None => st
+                    .objects
+                    .range(scope_range(&scope_prefix))
+                    .filter(|(_, o)| {
+                        selectors.is_empty()
+                            || o.parsed().is_some_and(|v| selectors.matches(&desc, v))
+                    })
+                    .map(|(_, o)| WatchEvent::Shared(WatchEventKind::Added, o.clone()))
+                    .collect(),
+                Some(rv) if rv < st.window_start => return Err(Miss::TooOld),
+                Some(rv) => st
+                    .window
+                    .iter()
+                    .filter(|e| e.revision > rv && e.key.starts_with(&scope_prefix))
+                    .filter_map(|e| convert(&desc, &selectors, e))
+                    .collect(),
+            };
+            (head, rx, st.revision)
+        };
+        let watcher = Watcher {
+            cache: Arc::downgrade(&cache),
+            desc,
+            selectors,
+            scope_prefix,
+            rx,
+            last: after.max(from.unwrap_or(0)),
+            done: false,
+        };
+        Ok((
+            head,
+            after,
+            stream::unfold(watcher, Watcher::next).flat_map(stream::iter),
+        ))
+    }
+}
+
+fn scope_range(prefix: &str) -> (std::ops::Bound<String>, std::ops::Bound<String>) {
+    (
+        std::ops::Bound::Included(prefix.to_string()),
+        std::ops::Bound::Excluded(prefix_end(prefix)),
+    )
+}
+
+impl ResourceCache {
+    fn is_closed(&self) -> bool {
+        self.state.read().map(|s| s.closed).unwrap_or(true)
+    }
+
+    fn apply(&self, event: kplex_store::Event) {
+        let Ok(mut st) = self.state.write() else {
+            return;
+        };
+        let revision = event.kv.mod_revision;
+        let prev = event.prev.map(|p| {
+            SharedObject::new(Stored {
+                bytes: p.value,
+                resource_version: p.mod_revision,
+            })
+        });
+        let object = match event.kind {
+            EventKind::Put => {
+                let o = SharedObject::new(Stored {
+                    bytes: event.kv.value,
+                    resource_version: revision,
+                });
+                st.objects.insert(event.kv.key.clone(), o.clone());
+                o
+            }
+            EventKind::Delete => {
+                st.objects.remove(&event.kv.key);
+                // DELETED carries the last state, at the delete's revision.
+                let last = prev
+                    .as_ref()
+                    .map(|p| p.stored.bytes.clone())
+                    .unwrap_or_default();
+                SharedObject::new(Stored {
+                    bytes: last,
+                    resource_version: revision,
+                })
+            }
+        };
+        let e = Arc::new(CachedEvent {
+            kind: event.kind,
+            key: event.kv.key,
+            revision,
+            object,
+            prev,
+        });
+        st.revision = revision;
+        st.window.push_back(e.clone());
+        if st.window.len() > WINDOW
+            && let Some(old) = st.window.pop_front()
+        {
+            st.window_start = old.revision;
+        }
+        let _ = self.tx.send(Message::Event(e));
+    }
+
+    fn close(&self) {
+        if let Ok(mut st) = self.state.write() {
+            st.closed = true;
+        }
+        let _ = self.tx.send(Message::Closed);
+    }
+}
+
+async fn follow(cache: Weak<ResourceCache>, mut upstream: kplex_store::WatchStream) {
+    while let Some(item) = upstream.next().await {
+        let Some(c) = cache.upgrade() else { return };
+        match item {
+            Ok(event) => c.apply(event),
+            Err(e) => {
+                tracing::debug!(error = %e, "watch cache: upstream watch failed");
+                c.close();
+                return;
+            }
+        }
+    }
+    if let Some(c) = cache.upgrade() {
+        c.close();
+    }
+}
+
+/// A store event as seen through `selectors`: an object that stops matching is DELETED, one
+/// that starts matching is ADDED.
+fn convert(desc: &ResourceDesc, selectors: &Selectors, e: &CachedEvent) -> Option<WatchEvent> {
+    let kind = match (e.kind, &e.prev) {
+        (EventKind::Delete, _) => WatchEventKind::Deleted,
+        (EventKind::Put, None) => WatchEventKind::Added,
+        (EventKind::Put, Some(_)) => WatchEventKind::Modified,
+    };
+    if selectors.is_empty() {
+        return Some(WatchEvent::Shared(kind, e.object.clone()));
+    }
+    let matches = |o: &SharedObject| o.parsed().is_some_and(|v| selectors.matches(desc, v));
+    let old = e.prev.as_deref().is_some_and(matches);
+    match e.kind {
+        EventKind::Delete => {
+            old.then(|| WatchEvent::Shared(WatchEventKind::Deleted, e.object.clone()))
+        }
+        EventKind::Put => match (old, matches(&e.object)) {
+            (true, true) => Some(WatchEvent::Shared(
+                WatchEventKind::Modified,
+                e.object.clone(),
+            )),
+            (false, true) => Some(WatchEvent::Shared(WatchEventKind::Added, e.object.clone())),
+            (true, false) => Some(WatchEvent::Shared(
+                WatchEventKind::Deleted,
+                e.object.clone(),
+            )),
+            (false, false) => None,
+        },
+    }
+}
+
+/// One client watch following the broadcast.
+struct Watcher {
+    cache: Weak<ResourceCache>,
+    desc: Arc<ResourceDesc>,
+    selectors: Selectors,
+    scope_prefix: String,
+    rx: broadcast::Receiver<Message>,
+    /// The last revision delivered (or skipped).
+    last: i64,
+    done: bool,
+}
+
+impl Watcher {
+    /// The next batch of events (usually one); None ends the watch.
+    async fn next(mut self) -> Option<(Vec<WatchEvent>, Self)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.rx.recv().await {
+                Ok(Message::Event(e)) => {
+                    if e.revision <= self.last {
+                        continue;
+                    }
+                    self.last = e.revision;
+                    if !e.key.starts_with(&self.scope_prefix) {
+                        continue;
+                    }
+                    if let Some(event) = convert(&self.desc, &self.selectors, &e) {
+                        return Some((vec![event], self));
+                    }
+                }
+                Ok(Message::Closed) | Err(broadcast::error::RecvError::Closed) => return None,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Some((self.catch_up(), self));
+                }
+            }
+        }
+    }
+
+    /// After falling behind the broadcast: replay from the window, or end with 410.
+    fn catch_up(&mut self) -> Vec<WatchEvent> {
+        let Some(cache) = self.cache.upgrade() else {
+            self.done = true;
+            return vec![];
+        };
+        self.rx = cache.tx.subscribe();
+        let Ok(st) = cache.state.read() else {
+            self.done = true;
+            return vec![];
+        };
+        if self.last < st.window_start {
+            self.done = true;
+            return vec![WatchEvent::Error(ApiError::resource_expired(format!(
+                "too old resource version: {} ({})",
+                self.last, st.window_start
+            )))];
+        }
+        let events = st
+            .window
+            .iter()
+            .filter(|e| e.revision > self.last && e.key.starts_with(&self.scope_prefix))
+            .filter_map(|e| convert(&self.desc, &self.selectors, e))
+            .collect();
+        self.last = st.revision;
+        events
+    }
+}
