@@ -3,6 +3,8 @@
 //! resourceVersion 0, watches older than the cache window).
 
 use std::sync::Arc;
+
+#![allow(clippy::unwrap_used)]
 use std::time::Duration;
 
 use futures::StreamExt;
