@@ -2,9 +2,9 @@
 //! does not pin down (watch from a past revision, selector transitions, lists at
 //! resourceVersion 0, watches older than the cache window).
 
-use std::sync::Arc;
-
 #![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
