@@ -761,7 +761,7 @@ fn respond_stored(
 ) -> Result<Response<Body>, ApiError> {
     if wanted.format == Format::Json && wanted.shape == Shape::Object {
         // The fast path: stored bytes with the resource version spliced in.
-        let mut body = stored.render();
+        let mut body = stored.render_as(desc);
         body.push(b'\n');
         return Ok(response::with_body(StatusCode::OK, response::JSON, body));
     }
@@ -770,7 +770,7 @@ fn respond_stored(
         wanted,
         include,
         StatusCode::OK,
-        &stored.decode()?,
+        &stored.decode_as(desc)?,
     ))
 }
 
@@ -781,7 +781,7 @@ fn respond_list(
     result: &crate::registry::ListResult,
 ) -> Result<Response<Body>, ApiError> {
     if wanted.format == Format::Json && wanted.shape == Shape::Object {
-        let mut body = render_list(&desc.api_version(), &desc.list_kind(), result);
+        let mut body = render_list(desc, result);
         body.push(b'\n');
         return Ok(response::with_body(StatusCode::OK, response::JSON, body));
     }
@@ -824,9 +824,9 @@ fn render_event(
     let (kind, object): (&str, Result<Vec<u8>, ApiError>) = match event {
         WatchEvent::Object(kind, stored) => {
             let body = if wanted.shape == Shape::Object {
-                Ok(stored.render())
+                Ok(stored.render_as(desc))
             } else {
-                stored.decode().and_then(|obj| {
+                stored.decode_as(desc).and_then(|obj| {
                     serde_json::to_vec(&shaped(desc, wanted, include, &obj))
                         .map_err(|e| ApiError::internal(&e.to_string()))
                 })
@@ -835,9 +835,14 @@ fn render_event(
         }
         WatchEvent::Shared(kind, shared) => {
             let body = if wanted.shape == Shape::Object {
-                Ok(shared.json().to_vec())
+                Ok(match desc.origin {
+                    crate::catalog::Origin::Crd { .. } => {
+                        crate::object::with_api_version(shared.json().to_vec(), &desc.api_version())
+                    }
+                    crate::catalog::Origin::Builtin => shared.json().to_vec(),
+                })
             } else {
-                shared.stored.decode().and_then(|obj| {
+                shared.stored.decode_as(desc).and_then(|obj| {
                     serde_json::to_vec(&shaped(desc, wanted, include, &obj))
                         .map_err(|e| ApiError::internal(&e.to_string()))
                 })

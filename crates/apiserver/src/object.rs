@@ -88,6 +88,22 @@ pub fn render(stored: &[u8], resource_version: i64) -> Vec<u8> {
     out
 }
 
+/// Rewrites the leading `"apiVersion"` of a rendered object (stored objects always start
+/// with it) to `want`: the `None` conversion between the versions of a CRD.
+pub fn with_api_version(mut json: Vec<u8>, want: &str) -> Vec<u8> {
+    const KEY: &[u8] = b"{\"apiVersion\":\"";
+    if !json.starts_with(KEY) {
+        return json;
+    }
+    let Some(len) = json[KEY.len()..].iter().position(|b| *b == b'"') else {
+        return json;
+    };
+    if &json[KEY.len()..KEY.len() + len] != want.as_bytes() {
+        json.splice(KEY.len()..KEY.len() + len, want.bytes());
+    }
+    json
+}
+
 /// Appends the rendered object to `out` (for lists and watch events).
 pub fn render_into(out: &mut Vec<u8>, stored: &[u8], resource_version: i64) {
     out.extend_from_slice(&render(stored, resource_version));
@@ -194,6 +210,24 @@ mod tests {
         assert_eq!(render(b"{\"a\":1}", 3), b"{\"a\":1}".to_vec());
         assert!(encode(&json!({"kind": "X"})).is_err());
         assert!(decode(b"k\x01\xff\xff\xff\xffnot json", 1).is_err());
+    }
+
+    #[test]
+    fn converts_api_version_in_place() {
+        let stored = encode(
+            &json!({"apiVersion": "example.com/v1beta1", "kind": "W", "metadata": {"name": "w"}}),
+        )
+        .unwrap();
+        let out = with_api_version(render(&stored, 3), "example.com/v1");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (
+                v["apiVersion"].as_str(),
+                v["metadata"]["resourceVersion"].as_str()
+            ),
+            (Some("example.com/v1"), Some("3"))
+        );
+        assert_eq!(with_api_version(b"[]".to_vec(), "v1"), b"[]".to_vec());
     }
 
     #[test]

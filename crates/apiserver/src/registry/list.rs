@@ -204,7 +204,8 @@ impl Registry {
 }
 
 /// The JSON list envelope around rendered items: `{"kind":"<Kind>List",…,"items":[…]}`.
-pub fn render_list(api_version: &str, list_kind: &str, result: &ListResult) -> Vec<u8> {
+pub fn render_list(desc: &crate::catalog::ResourceDesc, result: &ListResult) -> Vec<u8> {
+    let (api_version, list_kind) = (desc.api_version(), desc.list_kind());
     let mut out = Vec::with_capacity(
         64 + result
             .items
@@ -232,7 +233,7 @@ pub fn render_list(api_version: &str, list_kind: &str, result: &ListResult) -> V
         if i > 0 {
             out.push(b',');
         }
-        crate::object::render_into(&mut out, &item.bytes, item.resource_version);
+        out.extend_from_slice(&item.render_as(desc));
     }
     out.extend_from_slice(b"]}");
     out

@@ -92,6 +92,28 @@ impl Stored {
         object::render(&self.bytes, self.resource_version)
     }
 
+    /// The object's JSON as `desc`'s version serves it (CRD versions share storage).
+    pub fn render_as(&self, desc: &ResourceDesc) -> Vec<u8> {
+        let json = self.render();
+        match desc.origin {
+            crate::catalog::Origin::Crd { .. } => {
+                object::with_api_version(json, &desc.api_version())
+            }
+            crate::catalog::Origin::Builtin => json,
+        }
+    }
+
+    /// The parsed object as `desc`'s version serves it.
+    pub fn decode_as(&self, desc: &ResourceDesc) -> Result<Value, ApiError> {
+        let mut obj = self.decode()?;
+        if matches!(desc.origin, crate::catalog::Origin::Crd { .. })
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.insert("apiVersion".into(), Value::String(desc.api_version()));
+        }
+        Ok(obj)
+    }
+
     pub fn decode(&self) -> Result<Value, ApiError> {
         object::decode(&self.bytes, self.resource_version)
     }

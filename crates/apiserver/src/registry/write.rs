@@ -6,7 +6,7 @@ use kplex_apimachinery::{ApiError, StatusCause, meta, names, patch};
 use kplex_store::{Precondition, TxnOutcome};
 use serde_json::{Map, Value};
 
-use super::{Registry, Scope, hooks, store_error};
+use super::{Registry, Scope, Stored, hooks, store_error};
 use crate::catalog::ResourceDesc;
 use crate::object;
 
@@ -230,7 +230,11 @@ impl Registry {
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| scope.not_found(name))?;
-            let old = object::decode(&current.value, current.mod_revision)?;
+            let old = Stored {
+                bytes: current.value.clone(),
+                resource_version: current.mod_revision,
+            }
+            .decode_as(&desc)?;
             let mut new = compute(&old, current.mod_revision)?;
             check_type(&desc, &mut new)?;
             if meta::name(&new).is_some_and(|n| n != name) {

@@ -1,0 +1,241 @@
+//! API semantics beyond what kubectl's everyday commands show: CRD versions, protobuf and
+//! metadata-only answers, gzip, deletecollection, bookmarks and timeouts, and watches ending
+//! cleanly on shutdown. Driven with curl (the wire) and kubectl.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Kplex};
+use serde_json::Value;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+const TWO_VERSIONS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, kind: Gadget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+  - {name: v1beta1, served: true, storage: false, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+
+#[test]
+fn crd_versions_share_objects_with_none_conversion() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok_stdin(&["apply", "-f", "-"], TWO_VERSIONS);
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gadgets.example.com",
+        "--timeout=20s",
+    ]);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: example.com/v1beta1\nkind: Gadget\nmetadata: {name: g}\nspec: {x: 1}\n",
+    );
+    let v1 = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/gadgets/g",
+    ]));
+    assert_eq!(
+        (v1["apiVersion"].as_str(), v1["spec"]["x"].as_i64()),
+        (Some("example.com/v1"), Some(1))
+    );
+    let beta = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1beta1/namespaces/default/gadgets",
+    ]));
+    assert_eq!(beta["items"][0]["apiVersion"], "example.com/v1beta1");
+    k.ok(&[
+        "patch",
+        "gadgets.v1.example.com",
+        "g",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"x":2}}"#,
+    ]);
+    let beta = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1beta1/namespaces/default/gadgets/g",
+    ]));
+    assert_eq!(
+        (beta["apiVersion"].as_str(), beta["spec"]["x"].as_i64()),
+        (Some("example.com/v1beta1"), Some(2))
+    );
+    let discovery = json(&k.ok(&["get", "--raw", "/apis/example.com"]));
+    assert_eq!(discovery["preferredVersion"]["version"], "v1");
+}
+
+#[test]
+fn protobuf_metadata_only_gzip_and_deletecollection() {
+    let k = Kplex::start(Backend::Embedded);
+    let items: Vec<Value> = (0..150)
+        .map(|i| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i:03}")}, "data": {"payload": "x".repeat(900)}}))
+        .collect();
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    );
+    k.ok(&["label", "cm", "c000", "c001", "c002", "drop=yes"]);
+    // Protobuf answers for built-in kinds, with the k8s\0 envelope.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            common::path_str(&k.root().join("ca.crt")),
+            "-H",
+            &format!("Authorization: Bearer {}", k.token()),
+        ])
+        .args([
+            "-H",
+            "Accept: application/vnd.kubernetes.protobuf",
+            "-D",
+            "-",
+            &k.url("/api/v1/namespaces/default/configmaps/c001"),
+        ])
+        .output()
+        .unwrap();
+    let raw = out.stdout;
+    let headers_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let headers = String::from_utf8_lossy(&raw[..headers_end]).to_ascii_lowercase();
+    assert!(
+        headers.contains("content-type: application/vnd.kubernetes.protobuf"),
+        "{headers}"
+    );
+    assert_eq!(&raw[headers_end..headers_end + 4], b"k8s\0");
+    // Metadata-only lists (what kubectl's garbage-collector-style clients ask for).
+    let (out, _) = k.curl(&[
+        "-H",
+        "Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        &k.url("/api/v1/namespaces/default/configmaps?limit=2"),
+    ]);
+    let list = json(&out);
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(list["items"][0].get("data").is_none());
+    assert!(list["metadata"]["continue"].is_string());
+    // Large answers are gzipped for clients that accept it.
+    let (headers, _) = k.curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "Accept-Encoding: gzip",
+        &k.url("/api/v1/namespaces/default/configmaps"),
+    ]);
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-encoding: gzip"),
+        "{headers}"
+    );
+    let (body, _) = k.curl(&[
+        "--compressed",
+        &k.url("/api/v1/namespaces/default/configmaps"),
+    ]);
+    assert_eq!(json(&body)["items"].as_array().unwrap().len(), 150);
+    // DELETE on the collection, with a selector.
+    let (out, _) = k.curl(&[
+        "-X",
+        "DELETE",
+        &k.url("/api/v1/namespaces/default/configmaps?labelSelector=drop%3Dyes"),
+    ]);
+    assert_eq!(json(&out)["items"].as_array().unwrap().len(), 3, "{out}");
+    assert_eq!(k.ok(&["get", "cm", "-o", "name"]).lines().count(), 147);
+}
+
+#[test]
+fn watch_timeouts_bookmarks_and_streaming_lists() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "configmap", "w"]);
+    let started = Instant::now();
+    let (out, _) = k.curl(&[
+        "-N",
+        &k.url("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1"),
+    ]);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let first = json(out.lines().next().unwrap());
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("w"))
+    );
+    // A streaming list ends its initial events with an annotated bookmark.
+    let (out, _) = k.curl(&["-N", &k.url("/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1")]);
+    let events: Vec<Value> = out.lines().map(json).collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+}
+
+#[test]
+fn sigterm_ends_watches_cleanly() {
+    let mut k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "configmap", "w"]);
+    let mut watch = Command::new("curl")
+        .args([
+            "-sS",
+            "-N",
+            "--cacert",
+            common::path_str(&k.root().join("ca.crt")),
+            "-H",
+            &format!("Authorization: Bearer {}", k.token()),
+        ])
+        .arg(k.url("/api/v1/namespaces/default/configmaps?watch=true"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    k.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown waited for the watch"
+    );
+    let status = watch.wait().unwrap();
+    let mut stderr = String::new();
+    watch
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        status.success(),
+        "the watch stream ended cleanly, not with an error: {stderr}"
+    );
+    let mut stdout = String::new();
+    watch
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(stdout.contains("\"ADDED\""), "{stdout}");
+}
