@@ -6,6 +6,9 @@
 //! - [`ResourceSpec`]: one served resource (built-in or custom).
 //! - [`group_version_document`]: the OpenAPI 3.0 document of one group-version.
 //! - [`v2_document`]: a Swagger 2.0 document covering all resources.
+//! - [`v2_protobuf`]: that document as gnostic's `openapi.v2.Document`
+//!   protobuf, for `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`
+//!   ([`V2_PROTOBUF_DEPRECATED`]), answered as [`V2_PROTOBUF`].
 //! - [`document_hash`]: stable hash for `?hash=` in the `/openapi/v3` listing.
 //! - [`builtin_schema`]: a `$ref`-free structural schema of a built-in kind,
 //!   for `kplex_schema::Schema::compile`.
@@ -34,6 +37,7 @@ pub mod generate;
 mod hash;
 mod inline;
 mod v2;
+mod v2proto;
 mod v3;
 
 use serde_json::Value;
@@ -66,6 +70,26 @@ pub fn group_version_document(group: &str, version: &str, resources: &[ResourceS
 /// A Swagger 2.0 document with the paths and definitions of all `resources`.
 pub fn v2_document(resources: &[ResourceSpec]) -> Value {
     v2::document(resources)
+}
+
+/// The content type of [`v2_protobuf`] answers, as kube-openapi's handler
+/// sends it (Go's `mime.ParseMediaType`, which kubectl runs on the response,
+/// rejects the `@` of [`V2_PROTOBUF_DEPRECATED`]). Also accepted in `Accept`.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The `Accept` media type client-go (kubectl) sends for `/openapi/v2`;
+/// answer it with [`v2_protobuf`] and content type [`V2_PROTOBUF`].
+pub const V2_PROTOBUF_DEPRECATED: &str =
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// A Swagger 2.0 JSON document (such as [`v2_document`]'s) encoded as the
+/// protobuf message `openapi.v2.Document` of google/gnostic: the body
+/// kube-apiserver sends for `/openapi/v2` with content type [`V2_PROTOBUF`]
+/// when asked for it or [`V2_PROTOBUF_DEPRECATED`]. Plain message
+/// bytes, no envelope. Unknown keys and values of the wrong JSON type are
+/// skipped; never panics. See the `v2proto` module docs for the fields covered.
+pub fn v2_protobuf(doc: &Value) -> Vec<u8> {
+    v2proto::document(doc)
 }
 
 /// A stable upper-case hex hash of a document, for `?hash=`.
