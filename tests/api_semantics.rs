@@ -161,6 +161,37 @@ fn protobuf_metadata_only_gzip_and_deletecollection() {
 }
 
 #[test]
+fn list_manifests_and_openapi_v2_for_kubectl() {
+    // kubectl validates `kind: List` against /openapi/v2, which it reads only as protobuf.
+    let k = Kplex::start(Backend::Embedded);
+    let list = r#"{"apiVersion":"v1","kind":"List","items":[
+        {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l1"},"data":{"a":"1"}},
+        {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l2"}}]}"#;
+    let out = k.ok_stdin(&["create", "-f", "-"], list);
+    assert!(
+        out.contains("configmap/l1 created") && out.contains("configmap/l2 created"),
+        "{out}"
+    );
+    let bad = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l3"},"dataa":{}}]}"#;
+    let out = k.kubectl(&[
+        "create",
+        "-f",
+        common::path_str(&k.write_file("bad.json", bad)),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dataa"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let explain = k.ok(&[
+        "explain",
+        "--output=plaintext-openapiv2",
+        "deployment.spec.replicas",
+    ]);
+    assert!(explain.contains("replicas"), "{explain}");
+}
+
+#[test]
 fn watch_timeouts_bookmarks_and_streaming_lists() {
     let k = Kplex::start(Backend::Embedded);
     k.ok(&["create", "configmap", "w"]);

@@ -129,20 +129,33 @@ impl Cache {
         resources: &[Arc<ResourceDesc>],
         accept: Option<&str>,
     ) -> Result<Response<Body>, ApiError> {
-        // kubectl asks for the protobuf form first; JSON is what we serve.
-        let json_ok = accept.is_none_or(|a| {
-            a.split(',').any(|m| {
-                let m = m.split(';').next().unwrap_or("").trim();
-                m == "application/json" || m == "*/*" || m == "application/*"
-            })
-        });
-        if !json_ok {
-            return Err(ApiError::not_acceptable(&[response::JSON]));
+        // kubectl (client-go's OpenAPISchema) accepts only the gnostic protobuf form;
+        // other clients ask for JSON. The first acceptable media range wins.
+        use kplex_openapi::{V2_PROTOBUF, V2_PROTOBUF_DEPRECATED};
+        let mut protobuf = None;
+        for m in accept.unwrap_or("application/json").split(',') {
+            let m = m.split(';').next().unwrap_or("").trim();
+            if m == V2_PROTOBUF || m == V2_PROTOBUF_DEPRECATED {
+                protobuf = Some(true);
+                break;
+            }
+            if m == "application/json" || m == "*/*" || m == "application/*" {
+                protobuf = Some(false);
+                break;
+            }
         }
+        let Some(protobuf) = protobuf else {
+            return Err(ApiError::not_acceptable(&[response::JSON, V2_PROTOBUF]));
+        };
         let specs: Vec<ResourceSpec> = resources.iter().map(|d| spec(d)).collect();
-        Ok(response::json_value(
-            StatusCode::OK,
-            &kplex_openapi::v2_document(&specs),
-        ))
+        let doc = kplex_openapi::v2_document(&specs);
+        if protobuf {
+            return Ok(response::with_body(
+                StatusCode::OK,
+                V2_PROTOBUF,
+                kplex_openapi::v2_protobuf(&doc),
+            ));
+        }
+        Ok(response::json_value(StatusCode::OK, &doc))
     }
 }
