@@ -115,13 +115,13 @@ impl TypeInfo for kplex_schema::Schema {
 /// whatever its schema says (CRD schemas rarely describe metadata).
 #[derive(Debug, Clone, Copy)]
 enum Meta {
-    ObjectMeta,
+    Object,
     StringMap,
     Finalizers,
     OwnerReferences,
 }
 
-static OBJECT_META: Meta = Meta::ObjectMeta;
+static OBJECT_META: Meta = Meta::Object;
 static STRING_MAP: Meta = Meta::StringMap;
 static FINALIZERS: Meta = Meta::Finalizers;
 static OWNER_REFERENCES: Meta = Meta::OwnerReferences;
@@ -143,7 +143,7 @@ const META_SCALARS: &[&str] = &[
 impl TypeInfo for Meta {
     fn field(&self, name: &str) -> Option<&dyn TypeInfo> {
         match self {
-            Meta::ObjectMeta => match name {
+            Meta::Object => match name {
                 "labels" | "annotations" => Some(&STRING_MAP),
                 "finalizers" => Some(&FINALIZERS),
                 "ownerReferences" => Some(&OWNER_REFERENCES),

@@ -58,6 +58,9 @@ pub(crate) fn item_element(
                     Some(v) => v.clone(),
                     None => match it.field(k).and_then(|f| f.default_value()) {
                         Some(d) => d.clone(),
+                        // Built-in port lists key on protocol, which Kubernetes
+                        // defaults to TCP; the built-in schemas here omit defaults.
+                        None if k == "protocol" => Value::String("TCP".into()),
                         None => {
                             return Err(Error::Invalid(format!(
                                 "associative list with keys has an element that omits key field {k:?} (and doesn't have default value)"
