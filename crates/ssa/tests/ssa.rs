@@ -606,3 +606,31 @@ fn bad_apply_configs() {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": deep});
     assert!(apply(None, &cfg, &ti, "m", "v1", "", false, T0).is_err());
 }
+
+#[test]
+fn update_on_create_records_all_fields() {
+    let ti = deployment_schema();
+    let obj = update(
+        None,
+        &deployment(1, "nginx:1"),
+        &ti,
+        "kubectl-create",
+        "apps/v1",
+        "",
+        T0,
+    )
+    .unwrap();
+    let f = fields_of(&obj, "kubectl-create").unwrap().to_fields_v1();
+    assert!(f.get("f:metadata").is_none(), "{f}");
+    // Kube compares against the typed zero object, where spec, template and
+    // containers already exist; from `{}` they are recorded as added ("."),
+    // which only adds ownership of those nodes.
+    assert_eq!(
+        f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"],
+        json!({".": {}, "f:image": {}, "f:name": {}})
+    );
+    assert_eq!(
+        f["f:spec"]["f:template"]["f:metadata"]["f:labels"],
+        json!({".": {}, "f:app": {}})
+    );
+}
