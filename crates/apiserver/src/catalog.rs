@@ -37,7 +37,11 @@ pub enum Cell {
 /// Where a resource comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
+    /// A Kubernetes kind (schema from k8s-openapi, strategic merge patch, protobuf).
     Builtin,
+    /// A kind kplex itself defines (kcp's tenancy/core/apis groups): described by a schema
+    /// like a CRD, served in every logical cluster, merge patch only (as kcp serves them).
+    System,
     /// Served from a CustomResourceDefinition (its name); `storage_version` is the version
     /// objects are stored at.
     Crd {

@@ -20,6 +20,7 @@ use crate::crd::{self, CLEANUP_FINALIZER};
 use crate::object;
 use crate::registry::{DeleteOptions, ListOptions, Registry, Scope, WriteOptions};
 use crate::served::Served;
+use crate::tenancy::lifecycle::Tenancy;
 
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -39,6 +40,13 @@ enum Work {
         namespace: Option<String>,
         uid: String,
     },
+    Workspace {
+        cluster: String,
+        name: String,
+    },
+    LogicalCluster {
+        cluster: String,
+    },
     /// An object waiting on the `foregroundDeletion` or `orphan` finalizer.
     Dependents {
         cluster: String,
@@ -49,22 +57,35 @@ enum Work {
     },
 }
 
+/// Work items queued, being worked on, and asked for again while being worked on.
+#[derive(Default)]
+struct QueueState {
+    pending: HashSet<Work>,
+    inflight: HashSet<Work>,
+    dirty: HashSet<Work>,
+}
+
 #[derive(Clone)]
 pub struct Controllers {
     registry: Registry,
     served: Arc<Served>,
+    tenancy: Tenancy,
     queue: mpsc::UnboundedSender<Work>,
-    pending: Arc<Mutex<HashSet<Work>>>,
+    state: Arc<Mutex<QueueState>>,
 }
 
+/// Items reconciled at once; an item is never worked on twice at the same time.
+const WORKERS: usize = 64;
+
 /// Starts the controllers; they run until the process ends.
-pub async fn start(registry: Registry, served: Arc<Served>) -> Result<(), ApiError> {
+pub async fn start(tenancy: Tenancy) -> Result<(), ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let c = Controllers {
-        registry,
-        served,
+        registry: tenancy.registry.clone(),
+        served: tenancy.served.clone(),
+        tenancy,
         queue: tx,
-        pending: Arc::default(),
+        state: Arc::default(),
     };
     let revision = c.enqueue_existing().await?;
     let watcher = c.clone();
@@ -84,9 +105,9 @@ fn split_api_version(api_version: &str) -> (&str, &str) {
 impl Controllers {
     fn enqueue(&self, work: Work) {
         let fresh = self
-            .pending
+            .state
             .lock()
-            .map(|mut p| p.insert(work.clone()))
+            .map(|mut q| q.pending.insert(work.clone()))
             .unwrap_or(true);
         if fresh {
             let _ = self.queue.send(work);
@@ -188,6 +209,13 @@ impl Controllers {
                     name: name.clone(),
                 })
             }
+            ("tenancy.kcp.io/v1alpha1", "Workspace") => self.enqueue(Work::Workspace {
+                cluster: cluster.clone(),
+                name: name.clone(),
+            }),
+            ("core.kcp.io/v1alpha1", "LogicalCluster") => self.enqueue(Work::LogicalCluster {
+                cluster: cluster.clone(),
+            }),
             _ => {}
         }
         let finalizers = meta::finalizers(obj);
@@ -226,45 +254,83 @@ impl Controllers {
     }
 
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Work>) {
+        let workers = Arc::new(tokio::sync::Semaphore::new(WORKERS));
         while let Some(work) = rx.recv().await {
-            if let Ok(mut p) = self.pending.lock() {
-                p.remove(&work);
-            }
-            let done = match &work {
-                Work::Crd { cluster, name } => self.reconcile_crd(cluster, name).await,
-                Work::Namespace { cluster, name } => self.reconcile_namespace(cluster, name).await,
-                Work::OwnerGone {
-                    cluster,
-                    namespace,
-                    uid,
-                } => {
-                    self.collect_dependents(cluster, namespace.as_deref(), uid)
-                        .await
+            let busy = match self.state.lock() {
+                Ok(mut q) => {
+                    q.pending.remove(&work);
+                    if q.inflight.contains(&work) {
+                        q.dirty.insert(work.clone());
+                        true
+                    } else {
+                        q.inflight.insert(work.clone());
+                        false
+                    }
                 }
-                Work::Dependents {
-                    cluster,
-                    api_version,
-                    kind,
-                    namespace,
-                    name,
-                } => {
-                    self.reconcile_dependents(
-                        cluster,
-                        api_version,
-                        kind,
-                        namespace.as_deref(),
-                        name,
-                    )
-                    .await
-                }
+                Err(_) => false,
             };
-            match done {
-                Ok(true) => {}
-                Ok(false) => self.retry_later(work),
-                Err(e) => {
-                    tracing::debug!(?work, error = %e, "reconcile failed, retrying");
-                    self.retry_later(work);
+            if busy {
+                continue;
+            }
+            let Ok(permit) = workers.clone().acquire_owned().await else {
+                return;
+            };
+            let c = self.clone();
+            tokio::spawn(async move {
+                let done = c.reconcile(&work).await;
+                drop(permit);
+                let again = c.state.lock().map(|mut q| {
+                    q.inflight.remove(&work);
+                    q.dirty.remove(&work)
+                });
+                match done {
+                    Ok(true) if again.unwrap_or(false) => c.enqueue(work),
+                    Ok(true) => {}
+                    Ok(false) => c.retry_later(work),
+                    Err(e) => {
+                        tracing::debug!(?work, error = %e, "reconcile failed, retrying");
+                        c.retry_later(work);
+                    }
                 }
+            });
+        }
+    }
+
+    async fn reconcile(&self, work: &Work) -> Result<bool, ApiError> {
+        match work {
+            Work::Crd { cluster, name } => self.reconcile_crd(cluster, name).await,
+            Work::Namespace { cluster, name } => self.reconcile_namespace(cluster, name).await,
+            Work::OwnerGone {
+                cluster,
+                namespace,
+                uid,
+            } => {
+                self.collect_dependents(cluster, namespace.as_deref(), uid)
+                    .await
+            }
+            Work::Dependents {
+                cluster,
+                api_version,
+                kind,
+                namespace,
+                name,
+            } => {
+                self.reconcile_dependents(cluster, api_version, kind, namespace.as_deref(), name)
+                    .await
+            }
+            Work::Workspace { cluster, name } => {
+                self.tenancy.reconcile_workspace(cluster, name).await
+            }
+            Work::LogicalCluster { cluster } => {
+                if let Some((parent, name)) =
+                    self.tenancy.reconcile_logical_cluster(cluster).await?
+                {
+                    self.enqueue(Work::Workspace {
+                        cluster: parent,
+                        name,
+                    });
+                }
+                Ok(true)
             }
         }
     }

@@ -40,6 +40,7 @@ pub struct Api {
     pub metrics: Metrics,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
+    pub tenancy: crate::tenancy::lifecycle::Tenancy,
 }
 
 type Query = HashMap<String, String>;
@@ -116,7 +117,7 @@ impl Api {
             Target::Version => return Ok(response::json_value(StatusCode::OK, &version())),
             _ => {}
         }
-        let _user = self.authenticate(headers)?;
+        let user = self.authenticate(headers)?;
         // Read the body before answering anything, errors included: an HTTP/2 stream answered
         // before its body arrived is reset, and the client never sees the answer.
         let body = match *method {
@@ -131,10 +132,10 @@ impl Api {
             ));
         }
         let cluster = match cluster {
-            ClusterTarget::Named(name) if self.served.has_cluster(&name) => Some(name),
-            ClusterTarget::Named(name) => {
-                return Err(ApiError::not_found("core.kcp.io", "logicalclusters", &name));
-            }
+            ClusterTarget::Named(name) => match self.served.resolve(&name) {
+                Some(cluster) => Some(cluster),
+                None => return Err(ApiError::not_found("", "workspaces", &name)),
+            },
             ClusterTarget::Wildcard => None,
         };
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
@@ -170,7 +171,7 @@ impl Api {
                     .group_version(cluster.as_deref(), &resources(), &group, &version)
             }
             Target::OpenApiV2 => self.openapi.v2(cluster.as_deref(), &resources(), accept),
-            Target::Resource(r) => self.resource(cluster, r, headers, query, body).await,
+            Target::Resource(r) => self.resource(cluster, r, &user, headers, query, body).await,
             _ => Err(not_found_path()),
         }
     }
@@ -199,6 +200,7 @@ impl Api {
         &self,
         cluster: Option<String>,
         r: ResourceRequest,
+        user: &User,
         headers: &HeaderMap,
         query: &Query,
         body: Bytes,
@@ -266,6 +268,10 @@ impl Api {
                     &scale_of(&desc, &obj),
                 ))
             }
+            (Verb::Get, None) if is_tenancy(&desc, "workspaces") && name == "~" => {
+                let home = crate::tenancy::home::home(&self.tenancy, &user.name).await?;
+                Ok(respond_value(&desc, wanted, include, StatusCode::OK, &home))
+            }
             (Verb::Get, _) => {
                 let stored = self.registry.get(&scope, &name).await?;
                 Ok(respond_stored(&desc, wanted, include, &stored)?)
@@ -290,8 +296,9 @@ impl Api {
                 Ok(self.watch_response(desc, wanted, include, stream, timeout))
             }
             (Verb::Create, _) => {
-                let obj = body::decode(content_type(headers), &body)?;
+                let mut obj = body::decode(content_type(headers), &body)?;
                 let opts = write_options(query, None)?;
+                self.admit_create(&scope, user, &mut obj).await?;
                 let result = self.registry.create(&scope, obj, &opts).await?;
                 let mut resp =
                     respond_value(&desc, wanted, include, StatusCode::CREATED, &result.object);
@@ -484,6 +491,46 @@ impl Api {
     }
 }
 
+fn is_tenancy(desc: &ResourceDesc, plural: &str) -> bool {
+    matches!(
+        desc.group.as_str(),
+        crate::tenancy::TENANCY | crate::tenancy::CORE
+    ) && desc.plural == plural
+}
+
+impl Api {
+    /// Admission of new objects (the kinds with cross-object rules).
+    async fn admit_create(
+        &self,
+        scope: &Scope,
+        user: &User,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        let Some(cluster) = scope.cluster.as_deref() else {
+            return Ok(());
+        };
+        if is_tenancy(&scope.desc, "workspaces") {
+            return crate::tenancy::admission::admit_create(
+                &self.registry,
+                &self.served,
+                cluster,
+                &user.name,
+                obj,
+            )
+            .await;
+        }
+        if is_tenancy(&scope.desc, "logicalclusters") {
+            return Err(ApiError::forbidden(
+                crate::tenancy::CORE,
+                "logicalclusters",
+                meta::name(obj).unwrap_or(""),
+                "logical clusters are created by the system, through workspaces",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the open-watch gauge right when a stream is dropped.
 struct WatchGauge(prometheus_client::metrics::gauge::Gauge);
 
@@ -645,6 +692,7 @@ fn write_options(q: &Query, sub: Option<&str>) -> Result<WriteOptions, ApiError>
         field_validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
         field_manager: q.get("fieldManager").cloned(),
         subresource: sub.map(String::from),
+        system: false,
     })
 }
 
@@ -839,7 +887,7 @@ fn render_event(
                     crate::catalog::Origin::Crd { .. } => {
                         crate::object::with_api_version(shared.json().to_vec(), &desc.api_version())
                     }
-                    crate::catalog::Origin::Builtin => shared.json().to_vec(),
+                    _ => shared.json().to_vec(),
                 })
             } else {
                 shared.stored.decode_as(desc).and_then(|obj| {

@@ -25,6 +25,7 @@ pub mod response;
 pub mod served;
 pub mod server;
 pub mod table;
+pub mod tenancy;
 
 mod start;
 

@@ -35,9 +35,11 @@ fn spec(d: &ResourceDesc) -> ResourceSpec {
         strategic_patch: d.strategic_patch(),
         schema: match d.origin {
             Origin::Builtin => None,
-            Origin::Crd { .. } => Some(d.schema.as_ref().map(|s| s.raw().clone()).unwrap_or_else(
-                || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-            )),
+            Origin::System | Origin::Crd { .. } => {
+                Some(d.schema.as_ref().map(|s| s.raw().clone()).unwrap_or_else(
+                    || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+                ))
+            }
         },
     }
 }
@@ -65,7 +67,10 @@ impl Cache {
         if in_gv.is_empty() {
             return None;
         }
-        let builtin = in_gv.iter().all(|d| d.origin == Origin::Builtin);
+        // Built-in and system kinds are the same in every logical cluster: build once.
+        let builtin = in_gv
+            .iter()
+            .all(|d| !matches!(d.origin, Origin::Crd { .. }));
         let key = (group.to_string(), version.to_string());
         if builtin && let Some(hit) = self.builtin.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Some(hit);

@@ -1,5 +1,6 @@
-//! What each logical cluster serves: the built-in resources (shared, one copy) plus the
-//! CRDs established in that cluster. An empty logical cluster costs nothing here.
+//! What each logical cluster serves — the built-in and system resources (shared, one copy)
+//! plus the CRDs established in that cluster — and which logical clusters exist, by name and
+//! by workspace path. An empty logical cluster costs two index entries here.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -9,13 +10,14 @@ use crate::catalog::{ResourceDesc, builtins};
 /// CRD name → its descriptions (one per served version).
 type CrdResources = HashMap<String, Vec<Arc<ResourceDesc>>>;
 
-/// The resource descriptions served, per logical cluster.
+/// The resource descriptions served, per logical cluster, and the cluster index.
 pub struct Served {
     builtins: Vec<Arc<ResourceDesc>>,
-    /// cluster → CRD name → its descriptions (one per served version).
     crds: RwLock<HashMap<String, CrdResources>>,
-    /// Logical clusters that exist.
-    clusters: RwLock<HashSet<String>>,
+    /// Logical clusters that exist: name → canonical path.
+    clusters: RwLock<HashMap<String, String>>,
+    /// Canonical path → name.
+    paths: RwLock<HashMap<String, String>>,
 }
 
 impl Default for Served {
@@ -27,21 +29,33 @@ impl Default for Served {
 impl Served {
     pub fn new() -> Self {
         Self {
-            builtins: builtins::all().into_iter().map(Arc::new).collect(),
-            crds: RwLock::new(HashMap::new()),
-            clusters: RwLock::new(HashSet::new()),
+            builtins: builtins::all()
+                .into_iter()
+                .chain(crate::tenancy::resources())
+                .map(Arc::new)
+                .collect(),
+            crds: RwLock::default(),
+            clusters: RwLock::default(),
+            paths: RwLock::default(),
         }
     }
 
-    pub fn add_cluster(&self, name: &str) {
+    /// Makes logical cluster `name`, reachable as `path`, servable.
+    pub fn add_cluster(&self, name: &str, path: &str) {
         if let Ok(mut c) = self.clusters.write() {
-            c.insert(name.to_string());
+            c.insert(name.to_string(), path.to_string());
+        }
+        if let Ok(mut p) = self.paths.write() {
+            p.insert(path.to_string(), name.to_string());
         }
     }
 
     pub fn remove_cluster(&self, name: &str) {
-        if let Ok(mut c) = self.clusters.write() {
-            c.remove(name);
+        let path = self.clusters.write().ok().and_then(|mut c| c.remove(name));
+        if let (Some(path), Ok(mut p)) = (path, self.paths.write())
+            && p.get(&path).is_some_and(|n| n == name)
+        {
+            p.remove(&path);
         }
         if let Ok(mut crds) = self.crds.write() {
             crds.remove(name);
@@ -51,15 +65,32 @@ impl Served {
     pub fn has_cluster(&self, name: &str) -> bool {
         self.clusters
             .read()
-            .map(|c| c.contains(name))
+            .map(|c| c.contains_key(name))
             .unwrap_or(false)
     }
 
-    pub fn clusters(&self) -> Vec<String> {
-        self.clusters
+    /// The logical cluster a `/clusters/<x>` segment names: a workspace path (`root:org:team`,
+    /// `user:alice`) or a logical cluster name.
+    pub fn resolve(&self, name_or_path: &str) -> Option<String> {
+        if let Some(name) = self
+            .paths
             .read()
-            .map(|c| c.iter().cloned().collect())
-            .unwrap_or_default()
+            .ok()
+            .and_then(|p| p.get(name_or_path).cloned())
+        {
+            return Some(name);
+        }
+        self.has_cluster(name_or_path)
+            .then(|| name_or_path.to_string())
+    }
+
+    /// The canonical path of logical cluster `name`.
+    pub fn path_of(&self, name: &str) -> Option<String> {
+        self.clusters.read().ok()?.get(name).cloned()
+    }
+
+    pub fn cluster_count(&self) -> usize {
+        self.clusters.read().map(|c| c.len()).unwrap_or(0)
     }
 
     pub fn set_crd(&self, cluster: &str, crd: &str, descs: Vec<ResourceDesc>) {
@@ -75,6 +106,9 @@ impl Served {
             && let Some(c) = crds.get_mut(cluster)
         {
             c.remove(crd);
+            if c.is_empty() {
+                crds.remove(cluster);
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::handler::Api;
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;
-use crate::{controllers, metrics, object, openapi, pki, request::ROOT_CLUSTER};
+use crate::{controllers, metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
 
 /// Where objects are kept.
 #[derive(Clone, Debug)]
@@ -127,7 +127,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let served = Arc::new(Served::new());
     load_clusters(&registry, &served).await?;
     bootstrap_root(&registry, &served).await?;
-    controllers::start(registry.clone(), served.clone()).await?;
+    let tenancy = tenancy::lifecycle::Tenancy {
+        registry: registry.clone(),
+        served: served.clone(),
+        base_url: format!("https://{host}:{}", addr.port()),
+    };
+    controllers::start(tenancy.clone()).await?;
     tokio::spawn(compactor(store, config.compaction_interval));
 
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -138,6 +143,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics: metrics::Metrics::new(),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
+        tenancy,
     });
     let serving = tokio::spawn(crate::server::serve(listener, tls, api, shutdown_rx));
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "kplex is serving");
@@ -151,16 +157,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 const LOGICAL_CLUSTERS: &str = "/registry/core.kcp.io/logicalclusters/";
 
-/// Every logical cluster recorded in the store becomes servable.
+/// Every logical cluster recorded in the store becomes servable, under its canonical path.
 async fn load_clusters(registry: &Registry, served: &Served) -> Result<(), ApiError> {
-    let list = registry
-        .store
-        .range(RangeRequest::prefix(LOGICAL_CLUSTERS).count_only())
-        .await
-        .map_err(crate::registry::store_error)?;
-    if list.count == 0 {
-        return Ok(());
-    }
     let list = registry
         .store
         .range(RangeRequest::prefix(LOGICAL_CLUSTERS))
@@ -168,51 +166,59 @@ async fn load_clusters(registry: &Registry, served: &Served) -> Result<(), ApiEr
         .map_err(crate::registry::store_error)?;
     for kv in list.kvs {
         // Key: /registry/core.kcp.io/logicalclusters/<cluster>/cluster
-        if let Some(cluster) = kv
+        let Some(cluster) = kv
             .key
             .strip_prefix(LOGICAL_CLUSTERS)
             .and_then(|rest| rest.split('/').next())
-        {
-            served.add_cluster(cluster);
-        }
+        else {
+            continue;
+        };
+        let obj = object::decode(&kv.value, kv.mod_revision)?;
+        let path = meta::annotation(&obj, tenancy::PATH_ANNOTATION)
+            .unwrap_or(cluster)
+            .to_string();
+        served.add_cluster(cluster, &path);
     }
     Ok(())
 }
 
-/// The root logical cluster and its standard namespaces, on first start.
+/// The root logical cluster, its standard namespaces and the built-in workspace types, on
+/// first start.
 async fn bootstrap_root(registry: &Registry, served: &Served) -> Result<(), ApiError> {
-    let key = format!("{LOGICAL_CLUSTERS}{ROOT_CLUSTER}/cluster");
-    if registry
-        .store
-        .get(&key)
-        .await
-        .map_err(crate::registry::store_error)?
-        .is_none()
-    {
-        let cluster = json!({
-            "apiVersion": "core.kcp.io/v1alpha1", "kind": "LogicalCluster",
-            "metadata": {"name": "cluster", "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": meta::now_rfc3339(),
-                "annotations": {"kcp.io/cluster": ROOT_CLUSTER, "kcp.io/path": ROOT_CLUSTER}},
-            "spec": {}, "status": {"phase": "Ready", "URL": ""},
-        });
-        let _ = registry
-            .store
-            .create(&key, object::encode(&cluster)?)
-            .await
-            .map_err(crate::registry::store_error)?;
-    }
-    served.add_cluster(ROOT_CLUSTER);
-    let Some(ns) = served.lookup(Some(ROOT_CLUSTER), "", "v1", "namespaces") else {
-        return Ok(());
+    served.add_cluster(ROOT_CLUSTER, ROOT_CLUSTER);
+    let scope = |resource: &str, group: &str, version: &str| {
+        served
+            .lookup(Some(ROOT_CLUSTER), group, version, resource)
+            .map(|desc| Scope {
+                cluster: Some(ROOT_CLUSTER.into()),
+                desc,
+                namespace: None,
+            })
     };
-    let scope = Scope {
-        cluster: Some(ROOT_CLUSTER.into()),
-        desc: ns,
-        namespace: None,
-    };
+    let mut objects: Vec<(Option<Scope>, Value)> = vec![(
+        scope("logicalclusters", tenancy::CORE, tenancy::VERSION),
+        tenancy::lifecycle::logical_cluster_object(
+            ROOT_CLUSTER,
+            None,
+            &tenancy::types::TypeRef::root(),
+            &[],
+            "",
+        ),
+    )];
     for name in ["default", "kube-system", "kube-public"] {
-        let obj: Value =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        objects.push((
+            scope("namespaces", "", "v1"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        ));
+    }
+    for wt in tenancy::types::builtin_types() {
+        objects.push((
+            scope("workspacetypes", tenancy::TENANCY, tenancy::VERSION),
+            wt,
+        ));
+    }
+    for (scope, obj) in objects {
+        let Some(scope) = scope else { continue };
         match registry.create(&scope, obj, &WriteOptions::default()).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}

@@ -99,7 +99,7 @@ impl Stored {
             crate::catalog::Origin::Crd { .. } => {
                 object::with_api_version(json, &desc.api_version())
             }
-            crate::catalog::Origin::Builtin => json,
+            _ => json,
         }
     }
 

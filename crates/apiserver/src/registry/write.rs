@@ -40,6 +40,9 @@ pub struct WriteOptions {
     pub field_manager: Option<String>,
     /// `status`, `scale`, `finalize` or None for the main resource.
     pub subresource: Option<String>,
+    /// A write by the server itself that sets status along with everything else (never set
+    /// for client requests, which must use `/status`).
+    pub system: bool,
 }
 
 /// A successful write: the object as stored (with its resourceVersion), whether it was
@@ -136,6 +139,7 @@ impl Registry {
         annotations.insert("kcp.io/cluster".into(), Value::String(cluster.clone()));
         meta::set_annotations(&mut obj, annotations);
         if desc.status
+            && !opts.system
             && let Some(map) = obj.as_object_mut()
         {
             map.retain(|k, _| k != "status");
@@ -256,7 +260,11 @@ impl Registry {
                     name,
                 ));
             }
-            let mut new = merge_for_subresource(&desc, &old, new, opts.subresource.as_deref())?;
+            let mut new = if opts.system {
+                new
+            } else {
+                merge_for_subresource(&desc, &old, new, opts.subresource.as_deref())?
+            };
             keep_system_fields(&old, &mut new);
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
             hooks::prepare_update(&desc, &old, &mut new)?;
@@ -581,6 +589,12 @@ fn apply_schema(
 
 /// Metadata validation plus the kind's own rules.
 fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    if desc.group == crate::tenancy::TENANCY
+        && desc.plural == "workspaces"
+        && let Some(old) = old
+    {
+        crate::tenancy::admission::check_update(old, obj)?;
+    }
     let metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let validator = hooks::name_validator(desc);
     let mut causes = names::validate_object_meta(&metadata, desc.namespaced, validator);

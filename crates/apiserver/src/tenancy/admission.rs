@@ -1,0 +1,144 @@
+//! Admission of workspaces (kcp's `pkg/admission/workspace`): names, types and the parent/child
+//! rules are checked when a Workspace is created; the system fields stay the system's.
+
+use kplex_apimachinery::status::BadValue;
+use kplex_apimachinery::{ApiError, StatusCause, meta};
+use serde_json::{Value, json};
+
+use super::types::{self, TypeRef};
+use super::{TENANCY, TYPE_ANNOTATION, WORKSPACE_FINALIZER};
+use crate::registry::{Registry, Scope};
+use crate::served::Served;
+
+fn invalid(name: &str, causes: Vec<StatusCause>) -> ApiError {
+    ApiError::invalid(TENANCY, "Workspace", name, causes)
+}
+
+/// The type of the workspace that logical cluster `cluster` is (from its LogicalCluster).
+pub async fn type_of(
+    registry: &Registry,
+    served: &Served,
+    cluster: &str,
+) -> Result<TypeRef, ApiError> {
+    let Some(desc) = served.lookup(
+        Some(cluster),
+        super::CORE,
+        super::VERSION,
+        "logicalclusters",
+    ) else {
+        return Ok(TypeRef::root());
+    };
+    let scope = Scope {
+        cluster: Some(cluster.to_string()),
+        desc,
+        namespace: None,
+    };
+    let lc = registry
+        .get(&scope, super::LOGICAL_CLUSTER)
+        .await?
+        .decode()?;
+    Ok(meta::annotation(&lc, TYPE_ANNOTATION)
+        .and_then(TypeRef::parse_qualified)
+        .unwrap_or_else(TypeRef::root))
+}
+
+/// Completes and checks a Workspace being created in logical cluster `cluster`: resolves its
+/// type (defaulting to the parent type's default child type), enforces both types' limits,
+/// and adds the finalizer that keeps it until its logical cluster is gone.
+pub async fn admit_create(
+    registry: &Registry,
+    served: &Served,
+    cluster: &str,
+    user: &str,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let name = meta::name(obj).unwrap_or("").to_string();
+    if !name.is_empty() && !super::is_path(&name) {
+        return Err(invalid(
+            &name,
+            vec![StatusCause::invalid(
+                "metadata.name",
+                BadValue::Str(&name),
+                "a workspace name must consist of lower case alphanumeric characters or '-', start and end with an alphanumeric character, and be at most 63 characters",
+            )],
+        ));
+    }
+    for field in ["cluster", "URL"] {
+        if obj
+            .pointer(&format!("/spec/{field}"))
+            .is_some_and(|v| !v.is_null() && v != "")
+        {
+            return Err(invalid(
+                &name,
+                vec![StatusCause::forbidden(
+                    &format!("spec.{field}"),
+                    "field is set by the system",
+                )],
+            ));
+        }
+    }
+    let parent_path = served
+        .path_of(cluster)
+        .unwrap_or_else(|| cluster.to_string());
+    let parent_type = type_of(registry, served, cluster).await?;
+    let requested = obj.pointer("/spec/type").and_then(TypeRef::from_json);
+    let child_type = match requested {
+        None => types::default_child(registry, served, &parent_type).await?,
+        Some(t) if !t.path.is_empty() => t,
+        Some(t) => match types::find(registry, served, &parent_path, &t.name).await? {
+            Some(found) => found,
+            None => {
+                return Err(invalid(
+                    &name,
+                    vec![StatusCause::invalid(
+                        "spec.type.name",
+                        BadValue::Str(&t.name),
+                        &format!(
+                            "WorkspaceType {:?} not found in {parent_path} or its ancestors",
+                            t.name
+                        ),
+                    )],
+                ));
+            }
+        },
+    };
+    types::admit_child(registry, served, &parent_type, &child_type, &name).await?;
+    let spec = obj
+        .as_object_mut()
+        .map(|m| m.entry("spec").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::bad_request("spec must be an object"))?;
+    spec.insert("type".into(), child_type.to_json());
+    let mut finalizers = meta::finalizers(obj);
+    if !finalizers.iter().any(|f| f == WORKSPACE_FINALIZER) {
+        finalizers.push(WORKSPACE_FINALIZER.to_string());
+    }
+    meta::set_finalizers(obj, &finalizers);
+    let mut annotations = meta::annotations(obj);
+    annotations.insert(
+        "experimental.tenancy.kcp.io/owner".into(),
+        Value::String(json!({"username": user}).to_string()),
+    );
+    meta::set_annotations(obj, annotations);
+    Ok(())
+}
+
+/// The system fields of a Workspace (`spec.cluster`, `spec.URL`, `spec.type`) cannot be
+/// changed through the API once set.
+pub fn check_update(old: &Value, new: &Value) -> Result<(), ApiError> {
+    for field in ["cluster", "URL", "type"] {
+        let pointer = format!("/spec/{field}");
+        let (before, after) = (old.pointer(&pointer), new.pointer(&pointer));
+        if before.is_some_and(|b| !b.is_null()) && before != after {
+            return Err(invalid(
+                meta::name(new).unwrap_or(""),
+                vec![StatusCause::invalid(
+                    &format!("spec.{field}"),
+                    BadValue::Json(after.unwrap_or(&Value::Null)),
+                    "field is immutable",
+                )],
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! The workspace lifecycle (kcp's `pkg/reconciler/tenancy/workspace`, see its README):
+//!
+//! ```text
+//!  Workspace created (admission set spec.type, finalizer)   phase Scheduling
+//!    → new logical cluster: LogicalCluster `cluster` (owner, path, type, initializers),
+//!      namespace `default`, spec.cluster + spec.URL on the Workspace
+//!                                                             phase Initializing (initializers left)
+//!    → every initializer removed from LogicalCluster.status   phase Ready
+//!  Workspace deleted (deletionTimestamp)                     phase Terminating
+//!    → terminators removed → every object inside deleted (child workspaces recurse)
+//!    → LogicalCluster deleted → finalizer removed → Workspace gone
+//! ```
+//!
+//! Every step reads current state and is safe to repeat.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kplex_apimachinery::{ApiError, meta};
+use serde_json::{Value, json};
+
+use super::types::{self, TypeRef};
+use super::{
+    CORE, LOGICAL_CLUSTER, PATH_ANNOTATION, TENANCY, TYPE_ANNOTATION, VERSION, WORKSPACE_FINALIZER,
+};
+use crate::registry::{DeleteOptions, DeleteOutcome, ListOptions, Registry, Scope, WriteOptions};
+use crate::served::Served;
+
+/// What the lifecycle needs: the registry, the cluster index and the server's public URL.
+#[derive(Clone)]
+pub struct Tenancy {
+    pub registry: Registry,
+    pub served: Arc<Served>,
+    /// `https://host:port`, the base of every workspace URL.
+    pub base_url: String,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect()
+}
+
+/// The LogicalCluster singleton of a new logical cluster.
+pub fn logical_cluster_object(
+    path: &str,
+    owner: Option<Value>,
+    t: &TypeRef,
+    initializers: &[String],
+    url: &str,
+) -> Value {
+    let mut spec = json!({"initializers": initializers});
+    if let Some(owner) = owner {
+        spec["owner"] = owner;
+    }
+    json!({
+        "apiVersion": format!("{CORE}/{VERSION}"), "kind": "LogicalCluster",
+        "metadata": {"name": LOGICAL_CLUSTER, "annotations": {PATH_ANNOTATION: path, TYPE_ANNOTATION: t.qualified()}},
+        "spec": spec,
+        "status": {"phase": if initializers.is_empty() { "Ready" } else { "Initializing" }, "URL": url, "initializers": initializers},
+    })
+}
+
+fn system() -> WriteOptions {
+    WriteOptions {
+        system: true,
+        ..Default::default()
+    }
+}
+
+impl Tenancy {
+    fn scope(&self, cluster: &str, group: &str, version: &str, resource: &str) -> Option<Scope> {
+        let desc = self
+            .served
+            .lookup(Some(cluster), group, version, resource)?;
+        Some(Scope {
+            cluster: Some(cluster.to_string()),
+            desc,
+            namespace: None,
+        })
+    }
+
+    fn workspaces(&self, cluster: &str) -> Option<Scope> {
+        self.scope(cluster, TENANCY, VERSION, "workspaces")
+    }
+
+    fn logical_clusters(&self, cluster: &str) -> Option<Scope> {
+        self.scope(cluster, CORE, VERSION, "logicalclusters")
+    }
+
+    async fn get(&self, scope: &Scope, name: &str) -> Result<Option<Value>, ApiError> {
+        match self.registry.get(scope, name).await {
+            Ok(s) => Ok(Some(s.decode()?)),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn url_of(&self, path: &str) -> String {
+        format!("{}/clusters/{path}", self.base_url)
+    }
+
+    /// Creates logical cluster `path` (owned by `owner`) with its LogicalCluster and `default`
+    /// namespace; returns its name.
+    pub async fn create_logical_cluster(
+        &self,
+        path: &str,
+        owner: Option<Value>,
+        t: &TypeRef,
+        initializers: &[String],
+        terminators: &[String],
+        name: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let url = self.url_of(path);
+        for _ in 0..8 {
+            let cluster = name
+                .map(String::from)
+                .unwrap_or_else(super::random_cluster_name);
+            let Some(scope) = self.logical_clusters(&cluster) else {
+                return Err(ApiError::internal("logicalclusters not served"));
+            };
+            let mut lc = logical_cluster_object(path, owner.clone(), t, initializers, &url);
+            lc["spec"]["terminators"] = json!(terminators);
+            lc["status"]["terminators"] = json!(terminators);
+            match self.registry.create(&scope, lc, &system()).await {
+                Ok(_) => {}
+                // Taken: by our own earlier attempt (fine when named), or a rare collision.
+                Err(e) if e.code == 409 && name.is_some() => {}
+                Err(e) if e.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
+            self.served.add_cluster(&cluster, path);
+            if let Some(ns) = self.scope(&cluster, "", "v1", "namespaces") {
+                let default = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+                match self
+                    .registry
+                    .create(&ns, default, &WriteOptions::default())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(cluster);
+        }
+        Err(ApiError::internal(
+            "could not find a free logical cluster name",
+        ))
+    }
+
+    /// Moves one Workspace forward. Ok(false) asks to be retried later.
+    pub async fn reconcile_workspace(&self, parent: &str, name: &str) -> Result<bool, ApiError> {
+        let Some(scope) = self.workspaces(parent) else {
+            return Ok(true);
+        };
+        let Some(ws) = self.get(&scope, name).await? else {
+            return Ok(true);
+        };
+        if meta::deletion_timestamp(&ws).is_some() {
+            return self.delete_workspace(&scope, &ws).await;
+        }
+        let cluster = ws
+            .pointer("/spec/cluster")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if cluster.is_empty() {
+            return self.schedule(&scope, parent, &ws).await;
+        }
+        // Initializing: follow the LogicalCluster's initializers.
+        let Some(lc_scope) = self.logical_clusters(&cluster) else {
+            return Ok(true);
+        };
+        let Some(lc) = self.get(&lc_scope, LOGICAL_CLUSTER).await? else {
+            return Ok(true);
+        };
+        let initializers = lc
+            .pointer("/status/initializers")
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        let phase = lc
+            .pointer("/status/phase")
+            .cloned()
+            .unwrap_or_else(|| json!("Ready"));
+        if ws.pointer("/status/phase") != Some(&phase)
+            || ws.pointer("/status/initializers") != Some(&initializers)
+        {
+            self.registry
+                .update_with(&scope, name, &system(), |cur, _| {
+                    let mut next = cur.clone();
+                    next["status"]["phase"] = phase.clone();
+                    next["status"]["initializers"] = initializers.clone();
+                    Ok(next)
+                })
+                .await?;
+        }
+        Ok(true)
+    }
+
+    async fn schedule(&self, scope: &Scope, parent: &str, ws: &Value) -> Result<bool, ApiError> {
+        let name = meta::name(ws).unwrap_or("").to_string();
+        let t = ws
+            .pointer("/spec/type")
+            .and_then(TypeRef::from_json)
+            .unwrap_or_else(TypeRef::universal);
+        let parent_path = self
+            .served
+            .path_of(parent)
+            .unwrap_or_else(|| parent.to_string());
+        let path = format!("{parent_path}:{name}");
+        let parent_type = super::admission::type_of(&self.registry, &self.served, parent).await?;
+        let initializers =
+            types::admit_child(&self.registry, &self.served, &parent_type, &t, &name).await?;
+        let terminators = types::terminators(&self.registry, &self.served, &t).await?;
+        let owner = json!({"apiVersion": format!("{TENANCY}/{VERSION}"), "resource": "workspaces", "name": name, "cluster": parent, "uid": meta::uid(ws).unwrap_or("")});
+        let cluster = self
+            .create_logical_cluster(&path, Some(owner), &t, &initializers, &terminators, None)
+            .await?;
+        let url = self.url_of(&path);
+        let phase = if initializers.is_empty() {
+            "Ready"
+        } else {
+            "Initializing"
+        };
+        let result = self
+            .registry
+            .update_with(scope, &name, &system(), |cur, _| {
+                let mut next = cur.clone();
+                next["spec"]["cluster"] = json!(cluster);
+                next["spec"]["URL"] = json!(url);
+                next["status"] = json!({"phase": phase, "initializers": initializers, "terminators": terminators});
+                let mut labels = meta::labels(&next);
+                labels.insert("tenancy.kcp.io/phase".into(), json!(phase));
+                meta::set_labels(&mut next, labels);
+                Ok(next)
+            })
+            .await;
+        if let Err(e) = result {
+            // The Workspace went away meanwhile: do not leave an orphaned logical cluster.
+            self.remove_logical_cluster(&cluster).await?;
+            if e.code != 404 {
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Called when a LogicalCluster changed: an Initializing cluster whose initializers are
+    /// all gone becomes Ready. Returns its owning Workspace (parent cluster, name).
+    pub async fn reconcile_logical_cluster(
+        &self,
+        cluster: &str,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        let Some(scope) = self.logical_clusters(cluster) else {
+            return Ok(None);
+        };
+        let Some(lc) = self.get(&scope, LOGICAL_CLUSTER).await? else {
+            return Ok(None);
+        };
+        let done = strings(lc.pointer("/status/initializers")).is_empty();
+        if done && lc.pointer("/status/phase").and_then(Value::as_str) == Some("Initializing") {
+            self.registry
+                .update_with(&scope, LOGICAL_CLUSTER, &system(), |cur, _| {
+                    let mut next = cur.clone();
+                    next["status"]["phase"] = json!("Ready");
+                    Ok(next)
+                })
+                .await?;
+        }
+        let owner = lc.pointer("/spec/owner");
+        let parent = owner.and_then(|o| o.get("cluster")).and_then(Value::as_str);
+        let name = owner.and_then(|o| o.get("name")).and_then(Value::as_str);
+        Ok(parent
+            .zip(name)
+            .map(|(p, n)| (p.to_string(), n.to_string())))
+    }
+
+    /// Deletion: terminators first, then every object inside (child workspaces recurse),
+    /// then the logical cluster, then the Workspace's finalizer.
+    async fn delete_workspace(&self, scope: &Scope, ws: &Value) -> Result<bool, ApiError> {
+        let name = meta::name(ws).unwrap_or("").to_string();
+        let cluster = ws
+            .pointer("/spec/cluster")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if ws.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
+            self.registry
+                .update_with(scope, &name, &system(), |cur, _| {
+                    let mut next = cur.clone();
+                    next["status"]["phase"] = json!("Terminating");
+                    Ok(next)
+                })
+                .await?;
+        }
+        if !cluster.is_empty() && self.served.has_cluster(&cluster) {
+            if let Some(lc_scope) = self.logical_clusters(&cluster)
+                && let Some(lc) = self.get(&lc_scope, LOGICAL_CLUSTER).await?
+            {
+                let terminators = strings(lc.pointer("/status/terminators"));
+                let phase = if terminators.is_empty() {
+                    "Deleting"
+                } else {
+                    "Terminating"
+                };
+                if lc.pointer("/status/phase").and_then(Value::as_str) != Some(phase) {
+                    self.registry
+                        .update_with(&lc_scope, LOGICAL_CLUSTER, &system(), |cur, _| {
+                            let mut next = cur.clone();
+                            next["status"]["phase"] = json!(phase);
+                            Ok(next)
+                        })
+                        .await?;
+                }
+                if !terminators.is_empty() {
+                    // A LogicalCluster update (a terminator leaving) brings us back.
+                    return Ok(true);
+                }
+            }
+            if self.delete_contents(&cluster).await? > 0 {
+                return Ok(false);
+            }
+            self.remove_logical_cluster(&cluster).await?;
+        }
+        let result = self
+            .registry
+            .update_with(scope, &name, &WriteOptions::default(), |cur, _| {
+                let mut next = cur.clone();
+                let fs: Vec<String> = meta::finalizers(cur)
+                    .into_iter()
+                    .filter(|f| f != WORKSPACE_FINALIZER)
+                    .collect();
+                meta::set_finalizers(&mut next, &fs);
+                Ok(next)
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == 404 => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_logical_cluster(&self, cluster: &str) -> Result<(), ApiError> {
+        if let Some(scope) = self.logical_clusters(cluster) {
+            match self
+                .registry
+                .delete(&scope, LOGICAL_CLUSTER, &DeleteOptions::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.served.remove_cluster(cluster);
+        Ok(())
+    }
+
+    /// Deletes every object in `cluster` but its LogicalCluster (honouring finalizers);
+    /// returns how many remain.
+    async fn delete_contents(&self, cluster: &str) -> Result<usize, ApiError> {
+        let mut remaining = 0;
+        let mut seen = HashSet::new();
+        for desc in self.served.resources(Some(cluster)) {
+            if !seen.insert((desc.group.clone(), desc.plural.clone()))
+                || (desc.group == CORE && desc.plural == "logicalclusters")
+            {
+                continue;
+            }
+            let scope = Scope {
+                cluster: Some(cluster.to_string()),
+                desc,
+                namespace: None,
+            };
+            let list = self.registry.list(&scope, &ListOptions::default()).await?;
+            for item in list.items {
+                let obj = item.decode()?;
+                let item_scope = Scope {
+                    namespace: meta::namespace(&obj).map(String::from),
+                    ..scope.clone()
+                };
+                match self
+                    .registry
+                    .delete(
+                        &item_scope,
+                        meta::name(&obj).unwrap_or(""),
+                        &DeleteOptions::default(),
+                    )
+                    .await
+                {
+                    Ok(DeleteOutcome::Pending(_)) => remaining += 1,
+                    Ok(DeleteOutcome::Deleted(_)) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(remaining)
+    }
+}
