@@ -66,14 +66,7 @@ impl Api {
             _ => (parts.method.as_str().to_ascii_lowercase(), String::new()),
         };
         let resp = match self
-            .route(
-                info.cluster,
-                info.target,
-                &parts.method,
-                &parts.headers,
-                &query,
-                body,
-            )
+            .route(info, &parts.method, &parts.headers, &query, body)
             .await
         {
             Ok(resp) => resp,
@@ -91,13 +84,13 @@ impl Api {
 
     async fn route(
         &self,
-        cluster: ClusterTarget,
-        target: Target,
+        info: request::RequestInfo,
         method: &Method,
         headers: &HeaderMap,
         query: &Query,
         body: Incoming,
     ) -> Result<Response<Body>, ApiError> {
+        let (cluster, target) = (info.cluster, info.target);
         // Probes and the version answer anyone, as in kube-apiserver.
         match target {
             Target::Livez | Target::Healthz => {
@@ -138,6 +131,18 @@ impl Api {
             },
             ClusterTarget::Wildcard => None,
         };
+        let mut predicate = None;
+        if let Some(request::VirtualWorkspace::Initializing { initializer }) =
+            &info.virtual_workspace
+        {
+            match self
+                .initializing(initializer, cluster.as_deref(), &target, headers, &body)
+                .await?
+            {
+                Initializing::Answer(resp) => return Ok(resp),
+                Initializing::Filter(p) => predicate = p,
+            }
+        }
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let resources = || self.served.resources(cluster.as_deref());
         match target {
@@ -171,7 +176,10 @@ impl Api {
                     .group_version(cluster.as_deref(), &resources(), &group, &version)
             }
             Target::OpenApiV2 => self.openapi.v2(cluster.as_deref(), &resources(), accept),
-            Target::Resource(r) => self.resource(cluster, r, &user, headers, query, body).await,
+            Target::Resource(r) => {
+                self.resource(cluster, r, &user, headers, query, body, predicate)
+                    .await
+            }
             _ => Err(not_found_path()),
         }
     }
@@ -196,6 +204,7 @@ impl Api {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn resource(
         &self,
         cluster: Option<String>,
@@ -204,6 +213,7 @@ impl Api {
         headers: &HeaderMap,
         query: &Query,
         body: Bytes,
+        predicate: Option<crate::registry::Predicate>,
     ) -> Result<Response<Body>, ApiError> {
         let desc = self
             .served
@@ -277,12 +287,14 @@ impl Api {
                 Ok(respond_stored(&desc, wanted, include, &stored)?)
             }
             (Verb::List, _) => {
-                let opts = list_options(&desc, query)?;
+                let mut opts = list_options(&desc, query)?;
+                opts.selectors.predicate = predicate.clone();
                 let result = self.registry.list(&scope, &opts).await?;
                 respond_list(&desc, wanted, include, &result)
             }
             (Verb::Watch, _) => {
-                let opts = watch_options(&desc, query)?;
+                let mut opts = watch_options(&desc, query)?;
+                opts.selectors.predicate = predicate.clone();
                 if let Some(name) = &r.name {
                     // `GET …/configmaps/x?watch=1` is a watch on one name.
                     let _ = name;
@@ -498,7 +510,135 @@ fn is_tenancy(desc: &ResourceDesc, plural: &str) -> bool {
     ) && desc.plural == plural
 }
 
+/// What the initializing virtual workspace makes of a request.
+enum Initializing {
+    /// Answered here (an initializer removing itself).
+    Answer(Response<Body>),
+    /// Served as usual, restricted to what the predicate lets through.
+    Filter(Option<crate::registry::Predicate>),
+}
+
+fn has_initializer(lc: &Value, initializer: &str) -> bool {
+    lc.pointer("/status/initializers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|i| i.as_str() == Some(initializer)))
+}
+
 impl Api {
+    /// The initializing-workspaces virtual workspace: across clusters, the LogicalClusters that
+    /// still wait on `initializer`; inside one of them, its content, and the right to remove
+    /// `initializer` (and only that) from its LogicalCluster's status.
+    async fn initializing(
+        &self,
+        initializer: &str,
+        cluster: Option<&str>,
+        target: &Target,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Initializing, ApiError> {
+        let lc_write = |r: &ResourceRequest| {
+            r.group == crate::tenancy::CORE && r.resource == "logicalclusters"
+        };
+        let Some(cluster) = cluster else {
+            if let Target::Resource(r) = target
+                && !(lc_write(r) && matches!(r.verb, Verb::List | Verb::Watch))
+            {
+                return Err(not_found_path());
+            }
+            let init = initializer.to_string();
+            let predicate: crate::registry::Predicate =
+                Arc::new(move |lc: &Value| has_initializer(lc, &init));
+            return Ok(Initializing::Filter(Some(predicate)));
+        };
+        let desc = self
+            .served
+            .lookup(
+                Some(cluster),
+                crate::tenancy::CORE,
+                crate::tenancy::VERSION,
+                "logicalclusters",
+            )
+            .ok_or_else(not_found_path)?;
+        let scope = Scope {
+            cluster: Some(cluster.to_string()),
+            desc: desc.clone(),
+            namespace: None,
+        };
+        let lc = self
+            .registry
+            .get(&scope, crate::tenancy::LOGICAL_CLUSTER)
+            .await?
+            .decode()?;
+        if !has_initializer(&lc, initializer) {
+            return Err(ApiError::forbidden(
+                "",
+                "",
+                "",
+                &format!("logical cluster {cluster} is not waiting on initializer {initializer}"),
+            ));
+        }
+        let Target::Resource(r) = target else {
+            return Ok(Initializing::Filter(None));
+        };
+        if !(lc_write(r) && matches!(r.verb, Verb::Update | Verb::Patch)) {
+            return Ok(Initializing::Filter(None));
+        }
+        let patch = if r.verb == Verb::Patch {
+            Some(patch_kind(headers)?)
+        } else {
+            None
+        };
+        let init = initializer.to_string();
+        let opts = WriteOptions {
+            system: true,
+            ..Default::default()
+        };
+        let result = self
+            .registry
+            .update_with(&scope, crate::tenancy::LOGICAL_CLUSTER, &opts, |cur, _| {
+                let new = match patch {
+                    Some(kind) => apply_patch(kind, cur, body)?,
+                    None => body::decode(content_type(headers), body)?,
+                };
+                let mut expected = cur.clone();
+                if let Some(list) = expected
+                    .pointer_mut("/status/initializers")
+                    .and_then(Value::as_array_mut)
+                {
+                    list.retain(|i| i.as_str() != Some(init.as_str()));
+                }
+                let comparable = |v: &Value| {
+                    let mut v = v.clone();
+                    meta::remove(&mut v, "resourceVersion");
+                    meta::remove(&mut v, "managedFields");
+                    v
+                };
+                if comparable(&new) != comparable(&expected) {
+                    return Err(ApiError::forbidden(
+                        crate::tenancy::CORE,
+                        "logicalclusters",
+                        crate::tenancy::LOGICAL_CLUSTER,
+                        &format!(
+                            "only removing initializer {init} from status.initializers is allowed"
+                        ),
+                    ));
+                }
+                Ok(expected)
+            })
+            .await?;
+        let wanted = Wanted {
+            format: Format::Json,
+            shape: Shape::Object,
+        };
+        Ok(Initializing::Answer(respond_value(
+            &desc,
+            wanted,
+            IncludeObject::default(),
+            StatusCode::OK,
+            &result.object,
+        )))
+    }
+
     /// Admission of new objects (the kinds with cross-object rules).
     async fn admit_create(
         &self,

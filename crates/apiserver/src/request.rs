@@ -92,16 +92,29 @@ pub enum Target {
     NotFound,
 }
 
+/// A virtual workspace: a filtered, purpose-built view of logical clusters under
+/// `/services/<name>/…`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VirtualWorkspace {
+    /// `/services/initializingworkspaces/<initializer>/clusters/…`: the logical clusters
+    /// still waiting on `initializer`, and their content.
+    Initializing { initializer: String },
+}
+
 /// The parsed request line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestInfo {
     pub cluster: ClusterTarget,
     pub target: Target,
+    pub virtual_workspace: Option<VirtualWorkspace>,
 }
 
 /// Splits off `/clusters/<name>`, then classifies the rest. `watch` is the `watch` query
 /// parameter (true for `watch=true`/`1`).
 pub fn parse(method: &Method, path: &str, watch: bool) -> RequestInfo {
+    if let Some(rest) = path.strip_prefix("/services/") {
+        return parse_virtual(method, rest, watch);
+    }
     let (cluster, rest) = split_cluster(path);
     let target = match cluster {
         Some(_) if rest.starts_with("/clusters/") || rest == "/clusters" => Target::NotFound,
@@ -110,7 +123,35 @@ pub fn parse(method: &Method, path: &str, watch: bool) -> RequestInfo {
     RequestInfo {
         cluster: cluster.unwrap_or_else(|| ClusterTarget::Named(ROOT_CLUSTER.to_string())),
         target,
+        virtual_workspace: None,
     }
+}
+
+/// `<vw>/<argument>/clusters/<cluster>/…` after `/services/`.
+fn parse_virtual(method: &Method, rest: &str, watch: bool) -> RequestInfo {
+    let not_found = RequestInfo {
+        cluster: ClusterTarget::Wildcard,
+        target: Target::NotFound,
+        virtual_workspace: None,
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (Some(kind), Some(argument), Some(tail)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return not_found;
+    };
+    let vw = match kind {
+        "initializingworkspaces" => VirtualWorkspace::Initializing {
+            initializer: decode(argument),
+        },
+        _ => return not_found,
+    };
+    let tail = format!("/{tail}");
+    if !tail.starts_with("/clusters/") {
+        return not_found;
+    }
+    let mut info = parse(method, &tail, watch);
+    info.virtual_workspace = Some(vw);
+    info
 }
 
 fn split_cluster(path: &str) -> (Option<ClusterTarget>, &str) {
@@ -308,6 +349,42 @@ mod tests {
         assert_eq!(
             parse(&Method::GET, "/clusters/root/version", false).target,
             Target::Version
+        );
+    }
+
+    #[test]
+    fn virtual_workspace_paths() {
+        let info = parse(
+            &Method::GET,
+            "/services/initializingworkspaces/root:org:init/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters",
+            true,
+        );
+        assert_eq!(
+            info.virtual_workspace,
+            Some(VirtualWorkspace::Initializing {
+                initializer: "root:org:init".into()
+            })
+        );
+        assert_eq!(info.cluster, ClusterTarget::Wildcard);
+        assert!(matches!(
+            info.target,
+            Target::Resource(ResourceRequest {
+                verb: Verb::Watch,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&Method::GET, "/services/nope/x/clusters/a/api", false).target,
+            Target::NotFound
+        );
+        assert_eq!(
+            parse(
+                &Method::GET,
+                "/services/initializingworkspaces/x/api",
+                false
+            )
+            .target,
+            Target::NotFound
         );
     }
 

@@ -163,11 +163,25 @@ impl Registry {
     }
 }
 
+/// An extra condition on the objects a request may see (virtual workspaces use it).
+pub type Predicate = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
 /// Label and field selectors of a list or watch, checked against the resource.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Selectors {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
+    pub predicate: Option<Predicate>,
+}
+
+impl std::fmt::Debug for Selectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selectors")
+            .field("labels", &self.labels)
+            .field("fields", &self.fields)
+            .field("predicate", &self.predicate.is_some())
+            .finish()
+    }
 }
 
 impl Selectors {
@@ -188,15 +202,21 @@ impl Selectors {
                 )));
             }
         }
-        Ok(Self { labels, fields })
+        Ok(Self {
+            labels,
+            fields,
+            predicate: None,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty() && self.fields.is_empty()
+        self.labels.is_empty() && self.fields.is_empty() && self.predicate.is_none()
     }
 
     pub fn matches(&self, desc: &ResourceDesc, obj: &Value) -> bool {
-        self.labels.matches_object(obj) && self.fields.matches(|f| field_value(desc, obj, f))
+        self.labels.matches_object(obj)
+            && self.fields.matches(|f| field_value(desc, obj, f))
+            && self.predicate.as_ref().is_none_or(|p| p(obj))
     }
 }
 

@@ -1,0 +1,521 @@
+//! Logical clusters and the workspace tree, through the real kubectl: kcp's quickstart tour,
+//! isolation between workspaces, wildcard views, home workspaces, initializers, and deletion.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use common::{Backend, Kplex, eventually};
+use serde_json::Value;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// kubectl against one workspace (`--server …/clusters/<path>`).
+fn in_ws<'a>(k: &Kplex, path: &str, args: &[&'a str]) -> Vec<String> {
+    let mut v = vec!["--server".to_string(), k.url(&format!("/clusters/{path}"))];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+fn ok(k: &Kplex, path: &str, args: &[&str]) -> String {
+    let v = in_ws(k, path, args);
+    k.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn fails(k: &Kplex, path: &str, args: &[&str]) -> String {
+    let v = in_ws(k, path, args);
+    k.fails(&v.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn ok_stdin(k: &Kplex, path: &str, args: &[&str], input: &str) -> String {
+    let v = in_ws(k, path, args);
+    k.ok_stdin(&v.iter().map(String::as_str).collect::<Vec<_>>(), input)
+}
+
+fn create_workspace(k: &Kplex, parent: &str, name: &str, type_: Option<&str>) {
+    let spec = type_
+        .map(|t| format!("spec: {{type: {{name: {t}}}}}\n"))
+        .unwrap_or_default();
+    ok_stdin(
+        k,
+        parent,
+        &["create", "-f", "-"],
+        &format!(
+            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\n{spec}"
+        ),
+    );
+    eventually(20, &format!("workspace {name} to be Ready"), || {
+        let phase = ok(
+            k,
+            parent,
+            &["get", "workspace", name, "-o", "jsonpath={.status.phase}"],
+        );
+        (phase == "Ready").then_some(())
+    });
+}
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+
+#[test]
+fn quickstart_tour() {
+    let mut k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "root", "org", Some("organization"));
+    create_workspace(&k, "root:org", "team-a", None);
+    create_workspace(&k, "root:org", "team-b", Some("team"));
+    let table = ok(&k, "root:org", &["get", "workspaces"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        vec!["NAME", "TYPE", "REGION", "PHASE", "URL", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("team-b") && table.contains("team ") && table.contains("Ready"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&k.url("/clusters/root:org:team-a")),
+        "{table}"
+    );
+    // A type's limits hold: a team cannot sit directly under root.
+    let denied = fails(&k, "root", &["create", "-f", common::path_str(&k.write_file("t.yaml", "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {name: stray}\nspec: {type: {name: team}}\n"))]);
+    assert!(
+        denied.contains("only allows [root:organization] parent workspaces"),
+        "{denied}"
+    );
+
+    // A CRD and its objects in team-a are absent from team-b.
+    ok_stdin(&k, "root:org:team-a", &["apply", "-f", "-"], CRD);
+    ok(
+        &k,
+        "root:org:team-a",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.com",
+        ],
+    );
+    ok_stdin(
+        &k,
+        "root:org:team-a",
+        &["apply", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+    );
+    assert!(
+        ok(&k, "root:org:team-a", &["get", "widgets", "-o", "name"])
+            .contains("widget.example.com/w")
+    );
+    assert!(!ok(&k, "root:org:team-b", &["api-resources"]).contains("widgets"));
+    assert!(
+        fails(&k, "root:org:team-b", &["get", "widgets"]).contains("doesn't have a resource type")
+    );
+
+    // The wildcard view sees both teams' objects, each with its logical cluster.
+    ok(&k, "root:org:team-a", &["create", "configmap", "from-a"]);
+    ok(&k, "root:org:team-b", &["create", "configmap", "from-b"]);
+    let cluster_a = ok(
+        &k,
+        "root:org",
+        &[
+            "get",
+            "workspace",
+            "team-a",
+            "-o",
+            "jsonpath={.spec.cluster}",
+        ],
+    );
+    let cluster_b = ok(
+        &k,
+        "root:org",
+        &[
+            "get",
+            "workspace",
+            "team-b",
+            "-o",
+            "jsonpath={.spec.cluster}",
+        ],
+    );
+    let all = json(&k.ok(&["get", "--raw", "/clusters/*/api/v1/configmaps"]));
+    let seen: Vec<(String, String)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["metadata"]["name"].as_str().unwrap().to_string(),
+                i["metadata"]["annotations"]["kcp.io/cluster"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        seen.contains(&("from-a".into(), cluster_a.clone()))
+            && seen.contains(&("from-b".into(), cluster_b.clone())),
+        "{seen:?}"
+    );
+    // The same workspace answers by path and by logical cluster name.
+    assert!(ok(&k, &cluster_a, &["get", "configmaps", "-o", "name"]).contains("configmap/from-a"));
+
+    // A restart keeps the tree.
+    k.restart();
+    assert!(
+        ok(&k, "root:org:team-b", &["get", "configmaps", "-o", "name"])
+            .contains("configmap/from-b")
+    );
+    assert!(
+        ok(&k, "root:org:team-a", &["get", "widgets", "-o", "name"])
+            .contains("widget.example.com/w")
+    );
+
+    // Deleting org removes both teams and everything in them.
+    ok(&k, "root", &["delete", "workspace", "org", "--timeout=60s"]);
+    assert!(!ok(&k, "root", &["get", "workspaces", "-o", "name"]).contains("org"));
+    fails(&k, "root:org:team-a", &["get", "configmaps"]);
+    let all = k.ok(&["get", "--raw", "/clusters/*/api/v1/configmaps"]);
+    assert!(!all.contains("from-a") && !all.contains("from-b"), "{all}");
+    let lcs = k.ok(&[
+        "get",
+        "--raw",
+        "/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters",
+    ]);
+    assert!(
+        !lcs.contains(&cluster_a) && !lcs.contains(&cluster_b),
+        "{lcs}"
+    );
+}
+
+#[test]
+fn initializer_holds_workspace_until_removed_through_the_virtual_workspace() {
+    let k = Kplex::start(Backend::Embedded);
+    ok_stdin(
+        &k,
+        "root",
+        &["create", "-f", "-"],
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: WorkspaceType\nmetadata: {name: slow}\nspec: {initializer: true}\n",
+    );
+    ok_stdin(
+        &k,
+        "root",
+        &["create", "-f", "-"],
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {name: w}\nspec: {type: {name: slow}}\n",
+    );
+    eventually(20, "Initializing", || {
+        (ok(
+            &k,
+            "root",
+            &["get", "ws", "w", "-o", "jsonpath={.status.phase}"],
+        ) == "Initializing")
+            .then_some(())
+    });
+    let vw = "/services/initializingworkspaces/root:slow";
+    // A watch through the virtual workspace sees the cluster, then sees it leave.
+    let mut watch = k.spawn_kubectl(&[
+        "get",
+        "--raw",
+        &format!("{vw}/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters?watch=true"),
+    ]);
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let added = json(&rx.recv_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(
+        (
+            added["type"].as_str(),
+            added["object"]["metadata"]["annotations"]["kcp.io/path"].as_str()
+        ),
+        (Some("ADDED"), Some("root:w"))
+    );
+    let list = json(&k.ok(&[
+        "get",
+        "--raw",
+        &format!("{vw}/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters"),
+    ]));
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let cluster = ok(
+        &k,
+        "root",
+        &["get", "ws", "w", "-o", "jsonpath={.spec.cluster}"],
+    );
+    let through = format!("{vw}/clusters/{cluster}");
+    // The content is reachable through the virtual workspace while initializing.
+    let server = ["--server", &k.url(&through)];
+    k.ok(&[server[0], server[1], "create", "configmap", "seeded"]);
+    // Changing anything but our own initializer is refused.
+    let denied = k.fails(&[
+        server[0],
+        server[1],
+        "patch",
+        "logicalcluster",
+        "cluster",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Ready"}}"#,
+    ]);
+    assert!(
+        denied.contains("only removing initializer root:slow"),
+        "{denied}"
+    );
+    k.ok(&[
+        server[0],
+        server[1],
+        "patch",
+        "logicalcluster",
+        "cluster",
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/status/initializers/0"}]"#,
+    ]);
+    eventually(20, "Ready", || {
+        (ok(
+            &k,
+            "root",
+            &["get", "ws", "w", "-o", "jsonpath={.status.phase}"],
+        ) == "Ready")
+            .then_some(())
+    });
+    let left = json(&rx.recv_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(left["type"], "DELETED", "{left}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(ok(&k, "root:w", &["get", "configmaps", "-o", "name"]).contains("configmap/seeded"));
+    // Once Ready, the virtual workspace no longer serves the cluster.
+    k.fails(&[server[0], server[1], "get", "configmaps"]);
+}
+
+#[test]
+fn home_workspace() {
+    let k = Kplex::start(Backend::Embedded);
+    let home = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces/~",
+    ]));
+    assert_eq!(home["status"]["phase"], "Ready");
+    assert_eq!(
+        home["spec"]["URL"].as_str().unwrap(),
+        k.url("/clusters/user:kplex-admin")
+    );
+    ok(&k, "user:kplex-admin", &["create", "configmap", "mine"]);
+    let cluster = home["spec"]["cluster"].as_str().unwrap();
+    assert!(ok(&k, cluster, &["get", "configmaps", "-o", "name"]).contains("configmap/mine"));
+    let again = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces/~",
+    ]));
+    assert_eq!(
+        again["spec"]["cluster"], home["spec"]["cluster"],
+        "the same home every time"
+    );
+}
+
+/// Minimal valid objects of many kinds, created in one workspace and looked for in another.
+const OBJECTS: &[(&str, &str)] = &[
+    (
+        "configmaps",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak, namespace: default}\n",
+    ),
+    (
+        "secrets",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: leak, namespace: default}\n",
+    ),
+    (
+        "serviceaccounts",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: leak, namespace: default}\n",
+    ),
+    (
+        "namespaces",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: leak}\n",
+    ),
+    (
+        "services",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: leak, namespace: default}\nspec: {ports: [{port: 80}]}\n",
+    ),
+    (
+        "pods",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: leak, namespace: default}\nspec: {containers: [{name: c, image: busybox}]}\n",
+    ),
+    (
+        "deployments.apps",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: leak, namespace: default}\nspec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: busybox}]}}}\n",
+    ),
+    (
+        "roles.rbac.authorization.k8s.io",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: leak, namespace: default}\nrules: []\n",
+    ),
+    (
+        "clusterroles.rbac.authorization.k8s.io",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: leak}\nrules: []\n",
+    ),
+    (
+        "clusterrolebindings.rbac.authorization.k8s.io",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: leak}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: leak}\nsubjects: [{kind: User, name: alice}]\n",
+    ),
+    (
+        "leases.coordination.k8s.io",
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: leak, namespace: default}\n",
+    ),
+    (
+        "workspaces.tenancy.kcp.io",
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {name: leak}\nspec: {type: {name: universal, path: root}}\n",
+    ),
+    (
+        "workspacetypes.tenancy.kcp.io",
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: WorkspaceType\nmetadata: {name: leak}\n",
+    ),
+    ("customresourcedefinitions.apiextensions.k8s.io", CRD),
+];
+
+#[test]
+fn workspaces_are_isolated_for_every_verb_and_resource() {
+    let k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "root", "a", Some("universal"));
+    create_workspace(&k, "root", "b", Some("universal"));
+    // A watch in b, started before anything happens in a, must stay silent.
+    let mut watch = k.spawn_kubectl(&[
+        "get",
+        "--raw",
+        "/clusters/root:b/api/v1/configmaps?watch=true&resourceVersion=1",
+    ]);
+    for (_, manifest) in OBJECTS {
+        ok_stdin(&k, "root:a", &["create", "-f", "-"], manifest);
+    }
+    ok(
+        &k,
+        "root:a",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.com",
+        ],
+    );
+    ok_stdin(
+        &k,
+        "root:a",
+        &["create", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: leak, namespace: default}\n",
+    );
+    ok(&k, "root:a", &["label", "configmap", "leak", "touched=yes"]);
+
+    // Every resource b serves: nothing of a's shows up in a list.
+    let resources = ok(
+        &k,
+        "root:b",
+        &["api-resources", "--verbs=list", "-o", "name"],
+    );
+    assert!(!resources.contains("widgets"), "a's CRD is not served in b");
+    for resource in resources.lines() {
+        let listed = ok(
+            &k,
+            "root:b",
+            &["get", resource, "-A", "-o", "name", "--ignore-not-found"],
+        );
+        assert!(
+            !listed.lines().any(|l| l.ends_with("/leak")),
+            "{resource} leaks into b: {listed}"
+        );
+    }
+    // Every verb on each of a's objects, from b: not found.
+    for (resource, manifest) in OBJECTS {
+        let ns: &[&str] = if manifest.contains("namespace: default") {
+            &["-n", "default"]
+        } else {
+            &[]
+        };
+        let with = |verb: &[&str]| -> Vec<String> {
+            verb.iter().chain(ns).map(|s| s.to_string()).collect()
+        };
+        for verb in [
+            with(&["get", resource, "leak"]),
+            with(&["delete", resource, "leak", "--wait=false"]),
+            with(&["label", resource, "leak", "x=y"]),
+            with(&["annotate", resource, "leak", "x=y"]),
+            with(&[
+                "patch",
+                resource,
+                "leak",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"labels":{"x":"y"}}}"#,
+            ]),
+        ] {
+            let args: Vec<&str> = verb.iter().map(String::as_str).collect();
+            let err = fails(&k, "root:b", &args);
+            assert!(
+                err.contains("NotFound") || err.contains("not found"),
+                "{args:?} in b: {err}"
+            );
+        }
+    }
+    let replace = in_ws(
+        &k,
+        "root:b",
+        &[
+            "replace",
+            "--validate=false",
+            "-f",
+            common::path_str(&k.write_file("cm.yaml", OBJECTS[0].1)),
+        ],
+    );
+    let out = k.kubectl(&replace.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Deleting everything in b (deletecollection) leaves a's objects alone.
+    ok(
+        &k,
+        "root:b",
+        &["delete", "configmaps", "--all", "-n", "default"],
+    );
+    assert!(
+        ok(
+            &k,
+            "root:a",
+            &["get", "configmaps", "-n", "default", "-o", "name"]
+        )
+        .contains("configmap/leak")
+    );
+    // b's OpenAPI does not know a's CRD; a's does.
+    assert!(
+        !k.ok(&["get", "--raw", "/clusters/root:b/openapi/v3"])
+            .contains("example.com")
+    );
+    assert!(
+        k.ok(&["get", "--raw", "/clusters/root:a/openapi/v3"])
+            .contains("apis/example.com/v1")
+    );
+    // The watch in b, replaying from the first revision, saw only b's own objects.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !events.contains("\"leak\""),
+        "b's watch saw a's objects: {events}"
+    );
+}
