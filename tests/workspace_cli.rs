@@ -1,0 +1,355 @@
+//! The kubectl plugins (`kubectl ws`, `kubectl create workspace`) end to end: the real
+//! kubectl finds our binaries on PATH and drives a real kplex; messages are kcp's.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Backend, Kplex, kubectl_binary};
+use serde_json::Value;
+
+const CURRENT: &str = "workspace.kcp.io/current";
+const PREVIOUS: &str = "workspace.kcp.io/previous";
+
+/// kubectl with our plugin binaries first on PATH.
+fn run(k: &Kplex, args: &[&str]) -> Output {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-ws"))
+        .parent()
+        .unwrap();
+    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    Command::new(kubectl_binary())
+        .args(args)
+        .env("KUBECONFIG", k.kubeconfig())
+        .env("HOME", k.home())
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+/// (stdout, stderr) of a successful run.
+#[track_caller]
+fn ok(k: &Kplex, args: &[&str]) -> (String, String) {
+    let out = run(k, args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\n{stdout}\n{stderr}\nkplex log:\n{}",
+        k.log()
+    );
+    (stdout, stderr)
+}
+
+/// stderr of a run that must fail with exit code 1.
+#[track_caller]
+fn fails(k: &Kplex, args: &[&str]) -> String {
+    let out = run(k, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "kubectl {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `kubectl ws ARGS` expecting exactly `want` on stdout.
+#[track_caller]
+fn ws(k: &Kplex, args: &[&str], want: &str) {
+    let mut v = vec!["ws"];
+    v.extend_from_slice(args);
+    let (out, _) = ok(k, &v);
+    assert_eq!(out, want, "kubectl ws {args:?}");
+}
+
+fn config(k: &Kplex) -> Value {
+    serde_json::from_str(&ok(k, &["config", "view", "-o", "json"]).0).unwrap()
+}
+
+fn named<'a>(cfg: &'a Value, list: &str, name: &str) -> &'a Value {
+    cfg[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {list} entry {name:?} in {cfg:#}"))
+}
+
+/// (cluster entry name, its server URL) of a context.
+fn context_target(cfg: &Value, ctx: &str) -> (String, String) {
+    let c = named(cfg, "contexts", ctx)["context"].clone();
+    let cluster = c["cluster"].as_str().unwrap().to_string();
+    assert_eq!(c["user"], "kplex-admin", "the context keeps its user");
+    let server = named(cfg, "clusters", &cluster)["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (cluster, server)
+}
+
+/// The kubeconfig after a switch: `current` is current and points at `cur`; `previous` at
+/// `prev`.
+#[track_caller]
+fn assert_contexts(k: &Kplex, cur: &str, prev: &str) {
+    let cfg = config(k);
+    assert_eq!(cfg["current-context"], CURRENT);
+    let (_, server) = context_target(&cfg, CURRENT);
+    assert_eq!(server, k.url(&format!("/clusters/{cur}")), "current");
+    let (_, server) = context_target(&cfg, PREVIOUS);
+    assert_eq!(server, k.url(&format!("/clusters/{prev}")), "previous");
+    // The admin entries are never rewritten.
+    assert_eq!(context_target(&cfg, "root").1, k.url("/clusters/root"));
+}
+
+#[test]
+fn workspace_plugins() {
+    let k = Kplex::start(Backend::Embedded);
+
+    // Before any switch: the admin context `root`.
+    ws(&k, &["."], "Current workspace is 'root'.\n");
+    ws(&k, &["current"], "Current workspace is 'root'.\n");
+    ws(&k, &["current", "--short"], "root\n");
+    let (out, _) = ok(&k, &["workspace", "."]);
+    assert_eq!(
+        out, "Current workspace is 'root'.\n",
+        "the long plugin name"
+    );
+    assert_eq!(
+        fails(&k, &["ws", "-"]),
+        "Error: no previous workspace found in kubeconfig\n"
+    );
+
+    // kubectl create workspace --enter: create, wait, enter.
+    let (out, _) = ok(
+        &k,
+        &[
+            "create",
+            "workspace",
+            "org",
+            "--type",
+            "organization",
+            "--enter",
+        ],
+    );
+    assert_eq!(
+        out,
+        "Workspace \"org\" (type root:organization) created. Waiting for it to be ready...\n\
+         Workspace \"org\" (type root:organization) is ready to use.\n\
+         Current workspace is 'root:org' (type root:organization).\n"
+    );
+    let cfg = config(&k);
+    assert_eq!(
+        context_target(&cfg, PREVIOUS).0,
+        "root",
+        "the first previous context is the admin context itself"
+    );
+    assert_contexts(&k, "root:org", "root");
+
+    // ws create: created in the current workspace, which stays current.
+    let (out, err) = ok(&k, &["ws", "create", "team-a"]);
+    assert_eq!(
+        out,
+        "Workspace \"team-a\" (type root:universal) created. Waiting for it to be ready...\n\
+         Workspace \"team-a\" (type root:universal) is ready to use.\n"
+    );
+    assert!(err.contains("Command \"create\" is deprecated"), "{err}");
+    assert_contexts(&k, "root:org", "root");
+    let (out, _) = ok(
+        &k,
+        &[
+            "create",
+            "workspace",
+            "team-b",
+            "--type=root:universal",
+            "--enter",
+        ],
+    );
+    assert!(
+        out.ends_with("Current workspace is 'root:org:team-b' (type root:universal).\n"),
+        "{out}"
+    );
+    assert_contexts(&k, "root:org:team-b", "root:org");
+    // The rewritten kubeconfig is an ordinary one: plain kubectl works in the workspace.
+    ws(
+        &k,
+        &[".."],
+        "Current workspace is 'root:org' (type root:organization).\n",
+    );
+    let (names, _) = ok(&k, &["get", "workspaces", "-o", "name"]);
+    assert_eq!(
+        names,
+        "workspace.tenancy.kcp.io/team-a\nworkspace.tenancy.kcp.io/team-b\n"
+    );
+
+    // Navigation in every form.
+    ws(
+        &k,
+        &["team-a"],
+        "Current workspace is 'root:org:team-a' (type root:universal).\n",
+    );
+    assert_contexts(&k, "root:org:team-a", "root:org");
+    ws(&k, &["-"], "Current workspace is 'root:org'.\n");
+    assert_contexts(&k, "root:org", "root:org:team-a");
+    ws(&k, &["-"], "Current workspace is 'root:org:team-a'.\n");
+    assert_contexts(&k, "root:org:team-a", "root:org");
+    ws(
+        &k,
+        &["use", "..:team-b"],
+        "Current workspace is 'root:org:team-b' (type root:universal).\n",
+    );
+    ws(
+        &k,
+        &["cd", "..:.."],
+        "Current workspace is 'root' (type root).\n",
+    );
+    ws(
+        &k,
+        &["org:team-a"],
+        "Current workspace is 'root:org:team-a' (type root:universal).\n",
+    );
+    ws(
+        &k,
+        &[":root:org"],
+        "Current workspace is 'root:org' (type root:organization).\n",
+    );
+    ws(&k, &[":"], "Current workspace is 'root'.\n");
+    ws(&k, &[".", "--short"], "root\n");
+    let (out, err) = ok(&k, &["ws", "root:org:team-b"]);
+    assert_eq!(
+        out,
+        "Current workspace is 'root:org:team-b' (type root:universal).\n"
+    );
+    assert_eq!(
+        err,
+        "Note: Using 'root:' to define an absolute path is no longer supported. Instead, use ':root' to specify an absolute path.\n"
+    );
+    ws(&k, &["current", "--short"], "root:org:team-b\n");
+
+    // Home: `~`, and bare `ws` (cd semantics, with kcp's note).
+    ws(&k, &["~"], "Current workspace is 'user:kplex-admin'.\n");
+    assert_contexts(&k, "user:kplex-admin", "root:org:team-b");
+    ws(&k, &["-"], "Current workspace is 'root:org:team-b'.\n");
+    let (out, err) = ok(&k, &["ws"]);
+    assert_eq!(out, "Current workspace is 'user:kplex-admin'.\n");
+    assert!(
+        err.starts_with("Note: 'kubectl ws' now matches 'cd' semantics"),
+        "{err}"
+    );
+    ws(&k, &["current", "--short"], "user:kplex-admin\n");
+
+    // Not found, denied paths and bad input leave the kubeconfig alone.
+    ws(
+        &k,
+        &[":root:org"],
+        "Current workspace is 'root:org' (type root:organization).\n",
+    );
+    assert_eq!(
+        fails(&k, &["ws", "nope"]),
+        "Error: workspace \"root:org:nope\" not found\n"
+    );
+    assert_eq!(
+        fails(&k, &["ws", ":root:org:team-a:deeper:still"]),
+        "Error: workspace \"root:org:team-a:deeper:still\" not found\n"
+    );
+    assert_eq!(
+        fails(&k, &["ws", "Bad_Name"]),
+        "Error: invalid workspace path: Bad_Name\n"
+    );
+    assert_eq!(
+        fails(&k, &["ws", ":root:..:.."]),
+        "Error: cannot go up from root\n"
+    );
+    assert_contexts(&k, "root:org", "user:kplex-admin");
+
+    // Tree, from the current workspace down.
+    ws(
+        &k,
+        &["tree"],
+        ".\n└── org\n    ├── team-a\n    └── team-b\n\n",
+    );
+    ws(
+        &k,
+        &["tree", "--full"],
+        ".\n└── root:org\n    ├── root:org:team-a\n    └── root:org:team-b\n\n",
+    );
+    ws(
+        &k,
+        &["team-a"],
+        "Current workspace is 'root:org:team-a' (type root:universal).\n",
+    );
+    ok(&k, &["create", "workspace", "leaf"]);
+    ws(&k, &[":root"], "Current workspace is 'root' (type root).\n");
+    ws(
+        &k,
+        &["tree"],
+        ".\n└── root\n    └── org\n        ├── team-a\n        │   └── leaf\n        └── team-b\n\n",
+    );
+
+    // Creating what exists: the server's error, or tolerated with --ignore-existing.
+    ws(
+        &k,
+        &["org"],
+        "Current workspace is 'root:org' (type root:organization).\n",
+    );
+    let err = fails(&k, &["create", "workspace", "team-a"]);
+    assert!(
+        err.starts_with("Error: ") && err.contains("\"team-a\" already exists"),
+        "{err}"
+    );
+    let (out, _) = ok(
+        &k,
+        &[
+            "create",
+            "workspace",
+            "team-a",
+            "--ignore-existing",
+            "--type",
+            "root:universal",
+        ],
+    );
+    assert_eq!(
+        out,
+        "Workspace \"team-a\" (type root:universal) already exists.\n\
+         Workspace \"team-a\" (type root:universal) is ready to use.\n"
+    );
+    assert_eq!(
+        fails(
+            &k,
+            &[
+                "create",
+                "workspace",
+                "team-a",
+                "--ignore-existing",
+                "--type",
+                "universal"
+            ]
+        ),
+        "Error: --ignore-existing must not be used with non-absolute type path\n"
+    );
+    let err = fails(
+        &k,
+        &[
+            "create",
+            "workspace",
+            "team-a",
+            "--ignore-existing",
+            "--type",
+            "root:team",
+        ],
+    );
+    assert_eq!(
+        err,
+        "Error: workspace \"team-a\" cannot be created with type root:team, it already exists with different type root:universal\n"
+    );
+    let err = fails(&k, &["create", "workspace", "x", "--type", "no-such-type"]);
+    assert!(err.starts_with("Error: "), "{err}");
+    assert_contexts(&k, "root:org", "root");
+}
