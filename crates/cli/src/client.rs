@@ -344,3 +344,230 @@ pub fn status_error(code: StatusCode, body: &[u8]) -> Error {
         message,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    struct Pki {
+        ca_pem: String,
+        server_cert: CertificateDer<'static>,
+        server_key: PrivateKeyDer<'static>,
+        client_cert_pem: String,
+        client_key_pem: String,
+    }
+
+    fn pki() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        let client = client_params.signed_by(&client_key, &issuer).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            server_cert: server.der().clone(),
+            server_key: PrivateKeyDer::try_from(server_key.serialize_der()).unwrap(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
+        }
+    }
+
+    /// A TLS server that answers every request with what it saw: method, path, the
+    /// Authorization header, whether a client certificate came, and the body.
+    async fn echo_server(pki: &Pki, status: u16, answer: Option<&'static str>) -> u16 {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut pki.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let has_cert = tls.get_ref().1.peer_certificates().is_some();
+                    let service = hyper::service::service_fn(
+                        move |req: Request<hyper::body::Incoming>| async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let text = match answer {
+                            Some(a) => a.to_string(),
+                            None => serde_json::json!({
+                                "method": parts.method.as_str(),
+                                "path": parts.uri.path(),
+                                "auth": parts.headers.get("authorization").and_then(|v| v.to_str().ok()),
+                                "contentType": parts.headers.get("content-type").and_then(|v| v.to_str().ok()),
+                                "clientCert": has_cert,
+                                "body": String::from_utf8_lossy(&body),
+                            })
+                            .to_string(),
+                        };
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));
+                            *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+                            Ok::<_, Infallible>(resp)
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    fn base(port: u16) -> String {
+        format!("https://127.0.0.1:{port}")
+    }
+
+    #[tokio::test]
+    async fn token_and_ca() {
+        let pki = pki();
+        let port = echo_server(&pki, 200, None).await;
+        let conn = Connection {
+            ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+            token: Some("t0k".into()),
+            ..Default::default()
+        };
+        let c = Client::new(&conn, &base(port)).unwrap();
+        let v = c.get("/clusters/root/apis").await.unwrap();
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], "/clusters/root/apis");
+        assert_eq!(v["auth"], "Bearer t0k");
+        assert_eq!(v["clientCert"], false);
+        // The kept-alive connection serves the next request, a POST with a JSON body.
+        let v = c
+            .post("/clusters/root/x", &serde_json::json!({"a": 1}))
+            .await
+            .unwrap();
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["contentType"], "application/json");
+        assert_eq!(v["body"], "{\"a\":1}");
+    }
+
+    #[tokio::test]
+    async fn client_certificate() {
+        let pki = pki();
+        let port = echo_server(&pki, 200, None).await;
+        let conn = Connection {
+            ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+            client_cert_pem: Some(pki.client_cert_pem.clone().into_bytes()),
+            client_key_pem: Some(pki.client_key_pem.clone().into_bytes()),
+            ..Default::default()
+        };
+        let v = Client::new(&conn, &base(port))
+            .unwrap()
+            .get("/")
+            .await
+            .unwrap();
+        assert_eq!(v["clientCert"], true);
+        assert_eq!(v["auth"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn verification() {
+        let pki = pki();
+        let port = echo_server(&pki, 200, None).await;
+        // Another CA: the handshake fails.
+        let other = pki_other_ca();
+        let conn = Connection {
+            ca_pem: Some(other.into_bytes()),
+            ..Default::default()
+        };
+        let err = Client::new(&conn, &base(port))
+            .unwrap()
+            .get("/")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("TLS handshake"), "{err}");
+        // insecure-skip-tls-verify: no CA needed.
+        let conn = Connection {
+            insecure: true,
+            ..Default::default()
+        };
+        let v = Client::new(&conn, &base(port))
+            .unwrap()
+            .get("/x")
+            .await
+            .unwrap();
+        assert_eq!(v["path"], "/x");
+        // Neither: refused before dialing.
+        assert!(Client::new(&Connection::default(), &base(port)).is_err());
+    }
+
+    fn pki_other_ca() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[tokio::test]
+    async fn status_errors() {
+        let pki = pki();
+        let conn = Connection {
+            ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+            ..Default::default()
+        };
+        let port = echo_server(
+            &pki,
+            409,
+            Some(
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"workspaces.tenancy.kcp.io \"a\" already exists","reason":"AlreadyExists","code":409}"#,
+            ),
+        )
+        .await;
+        let err = Client::new(&conn, &base(port))
+            .unwrap()
+            .get("/")
+            .await
+            .unwrap_err();
+        assert!(err.is_already_exists());
+        assert_eq!(
+            err.to_string(),
+            "workspaces.tenancy.kcp.io \"a\" already exists"
+        );
+        let port = echo_server(&pki, 403, Some("no")).await;
+        let err = Client::new(&conn, &base(port))
+            .unwrap()
+            .get("/")
+            .await
+            .unwrap_err();
+        assert!(err.is_forbidden() && !err.is_not_found());
+        assert_eq!(err.to_string(), "forbidden");
+    }
+}
