@@ -309,7 +309,7 @@ impl Api {
             }
             (Verb::Create, _) => {
                 let mut obj = body::decode(content_type(headers), &body)?;
-                let opts = write_options(query, None)?;
+                let opts = write_options(query, None, headers)?;
                 self.admit_create(&scope, user, &mut obj).await?;
                 let result = self.registry.create(&scope, obj, &opts).await?;
                 let mut resp =
@@ -319,9 +319,16 @@ impl Api {
             }
             (Verb::Update, Some("scale")) => {
                 let scale = body::decode(content_type(headers), &body)?;
-                self.write_scale(&scope, &desc, &name, query, wanted, include, move |_| {
-                    Ok(scale.clone())
-                })
+                self.write_scale(
+                    &scope,
+                    &desc,
+                    &name,
+                    query,
+                    headers,
+                    wanted,
+                    include,
+                    move |_| Ok(scale.clone()),
+                )
                 .await
             }
             (Verb::Patch, Some("scale")) => {
@@ -332,6 +339,7 @@ impl Api {
                     &desc,
                     &name,
                     query,
+                    headers,
                     wanted,
                     include,
                     move |current| apply_patch(kind, current, &patch),
@@ -340,7 +348,7 @@ impl Api {
             }
             (Verb::Update, _) => {
                 let obj = body::decode(content_type(headers), &body)?;
-                let opts = write_options(query, sub)?;
+                let opts = write_options(query, sub, headers)?;
                 let result = self.registry.update(&scope, &name, obj, &opts).await?;
                 let mut resp =
                     respond_value(&desc, wanted, include, StatusCode::OK, &result.object);
@@ -350,7 +358,7 @@ impl Api {
             (Verb::Patch, _) => {
                 let kind = patch_kind(headers)?;
                 let patch = body;
-                let opts = write_options(query, sub)?;
+                let opts = write_options(query, sub, headers)?;
                 let result = self
                     .registry
                     .patch(&scope, &name, kind, &patch, &opts)
@@ -415,11 +423,12 @@ impl Api {
         desc: &Arc<ResourceDesc>,
         name: &str,
         query: &Query,
+        headers: &HeaderMap,
         wanted: Wanted,
         include: IncludeObject,
         change: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Response<Body>, ApiError> {
-        let opts = write_options(query, None)?;
+        let opts = write_options(query, None, headers)?;
         let paths = desc.scale.clone().ok_or_else(not_found_path)?;
         let d = desc.clone();
         let result = self
@@ -757,6 +766,10 @@ fn apply_patch(kind: PatchKind, current: &Value, patch: &[u8]) -> Result<Value, 
     match kind {
         PatchKind::Json => patch::json_patch(current, patch),
         PatchKind::Merge => patch::merge_patch(current, patch),
+        PatchKind::Apply => Err(ApiError::unsupported_media_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+        ])),
         PatchKind::Strategic => {
             patch::strategic_merge_patch(current, patch, patch_schema::untyped())
         }
@@ -817,7 +830,22 @@ fn watch_options(desc: &ResourceDesc, q: &Query) -> Result<WatchOptions, ApiErro
     })
 }
 
-fn write_options(q: &Query, sub: Option<&str>) -> Result<WriteOptions, ApiError> {
+/// The field manager kube-apiserver assumes when a client names none: its user agent's
+/// program name (`kubectl/v1.32 (linux/amd64)` → `kubectl`).
+fn default_manager(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?;
+    ua.split('/')
+        .next()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+fn write_options(
+    q: &Query,
+    sub: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<WriteOptions, ApiError> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -830,9 +858,15 @@ fn write_options(q: &Query, sub: Option<&str>) -> Result<WriteOptions, ApiError>
     Ok(WriteOptions {
         dry_run,
         field_validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
-        field_manager: q.get("fieldManager").cloned(),
+        field_manager: q
+            .get("fieldManager")
+            .cloned()
+            .filter(|m| !m.is_empty())
+            .or_else(|| default_manager(headers)),
         subresource: sub.map(String::from),
         system: false,
+        applied: false,
+        force: flag(q, "force"),
     })
 }
 

@@ -2,6 +2,7 @@
 //! [`ResourceDesc`]. One code path serves built-ins and CRDs alike (like Kubernetes'
 //! `registry/generic`); the few kinds with special rules plug in through [`hooks`].
 
+mod apply;
 pub mod cache;
 pub mod hooks;
 pub mod list;

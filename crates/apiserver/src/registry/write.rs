@@ -43,6 +43,65 @@ pub struct WriteOptions {
     /// A write by the server itself that sets status along with everything else (never set
     /// for client requests, which must use `/status`).
     pub system: bool,
+    /// The object comes from server-side apply and already carries its managedFields.
+    pub applied: bool,
+    /// Server-side apply's `force`: take ownership of conflicting fields.
+    pub force: bool,
+}
+
+/// Field manager of writes that name none (and of the server's own writes).
+pub const DEFAULT_MANAGER: &str = "kplex";
+
+/// Records the fields a write sets for its manager (an `Update` operation in
+/// `metadata.managedFields`), as kube-apiserver does for every create, update and patch.
+fn record_update(
+    desc: &ResourceDesc,
+    old: Option<&Value>,
+    new: &Value,
+    opts: &WriteOptions,
+) -> Result<Value, ApiError> {
+    let schema = desc.validation_schema();
+    let ti: &dyn kplex_ssa::TypeInfo = match &schema {
+        Some(s) => s.as_ref(),
+        None => &kplex_ssa::DEDUCED,
+    };
+    let manager = opts
+        .field_manager
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .unwrap_or(DEFAULT_MANAGER);
+    let sub = opts.subresource.as_deref().unwrap_or("");
+    match kplex_ssa::update(
+        old,
+        new,
+        ti,
+        manager,
+        &desc.api_version(),
+        sub,
+        &meta::now_rfc3339(),
+    ) {
+        Ok(v) => Ok(v),
+        // Unreadable managedFields on the stored object: start over, as kube does.
+        Err(kplex_ssa::Error::ManagedFields(_)) | Err(kplex_ssa::Error::FieldsV1(_)) => {
+            let mut clean = new.clone();
+            meta::remove(&mut clean, "managedFields");
+            let mut clean_old = old.cloned();
+            if let Some(o) = clean_old.as_mut() {
+                meta::remove(o, "managedFields");
+            }
+            kplex_ssa::update(
+                clean_old.as_ref(),
+                &clean,
+                ti,
+                manager,
+                &desc.api_version(),
+                sub,
+                &meta::now_rfc3339(),
+            )
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+        }
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
 }
 
 /// A successful write: the object as stored (with its resourceVersion), whether it was
@@ -60,6 +119,8 @@ pub enum PatchKind {
     Json,
     Merge,
     Strategic,
+    /// Server-side apply.
+    Apply,
 }
 
 impl PatchKind {
@@ -68,6 +129,7 @@ impl PatchKind {
             "application/json-patch+json" => Some(Self::Json),
             "application/merge-patch+json" => Some(Self::Merge),
             "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(Self::Apply),
             _ => None,
         }
     }
@@ -100,7 +162,6 @@ const SYSTEM_FIELDS: &[&str] = &[
     "deletionGracePeriodSeconds",
     "generation",
     "selfLink",
-    "managedFields",
 ];
 
 /// Conflict retries for read-modify-write verbs before giving up (each retry re-reads).
@@ -123,6 +184,9 @@ impl Registry {
         }
         for f in SYSTEM_FIELDS {
             meta::remove(&mut obj, f);
+        }
+        if !opts.applied {
+            meta::remove(&mut obj, "managedFields");
         }
         if meta::name(&obj).unwrap_or("").is_empty()
             && let Some(prefix) = meta::generate_name(&obj).filter(|p| !p.is_empty())
@@ -147,6 +211,9 @@ impl Registry {
         hooks::prepare_create(desc, &mut obj)?;
         let warnings = apply_schema(desc, &mut obj, opts.field_validation)?;
         validate(desc, &obj, None)?;
+        if !opts.applied {
+            obj = record_update(desc, None, &obj, opts)?;
+        }
         let name = meta::name(&obj).unwrap_or("").to_string();
         let key = scope.key(&name)?;
         if opts.dry_run {
@@ -192,6 +259,9 @@ impl Registry {
         body: &[u8],
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError> {
+        if kind == PatchKind::Apply {
+            return self.apply(scope, name, body, opts).await;
+        }
         let desc = scope.desc.clone();
         let schema: Option<&'static dyn PatchSchema> = match kind {
             PatchKind::Strategic if !desc.strategic_patch() => {
@@ -211,7 +281,9 @@ impl Registry {
             (PatchKind::Json, _) => patch::json_patch(current, body),
             (PatchKind::Merge, _) => patch::merge_patch(current, body),
             (PatchKind::Strategic, Some(s)) => patch::strategic_merge_patch(current, body, s),
-            (PatchKind::Strategic, None) => Err(ApiError::internal("no patch schema")),
+            (PatchKind::Strategic, None) | (PatchKind::Apply, _) => {
+                Err(ApiError::internal("no patch schema"))
+            }
         })
         .await
     }
@@ -273,6 +345,9 @@ impl Registry {
                 meta::set_generation(&mut new, meta::generation(&old) + 1);
             }
             object::set_resource_version(&mut new, current.mod_revision);
+            if !opts.applied {
+                new = record_update(&desc, Some(&old), &new, opts)?;
+            }
             if new == old {
                 // Nothing changed: no write, no new resourceVersion (as kube-apiserver).
                 return Ok(WriteResult {
@@ -695,7 +770,6 @@ fn keep_system_fields(old: &Value, new: &mut Value) {
         "deletionGracePeriodSeconds",
         "generation",
         "selfLink",
-        "managedFields",
     ] {
         match old.get("metadata").and_then(|m| m.get(f)) {
             Some(v) => {
