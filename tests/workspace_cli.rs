@@ -352,4 +352,59 @@ fn workspace_plugins() {
     let err = fails(&k, &["create", "workspace", "x", "--type", "no-such-type"]);
     assert!(err.starts_with("Error: "), "{err}");
     assert_contexts(&k, "root:org", "root");
+
+    // create-context: a named context for the current workspace, made current.
+    let (out, _) = ok(&k, &["ws", "create-context"]);
+    assert_eq!(out, "Created context \"root:org\" and switched to it.\n");
+    let cfg = config(&k);
+    assert_eq!(cfg["current-context"], "root:org");
+    assert_eq!(
+        context_target(&cfg, "root:org").1,
+        k.url("/clusters/root:org")
+    );
+    assert_eq!(
+        fails(&k, &["ws", "create-context", "root:org"]),
+        "Error: context \"root:org\" already exists in kubeconfig, use --overwrite to update it\n"
+    );
+    let (out, _) = ok(&k, &["ws", "create-context", "root:org", "--overwrite"]);
+    assert_eq!(out, "Updated context \"root:org\".\n");
+    // Switching from a plain context keeps it as the previous one.
+    ws(
+        &k,
+        &["team-b"],
+        "Current workspace is 'root:org:team-b' (type root:universal).\n",
+    );
+    assert_contexts(&k, "root:org:team-b", "root:org");
+    assert_eq!(context_target(&config(&k), PREVIOUS).0, "root:org");
+    // --create-context: a context for the new workspace; the current one stays.
+    let (out, _) = ok(
+        &k,
+        &["create", "workspace", "team-c", "--create-context", "c"],
+    );
+    assert!(
+        out.ends_with("is ready to use.\nCreated context \"c\".\n"),
+        "{out}"
+    );
+    let cfg = config(&k);
+    assert_eq!(cfg["current-context"], CURRENT);
+    assert!(context_target(&cfg, "c").1.contains("/clusters/"));
+    ok(
+        &k,
+        &[
+            "--context",
+            "c",
+            "create",
+            "configmap",
+            "in-c",
+            "-n",
+            "default",
+        ],
+    );
+    ws(
+        &k,
+        &["team-c"],
+        "Current workspace is 'root:org:team-b:team-c' (type root:universal).\n",
+    );
+    let (names, _) = ok(&k, &["get", "configmaps", "-n", "default", "-o", "name"]);
+    assert_eq!(names, "configmap/in-c\n");
 }

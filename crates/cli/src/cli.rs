@@ -27,6 +27,7 @@ Examples:
   kubectl ws                         # your home workspace (~)
   kubectl ws tree                    # the workspaces below the current one
   kubectl ws current --short         # just the current path
+  kubectl ws create-context [NAME]   # a kubeconfig context for the current workspace
   kubectl create workspace my-workspace --enter
 
 Flags:
@@ -43,7 +44,8 @@ Usage:
 Flags:
       --type string         A workspace type (NAME or PATH:NAME). The default type depends on where this child workspace is created.
       --enter               Immediately enter the created workspace
-      --ignore-existing     Ignore if the workspace already exists. Requires none or absolute type path.
+      --ignore-existing     Ignore if the workspace already exists. Requires none or absolute type path. Overwrites the context if --create-context is set.
+      --create-context string   Create a kubeconfig context for the new workspace with the given name.
       --kubeconfig string   Path to the kubeconfig file to use
       --context string      The kubeconfig context to start from
 ";
@@ -59,6 +61,8 @@ pub struct Parsed {
     pub workspace_type: Option<String>,
     pub enter: bool,
     pub ignore_existing: bool,
+    pub create_context: Option<String>,
+    pub overwrite: bool,
     pub args: Vec<String>,
 }
 
@@ -82,8 +86,17 @@ fn parse_bool(flag: &str, v: Option<&str>) -> Result<bool> {
     }
 }
 
-/// Parses `args` (without the program name). `create` enables the create flags.
-pub fn parse(args: &[String], create: bool) -> Result<Parsed> {
+/// Which command's flags a command line may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Ws,
+    Create,
+    CreateContext,
+}
+
+/// Parses `args` (without the program name) for the command `mode`.
+pub fn parse(args: &[String], mode: Mode) -> Result<Parsed> {
+    let create = mode == Mode::Create;
     let mut p = Parsed::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -118,6 +131,10 @@ pub fn parse(args: &[String], create: bool) -> Result<Parsed> {
             "i" | "interactive" => p.interactive = parse_bool("interactive", inline.as_deref())?,
             "type" if create => p.workspace_type = Some(value("type")?),
             "enter" if create => p.enter = parse_bool("enter", inline.as_deref())?,
+            "create-context" if create => p.create_context = Some(value("create-context")?),
+            "overwrite" if mode == Mode::CreateContext => {
+                p.overwrite = parse_bool("overwrite", inline.as_deref())?
+            }
             "ignore-existing" if create => {
                 p.ignore_existing = parse_bool("ignore-existing", inline.as_deref())?
             }
@@ -174,6 +191,7 @@ fn create_options(p: &Parsed, name: &str) -> CreateOptions {
         workspace_type: p.workspace_type.clone(),
         enter: p.enter,
         ignore_existing: p.ignore_existing,
+        create_context: p.create_context.clone(),
         ready_timeout: Duration::from_secs(60),
     }
 }
@@ -207,7 +225,10 @@ fn first_positional(args: &[String]) -> Option<usize> {
         if a == "-" || !a.starts_with('-') {
             return Some(i);
         }
-        if matches!(a, "--kubeconfig" | "--context" | "--type") {
+        if matches!(
+            a,
+            "--kubeconfig" | "--context" | "--type" | "--create-context"
+        ) {
             i += 1;
         }
         i += 1;
@@ -218,7 +239,9 @@ fn first_positional(args: &[String]) -> Option<usize> {
 /// `kubectl ws` with its arguments; output goes to `out` and `err`.
 pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let sub = first_positional(args).and_then(|i| match args[i].as_str() {
-        s @ ("use" | "cd" | "current" | "tree" | "create" | "help") => Some((i, s)),
+        s @ ("use" | "cd" | "current" | "tree" | "create" | "create-context" | "help") => {
+            Some((i, s))
+        }
         _ => None,
     });
     // Flags before the subcommand belong to it too (cobra's TraverseChildren).
@@ -229,7 +252,12 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         ),
         None => (None, args.to_vec()),
     };
-    let p = parse(&rest, sub == Some("create"))?;
+    let mode = match sub {
+        Some("create") => Mode::Create,
+        Some("create-context") => Mode::CreateContext,
+        _ => Mode::Ws,
+    };
+    let p = parse(&rest, mode)?;
     if p.help || sub == Some("help") {
         let usage = if sub == Some("create") {
             CREATE_USAGE.replace("kubectl create workspace", "kubectl ws create")
@@ -290,13 +318,21 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             let mut s = Session::open(&g, out, err)?;
             rt.block_on(s.create(&create_options(&p, name)))
         }
+        Some("create-context") => {
+            if p.args.len() > 1 {
+                write!(out, "{WS_USAGE}")?;
+                return Ok(());
+            }
+            Session::open(&g, out, err)?
+                .create_context(p.args.first().map(String::as_str), p.overwrite)
+        }
         Some(other) => Err(Error::msg(format!("unknown command {other:?}"))),
     }
 }
 
 /// `kubectl create workspace` with its arguments.
 pub fn create_workspace(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
-    let p = parse(args, true)?;
+    let p = parse(args, Mode::Create)?;
     if p.help {
         write!(out, "{CREATE_USAGE}")?;
         return Ok(());
@@ -323,7 +359,7 @@ mod tests {
 
     #[test]
     fn flags() {
-        let p = parse(&v(&["--kubeconfig=/k", "-", "--short"]), false).unwrap();
+        let p = parse(&v(&["--kubeconfig=/k", "-", "--short"]), Mode::Ws).unwrap();
         assert_eq!(p.global.kubeconfig.as_deref(), Some("/k"));
         assert_eq!(p.args, ["-"]);
         assert!(p.short);
@@ -336,22 +372,24 @@ mod tests {
                 "--enter",
                 "--ignore-existing=false",
             ]),
-            true,
+            Mode::Create,
         )
         .unwrap();
         assert_eq!(p.workspace_type.as_deref(), Some("root:universal"));
         assert!(p.enter && !p.ignore_existing);
         assert_eq!(p.args, ["x"]);
 
-        let p = parse(&v(&["--", "--weird"]), false).unwrap();
+        let p = parse(&v(&["--", "--weird"]), Mode::Ws).unwrap();
         assert_eq!(p.args, ["--weird"]);
 
         assert_eq!(
-            parse(&v(&["--type", "x"]), false).unwrap_err().to_string(),
+            parse(&v(&["--type", "x"]), Mode::Ws)
+                .unwrap_err()
+                .to_string(),
             "unknown flag: --type"
         );
         assert_eq!(
-            parse(&v(&["--context"]), false).unwrap_err().to_string(),
+            parse(&v(&["--context"]), Mode::Ws).unwrap_err().to_string(),
             "flag needs an argument: --context"
         );
     }

@@ -313,6 +313,72 @@ impl Kubeconfig {
         Ok(())
     }
 
+    /// `ws create-context [NAME]` (kcp's CreateContextOptions.Run): a context and cluster
+    /// called NAME (default: the current workspace path) copying the current ones, with
+    /// `server` replaced by `cluster_url` if given. Returns the line to print.
+    pub fn create_context(
+        &mut self,
+        name: Option<&str>,
+        overwrite: bool,
+        cluster_url: Option<&str>,
+        keep_current: bool,
+    ) -> Result<String> {
+        let current_name = self.current_context_name().unwrap_or_default().to_string();
+        let current_ctx = self
+            .context(&current_name)
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "current context {current_name:?} is not found in kubeconfig"
+                ))
+            })?
+            .clone();
+        let cluster_name = str_field(&current_ctx, "cluster").to_string();
+        let mut cluster = self
+            .cluster(&cluster_name)
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "current cluster {cluster_name:?} is not found in kubeconfig"
+                ))
+            })?
+            .clone();
+        let server = str_field(&cluster, "server").to_string();
+        let path = crate::path::ClusterUrl::parse(&server)
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "current URL {server:?} does not point to a workspace"
+                ))
+            })?
+            .path;
+        let name = name
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| path.to_string(), str::to_string);
+        let existed = self.context(&name).is_some();
+        if existed && !overwrite {
+            return Err(Error::msg(format!(
+                "context {name:?} already exists in kubeconfig, use --overwrite to update it"
+            )));
+        }
+        let started_current =
+            self.doc.get("current-context").and_then(Value::as_str) == Some(name.as_str());
+        if let Some(url) = cluster_url.filter(|u| !u.is_empty()) {
+            set_field(&mut cluster, "server", url);
+        }
+        self.set_named("clusters", "cluster", &name, cluster);
+        let mut ctx = current_ctx;
+        set_field(&mut ctx, "cluster", &name);
+        self.set_named("contexts", "context", &name, ctx);
+        if !keep_current {
+            self.set_current_context(&name);
+            self.context_override = None;
+        }
+        let verb = if existed { "Updated" } else { "Created" };
+        Ok(if keep_current || started_current {
+            format!("{verb} context {name:?}.")
+        } else {
+            format!("{verb} context {name:?} and switched to it.")
+        })
+    }
+
     /// `ws -`: exchanges the current and previous contexts (and the clusters named after
     /// them); returns the new current server URL.
     pub fn swap_previous(&mut self) -> Result<String> {
@@ -490,6 +556,47 @@ preferences: {}
             .map(|c| c["name"].as_str().unwrap())
             .collect();
         assert_eq!(clusters, ["root", "base", CURRENT, PREVIOUS]);
+    }
+
+    #[test]
+    fn create_context() {
+        let mut kc = load(ADMIN);
+        kc.switch_to("https://127.0.0.1:6443/clusters/root:org")
+            .unwrap();
+        assert_eq!(
+            kc.create_context(None, false, None, false).unwrap(),
+            "Created context \"root:org\" and switched to it."
+        );
+        assert_eq!(kc.current_context_name(), Some("root:org"));
+        assert_eq!(
+            server_of(&kc, "root:org"),
+            "https://127.0.0.1:6443/clusters/root:org"
+        );
+        assert_eq!(ctx_cluster(&kc, "root:org"), "root:org");
+        assert_eq!(
+            kc.create_context(None, false, None, false)
+                .unwrap_err()
+                .to_string(),
+            "context \"root:org\" already exists in kubeconfig, use --overwrite to update it"
+        );
+        assert_eq!(
+            kc.create_context(None, true, None, false).unwrap(),
+            "Updated context \"root:org\"."
+        );
+        assert_eq!(
+            kc.create_context(Some("x"), false, Some("https://h/clusters/root:x"), true)
+                .unwrap(),
+            "Created context \"x\"."
+        );
+        assert_eq!(kc.current_context_name(), Some("root:org"));
+        assert_eq!(server_of(&kc, "x"), "https://h/clusters/root:x");
+        let mut kc = load(ADMIN).with_context_override(Some("base".into()));
+        assert_eq!(
+            kc.create_context(None, false, None, false)
+                .unwrap_err()
+                .to_string(),
+            "current URL \"https://127.0.0.1:6443\" does not point to a workspace"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct CreateOptions {
     pub workspace_type: Option<String>,
     pub enter: bool,
     pub ignore_existing: bool,
+    /// `--create-context NAME`: a context for the new workspace instead of entering it.
+    pub create_context: Option<String>,
     pub ready_timeout: Duration,
 }
 
@@ -277,6 +279,14 @@ impl<'a> Session<'a> {
             .ok_or_else(|| Error::msg(format!("invalid home workspace URL {url:?}")))
     }
 
+    /// `ws create-context [NAME] [--overwrite]`.
+    pub fn create_context(&mut self, name: Option<&str>, overwrite: bool) -> Result<()> {
+        let line = self.kc.create_context(name, overwrite, None, false)?;
+        self.kc.save()?;
+        writeln!(self.out, "{line}")?;
+        Ok(())
+    }
+
     /// `ws tree`, kcp's TreeOptions.Run (non-interactive).
     pub async fn tree(&mut self, full: bool) -> Result<()> {
         let server = self.kc.current_server()?;
@@ -410,6 +420,16 @@ impl<'a> Session<'a> {
         }
         writeln!(self.out, "{reference} is ready to use.")?;
 
+        if let Some(ctx) = opts.create_context.as_deref().filter(|c| !c.is_empty()) {
+            let url = ws["spec"]["URL"].as_str().unwrap_or_default().to_string();
+            let line = self
+                .kc
+                .create_context(Some(ctx), opts.ignore_existing, Some(&url), !opts.enter)
+                .map_err(|e| Error::msg(format!("failed to create context: {e}")))?;
+            self.kc.save()?;
+            writeln!(self.out, "{line}")?;
+            return Ok(());
+        }
         if opts.enter {
             let name = ws["metadata"]["name"]
                 .as_str()
