@@ -332,12 +332,22 @@ impl Registry {
                     name,
                 ));
             }
+            // Apply computed the managed fields for this very write: keep them whatever part
+            // of the object the endpoint lets change.
+            let applied_fields = if opts.applied {
+                new.pointer("/metadata/managedFields").cloned()
+            } else {
+                None
+            };
             let mut new = if opts.system {
                 new
             } else {
                 merge_for_subresource(&desc, &old, new, opts.subresource.as_deref())?
             };
             keep_system_fields(&old, &mut new);
+            if let (Some(fields), Some(m)) = (applied_fields, meta::meta_mut(&mut new)) {
+                m.insert("managedFields".into(), fields);
+            }
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
             hooks::prepare_update(&desc, &old, &mut new)?;
             validate(&desc, &new, Some(&old))?;
