@@ -16,7 +16,7 @@ fn json(s: &str) -> Value {
 }
 
 /// kubectl against one workspace (`--server …/clusters/<path>`).
-fn in_ws<'a>(k: &Kplex, path: &str, args: &[&'a str]) -> Vec<String> {
+fn in_ws(k: &Kplex, path: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec!["--server".to_string(), k.url(&format!("/clusters/{path}"))];
     v.extend(args.iter().map(|s| s.to_string()));
     v
