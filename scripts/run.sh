@@ -13,6 +13,6 @@ if ! command -v protoc >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq protobuf-compiler >/dev/null
 fi
 cargo install --quiet --locked --force --path . --target-dir target --bins
-bin="$(cargo install --list >/dev/null 2>&1; echo "${CARGO_HOME:-$HOME/.cargo}/bin")"
+bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 echo "installed kplex, kubectl-ws, kubectl-workspace, kubectl-create-workspace into $bin"
 exec "$bin/kplex" start "$@"
