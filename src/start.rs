@@ -31,12 +31,21 @@ pub struct StartArgs {
     /// Client key for etcd.
     #[arg(long)]
     etcd_keyfile: Option<PathBuf>,
+    /// CA bundle that client certificates must chain to (CN = user, O = groups); default:
+    /// the server's own CA in the root directory.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
 }
 
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let mut config = Config::new(&args.root_directory);
     config.secure_port = args.secure_port;
     config.bind_address = args.bind_address;
+    config.client_ca_file = args.client_ca_file.clone();
+    config.token_auth_file = args.token_auth_file.clone();
     if !args.etcd_servers.is_empty() {
         let tls = (args.etcd_cafile.is_some() || args.etcd_certfile.is_some()).then(|| EtcdTls {
             ca_file: args.etcd_cafile.clone(),

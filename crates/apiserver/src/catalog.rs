@@ -652,6 +652,18 @@ pub mod builtins {
                 ("Requestor", "string", 0, ".spec.username"),
                 ("Condition", "string", 0, "=csrCondition"),
             ]),
+            // authentication.k8s.io/v1: reviews, answered by `authn` and never stored
+            r(
+                "authentication.k8s.io",
+                "v1",
+                "SelfSubjectReview",
+                "selfsubjectreviews",
+            )
+            .cluster()
+            .create_only(),
+            r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews")
+                .cluster()
+                .create_only(),
             // apiextensions.k8s.io/v1
             r(
                 "apiextensions.k8s.io",
@@ -670,6 +682,12 @@ pub mod builtins {
     }
 
     impl B {
+        /// Reviews: POST only, answered without being stored.
+        fn create_only(mut self) -> Self {
+            self.0.verbs = vec!["create"];
+            self
+        }
+
         fn categories(mut self, c: &[&str]) -> Self {
             self.0.categories = c.iter().map(|s| s.to_string()).collect();
             self
@@ -692,7 +710,11 @@ pub mod builtins {
                     "{}",
                     d.kind
                 );
-                assert!(!d.columns.is_empty(), "{} has no columns", d.kind);
+                assert!(
+                    d.verbs == ["create"] || !d.columns.is_empty(),
+                    "{} has no columns",
+                    d.kind
+                );
                 assert!(
                     seen.insert((d.group.clone(), d.version.clone(), d.plural.clone())),
                     "duplicate {}",

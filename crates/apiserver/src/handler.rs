@@ -25,18 +25,20 @@ use crate::served::Served;
 use crate::table::{self, IncludeObject};
 use crate::{body, discovery, metrics::Metrics, openapi};
 
-/// Who made a request (authentication result).
-#[derive(Clone, Debug)]
+/// Who made a request (authentication result, after impersonation), as kube's user.Info.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct User {
     pub name: String,
+    pub uid: String,
     pub groups: Vec<String>,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Everything a request handler needs; shared by all connections.
 pub struct Api {
     pub registry: Registry,
     pub served: Arc<Served>,
-    pub admin_token: String,
+    pub authn: crate::authn::Authenticator,
     pub metrics: Metrics,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
@@ -56,7 +58,11 @@ fn flag(q: &Query, key: &str) -> bool {
 }
 
 impl Api {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<crate::authn::ConnInfo>,
+    ) -> Response<Body> {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let query = parse_query(parts.uri.query());
@@ -66,7 +72,7 @@ impl Api {
             _ => (parts.method.as_str().to_ascii_lowercase(), String::new()),
         };
         let resp = match self
-            .route(info, &parts.method, &parts.headers, &query, body)
+            .route(info, &parts.method, &parts.headers, &query, body, &conn)
             .await
         {
             Ok(resp) => resp,
@@ -89,6 +95,7 @@ impl Api {
         headers: &HeaderMap,
         query: &Query,
         body: Incoming,
+        conn: &crate::authn::ConnInfo,
     ) -> Result<Response<Body>, ApiError> {
         let (cluster, target) = (info.cluster, info.target);
         // Probes and the version answer anyone, as in kube-apiserver.
@@ -110,7 +117,7 @@ impl Api {
             Target::Version => return Ok(response::json_value(StatusCode::OK, &version())),
             _ => {}
         }
-        let user = self.authenticate(headers)?;
+        let user = self.authenticate(headers, conn)?;
         // Read the body before answering anything, errors included: an HTTP/2 stream answered
         // before its body arrived is reset, and the client never sees the answer.
         let body = match *method {
@@ -184,24 +191,14 @@ impl Api {
         }
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<User, ApiError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token {
-            Some(t)
-                if !self.admin_token.is_empty()
-                    && constant_time_eq(t.as_bytes(), self.admin_token.as_bytes()) =>
-            {
-                Ok(User {
-                    name: "kplex-admin".into(),
-                    groups: vec!["system:masters".into(), "system:authenticated".into()],
-                })
-            }
-            _ => Err(ApiError::unauthorized("Unauthorized")),
-        }
+    /// Authenticators (see `authn`), then the `Impersonate-*` headers.
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        conn: &crate::authn::ConnInfo,
+    ) -> Result<User, ApiError> {
+        let user = self.authn.authenticate(headers, conn)?;
+        crate::authn::impersonate(user, headers)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -215,6 +212,9 @@ impl Api {
         body: Bytes,
         predicate: Option<crate::registry::Predicate>,
     ) -> Result<Response<Body>, ApiError> {
+        if let Some(resp) = self.authn.review(&r, user, headers, &body) {
+            return resp;
+        }
         let desc = self
             .served
             .lookup(cluster.as_deref(), &r.group, &r.version, &r.resource)
@@ -687,10 +687,6 @@ impl Drop for WatchGauge {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn version() -> Value {

@@ -9,6 +9,7 @@
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]
 
+pub mod authn;
 pub mod body;
 pub mod catalog;
 pub mod controllers;

@@ -1,13 +1,17 @@
-//! First-start PKI: a CA, a serving certificate and an admin credential under the root
-//! directory, reused on later starts; and the admin kubeconfig.
+//! First-start PKI: a CA, a serving certificate and admin credentials (a token and a client
+//! certificate) under the root directory, reused on later starts; and the admin kubeconfig.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::Rng;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -32,6 +36,9 @@ pub struct Pki {
     pub key: PrivateKeyDer<'static>,
     /// Bearer token of the built-in admin (`system:masters`).
     pub admin_token: String,
+    /// The admin's client certificate and key (PEM; CN `kplex-admin`, O `system:masters`).
+    pub admin_cert_pem: String,
+    pub admin_key_pem: String,
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -68,6 +75,7 @@ impl Pki {
         let (ca_crt, ca_key) = (root.join("ca.crt"), root.join("ca.key"));
         let (crt, key) = (root.join("apiserver.crt"), root.join("apiserver.key"));
         let token = root.join("admin.token");
+        let (admin_crt, admin_key) = (root.join("admin.crt"), root.join("admin.key"));
         if !ca_crt.exists() || !ca_key.exists() {
             let (cert, key_pem) = new_ca()?;
             write(&ca_key, &key_pem, true)?;
@@ -81,20 +89,36 @@ impl Pki {
         if !token.exists() {
             write(&token, &random_token(), true)?;
         }
+        if !admin_crt.exists() || !admin_key.exists() {
+            let (cert, key_pem) = new_client_cert(
+                &read(&ca_crt)?,
+                &read(&ca_key)?,
+                crate::authn::ADMIN,
+                crate::authn::MASTERS,
+            )?;
+            write(&admin_key, &key_pem, true)?;
+            write(&admin_crt, &cert, false)?;
+        }
         Ok(Self {
             ca_pem: read(&ca_crt)?,
             cert_chain: parse_certs(&read(&crt)?)?,
             key: parse_key(&read(&key)?)?,
             admin_token: read(&token)?.trim().to_string(),
+            admin_cert_pem: read(&admin_crt)?,
+            admin_key_pem: read(&admin_key)?,
         })
     }
 
-    /// rustls configuration for serving: TLS 1.2+, ALPN h2 and http/1.1, one crypto provider.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, PkiError> {
+    /// rustls configuration for serving: TLS 1.2+, ALPN h2 and http/1.1, one crypto provider;
+    /// `client_auth` decides whether and how client certificates are requested.
+    pub fn server_config(
+        &self,
+        client_auth: Arc<dyn ClientCertVerifier>,
+    ) -> Result<Arc<ServerConfig>, PkiError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
+            .with_client_cert_verifier(client_auth)
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
@@ -151,6 +175,28 @@ fn new_serving_cert(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// A client certificate signed by the CA: `user` as CN, `group` as O (kube-apiserver's
+/// x509 convention; rcgen holds one value per attribute type). Returns (certificate, key) PEM.
+pub fn new_client_cert(
+    ca_pem: &str,
+    ca_key_pem: &str,
+    user: &str,
+    group: &str,
+) -> Result<(String, String), PkiError> {
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, user);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, group);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
         .filter_map(Result::ok)
@@ -169,10 +215,12 @@ fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
 }
 
 /// Writes `<root>/admin.kubeconfig`: contexts `root` (current, `/clusters/root`), `base` (no
-/// path) and `system:admin`, all as the built-in admin.
+/// path) and `system:admin`, all as the built-in admin by token (user `kplex-admin`); the
+/// same admin by client certificate is user `kplex-admin-cert`.
 pub fn write_admin_kubeconfig(root: &Path, server: &str, pki: &Pki) -> Result<PathBuf, PkiError> {
     use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let ca = b64(&pki.ca_pem);
     let cluster = |name: &str, url: &str| {
         format!(
             "- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\n"
@@ -182,7 +230,7 @@ pub fn write_admin_kubeconfig(root: &Path, server: &str, pki: &Pki) -> Result<Pa
         format!("- name: {name}\n  context:\n    cluster: {cluster}\n    user: kplex-admin\n")
     };
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n{}{}{}contexts:\n{}{}{}current-context: root\nusers:\n- name: kplex-admin\n  user:\n    token: {}\npreferences: {{}}\n",
+        "apiVersion: v1\nkind: Config\nclusters:\n{}{}{}contexts:\n{}{}{}current-context: root\nusers:\n- name: kplex-admin\n  user:\n    token: {}\n- name: kplex-admin-cert\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\npreferences: {{}}\n",
         cluster("root", &format!("{server}/clusters/root")),
         cluster("base", server),
         cluster("system:admin", server),
@@ -190,6 +238,8 @@ pub fn write_admin_kubeconfig(root: &Path, server: &str, pki: &Pki) -> Result<Pa
         context("base", "base"),
         context("system:admin", "system:admin"),
         pki.admin_token,
+        b64(&pki.admin_cert_pem),
+        b64(&pki.admin_key_pem),
     );
     let path = root.join("admin.kubeconfig");
     write(&path, &text, true)?;

@@ -12,6 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::authn::ConnInfo;
 use crate::handler::Api;
 
 /// Slow or silent clients must not hold a connection forever during the TLS handshake.
@@ -58,9 +59,13 @@ pub async fn serve(
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
             };
+            // The client certificate chain, if any, is known from the handshake on; every
+            // request of the connection authenticates with it.
+            let certs = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec);
+            let conn_info = Arc::new(ConnInfo::new(peer, certs.unwrap_or_default()));
             let service = service_fn(move |req| {
-                let api = api.clone();
-                async move { Ok::<_, Infallible>(api.handle(req).await) }
+                let (api, conn_info) = (api.clone(), conn_info.clone());
+                async move { Ok::<_, Infallible>(api.handle(req, conn_info).await) }
             });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)

@@ -38,6 +38,11 @@ pub struct Config {
     /// History kept for watches: compaction runs this often, to the revision seen one
     /// interval before (as kube-apiserver does every 5 minutes).
     pub compaction_interval: Duration,
+    /// CA bundle client certificates must chain to; `None`: the server's own CA
+    /// (`<root>/ca.crt`), so certificates it signs authenticate.
+    pub client_ca_file: Option<PathBuf>,
+    /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`).
+    pub token_auth_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -48,6 +53,8 @@ impl Config {
             secure_port: 6443,
             store: StoreConfig::Embedded,
             compaction_interval: Duration::from_secs(300),
+            client_ca_file: None,
+            token_auth_file: None,
         }
     }
 }
@@ -56,6 +63,8 @@ impl Config {
 pub enum StartError {
     #[error("prepare certificates: {0}")]
     Pki(#[from] pki::PkiError),
+    #[error("authentication: {0}")]
+    Authn(#[from] crate::authn::AuthnError),
     #[error("open store: {0}")]
     Store(#[from] kplex_store::Error),
     #[error("listen on {addr}: {source}")]
@@ -121,7 +130,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &format!("https://{host}:{}", addr.port()),
         &pki,
     )?;
-    let tls = pki.server_config()?;
+    let client_ca = config
+        .client_ca_file
+        .clone()
+        .unwrap_or_else(|| config.root_directory.join("ca.crt"));
+    let authn = crate::authn::Authenticator::new(
+        pki.admin_token.clone(),
+        Some(&client_ca),
+        config.token_auth_file.as_deref(),
+    )?;
+    let tls = pki.server_config(authn.tls_verifier())?;
 
     let registry = Registry::new(store.clone());
     let served = Arc::new(Served::new());
@@ -139,7 +157,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api = Arc::new(Api {
         registry,
         served,
-        admin_token: pki.admin_token.clone(),
+        authn,
         metrics: metrics::Metrics::new(),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),

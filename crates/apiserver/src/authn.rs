@@ -1,0 +1,617 @@
+//! Authentication as kube-apiserver does it: client certificates (CN = user, O = groups)
+//! verified against the client CA, bearer tokens (the admin token and `--token-auth-file`),
+//! impersonation headers, and the `authentication.k8s.io/v1` reviews (`SelfSubjectReview`,
+//! `TokenReview`), which are answered here and never stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use http::{HeaderMap, Response, StatusCode, header};
+use kplex_apimachinery::ApiError;
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use serde_json::{Value, json};
+
+use crate::handler::User;
+use crate::request::{ResourceRequest, Verb};
+use crate::response::{self, Body, Format};
+
+pub const AUTHENTICATED: &str = "system:authenticated";
+pub const MASTERS: &str = "system:masters";
+pub const ADMIN: &str = "kplex-admin";
+const ANONYMOUS: &str = "system:anonymous";
+const UNAUTHENTICATED: &str = "system:unauthenticated";
+const GROUP: &str = "authentication.k8s.io";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("client CA file {path}: {reason}")]
+    ClientCa { path: PathBuf, reason: String },
+    #[error("token file {path}, line {line}: {reason}")]
+    TokenFile {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// What a TLS connection tells about its client; shared by every request on it.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    /// The chain the client presented (leaf first), not yet verified against the client CA.
+    pub peer_certificates: Vec<CertificateDer<'static>>,
+    /// The chain is verified once per connection, on its first request.
+    cert_user: OnceLock<Result<Option<User>, String>>,
+}
+
+impl ConnInfo {
+    pub fn new(remote: SocketAddr, peer_certificates: Vec<CertificateDer<'static>>) -> Self {
+        Self {
+            remote,
+            peer_certificates,
+            cert_user: OnceLock::new(),
+        }
+    }
+}
+
+/// The authenticators of one server, in kube-apiserver's order: x509, then bearer tokens.
+pub struct Authenticator {
+    admin_token: String,
+    tokens: HashMap<String, User>,
+    /// Verifies client chains against the client CA (`None`: no client CA configured).
+    chains: Option<Arc<dyn ClientCertVerifier>>,
+    hints: Vec<DistinguishedName>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl Authenticator {
+    /// `client_ca` is a PEM bundle file; `token_file` kube-apiserver's static token CSV.
+    pub fn new(
+        admin_token: String,
+        client_ca: Option<&Path>,
+        token_file: Option<&Path>,
+    ) -> Result<Self, AuthnError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algorithms = provider.signature_verification_algorithms;
+        let (chains, hints) = match client_ca {
+            Some(path) => {
+                let ca_error = |reason: String| AuthnError::ClientCa {
+                    path: path.to_path_buf(),
+                    reason,
+                };
+                let pem = read(path)?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+                    let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+                    roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+                }
+                if roots.is_empty() {
+                    return Err(ca_error("no certificates".into()));
+                }
+                let hints = roots.subjects();
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|e| ca_error(e.to_string()))?;
+                (Some(verifier), hints)
+            }
+            None => (None, Vec::new()),
+        };
+        let tokens = match token_file {
+            Some(path) => parse_token_file(path, &read(path)?)?,
+            None => HashMap::new(),
+        };
+        Ok(Self {
+            admin_token,
+            tokens,
+            chains,
+            hints,
+            algorithms,
+        })
+    }
+
+    /// The TLS side: ask for a client certificate without requiring one, and check only
+    /// that the client holds its key. The chain is judged per request by [`Self::certificate`],
+    /// so a certificate from an unknown CA gets 401 as from kube-apiserver, not a failed
+    /// handshake.
+    pub fn tls_verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        Arc::new(RequestClientCert {
+            hints: self.hints.clone(),
+            algorithms: self.algorithms,
+        })
+    }
+
+    /// Who sent a request: its client certificate, else its bearer token; 401 if neither
+    /// authenticates (anonymous requests are refused).
+    pub fn authenticate(&self, headers: &HeaderMap, conn: &ConnInfo) -> Result<User, ApiError> {
+        let from_cert = conn
+            .cert_user
+            .get_or_init(|| self.certificate(&conn.peer_certificates));
+        if let Ok(Some(user)) = from_cert {
+            return Ok(user.clone());
+        }
+        if let Some(token) = bearer_token(headers)
+            && let Some(user) = self.token(token)
+        {
+            return Ok(user);
+        }
+        Err(ApiError::unauthorized("Unauthorized"))
+    }
+
+    /// The user a bearer token stands for.
+    pub fn token(&self, token: &str) -> Option<User> {
+        if !self.admin_token.is_empty()
+            && constant_time_eq(token.as_bytes(), self.admin_token.as_bytes())
+        {
+            return Some(admin());
+        }
+        self.tokens.get(token).cloned()
+    }
+
+    /// The user of a verified client chain: CN is the name, O the groups. `Ok(None)` when
+    /// there is no certificate or no CN (kube-apiserver then tries other authenticators).
+    fn certificate(&self, chain: &[CertificateDer<'static>]) -> Result<Option<User>, String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Ok(None);
+        };
+        let Some(verifier) = &self.chains else {
+            return Ok(None);
+        };
+        if let Err(e) = verifier.verify_client_cert(leaf, intermediates, UnixTime::now()) {
+            tracing::debug!(error = %e, "client certificate rejected");
+            return Err(format!("verifying certificate: {e}"));
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+            .map_err(|e| format!("parsing certificate: {e}"))?;
+        let subject = cert.subject();
+        // Go's pkix.Name keeps the last CN when there are several.
+        let Some(name) = subject
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok())
+            .last()
+            .filter(|n| !n.is_empty())
+        else {
+            return Ok(None);
+        };
+        let groups = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok())
+            .map(String::from)
+            .collect();
+        Ok(Some(authenticated(User {
+            name: name.to_string(),
+            groups,
+            ..User::default()
+        })))
+    }
+
+    /// `authentication.k8s.io/v1` reviews: answered here, never stored. `None` for every
+    /// other resource.
+    pub fn review(
+        &self,
+        r: &ResourceRequest,
+        user: &User,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Result<Response<Body>, ApiError>> {
+        let kind = match r.resource.as_str() {
+            "selfsubjectreviews" => "SelfSubjectReview",
+            "tokenreviews" => "TokenReview",
+            _ => return None,
+        };
+        if r.group != GROUP || r.version != "v1" || r.namespace.is_some() {
+            return None;
+        }
+        if r.verb != Verb::Create || r.subresource.is_some() || r.name.is_some() {
+            return Some(Err(ApiError::method_not_supported(
+                GROUP,
+                &r.resource,
+                r.verb.as_str(),
+            )));
+        }
+        Some(self.answer_review(kind, user, headers, body))
+    }
+
+    fn answer_review(
+        &self,
+        kind: &str,
+        user: &User,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let input = crate::body::decode(content_type, body)?;
+        if input
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k != kind)
+        {
+            return Err(ApiError::bad_request(format!(
+                "the body of the request is not a {kind}"
+            )));
+        }
+        let mut metadata = input.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        metadata["creationTimestamp"] = Value::Null;
+        let mut out =
+            json!({"kind": kind, "apiVersion": format!("{GROUP}/v1"), "metadata": metadata});
+        if kind == "SelfSubjectReview" {
+            out["status"] = json!({"userInfo": user_info(user)});
+        } else {
+            let spec = input.get("spec").cloned().unwrap_or_else(|| json!({}));
+            let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
+            if token.is_empty() {
+                return Err(ApiError::bad_request(
+                    "token is required for TokenReview in authentication",
+                ));
+            }
+            let mut status = match self.token(token) {
+                Some(u) => json!({"authenticated": true, "user": user_info(&u)}),
+                None => json!({"user": {}}),
+            };
+            if let Some(aud) = spec
+                .get("audiences")
+                .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                status["audiences"] = aud.clone();
+            }
+            out["spec"] = spec;
+            out["status"] = status;
+        }
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let wanted = response::negotiate(accept, true, &[])
+            .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(true)))?;
+        let bytes = match wanted.format {
+            Format::Protobuf => kplex_protobuf::encode(&out)
+                .map_err(|e| ApiError::internal(&format!("encoding protobuf: {e}")))?,
+            Format::Yaml => serde_saphyr::to_string(&out)
+                .map(String::into_bytes)
+                .map_err(|e| ApiError::internal(&e.to_string()))?,
+            Format::Json => {
+                let mut v =
+                    serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e.to_string()))?;
+                v.push(b'\n');
+                v
+            }
+        };
+        Ok(response::with_body(
+            StatusCode::CREATED,
+            wanted.format.content_type(),
+            bytes,
+        ))
+    }
+}
+
+/// The built-in admin.
+pub fn admin() -> User {
+    User {
+        name: ADMIN.into(),
+        groups: vec![MASTERS.into(), AUTHENTICATED.into()],
+        ..User::default()
+    }
+}
+
+/// Every authenticated user is in `system:authenticated`.
+fn authenticated(mut user: User) -> User {
+    if !user.groups.iter().any(|g| g == AUTHENTICATED) {
+        user.groups.push(AUTHENTICATED.into());
+    }
+    user
+}
+
+/// `status.userInfo` / `status.user` of the reviews (empty fields omitted, as Go does).
+fn user_info(user: &User) -> Value {
+    let mut info = json!({"username": user.name});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    if !user.groups.is_empty() {
+        info["groups"] = json!(user.groups);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    info
+}
+
+/// Whether `user` may act as someone else. Only `system:masters` for now.
+// TODO(authz): replace with an RBAC check of verb `impersonate` on users, groups, uids and
+// userextras/<key> in authentication.k8s.io (core group for users/groups) once the
+// authorizer lands.
+pub fn may_impersonate(user: &User) -> bool {
+    user.groups.iter().any(|g| g == MASTERS)
+}
+
+const IMPERSONATE_USER: &str = "impersonate-user";
+const IMPERSONATE_UID: &str = "impersonate-uid";
+const IMPERSONATE_GROUP: &str = "impersonate-group";
+const IMPERSONATE_EXTRA: &str = "impersonate-extra-";
+
+/// Applies the `Impersonate-*` headers: the user the request then acts as, 403 if `user` may
+/// not impersonate, 400 for groups, uid or extra without a user.
+pub fn impersonate(user: User, headers: &HeaderMap) -> Result<User, ApiError> {
+    let text = |name: &str| -> Result<Vec<String>, ApiError> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_string)
+                    .map_err(|_| ApiError::bad_request(format!("invalid {name} header")))
+            })
+            .collect()
+    };
+    let name = text(IMPERSONATE_USER)?.into_iter().next();
+    let uid = text(IMPERSONATE_UID)?.into_iter().next();
+    let groups = text(IMPERSONATE_GROUP)?;
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (header_name, value) in headers {
+        if let Some(key) = header_name.as_str().strip_prefix(IMPERSONATE_EXTRA) {
+            let key = percent_encoding::percent_decode_str(key)
+                .decode_utf8_lossy()
+                .into_owned();
+            let value = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request(format!("invalid {header_name} header")))?;
+            extra.entry(key).or_default().push(value.to_string());
+        }
+    }
+    let Some(name) = name else {
+        if uid.is_some() || !groups.is_empty() || !extra.is_empty() {
+            return Err(ApiError::bad_request(
+                "requested impersonation of groups, uid or extra without impersonating a user",
+            ));
+        }
+        return Ok(user);
+    };
+    if !may_impersonate(&user) {
+        return Err(ApiError::forbidden(
+            "",
+            "users",
+            &name,
+            &format!(
+                "User {:?} cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                user.name
+            ),
+        ));
+    }
+    tracing::debug!(by = %user.name, as_user = %name, "impersonation");
+    let mut groups = groups;
+    if let Some(sa) = name.strip_prefix("system:serviceaccount:")
+        && let Some((namespace, _)) = sa.split_once(':')
+    {
+        for g in [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{namespace}"),
+        ] {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+    }
+    let extra_group = if name == ANONYMOUS {
+        UNAUTHENTICATED
+    } else {
+        AUTHENTICATED
+    };
+    if !groups.iter().any(|g| g == extra_group) {
+        groups.push(extra_group.into());
+    }
+    Ok(User {
+        name,
+        uid: uid.unwrap_or_default(),
+        groups,
+        extra,
+    })
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive, as in kube).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn read(path: &Path) -> Result<String, AuthnError> {
+    std::fs::read_to_string(path).map_err(|source| AuthnError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// kube-apiserver's `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
+fn parse_token_file(path: &Path, text: &str) -> Result<HashMap<String, User>, AuthnError> {
+    let mut tokens = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let error = |reason: String| AuthnError::TokenFile {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields = csv_fields(line).map_err(error)?;
+        if fields.len() < 3 {
+            return Err(error(format!(
+                "must have at least 3 columns (token, user name, user uid), found {}",
+                fields.len()
+            )));
+        }
+        if fields[0].is_empty() {
+            tracing::warn!(path = %path.display(), line = i + 1, "empty token in token file");
+            continue;
+        }
+        let groups = fields
+            .get(3)
+            .map(|g| {
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let user = authenticated(User {
+            name: fields[1].clone(),
+            uid: fields[2].clone(),
+            groups,
+            extra: BTreeMap::new(),
+        });
+        if tokens.insert(fields[0].clone(), user).is_some() {
+            tracing::warn!(path = %path.display(), line = i + 1, "duplicate token in token file");
+        }
+    }
+    Ok(tokens)
+}
+
+/// One CSV record as Go's encoding/csv reads it with `TrimLeadingSpace`: commas separate,
+/// double quotes enclose fields that contain commas, `""` is a quote inside them.
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.trim_end_matches('\r').chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+        let mut field = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    Some('"') if chars.next_if_eq(&'"').is_some() => field.push('"'),
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("unterminated quoted field".into()),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                if c == '"' {
+                    return Err("bare \" in a non-quoted field".into());
+                }
+                field.push(c);
+            }
+        }
+        fields.push(field);
+        match chars.next() {
+            None => return Ok(fields),
+            Some(',') => {}
+            Some(c) => return Err(format!("unexpected {c:?} after a quoted field")),
+        }
+    }
+}
+
+/// Requests a client certificate without requiring one; checks possession of its key (the
+/// handshake signature) and leaves the chain to [`Authenticator::authenticate`].
+#[derive(Debug)]
+struct RequestClientCert {
+    hints: Vec<DistinguishedName>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for RequestClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_records() {
+        assert_eq!(
+            csv_fields(r#"tok,alice,1001,"dev,ops""#).unwrap(),
+            ["tok", "alice", "1001", "dev,ops"]
+        );
+        assert_eq!(csv_fields("a, b,c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(csv_fields("a,b,").unwrap(), ["a", "b", ""]);
+        assert_eq!(csv_fields(r#"a,"x""y",c"#).unwrap(), ["a", "x\"y", "c"]);
+        assert!(csv_fields(r#"a,"b"#).is_err());
+    }
+
+    #[test]
+    fn token_file() {
+        let text = "t1,alice,1,\"dev,ops\"\n\nt2,bob,2\n";
+        let tokens = parse_token_file(Path::new("f"), text).unwrap();
+        assert_eq!(tokens["t1"].groups, ["dev", "ops", AUTHENTICATED]);
+        assert_eq!(tokens["t2"].uid, "2");
+        assert!(parse_token_file(Path::new("f"), "t1,alice\n").is_err());
+    }
+
+    #[test]
+    fn impersonation() {
+        let mut h = HeaderMap::new();
+        h.insert("impersonate-user", "alice".parse().unwrap());
+        h.append("impersonate-group", "dev".parse().unwrap());
+        h.insert("impersonate-extra-scopes%2Fa", "x".parse().unwrap());
+        let u = impersonate(admin(), &h).unwrap();
+        assert_eq!(u.name, "alice");
+        assert_eq!(u.groups, ["dev", AUTHENTICATED]);
+        assert_eq!(u.extra["scopes/a"], ["x"]);
+        let bob = User {
+            name: "bob".into(),
+            ..User::default()
+        };
+        assert_eq!(impersonate(bob, &h).unwrap_err().code, 403);
+        let mut h = HeaderMap::new();
+        h.insert("impersonate-group", "dev".parse().unwrap());
+        assert_eq!(impersonate(admin(), &h).unwrap_err().code, 400);
+    }
+}
