@@ -652,6 +652,38 @@ pub mod builtins {
                 ("Requestor", "string", 0, ".spec.username"),
                 ("Condition", "string", 0, "=csrCondition"),
             ]),
+            // authorization.k8s.io/v1: reviews, answered and never stored
+            r(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+            )
+            .cluster()
+            .create_only(),
+            r(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectRulesReview",
+                "selfsubjectrulesreviews",
+            )
+            .cluster()
+            .create_only(),
+            r(
+                "authorization.k8s.io",
+                "v1",
+                "SubjectAccessReview",
+                "subjectaccessreviews",
+            )
+            .cluster()
+            .create_only(),
+            r(
+                "authorization.k8s.io",
+                "v1",
+                "LocalSubjectAccessReview",
+                "localsubjectaccessreviews",
+            )
+            .create_only(),
             // authentication.k8s.io/v1: reviews, answered by `authn` and never stored
             r(
                 "authentication.k8s.io",

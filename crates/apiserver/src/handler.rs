@@ -43,6 +43,7 @@ pub struct Api {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
     pub tenancy: crate::tenancy::lifecycle::Tenancy,
+    pub authz: crate::authz::Authorizer,
 }
 
 type Query = HashMap<String, String>;
@@ -138,6 +139,8 @@ impl Api {
             },
             ClusterTarget::Wildcard => None,
         };
+        self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
+            .await?;
         let mut predicate = None;
         if let Some(request::VirtualWorkspace::Initializing { initializer }) =
             &info.virtual_workspace
@@ -266,6 +269,50 @@ impl Api {
         let wanted = response::negotiate(accept, protobuf_ok, shapes)
             .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(protobuf_ok)))?;
         let name = r.name.clone().unwrap_or_default();
+        if desc.group == "rbac.authorization.k8s.io"
+            && matches!(r.verb, Verb::Create | Verb::Update | Verb::Patch)
+            && !user.groups.iter().any(|g| g == crate::authz::MASTERS)
+            && let Some(cluster) = scope.cluster.as_deref()
+        {
+            let proposed = match r.verb {
+                Verb::Patch if patch_kind(headers)? == PatchKind::Apply => {
+                    body::decode_yaml(&body)?
+                }
+                Verb::Patch => {
+                    let current = self.registry.get(&scope, &name).await?.decode()?;
+                    apply_patch(patch_kind(headers)?, &current, &body)?
+                }
+                _ => body::decode(content_type(headers), &body)?,
+            };
+            let base = crate::authz::Request {
+                user: user.name.clone(),
+                groups: user.groups.clone(),
+                ..Default::default()
+            };
+            self.authz
+                .check_escalation(cluster, &base, &desc.plural, &proposed)
+                .await?;
+        }
+        if desc.group == "authorization.k8s.io" && r.verb == Verb::Create {
+            let cluster = scope
+                .cluster
+                .as_deref()
+                .unwrap_or(crate::request::ROOT_CLUSTER);
+            let review = body::decode(content_type(headers), &body)?;
+            if let Some(answer) = self
+                .authz
+                .review(cluster, &desc.plural, &user.name, &user.groups, review)
+                .await?
+            {
+                return Ok(respond_value(
+                    &desc,
+                    wanted,
+                    IncludeObject::default(),
+                    StatusCode::CREATED,
+                    &answer,
+                ));
+            }
+        }
         let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
         match (r.verb, sub) {
             (Verb::Get, Some("scale")) => {
@@ -519,6 +566,52 @@ fn is_tenancy(desc: &ResourceDesc, plural: &str) -> bool {
     ) && desc.plural == plural
 }
 
+impl Api {
+    /// RBAC of the addressed workspace (see `authz`), for resource and non-resource requests.
+    async fn authorize(
+        &self,
+        cluster: Option<&str>,
+        target: &Target,
+        method: &Method,
+        path: &str,
+        user: &User,
+    ) -> Result<(), ApiError> {
+        let mut req = crate::authz::Request {
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            ..Default::default()
+        };
+        match target {
+            Target::Resource(r) => {
+                // Anyone signed in may ask for (and so create) their home workspace.
+                if r.group == crate::tenancy::TENANCY
+                    && r.resource == "workspaces"
+                    && r.name.as_deref() == Some("~")
+                {
+                    return Ok(());
+                }
+                req.verb = r.verb.as_str().to_string();
+                let namespace = match (r.group.as_str(), r.resource.as_str()) {
+                    ("", "namespaces") => r.name.clone(),
+                    _ => r.namespace.clone(),
+                };
+                req.resource = Some(crate::authz::ResourceAttrs {
+                    namespace,
+                    group: r.group.clone(),
+                    resource: r.resource.clone(),
+                    subresource: r.subresource.clone(),
+                    name: r.name.clone(),
+                });
+            }
+            _ => {
+                req.verb = method.as_str().to_ascii_lowercase();
+                req.path = Some(path.to_string());
+            }
+        }
+        self.authz.authorize(cluster, &req).await
+    }
+}
+
 /// What the initializing virtual workspace makes of a request.
 enum Initializing {
     /// Answered here (an initializer removing itself).
@@ -659,14 +752,44 @@ impl Api {
             return Ok(());
         };
         if is_tenancy(&scope.desc, "workspaces") {
-            return crate::tenancy::admission::admit_create(
+            let t = crate::tenancy::admission::admit_create(
                 &self.registry,
                 &self.served,
                 cluster,
                 &user.name,
                 obj,
             )
-            .await;
+            .await?;
+            // kcp: creating a workspace of a type needs `use` on that WorkspaceType (every
+            // signed-in user may use root:universal).
+            let masters = user.groups.iter().any(|g| g == crate::authz::MASTERS);
+            if !masters && t != crate::tenancy::types::TypeRef::universal() {
+                let type_cluster = self
+                    .served
+                    .resolve(&t.path)
+                    .unwrap_or_else(|| t.path.clone());
+                let req = crate::authz::Request {
+                    user: user.name.clone(),
+                    groups: user.groups.clone(),
+                    verb: "use".into(),
+                    resource: Some(crate::authz::ResourceAttrs {
+                        group: crate::tenancy::TENANCY.into(),
+                        resource: "workspacetypes".into(),
+                        name: Some(t.name.clone()),
+                        ..Default::default()
+                    }),
+                    path: None,
+                };
+                if !self.authz.rbac_allows(&type_cluster, &req).await? {
+                    return Err(ApiError::forbidden(
+                        crate::tenancy::TENANCY,
+                        "workspaces",
+                        meta::name(obj).unwrap_or(""),
+                        &format!("unable to use workspace type {}", t.qualified()),
+                    ));
+                }
+            }
+            return Ok(());
         }
         if is_tenancy(&scope.desc, "logicalclusters") {
             return Err(ApiError::forbidden(

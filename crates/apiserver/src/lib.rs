@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod authn;
+pub mod authz;
 pub mod body;
 pub mod catalog;
 pub mod controllers;

@@ -107,6 +107,8 @@ pub struct RequestInfo {
     pub cluster: ClusterTarget,
     pub target: Target,
     pub virtual_workspace: Option<VirtualWorkspace>,
+    /// The path after any `/clusters/<name>` prefix (for non-resource authorization).
+    pub path: String,
 }
 
 /// Splits off `/clusters/<name>`, then classifies the rest. `watch` is the `watch` query
@@ -124,6 +126,11 @@ pub fn parse(method: &Method, path: &str, watch: bool) -> RequestInfo {
         cluster: cluster.unwrap_or_else(|| ClusterTarget::Named(ROOT_CLUSTER.to_string())),
         target,
         virtual_workspace: None,
+        path: if rest.is_empty() {
+            "/".to_string()
+        } else {
+            rest.to_string()
+        },
     }
 }
 
@@ -133,6 +140,7 @@ fn parse_virtual(method: &Method, rest: &str, watch: bool) -> RequestInfo {
         cluster: ClusterTarget::Wildcard,
         target: Target::NotFound,
         virtual_workspace: None,
+        path: String::new(),
     };
     let mut parts = rest.splitn(3, '/');
     let (Some(kind), Some(argument), Some(tail)) = (parts.next(), parts.next(), parts.next())

@@ -161,6 +161,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics: metrics::Metrics::new(),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
+        authz: crate::authz::Authorizer {
+            registry: tenancy.registry.clone(),
+            served: tenancy.served.clone(),
+        },
         tenancy,
     });
     let serving = tokio::spawn(crate::server::serve(listener, tls, api, shutdown_rx));

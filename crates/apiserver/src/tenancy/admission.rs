@@ -51,7 +51,7 @@ pub async fn admit_create(
     cluster: &str,
     user: &str,
     obj: &mut Value,
-) -> Result<(), ApiError> {
+) -> Result<TypeRef, ApiError> {
     let name = meta::name(obj).unwrap_or("").to_string();
     if !name.is_empty() && !super::is_path(&name) {
         return Err(invalid(
@@ -120,7 +120,7 @@ pub async fn admit_create(
         Value::String(json!({"username": user}).to_string()),
     );
     meta::set_annotations(obj, annotations);
-    Ok(())
+    Ok(child_type)
 }
 
 /// The system fields of a Workspace (`spec.cluster`, `spec.URL`, `spec.type`) cannot be

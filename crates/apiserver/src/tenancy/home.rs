@@ -42,6 +42,7 @@ pub async fn home(t: &Tenancy, user: &str) -> Result<Value, ApiError> {
             &[],
             &[],
             Some(&name),
+            Some(user),
         )
         .await?;
     }

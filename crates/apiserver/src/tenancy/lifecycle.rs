@@ -64,6 +64,16 @@ pub fn logical_cluster_object(
     })
 }
 
+/// The user who created a Workspace (admission records it as kcp does).
+fn creator(ws: &Value) -> Option<String> {
+    let owner = meta::annotation(ws, "experimental.tenancy.kcp.io/owner")?;
+    serde_json::from_str::<Value>(owner)
+        .ok()?
+        .get("username")?
+        .as_str()
+        .map(String::from)
+}
+
 fn system() -> WriteOptions {
     WriteOptions {
         system: true,
@@ -113,6 +123,7 @@ impl Tenancy {
         initializers: &[String],
         terminators: &[String],
         name: Option<&str>,
+        admin: Option<&str>,
     ) -> Result<String, ApiError> {
         let url = self.url_of(path);
         for _ in 0..8 {
@@ -145,11 +156,42 @@ impl Tenancy {
                     Err(e) => return Err(e),
                 }
             }
+            if let Some(user) = admin.filter(|u| !u.is_empty()) {
+                self.grant_admin(&cluster, user).await?;
+            }
             return Ok(cluster);
         }
         Err(ApiError::internal(
             "could not find a free logical cluster name",
         ))
+    }
+
+    /// The creator becomes the workspace's admin: ClusterRoleBinding `workspace-admin` to
+    /// `cluster-admin`, as kcp's tenancy logicalcluster controller does.
+    async fn grant_admin(&self, cluster: &str, user: &str) -> Result<(), ApiError> {
+        let Some(scope) = self.scope(
+            cluster,
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+        ) else {
+            return Ok(());
+        };
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "workspace-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        });
+        match self
+            .registry
+            .create(&scope, binding, &WriteOptions::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves one Workspace forward. Ok(false) asks to be retried later.
@@ -218,7 +260,15 @@ impl Tenancy {
         let terminators = types::terminators(&self.registry, &self.served, &t).await?;
         let owner = json!({"apiVersion": format!("{TENANCY}/{VERSION}"), "resource": "workspaces", "name": name, "cluster": parent, "uid": meta::uid(ws).unwrap_or("")});
         let cluster = self
-            .create_logical_cluster(&path, Some(owner), &t, &initializers, &terminators, None)
+            .create_logical_cluster(
+                &path,
+                Some(owner),
+                &t,
+                &initializers,
+                &terminators,
+                None,
+                creator(ws).as_deref(),
+            )
             .await?;
         let url = self.url_of(&path);
         let phase = if initializers.is_empty() {
