@@ -115,6 +115,7 @@ impl Tenancy {
 
     /// Creates logical cluster `path` (owned by `owner`) with its LogicalCluster and `default`
     /// namespace; returns its name.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_logical_cluster(
         &self,
         path: &str,
