@@ -4,12 +4,9 @@
 //! ceiling of this machine), and the embedded store's own concurrent put rate (the CREATE
 //! ceiling).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use futures::StreamExt;
@@ -20,6 +17,7 @@ use serde_json::json;
 
 use super::client::{Client, bare_server};
 use super::report::{Sample, concurrently, fmt_duration, fmt_rate};
+use super::server::{Server, expect};
 
 #[derive(Args)]
 pub struct ApiBenchArgs {
@@ -37,117 +35,10 @@ pub struct ApiBenchArgs {
     watchers: usize,
 }
 
-/// A `kplex start` child on a temporary root.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-    addr: std::net::SocketAddr,
-    started_in: Duration,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-impl Server {
-    async fn start(etcd: &[String]) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.arg("start")
-            .arg("--root-directory")
-            .arg(dir.path())
-            .arg("--secure-port")
-            .arg(port.to_string());
-        if !etcd.is_empty() {
-            cmd.arg("--etcd-servers").arg(etcd.join(","));
-        }
-        let started = Instant::now();
-        let child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawn kplex start")?;
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut server = Self {
-            child,
-            dir,
-            addr,
-            started_in: Duration::ZERO,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            anyhow::ensure!(Instant::now() < deadline, "kplex did not become ready");
-            if let Ok(client) = server.client(1).await
-                && let Ok((StatusCode::OK, _)) = client
-                    .send(Method::GET, "/readyz", None, Bytes::new())
-                    .await
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        server.started_in = started.elapsed();
-        Ok(server)
-    }
-
-    async fn client(&self, connections: usize) -> anyhow::Result<Client> {
-        let ca = std::fs::read_to_string(self.dir.path().join("ca.crt"))?;
-        let token = std::fs::read_to_string(self.dir.path().join("admin.token"))?
-            .trim()
-            .to_string();
-        Client::connect(self.addr, &ca, Some(token), connections).await
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(
-            &Path::new("/proc")
-                .join(self.child.id().to_string())
-                .join("status"),
-        )
-    }
-}
-
-fn rss_kib(status: &Path) -> u64 {
-    std::fs::read_to_string(status)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A ~1 KiB ConfigMap.
 fn configmap(name: &str, payload: &str) -> Bytes {
     let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "bench"}}, "data": {"payload": payload}});
     Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
-}
-
-async fn expect(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Bytes,
-    want: StatusCode,
-) -> anyhow::Result<Bytes> {
-    let ct = (!body.is_empty()).then_some("application/json");
-    let (status, resp) = client.send(method, path, ct, body).await?;
-    anyhow::ensure!(
-        status == want,
-        "{path}: {status}: {}",
-        String::from_utf8_lossy(&resp)
-    );
-    Ok(resp)
 }
 
 struct Row {

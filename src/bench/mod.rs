@@ -4,7 +4,9 @@
 mod api;
 mod client;
 mod report;
+mod server;
 mod store;
+mod workspaces;
 
 use clap::{Args, Subcommand};
 
@@ -20,11 +22,14 @@ enum BenchTarget {
     Store(store::StoreBenchArgs),
     /// The API server over TLS: GET, LIST, CREATE, UPDATE, watch; against baselines.
     Api(api::ApiBenchArgs),
+    /// Many workspaces: creations/s, time to Ready, memory and storage per workspace.
+    Workspaces(workspaces::WorkspacesBenchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Store(args) => store::run(args).await,
         BenchTarget::Api(args) => api::run(args).await,
+        BenchTarget::Workspaces(args) => workspaces::run(args).await,
     }
 }

@@ -1,0 +1,154 @@
+//! A `kplex start` child process on a temporary root, shared by the benches that load kplex
+//! over the API, and what they read about it from outside: RSS and store size.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use super::client::Client;
+
+/// A `kplex start` child on a temporary root.
+pub struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    pub started_in: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Server {
+    pub async fn start(etcd: &[String]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("start")
+            .arg("--root-directory")
+            .arg(dir.path())
+            .arg("--secure-port")
+            .arg(port.to_string());
+        if !etcd.is_empty() {
+            cmd.arg("--etcd-servers").arg(etcd.join(","));
+        }
+        let started = Instant::now();
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn kplex start")?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut server = Self {
+            child,
+            dir,
+            addr,
+            started_in: Duration::ZERO,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            anyhow::ensure!(Instant::now() < deadline, "kplex did not become ready");
+            if let Ok(client) = server.client(1).await
+                && let Ok((StatusCode::OK, _)) = client
+                    .send(Method::GET, "/readyz", None, Bytes::new())
+                    .await
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.started_in = started.elapsed();
+        Ok(server)
+    }
+
+    pub async fn client(&self, connections: usize) -> anyhow::Result<Client> {
+        let ca = std::fs::read_to_string(self.dir.path().join("ca.crt"))?;
+        let token = std::fs::read_to_string(self.dir.path().join("admin.token"))?
+            .trim()
+            .to_string();
+        Client::connect(self.addr, &ca, Some(token), connections).await
+    }
+
+    /// The child's resident set size.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(
+            &Path::new("/proc")
+                .join(self.child.id().to_string())
+                .join("status"),
+        )
+    }
+
+    /// CPU time (user + system) the child has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(
+            &Path::new("/proc")
+                .join(self.child.id().to_string())
+                .join("stat"),
+        )
+    }
+
+    /// Size of the embedded store's file; None when kplex runs on etcd.
+    pub fn store_bytes(&self) -> Option<u64> {
+        std::fs::metadata(self.dir.path().join("store.db"))
+            .ok()
+            .map(|m| m.len())
+    }
+}
+
+fn rss_kib(status: &Path) -> u64 {
+    std::fs::read_to_string(status)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime from a `/proc/<pid>/stat` file, in USER_HZ ticks (100 per second on every
+/// Linux architecture we run on).
+pub fn cpu_time(stat: &Path) -> Duration {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    let fields: Vec<u64> = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
+}
+
+/// Sends one request; fails unless it is answered with `want`.
+pub async fn expect(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    want: StatusCode,
+) -> anyhow::Result<Bytes> {
+    let ct = (!body.is_empty()).then_some("application/json");
+    let (status, resp) = client.send(method, path, ct, body).await?;
+    anyhow::ensure!(
+        status == want,
+        "{path}: {status}: {}",
+        String::from_utf8_lossy(&resp)
+    );
+    Ok(resp)
+}
