@@ -94,6 +94,16 @@ pub async fn start(tenancy: Tenancy) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Workspaces still being scheduled, initialized or deleted.
+fn workspace_needs_work(ws: &Value) -> bool {
+    meta::deletion_timestamp(ws).is_some()
+        || ws
+            .pointer("/spec/cluster")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        || ws.pointer("/status/phase").and_then(Value::as_str) != Some("Ready")
+}
+
 fn cluster_of(obj: &Value) -> Option<String> {
     meta::annotation(obj, "kcp.io/cluster").map(String::from)
 }
@@ -209,10 +219,14 @@ impl Controllers {
                     name: name.clone(),
                 })
             }
-            ("tenancy.kcp.io/v1alpha1", "Workspace") => self.enqueue(Work::Workspace {
-                cluster: cluster.clone(),
-                name: name.clone(),
-            }),
+            // A Ready workspace has nothing to do; skipping it saves a reconcile after every
+            // status write (the lifecycle's own last step).
+            ("tenancy.kcp.io/v1alpha1", "Workspace") if workspace_needs_work(obj) => {
+                self.enqueue(Work::Workspace {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                })
+            }
             ("core.kcp.io/v1alpha1", "LogicalCluster") => self.enqueue(Work::LogicalCluster {
                 cluster: cluster.clone(),
             }),
