@@ -38,6 +38,10 @@ pub struct StartArgs {
     /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// kube-apiserver's EncryptionConfiguration file: resources encrypted at rest
+    /// (providers aesgcm and identity).
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
 }
 
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
@@ -46,6 +50,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     config.bind_address = args.bind_address;
     config.client_ca_file = args.client_ca_file.clone();
     config.token_auth_file = args.token_auth_file.clone();
+    config.encryption_provider_config = args.encryption_provider_config.clone();
     if !args.etcd_servers.is_empty() {
         let tls = (args.etcd_cafile.is_some() || args.etcd_certfile.is_some()).then(|| EtcdTls {
             ca_file: args.etcd_cafile.clone(),

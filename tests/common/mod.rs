@@ -23,6 +23,8 @@ pub struct Kplex {
     pub dir: tempfile::TempDir,
     pub port: u16,
     etcd: Option<EtcdServer>,
+    /// Extra `kplex start` arguments (see [`Kplex::start_with_args`]).
+    extra_args: Vec<String>,
 }
 
 pub fn kubectl_binary() -> PathBuf {
@@ -33,12 +35,18 @@ pub fn kubectl_binary() -> PathBuf {
 
 impl Kplex {
     pub fn start(backend: Backend) -> Self {
+        Self::start_with_args(backend, &[])
+    }
+
+    /// Like [`Kplex::start`], with extra `kplex start` arguments (kept across restarts).
+    pub fn start_with_args(backend: Backend, args: &[&str]) -> Self {
         let etcd = matches!(backend, Backend::Etcd).then(EtcdServer::start);
         let mut k = Self {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             etcd,
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
         };
         std::fs::create_dir_all(k.home()).unwrap();
         k.spawn();
@@ -83,6 +91,7 @@ impl Kplex {
         if let Some(etcd) = &self.etcd {
             cmd.arg("--etcd-servers").arg(etcd.endpoint());
         }
+        cmd.args(&self.extra_args);
         self.child = Some(cmd.spawn().unwrap());
         self.wait_ready();
     }

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod controllers;
 pub mod crd;
 pub mod discovery;
+pub mod encryption;
 pub mod handler;
 pub mod metrics;
 pub mod object;

@@ -43,6 +43,8 @@ pub struct Config {
     pub client_ca_file: Option<PathBuf>,
     /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`).
     pub token_auth_file: Option<PathBuf>,
+    /// kube-apiserver's `EncryptionConfiguration`: which resources are encrypted at rest.
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 impl Config {
@@ -55,6 +57,7 @@ impl Config {
             compaction_interval: Duration::from_secs(300),
             client_ca_file: None,
             token_auth_file: None,
+            encryption_provider_config: None,
         }
     }
 }
@@ -65,6 +68,8 @@ pub enum StartError {
     Pki(#[from] pki::PkiError),
     #[error("authentication: {0}")]
     Authn(#[from] crate::authn::AuthnError),
+    #[error("encryption at rest: {0}")]
+    Encryption(#[from] crate::encryption::EncryptionError),
     #[error("open store: {0}")]
     Store(#[from] kplex_store::Error),
     #[error("listen on {addr}: {source}")]
@@ -111,6 +116,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             options.tls = tls.clone();
             Arc::new(EtcdStore::connect(options).await?)
         }
+    };
+    let store: Arc<dyn Store> = match &config.encryption_provider_config {
+        Some(path) => Arc::new(crate::encryption::EncryptingStore::new(
+            store,
+            crate::encryption::EncryptionConfig::load(path)?,
+        )),
+        None => store,
     };
     let addr = SocketAddr::new(config.bind_address, config.secure_port);
     let listener = tokio::net::TcpListener::bind(addr)
