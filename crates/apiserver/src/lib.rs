@@ -9,6 +9,7 @@
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod authn;
 pub mod authz;
 pub mod body;

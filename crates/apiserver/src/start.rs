@@ -153,7 +153,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )?;
     let tls = pki.server_config(authn.tls_verifier())?;
 
-    let registry = Registry::new(store.clone());
+    let mut registry = Registry::new(store.clone());
+    registry.admission = Some(Arc::new(crate::admission::Admission::new()));
     let served = Arc::new(Served::new());
     load_clusters(&registry, &served).await?;
     bootstrap_root(&registry, &served).await?;

@@ -142,6 +142,8 @@ pub fn store_error(e: kplex_store::Error) -> ApiError {
 pub struct Registry {
     pub store: Arc<dyn Store>,
     pub caches: Arc<cache::WatchCaches>,
+    /// Admission webhooks; None: no dynamic admission (embedded uses, unit tests).
+    pub admission: Option<Arc<crate::admission::Admission>>,
 }
 
 impl Registry {
@@ -149,6 +151,7 @@ impl Registry {
         Self {
             caches: Arc::new(cache::WatchCaches::new(store.clone())),
             store,
+            admission: None,
         }
     }
 

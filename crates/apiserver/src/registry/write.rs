@@ -7,6 +7,7 @@ use kplex_store::{Precondition, TxnOutcome};
 use serde_json::{Map, Value};
 
 use super::{Registry, Scope, Stored, hooks, store_error};
+use crate::admission::Operation;
 use crate::catalog::ResourceDesc;
 use crate::object;
 
@@ -209,8 +210,12 @@ impl Registry {
             map.retain(|k, _| k != "status");
         }
         hooks::prepare_create(desc, &mut obj)?;
+        self.admit_mutating(scope, Operation::Create, opts, &mut obj, None)
+            .await?;
         let warnings = apply_schema(desc, &mut obj, opts.field_validation)?;
         validate(desc, &obj, None)?;
+        self.admit_validating(scope, Operation::Create, opts, &obj, None)
+            .await?;
         if !opts.applied {
             obj = record_update(desc, None, &obj, opts)?;
         }
@@ -348,9 +353,13 @@ impl Registry {
             if let (Some(fields), Some(m)) = (applied_fields, meta::meta_mut(&mut new)) {
                 m.insert("managedFields".into(), fields);
             }
+            self.admit_mutating(scope, Operation::Update, opts, &mut new, Some(&old))
+                .await?;
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
             hooks::prepare_update(&desc, &old, &mut new)?;
             validate(&desc, &new, Some(&old))?;
+            self.admit_validating(scope, Operation::Update, opts, &new, Some(&old))
+                .await?;
             if desc.generation && spec_changed(&old, &new) {
                 meta::set_generation(&mut new, meta::generation(&old) + 1);
             }
@@ -441,6 +450,7 @@ impl Registry {
                 .ok_or_else(|| scope.not_found(name))?;
             let mut obj = object::decode(&current.value, current.mod_revision)?;
             check_preconditions(&desc, name, &obj, current.mod_revision, opts)?;
+            self.admit_delete(scope, opts, &obj).await?;
             let mut finalizers = meta::finalizers(&obj);
             let policy = opts.propagation_policy.as_deref().unwrap_or("");
             let marker = match policy {

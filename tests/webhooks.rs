@@ -1,0 +1,340 @@
+//! Admission webhooks, end to end: a real kplex, the real kubectl, and an HTTPS webhook
+//! server run by the test (self-signed certificate for 127.0.0.1, passed as `caBundle`).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::{Backend, Kplex, eventually};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// The test's webhook: `/validate` denies ConfigMaps labelled `deny=yes`, `/mutate` labels
+/// every ConfigMap `mutated=yes`.
+struct Webhook {
+    addr: SocketAddr,
+    ca_bundle: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Webhook {
+    fn start() -> Self {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert_pem = cert.cert.pem();
+        let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut cert.signing_key.serialize_pem().as_bytes())
+            .unwrap()
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(handle);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            ca_bundle: b64(cert_pem.as_bytes()),
+            _runtime: runtime,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+}
+
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    let path = req.uri().path().to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let review: Value = serde_json::from_slice(&body).unwrap();
+    let request = &review["request"];
+    let object = &request["object"];
+    let mut response = json!({"uid": request["uid"], "allowed": true});
+    if path == "/validate" && object["metadata"]["labels"]["deny"] == "yes" {
+        response["allowed"] = json!(false);
+        response["status"] =
+            json!({"code": 403, "message": "configmaps labelled deny=yes are not allowed"});
+    }
+    if path == "/mutate" {
+        let mut ops = Vec::new();
+        if object["metadata"]["labels"].is_null() {
+            ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
+        }
+        ops.push(json!({"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}));
+        response["patchType"] = json!("JSONPatch");
+        response["patch"] = json!(b64(&serde_json::to_vec(&ops).unwrap()));
+    }
+    let reply = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    Ok(hyper::Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(&reply).unwrap(),
+    ))))
+}
+
+fn b64(data: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn args(k: &Kplex, ws: &str, rest: &[&str]) -> Vec<String> {
+    let mut v = vec!["--server".to_string(), k.url(&format!("/clusters/{ws}"))];
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
+fn ok(k: &Kplex, ws: &str, rest: &[&str]) -> String {
+    let v = args(k, ws, rest);
+    k.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// kubectl in a workspace: (success, stdout + stderr).
+fn run(k: &Kplex, ws: &str, rest: &[&str]) -> (bool, String) {
+    let v = args(k, ws, rest);
+    let out = k.kubectl(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn create_workspace(k: &Kplex, name: &str) {
+    let file = k.write_file(
+        &format!("ws-{name}.yaml"),
+        &format!(
+            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\nspec: {{type: {{name: universal}}}}\n"
+        ),
+    );
+    ok(k, "root", &["create", "-f", common::path_str(&file)]);
+    eventually(30, &format!("workspace {name} to be Ready"), || {
+        let phase = ok(
+            k,
+            "root",
+            &["get", "workspace", name, "-o", "jsonpath={.status.phase}"],
+        );
+        (phase == "Ready").then_some(())
+    });
+}
+
+fn configuration(kind: &str, name: &str, url: &str, ca: &str, failure: &str) -> String {
+    format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: {kind}
+metadata: {{name: {name}}}
+webhooks:
+- name: {name}
+  clientConfig: {{url: "{url}", caBundle: "{ca}"}}
+  rules:
+  - operations: ["CREATE", "UPDATE"]
+    apiGroups: [""]
+    apiVersions: ["v1"]
+    resources: ["configmaps"]
+  failurePolicy: {failure}
+  sideEffects: None
+  admissionReviewVersions: ["v1"]
+  timeoutSeconds: 5
+"#
+    )
+}
+
+fn register(k: &Kplex, ws: &str, file: &str, yaml: &str) {
+    let path = k.write_file(file, yaml);
+    ok(k, ws, &["apply", "-f", common::path_str(&path)]);
+}
+
+fn configmap(k: &Kplex, file: &str, name: &str, labels: &str) -> String {
+    let path = k.write_file(
+        file,
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default, labels: {{{labels}}}}}\ndata: {{a: b}}\n"),
+    );
+    common::path_str(&path).to_string()
+}
+
+fn label(k: &Kplex, ws: &str, name: &str, key: &str) -> String {
+    ok(
+        k,
+        ws,
+        &[
+            "get",
+            "configmap",
+            name,
+            "-n",
+            "default",
+            "-o",
+            &format!("jsonpath={{.metadata.labels.{key}}}"),
+        ],
+    )
+}
+
+#[test]
+fn mutating_and_validating_webhooks_of_a_workspace() {
+    let hook = Webhook::start();
+    let k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "hooked");
+    create_workspace(&k, "other");
+    let ws = "root:hooked";
+    register(
+        &k,
+        ws,
+        "mutating.yaml",
+        &configuration(
+            "MutatingWebhookConfiguration",
+            "label.example.com",
+            &hook.url("/mutate"),
+            &hook.ca_bundle,
+            "Fail",
+        ),
+    );
+    register(
+        &k,
+        ws,
+        "validating.yaml",
+        &configuration(
+            "ValidatingWebhookConfiguration",
+            "deny.example.com",
+            &hook.url("/validate"),
+            &hook.ca_bundle,
+            "Fail",
+        ),
+    );
+
+    // Configurations take effect once the server's cache has them.
+    let mut n = 0;
+    eventually(10, "the mutating webhook to apply", || {
+        n += 1;
+        let name = format!("probe-{n}");
+        let file = configmap(&k, &format!("{name}.yaml"), &name, "app: x");
+        ok(&k, ws, &["create", "-f", &file]);
+        (label(&k, ws, &name, "mutated") == "yes").then_some(())
+    });
+
+    // Updates are mutated too: the label comes back after kubectl removes it.
+    ok(
+        &k,
+        ws,
+        &["label", "configmap", "probe-1", "-n", "default", "mutated-"],
+    );
+    assert_eq!(label(&k, ws, "probe-1", "mutated"), "yes");
+
+    let denied = configmap(&k, "denied.yaml", "denied", "deny: \"yes\"");
+    let (success, out) = run(&k, ws, &["create", "-f", &denied]);
+    assert!(!success, "{out}");
+    assert!(
+        out.contains(&format!(
+            "Error from server: error when creating \"{denied}\": admission webhook \"deny.example.com\" denied the request: configmaps labelled deny=yes are not allowed"
+        )),
+        "{out}"
+    );
+    // A denied update leaves the object as it was.
+    let (success, out) = run(
+        &k,
+        ws,
+        &["label", "configmap", "probe-1", "-n", "default", "deny=yes"],
+    );
+    assert!(!success, "{out}");
+    assert!(
+        out.contains("admission webhook \"deny.example.com\" denied the request"),
+        "{out}"
+    );
+    assert_eq!(label(&k, ws, "probe-1", "deny"), "");
+
+    // Another workspace has no webhooks: neither denied nor mutated.
+    ok(&k, "root:other", &["create", "-f", &denied]);
+    assert_eq!(label(&k, "root:other", "denied", "mutated"), "");
+    assert_eq!(label(&k, "root:other", "denied", "deny"), "yes");
+}
+
+#[test]
+fn failure_policy_when_the_webhook_is_down() {
+    let hook = Webhook::start();
+    let k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "down");
+    let ws = "root:down";
+    let port = kplex_testing::free_port();
+    let url = format!("https://127.0.0.1:{port}/validate");
+    let config = |failure: &str| {
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "down.example.com",
+            &url,
+            &hook.ca_bundle,
+            failure,
+        )
+    };
+    register(&k, ws, "fail.yaml", &config("Fail"));
+    let mut n = 0;
+    let out = eventually(10, "the failing webhook to apply", || {
+        n += 1;
+        let name = format!("fail-{n}");
+        let file = configmap(&k, &format!("{name}.yaml"), &name, "app: x");
+        let (success, out) = run(&k, ws, &["create", "-f", &file]);
+        (!success).then_some(out)
+    });
+    assert!(
+        out.contains(&format!(
+            "Internal error occurred: failed calling webhook \"down.example.com\": failed to call webhook: Post \"{url}?timeout=5s\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+        )),
+        "{out}"
+    );
+
+    register(&k, ws, "ignore.yaml", &config("Ignore"));
+    eventually(10, "failurePolicy Ignore to apply", || {
+        n += 1;
+        let name = format!("ignore-{n}");
+        let file = configmap(&k, &format!("{name}.yaml"), &name, "app: x");
+        run(&k, ws, &["create", "-f", &file]).0.then_some(())
+    });
+}
