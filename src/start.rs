@@ -38,6 +38,9 @@ pub struct StartArgs {
     /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    // Boxed: it keeps the `start` command variant small.
+    #[command(flatten)]
+    limits_and_audit: Box<LimitsAndAuditArgs>,
     /// kube-apiserver's EncryptionConfiguration file: resources encrypted at rest
     /// (providers aesgcm and identity).
     #[arg(long)]
@@ -50,6 +53,15 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     config.bind_address = args.bind_address;
     config.client_ca_file = args.client_ca_file.clone();
     config.token_auth_file = args.token_auth_file.clone();
+    let la = &args.limits_and_audit;
+    config.audit_log_path = la.audit_log_path.clone();
+    config.audit_policy_file = la.audit_policy_file.clone();
+    config.limits = kplex_apiserver::limits::LimitsConfig {
+        max_requests_inflight: la.max_requests_inflight,
+        max_mutating_requests_inflight: la.max_mutating_requests_inflight,
+        max_watches_per_user: la.max_watches_per_user,
+        request_timeout: la.request_timeout,
+    };
     config.encryption_provider_config = args.encryption_provider_config.clone();
     if !args.etcd_servers.is_empty() {
         let tls = (args.etcd_cafile.is_some() || args.etcd_certfile.is_some()).then(|| EtcdTls {
@@ -86,4 +98,45 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     });
     running.wait().await;
     Ok(())
+}
+
+/// Audit logging and overload protection, as kube-apiserver's flags.
+#[derive(Args)]
+struct LimitsAndAuditArgs {
+    /// Audit log file, one JSON audit.k8s.io/v1 Event a line (`-`: standard output); absent:
+    /// no audit log.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// audit.k8s.io/v1 Policy (YAML); absent: every request at level Metadata.
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
+    /// Concurrent non-mutating requests (watches excluded) before 429; 0 = unlimited.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Concurrent mutating requests before 429; 0 = unlimited.
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// Concurrent watch streams of one user before 429; 0 = unlimited.
+    #[arg(long, default_value_t = 1000)]
+    max_watches_per_user: usize,
+    /// Deadline of non-watch requests (Go duration: 60s, 1m, 500ms) before 504.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    request_timeout: std::time::Duration,
+}
+
+/// A Go duration of one unit (`60s`, `1m`, `500ms`, `1h`), as kube-apiserver flags take.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m, h)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.parse().map_err(|_| format!("{s:?}: not a duration"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }

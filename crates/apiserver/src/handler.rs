@@ -44,6 +44,9 @@ pub struct Api {
     pub openapi: openapi::Cache,
     pub tenancy: crate::tenancy::lifecycle::Tenancy,
     pub authz: crate::authz::Authorizer,
+    /// `None`: no audit log.
+    pub audit: Option<crate::audit::Auditor>,
+    pub limits: crate::limits::Limits,
 }
 
 type Query = HashMap<String, String>;
@@ -65,21 +68,135 @@ impl Api {
         conn: Arc<crate::authn::ConnInfo>,
     ) -> Response<Body> {
         let start = Instant::now();
+        let received = std::time::SystemTime::now();
         let (parts, body) = req.into_parts();
         let query = parse_query(parts.uri.query());
         let info = request::parse(&parts.method, parts.uri.path(), flag(&query, "watch"));
-        let (verb, resource) = match &info.target {
-            Target::Resource(r) => (r.verb.as_str().to_string(), r.resource.clone()),
-            _ => (parts.method.as_str().to_ascii_lowercase(), String::new()),
+        let resource_request = match &info.target {
+            Target::Resource(r) => Some(r.clone()),
+            _ => None,
         };
-        let resp = match self
-            .route(info, &parts.method, &parts.headers, &query, body, &conn)
-            .await
-        {
-            Ok(resp) => resp,
+        let verb = match &resource_request {
+            Some(r) => r.verb.as_str().to_string(),
+            None => parts.method.as_str().to_ascii_lowercase(),
+        };
+        let resource = resource_request
+            .as_ref()
+            .map(|r| r.resource.clone())
+            .unwrap_or_default();
+        let is_watch = resource_request
+            .as_ref()
+            .is_some_and(|r| r.verb == Verb::Watch);
+        // Limits and the audit event need the user before routing; `route` authenticates
+        // again (cheap: a certificate is verified once per connection, a token is a lookup)
+        // and answers 401 there.
+        let user = self.authenticate(&parts.headers, &conn).ok();
+        let resource_attrs = resource_request
+            .as_ref()
+            .map(|r| crate::audit::ResourceAttributes {
+                group: &r.group,
+                resource: &r.resource,
+                subresource: r.subresource.as_deref(),
+                namespace: r.namespace.as_deref().unwrap_or(""),
+                name: r.name.as_deref().unwrap_or(""),
+            });
+        let level = self.audit.as_ref().map_or(crate::audit::Level::None, |a| {
+            a.level(&crate::audit::Attributes {
+                user: user.as_ref(),
+                verb: &verb,
+                resource: resource_attrs.clone(),
+                path: &info.path,
+            })
+        });
+        let workspace = match &info.cluster {
+            ClusterTarget::Named(name) => self.served.resolve(name).unwrap_or_else(|| name.clone()),
+            ClusterTarget::Wildcard => "*".to_string(),
+        };
+        // Watches are long-running: kube exempts them from the in-flight budget, and they are
+        // capped per user instead.
+        let admitted = if is_watch {
+            let name = user
+                .as_ref()
+                .map_or("system:anonymous", |u| u.name.as_str());
+            self.limits.admit_watch(name)
+        } else {
+            let mutating = !matches!(verb.as_str(), "get" | "list" | "watch");
+            let privileged = user
+                .as_ref()
+                .is_some_and(|u| u.groups.iter().any(|g| g == crate::authz::MASTERS));
+            self.limits.admit(mutating, privileged)
+        };
+        let routed = async {
+            let permit = admitted?;
+            let routed = self.route(info, &parts.method, &parts.headers, &query, body, &conn);
+            let resp = if is_watch {
+                routed.await?
+            } else {
+                self.limits.deadline(routed).await?
+            };
+            Ok::<_, ApiError>((resp, permit))
+        };
+        let (routed, request_body) = if level >= crate::audit::Level::Request {
+            crate::audit::with_body_slot(routed).await
+        } else {
+            (routed.await, None)
+        };
+        let mut resp = match routed {
+            // A watch stream counts against its user until the stream ends.
+            Ok((resp, permit @ crate::limits::Permit::Watch(_))) => resp.map(|b| {
+                b.map_frame(move |frame| {
+                    let _ = &permit;
+                    frame
+                })
+                .boxed_unsync()
+            }),
+            Ok((resp, _permit)) => resp,
             Err(e) => response::error(&e),
         };
+        let mut response_body = None;
+        if level >= crate::audit::Level::RequestResponse && !is_watch {
+            // Non-watch answers are already whole in memory: buffering them costs nothing.
+            let (parts, body) = resp.into_parts();
+            resp = match body.collect().await {
+                Ok(collected) => {
+                    let bytes = collected.to_bytes();
+                    response_body = Some(bytes.clone());
+                    Response::from_parts(parts, response::full(bytes))
+                }
+                Err(_) => response::error(&ApiError::internal("response body failed")),
+            };
+        }
         let resp = maybe_gzip(&parts.headers, resp).await;
+        if let Some(audit) = &self.audit
+            && level > crate::audit::Level::None
+        {
+            let api_version = resource_request.as_ref().map_or("", |r| r.version.as_str());
+            audit.record(&crate::audit::event(&crate::audit::EventData {
+                level,
+                request_uri: parts
+                    .uri
+                    .path_and_query()
+                    .map_or(parts.uri.path(), |p| p.as_str()),
+                verb: &verb,
+                user: user.as_ref(),
+                source_ip: conn.remote.ip(),
+                user_agent: parts
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+                resource: resource_attrs,
+                api_version,
+                workspace: Some(&workspace),
+                code: resp.status().as_u16(),
+                received,
+                request_body: request_body.as_ref(),
+                request_content_type: parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                response_body: response_body.as_ref(),
+            }));
+        }
         self.metrics.record(
             &verb,
             &resource,
@@ -125,6 +242,7 @@ impl Api {
             Method::GET | Method::HEAD => Bytes::new(),
             _ => body::read(body).await?,
         };
+        crate::audit::capture_body(&body);
         if target == Target::Metrics {
             return Ok(response::with_body(
                 StatusCode::OK,

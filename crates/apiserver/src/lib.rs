@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
@@ -19,6 +20,7 @@ pub mod crd;
 pub mod discovery;
 pub mod encryption;
 pub mod handler;
+pub mod limits;
 pub mod metrics;
 pub mod object;
 pub mod openapi;

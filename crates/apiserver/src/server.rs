@@ -17,6 +17,10 @@ use crate::handler::Api;
 
 /// Slow or silent clients must not hold a connection forever during the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP/1 client must send its request headers within this (slowloris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long shutdown waits for in-flight requests (watches end at once).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,11 +35,15 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .timer(hyper_util::rt::TokioTimer::new());
+    // Pings find HTTP/2 peers that vanished without closing (their watches would otherwise
+    // hold per-user watch slots until TCP gives up, hours later).
     builder
         .http2()
         .max_concurrent_streams(1000)
+        .keep_alive_interval(Some(H2_PING_INTERVAL))
+        .keep_alive_timeout(H2_PING_TIMEOUT)
         .timer(hyper_util::rt::TokioTimer::new());
     let builder = Arc::new(builder);
     loop {

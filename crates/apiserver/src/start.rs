@@ -43,6 +43,12 @@ pub struct Config {
     pub client_ca_file: Option<PathBuf>,
     /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`).
     pub token_auth_file: Option<PathBuf>,
+    /// kube-apiserver's audit log, one JSON event a line (`-`: standard output); `None`:
+    /// no audit log.
+    pub audit_log_path: Option<PathBuf>,
+    /// An `audit.k8s.io/v1` Policy; `None`: every request at level Metadata.
+    pub audit_policy_file: Option<PathBuf>,
+    pub limits: crate::limits::LimitsConfig,
     /// kube-apiserver's `EncryptionConfiguration`: which resources are encrypted at rest.
     pub encryption_provider_config: Option<PathBuf>,
 }
@@ -57,6 +63,9 @@ impl Config {
             compaction_interval: Duration::from_secs(300),
             client_ca_file: None,
             token_auth_file: None,
+            audit_log_path: None,
+            audit_policy_file: None,
+            limits: crate::limits::LimitsConfig::default(),
             encryption_provider_config: None,
         }
     }
@@ -68,6 +77,8 @@ pub enum StartError {
     Pki(#[from] pki::PkiError),
     #[error("authentication: {0}")]
     Authn(#[from] crate::authn::AuthnError),
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("encryption at rest: {0}")]
     Encryption(#[from] crate::encryption::EncryptionError),
     #[error("open store: {0}")]
@@ -166,6 +177,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     controllers::start(tenancy.clone()).await?;
     tokio::spawn(compactor(store, config.compaction_interval));
 
+    let audit = match &config.audit_log_path {
+        Some(path) => {
+            let policy = config
+                .audit_policy_file
+                .as_deref()
+                .map(crate::audit::Policy::load)
+                .transpose()?;
+            Some(crate::audit::Auditor::start(path, policy).await?)
+        }
+        None => None,
+    };
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let api = Arc::new(Api {
         registry,
@@ -179,6 +201,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             served: tenancy.served.clone(),
         },
         tenancy,
+        audit,
+        limits: crate::limits::Limits::new(&config.limits),
     });
     let serving = tokio::spawn(crate::server::serve(listener, tls, api, shutdown_rx));
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "kplex is serving");

@@ -1,0 +1,363 @@
+//! Audit logging (policy levels, event shape, kcp's workspace annotation) and overload
+//! protection (in-flight budgets, watches per user), end to end against real kplex processes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Backend, Kplex, eventually, path_str};
+use serde_json::Value;
+
+const POLICY: &str = r#"
+apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: None
+  resources:
+  - group: ""
+    resources: ["secrets"]
+- level: Request
+  verbs: ["create"]
+  resources:
+  - group: ""
+    resources: ["configmaps"]
+- level: Metadata
+"#;
+
+fn audit_events(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn find<'a>(events: &'a [Value], verb: &str, resource: &str, name: &str) -> Option<&'a Value> {
+    events.iter().find(|e| {
+        e["verb"] == verb
+            && e["objectRef"]["resource"] == resource
+            && e["objectRef"]["name"] == name
+    })
+}
+
+#[test]
+fn audit_log_follows_the_policy() {
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let log = files.path().join("audit.log");
+    let k = Kplex::start_with_args(
+        Backend::Embedded,
+        &[
+            "--audit-log-path",
+            path_str(&log),
+            "--audit-policy-file",
+            path_str(&policy),
+        ],
+    );
+    k.ok(&["create", "configmap", "cm1", "--from-literal=a=b"]);
+    k.ok(&["get", "configmap", "cm1"]);
+    k.ok(&["create", "secret", "generic", "s1", "--from-literal=a=b"]);
+    k.ok(&["get", "secret", "s1"]);
+
+    let events = eventually(10, "audit events of the configmap get", || {
+        let events = audit_events(&log);
+        find(&events, "get", "configmaps", "cm1")
+            .is_some()
+            .then_some(events)
+    });
+    let created = events
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps")
+        .expect("an event for the configmap create");
+    assert_eq!(created["kind"], "Event");
+    assert_eq!(created["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(created["stage"], "ResponseComplete");
+    assert_eq!(created["level"], "Request");
+    assert_eq!(created["user"]["username"], "kplex-admin");
+    assert!(
+        created["user"]["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&"system:masters".into())
+    );
+    assert_eq!(created["objectRef"]["namespace"], "default");
+    assert_eq!(created["objectRef"]["apiVersion"], "v1");
+    assert_eq!(created["responseStatus"]["code"], 201);
+    assert_eq!(
+        created["requestObject"]["metadata"]["name"], "cm1",
+        "{created}"
+    );
+    assert_eq!(created["annotations"]["tenancy.kcp.io/workspace"], "root");
+    assert_eq!(created["sourceIPs"][0], "127.0.0.1");
+    assert!(
+        created["userAgent"]
+            .as_str()
+            .unwrap()
+            .starts_with("kubectl")
+    );
+    assert!(created["auditID"].as_str().unwrap().len() == 36);
+    assert!(
+        created["requestURI"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/namespaces/default/configmaps?")
+    );
+
+    let got = find(&events, "get", "configmaps", "cm1").unwrap();
+    assert_eq!(got["level"], "Metadata");
+    assert_eq!(got["responseStatus"]["code"], 200);
+    assert!(got.get("requestObject").is_none());
+    assert_eq!(got["annotations"]["tenancy.kcp.io/workspace"], "root");
+
+    // The None rule keeps secrets out of the log entirely.
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["objectRef"]["resource"] == "secrets"),
+        "secrets audited: {events:?}"
+    );
+}
+
+/// A watch stream kept open by curl; its response headers land in a file once it started.
+struct Watch {
+    child: Child,
+    headers: PathBuf,
+}
+
+impl Watch {
+    fn open(k: &Kplex, name: &str) -> Self {
+        let headers = k.dir.path().join(format!("{name}.headers"));
+        let child = Command::new("curl")
+            .args(["-sS", "-N", "--cacert"])
+            .arg(k.root().join("ca.crt"))
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", k.token()))
+            .arg("-D")
+            .arg(&headers)
+            .arg("-o")
+            .arg("/dev/null")
+            .arg(k.url("/api/v1/namespaces/default/configmaps?watch=1"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, headers }
+    }
+
+    fn started(&self) -> bool {
+        std::fs::read_to_string(&self.headers).is_ok_and(|h| h.contains(" 200"))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (code, headers) of a watch given up on after a second.
+fn try_watch(k: &Kplex) -> (String, String) {
+    let (out, _) = k.curl(&[
+        "-m",
+        "1",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &k.url("/api/v1/namespaces/default/configmaps?watch=1"),
+    ]);
+    let code = out
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string();
+    (code, out)
+}
+
+#[test]
+fn watches_per_user_are_capped() {
+    let k = Kplex::start_with_args(Backend::Embedded, &["--max-watches-per-user", "2"]);
+    let first = Watch::open(&k, "first");
+    let second = Watch::open(&k, "second");
+    eventually(10, "two watches streaming", || {
+        (first.started() && second.started()).then_some(())
+    });
+    let (code, headers) = try_watch(&k);
+    assert_eq!(code, "429", "{headers}");
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: 1"),
+        "{headers}"
+    );
+    // Other requests of the same user are not affected.
+    k.ok(&["get", "configmaps"]);
+    // A closed stream gives its slot back.
+    drop(first);
+    eventually(20, "a watch slot freed", || {
+        (try_watch(&k).0 == "200").then_some(())
+    });
+    drop(second);
+}
+
+const TOKENS: &str = "alice-token,alice,1001,\"dev\"\n";
+
+/// A POST whose body never ends until the returned sender is dropped: it holds a mutating
+/// slot meanwhile.
+fn slow_post(k: &Kplex) -> (Child, std::sync::mpsc::Sender<()>) {
+    let mut child = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(k.root().join("ca.crt"))
+        .args([
+            "-H",
+            "Authorization: Bearer alice-token",
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "-T",
+            "-",
+            "-o",
+            "/dev/null",
+        ])
+        .arg(k.url("/api/v1/namespaces/default/configmaps"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // More than curl's upload buffer, so that it surely sends the request instead of waiting
+    // for more input; written from a thread since curl stops reading if answered at once.
+    let mut stdin = child.stdin.take().unwrap();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut prefix = b"{".to_vec();
+        prefix.resize(256 * 1024, b' ');
+        let _ = stdin.write_all(&prefix);
+        let _ = stdin.flush();
+        let _ = wait.recv();
+    });
+    (child, done)
+}
+
+/// (code, headers) of a request by alice.
+fn alice(k: &Kplex, method: &str, path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(k.root().join("ca.crt"))
+        .args([
+            "-H",
+            "Authorization: Bearer alice-token",
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            method,
+            "-d",
+            "{}",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-m",
+            "10",
+        ])
+        .arg(k.url(path))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = headers
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string();
+    (code, headers)
+}
+
+#[test]
+fn mutating_requests_in_flight_are_capped() {
+    let files = tempfile::tempdir().unwrap();
+    let tokens = files.path().join("tokens.csv");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let k = Kplex::start_with_args(
+        Backend::Embedded,
+        &[
+            "--token-auth-file",
+            path_str(&tokens),
+            "--max-mutating-requests-inflight",
+            "1",
+        ],
+    );
+    let path = "/api/v1/namespaces/default/configmaps";
+    let (mut held, mut release) = slow_post(&k);
+    let headers = eventually(20, "a 429 while the slot is held", || {
+        // A probe that reached the server before the slow request took the slot itself
+        // (and the slow one got the 429 and ended): start the slow one again.
+        if held.try_wait().unwrap().is_some() {
+            (held, release) = slow_post(&k);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (code, headers) = alice(&k, "POST", path);
+        (code == "429" && held.try_wait().unwrap().is_none()).then_some(headers)
+    });
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: 1"),
+        "{headers}"
+    );
+    // Reads have their own budget; system:masters is never limited (as in kube).
+    assert_eq!(alice(&k, "GET", path).0, "403");
+    k.ok(&["create", "configmap", "by-admin"]);
+    // Ending the held body frees the slot.
+    drop(release);
+    let _ = held.wait();
+    eventually(10, "the slot freed", || {
+        (alice(&k, "POST", path).0 == "403").then_some(())
+    });
+}
+
+#[test]
+fn bad_audit_policy_fails_start() {
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.yaml");
+    std::fs::write(&policy, "rules: [{level: Loud}]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kplex"))
+        .arg("start")
+        .arg("--root-directory")
+        .arg(files.path().join("root"))
+        .arg("--secure-port")
+        .arg(kplex_testing::free_port().to_string())
+        .arg("--audit-log-path")
+        .arg(files.path().join("audit.log"))
+        .arg("--audit-policy-file")
+        .arg(&policy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        let mut child = out;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("kplex started with an invalid audit policy");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("audit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
