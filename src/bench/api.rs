@@ -209,6 +209,9 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         });
     }
 
+    eprintln!("server-side apply …");
+    rows.extend(apply_rows(&client, conc, n(20_000.0), n(5_000.0)).await?);
+
     eprintln!("watch with {} watchers …", args.watchers);
     rows.push(Row {
         name: format!("watch delivery, {} watchers", args.watchers),
@@ -361,4 +364,124 @@ fn sent_time(line: &[u8]) -> Option<u64> {
     let digits = &line[start..];
     let end = digits.iter().position(|b| !b.is_ascii_digit())?;
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+const APPLY_PATH: &str = "/apis/apps/v1/namespaces/bench/deployments/applied?fieldManager=bench";
+
+fn apply_path(name: &str) -> String {
+    format!("/apis/apps/v1/namespaces/bench/deployments/{name}?fieldManager=bench")
+}
+
+/// A ~5 KB Deployment manifest (many env entries) for the server-side apply rows.
+fn deployment(note: &str) -> Bytes {
+    deployment_named("applied", note)
+}
+
+fn deployment_named(name: &str, note: &str) -> Bytes {
+    let env: Vec<serde_json::Value> = (0..60).map(|i| json!({"name": format!("SETTING_{i:02}"), "value": format!("value-{i:02}-abcdefghijklmnopqrstuvwxyz")})).collect();
+    let obj = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {"note": note}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "applied"}},
+            "template": {"metadata": {"labels": {"app": "applied"}},
+                "spec": {"containers": [{"name": "main", "image": "nginx:1.25", "ports": [{"containerPort": 80}], "env": env}]}}},
+    });
+    Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+}
+
+/// SSA rows: GET of a 5 KB Deployment, a no-op apply of it (must not write: same
+/// resourceVersion afterwards), and applies that change it.
+async fn apply_rows(
+    client: &Client,
+    conc: usize,
+    reads: u64,
+    changes: u64,
+) -> anyhow::Result<Vec<Row>> {
+    let apply = |c: Client, body: Bytes| async move {
+        let (status, resp) = c
+            .send(
+                Method::PATCH,
+                APPLY_PATH,
+                Some("application/apply-patch+yaml"),
+                body,
+            )
+            .await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "apply: {status}: {}",
+            String::from_utf8_lossy(&resp)
+        );
+        Ok(resp)
+    };
+    let first = apply(client.clone(), deployment("fixed")).await?;
+    let rv = |b: &Bytes| {
+        serde_json::from_slice::<serde_json::Value>(b)
+            .ok()
+            .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(String::from))
+    };
+    let before = rv(&first);
+    let get_path = "/apis/apps/v1/namespaces/bench/deployments/applied";
+    let c = client.clone();
+    let get = concurrently(conc, reads, move |_, _| {
+        let c = c.clone();
+        async move {
+            expect(&c, Method::GET, get_path, Bytes::new(), StatusCode::OK)
+                .await
+                .map(drop)
+        }
+    })
+    .await?;
+    let c = client.clone();
+    let noop = concurrently(conc, reads, move |_, _| {
+        let c = c.clone();
+        async move { apply(c, deployment("fixed")).await.map(drop) }
+    })
+    .await?;
+    let after = rv(&expect(client, Method::GET, get_path, Bytes::new(), StatusCode::OK).await?);
+    anyhow::ensure!(
+        before == after,
+        "a no-op apply wrote: resourceVersion {before:?} → {after:?}"
+    );
+    // Changes go to one Deployment per worker (as GitOps tools apply many objects): 64
+    // writers on a single object would measure conflict retries instead.
+    let c = client.clone();
+    let changed = concurrently(conc, changes, move |w, i| {
+        let c = c.clone();
+        async move {
+            let name = format!("applied-{w}");
+            let (status, resp) = c
+                .send(
+                    Method::PATCH,
+                    &apply_path(&name),
+                    Some("application/apply-patch+yaml"),
+                    deployment_named(&name, &i.to_string()),
+                )
+                .await?;
+            anyhow::ensure!(
+                status.is_success(),
+                "apply: {status}: {}",
+                String::from_utf8_lossy(&resp)
+            );
+            Ok(())
+        }
+    })
+    .await?;
+    let cost = noop.percentile(50.0).as_secs_f64() / get.percentile(50.0).as_secs_f64().max(1e-9);
+    Ok(vec![
+        Row {
+            name: "GET 5 KB Deployment".into(),
+            sample: get,
+            baseline: None,
+        },
+        Row {
+            name: "apply, unchanged (no write)".into(),
+            baseline: Some(("GET, p50 latency".into(), cost)),
+            sample: noop,
+        },
+        Row {
+            name: "apply, changed".into(),
+            sample: changed,
+            baseline: None,
+        },
+    ])
 }

@@ -1104,6 +1104,7 @@ fn write_options(
         system: false,
         applied: false,
         force: flag(q, "force"),
+        pin_resource_version: false,
     })
 }
 

@@ -48,6 +48,9 @@ pub struct WriteOptions {
     pub applied: bool,
     /// Server-side apply's `force`: take ownership of conflicting fields.
     pub force: bool,
+    /// The new object came whole from the client (PUT): its resourceVersion, if any, is a
+    /// precondition even when it equals the stored one.
+    pub pin_resource_version: bool,
 }
 
 /// Field manager of writes that name none (and of the server's own writes).
@@ -252,8 +255,16 @@ impl Registry {
         new: Value,
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError> {
-        self.update_with(scope, name, opts, |_, _| Ok(new.clone()))
-            .await
+        self.update_with(
+            scope,
+            name,
+            &WriteOptions {
+                pin_resource_version: true,
+                ..opts.clone()
+            },
+            |_, _| Ok(new.clone()),
+        )
+        .await
     }
 
     pub async fn patch(
@@ -325,8 +336,12 @@ impl Registry {
                 )));
             }
             set_namespace(scope, &mut new)?;
+            // A resourceVersion the client chose is a precondition: no retry on a lost race.
+            // One merely carried over from the stored object (a patch that does not set it,
+            // an apply) is not: the loop re-reads and recomputes, like kube's GuaranteedUpdate.
             let pinned = meta::resource_version(&new)
                 .filter(|rv| !rv.is_empty())
+                .filter(|rv| opts.pin_resource_version || *rv != current.mod_revision.to_string())
                 .map(str::to_string);
             if let Some(rv) = &pinned
                 && rv != &current.mod_revision.to_string()
