@@ -524,6 +524,15 @@ impl Api {
                 let kind = patch_kind(headers)?;
                 let patch = body;
                 let opts = write_options(query, sub, headers)?;
+                if kind == PatchKind::Apply
+                    && let Some(stored) = self
+                        .registry
+                        .cached_noop_apply(&scope, &name, &patch, &opts)
+                        .await?
+                {
+                    // A re-applied, unchanged manifest: as cheap as a GET.
+                    return respond_stored(&desc, wanted, include, &stored);
+                }
                 let result = self
                     .registry
                     .patch(&scope, &name, kind, &patch, &opts)

@@ -79,7 +79,88 @@ fn check_config(
     Ok(())
 }
 
+/// Applies already computed to change nothing, by (key, resourceVersion, manager, body hash,
+/// force, subresource, field validation). Apply is a pure function of the stored object and
+/// the request, so a GitOps tool re-applying an unchanged manifest is answered at the cost of
+/// a read instead of a full structured merge.
+#[derive(Default)]
+pub struct NoopApplies {
+    seen: std::sync::Mutex<std::collections::HashSet<NoopKey>>,
+}
+
+type NoopKey = (String, i64, String, u64, bool, String, String);
+
+/// Bound on remembered no-op applies (the set is simply cleared when full).
+const NOOP_CAPACITY: usize = 16_384;
+
+impl NoopApplies {
+    fn contains(&self, key: &NoopKey) -> bool {
+        self.seen.lock().map(|s| s.contains(key)).unwrap_or(false)
+    }
+
+    fn insert(&self, key: NoopKey) {
+        if let Ok(mut s) = self.seen.lock() {
+            if s.len() >= NOOP_CAPACITY {
+                s.clear();
+            }
+            s.insert(key);
+        }
+    }
+}
+
+fn body_hash(body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
+}
+
+fn noop_key(store_key: &str, rv: i64, manager: &str, body: &[u8], opts: &WriteOptions) -> NoopKey {
+    (
+        store_key.to_string(),
+        rv,
+        manager.to_string(),
+        body_hash(body),
+        opts.force,
+        opts.subresource.clone().unwrap_or_default(),
+        format!("{:?}", opts.field_validation),
+    )
+}
+
 impl Registry {
+    /// The stored object, if this exact apply is known to change nothing at its current
+    /// resourceVersion — answered without parsing or merging anything.
+    pub async fn cached_noop_apply(
+        &self,
+        scope: &Scope,
+        name: &str,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Option<super::Stored>, ApiError> {
+        let Some(manager) = opts.field_manager.as_deref().filter(|m| !m.is_empty()) else {
+            return Ok(None);
+        };
+        let store_key = scope.key(name)?;
+        let Some(kv) = self
+            .store
+            .get(&store_key)
+            .await
+            .map_err(super::store_error)?
+        else {
+            return Ok(None);
+        };
+        if !self
+            .noop_applies
+            .contains(&noop_key(&store_key, kv.mod_revision, manager, body, opts))
+        {
+            return Ok(None);
+        }
+        Ok(Some(super::Stored {
+            bytes: kv.value,
+            resource_version: kv.mod_revision,
+        }))
+    }
+
     pub async fn apply(
         &self,
         scope: &Scope,
@@ -94,6 +175,16 @@ impl Registry {
             .clone()
             .filter(|m| !m.is_empty())
             .ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
+        if let Some(stored) = self.cached_noop_apply(scope, name, body, opts).await? {
+            let object = stored.decode_as(&desc)?;
+            return Ok(WriteResult {
+                object,
+                created: false,
+                warnings: vec![],
+            });
+        }
+        let store_key = scope.key(name)?;
+        let noop_key = |rv: i64| noop_key(&store_key, rv, &manager, body, opts);
         let mut config = crate::body::decode_yaml(body)?;
         check_config(&desc, scope, name, &mut config)?;
         let schema = desc.validation_schema();
@@ -133,11 +224,23 @@ impl Registry {
             }
         };
         for _ in 0..4 {
+            let mut read_at = 0;
             match self
-                .update_with(scope, name, &applied, |cur, _| run(Some(cur)))
+                .update_with(scope, name, &applied, |cur, rv| {
+                    read_at = rv;
+                    run(Some(cur))
+                })
                 .await
             {
                 Err(e) if e.code == 404 => {}
+                Ok(result) => {
+                    let written = meta::resource_version(&result.object)
+                        .and_then(|rv| rv.parse::<i64>().ok());
+                    if written == Some(read_at) && !opts.dry_run {
+                        self.noop_applies.insert(noop_key(read_at));
+                    }
+                    return Ok(result);
+                }
                 other => return other,
             }
             // Create-on-apply: the object does not exist yet.

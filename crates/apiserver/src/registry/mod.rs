@@ -144,6 +144,8 @@ pub struct Registry {
     pub caches: Arc<cache::WatchCaches>,
     /// Admission webhooks; None: no dynamic admission (embedded uses, unit tests).
     pub admission: Option<Arc<crate::admission::Admission>>,
+    /// Applies known to change nothing (see `apply.rs`).
+    pub noop_applies: Arc<apply::NoopApplies>,
 }
 
 impl Registry {
@@ -152,6 +154,7 @@ impl Registry {
             caches: Arc::new(cache::WatchCaches::new(store.clone())),
             store,
             admission: None,
+            noop_applies: Arc::default(),
         }
     }
 
