@@ -94,6 +94,23 @@ pub async fn start(tenancy: Tenancy) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Key prefixes of the kinds controllers follow on every change.
+const WATCHED_KINDS: &[&str] = &[
+    "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+    "/registry/namespaces/",
+    "/registry/tenancy.kcp.io/workspaces/",
+    "/registry/core.kcp.io/logicalclusters/",
+];
+
+/// Whether a written object can need a controller: one of the followed kinds, or any object
+/// being deleted (garbage collection's foreground/orphan finalizers). A byte search avoids
+/// parsing every object written.
+fn concerns_controllers(key: &str, value: &[u8]) -> bool {
+    const MARKER: &[u8] = b"\"deletionTimestamp\"";
+    WATCHED_KINDS.iter().any(|p| key.starts_with(p))
+        || value.windows(MARKER.len()).any(|w| w == MARKER)
+}
+
 /// Workspaces still being scheduled, initialized or deleted.
 fn workspace_needs_work(ws: &Value) -> bool {
     meta::deletion_timestamp(ws).is_some()
@@ -179,18 +196,20 @@ impl Controllers {
             while let Some(item) = events.next().await {
                 let Ok(event) = item else { break };
                 next = event.kv.mod_revision + 1;
-                let prev = event
-                    .prev
-                    .as_ref()
-                    .and_then(|p| object::decode(&p.value, p.mod_revision).ok());
                 match event.kind {
-                    EventKind::Put => {
+                    // Most writes concern no controller: parse only the ones that can.
+                    EventKind::Put if concerns_controllers(&event.kv.key, &event.kv.value) => {
                         if let Ok(obj) = object::decode(&event.kv.value, event.kv.mod_revision) {
-                            self.dispatch(&obj, prev.as_ref());
+                            self.dispatch(&obj, None);
                         }
                     }
+                    EventKind::Put => {}
                     EventKind::Delete => {
-                        if let Some(old) = prev {
+                        if let Some(old) = event
+                            .prev
+                            .as_ref()
+                            .and_then(|p| object::decode(&p.value, p.mod_revision).ok())
+                        {
                             self.deleted(&old);
                         }
                     }
