@@ -98,6 +98,12 @@ async fn handle(
             ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
         }
         ops.push(json!({"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}));
+        // Who asked, as the review's userInfo says (label values cannot hold ':').
+        let who = request["userInfo"]["username"]
+            .as_str()
+            .unwrap_or("")
+            .replace(':', "-");
+        ops.push(json!({"op": "add", "path": "/metadata/labels/requested-by", "value": who}));
         response["patchType"] = json!("JSONPatch");
         response["patch"] = json!(b64(&serde_json::to_vec(&ops).unwrap()));
     }
@@ -268,6 +274,11 @@ fn mutating_and_validating_webhooks_of_a_workspace() {
         &["label", "configmap", "probe-1", "-n", "default", "mutated-"],
     );
     assert_eq!(label(&k, ws, "probe-1", "mutated"), "yes");
+    assert_eq!(
+        label(&k, ws, "probe-1", "requested-by"),
+        "kplex-admin",
+        "the review carries the requester"
+    );
 
     let denied = configmap(&k, "denied.yaml", "denied", "deny: \"yes\"");
     let (success, out) = run(&k, ws, &["create", "-f", &denied]);

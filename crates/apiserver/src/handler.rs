@@ -305,8 +305,13 @@ impl Api {
             }
             Target::OpenApiV2 => self.openapi.v2(cluster.as_deref(), &resources(), accept),
             Target::Resource(r) => {
-                self.resource(cluster, r, &user, headers, query, body, predicate)
-                    .await
+                // Webhooks see the requester as `userInfo`.
+                let requester = user.clone();
+                crate::admission::as_user(
+                    requester,
+                    self.resource(cluster, r, &user, headers, query, body, predicate),
+                )
+                .await
             }
             _ => Err(not_found_path()),
         }
