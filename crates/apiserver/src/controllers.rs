@@ -108,7 +108,7 @@ const WATCHED_KINDS: &[&str] = &[
 fn concerns_controllers(key: &str, value: &[u8]) -> bool {
     const MARKER: &[u8] = b"\"deletionTimestamp\"";
     WATCHED_KINDS.iter().any(|p| key.starts_with(p))
-        || value.windows(MARKER.len()).any(|w| w == MARKER)
+        || memchr::memmem::find(value, MARKER).is_some()
 }
 
 /// Workspaces still being scheduled, initialized or deleted.

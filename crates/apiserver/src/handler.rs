@@ -90,7 +90,10 @@ impl Api {
         // Limits and the audit event need the user before routing; `route` authenticates
         // again (cheap: a certificate is verified once per connection, a token is a lookup)
         // and answers 401 there.
-        let user = self.authenticate(&parts.headers, &conn).ok();
+        // Authenticated once here: limits and audit need the user before routing, and `route`
+        // answers 401 with the same result.
+        let authenticated = self.authenticate(&parts.headers, &conn);
+        let user = authenticated.as_ref().ok().cloned();
         let resource_attrs = resource_request
             .as_ref()
             .map(|r| crate::audit::ResourceAttributes {
@@ -128,7 +131,14 @@ impl Api {
         };
         let routed = async {
             let permit = admitted?;
-            let routed = self.route(info, &parts.method, &parts.headers, &query, body, &conn);
+            let routed = self.route(
+                info,
+                &parts.method,
+                &parts.headers,
+                &query,
+                body,
+                authenticated,
+            );
             let resp = if is_watch {
                 routed.await?
             } else {
@@ -213,7 +223,7 @@ impl Api {
         headers: &HeaderMap,
         query: &Query,
         body: Incoming,
-        conn: &crate::authn::ConnInfo,
+        authenticated: Result<User, ApiError>,
     ) -> Result<Response<Body>, ApiError> {
         let (cluster, target) = (info.cluster, info.target);
         // Probes and the version answer anyone, as in kube-apiserver.
@@ -235,7 +245,7 @@ impl Api {
             Target::Version => return Ok(response::json_value(StatusCode::OK, &version())),
             _ => {}
         }
-        let user = self.authenticate(headers, conn)?;
+        let user = authenticated?;
         // Read the body before answering anything, errors included: an HTTP/2 stream answered
         // before its body arrived is reset, and the client never sees the answer.
         let body = match *method {

@@ -27,7 +27,12 @@ pub struct ApplyResult {
     pub changed: bool,
 }
 
-fn strip_set() -> FieldSet {
+fn strip_set() -> &'static FieldSet {
+    static STRIP: std::sync::OnceLock<FieldSet> = std::sync::OnceLock::new();
+    STRIP.get_or_init(build_strip_set)
+}
+
+fn build_strip_set() -> FieldSet {
     // Fields the server owns or that identify the object: never recorded
     // for a manager (apimachinery's stripMeta, plus deletionTimestamp).
     let mut s = FieldSet::new();
@@ -333,7 +338,7 @@ fn apply_once(
     let strip = strip_set();
     for (i, e) in managers.iter_mut().enumerate() {
         if i == me_idx {
-            e.fields = e.fields.difference(&strip);
+            e.fields = e.fields.difference(strip);
         } else {
             e.fields = e.fields.difference(&changed).difference(&cmp.removed);
         }
@@ -478,7 +483,7 @@ pub fn update(
     for e in &mut managers {
         e.fields = e.fields.difference(&changed).difference(&cmp.removed);
     }
-    let mine = changed.difference(&cmp.removed).difference(&strip_set());
+    let mine = changed.difference(&cmp.removed).difference(strip_set());
     if !mine.is_empty() {
         let me = ManagedFieldsEntry {
             manager: manager.to_string(),
