@@ -540,31 +540,9 @@ impl Controllers {
         desc: Arc<ResourceDesc>,
         namespace: Option<&str>,
     ) -> Result<usize, ApiError> {
-        let scope = self.scope(cluster, desc, namespace);
-        let list = self.registry.list(&scope, &ListOptions::default()).await?;
-        let mut remaining = 0;
-        for item in list.items {
-            let obj = item.decode()?;
-            let item_scope = Scope {
-                namespace: meta::namespace(&obj).map(String::from),
-                ..scope.clone()
-            };
-            match self
-                .registry
-                .delete(
-                    &item_scope,
-                    meta::name(&obj).unwrap_or(""),
-                    &DeleteOptions::default(),
-                )
-                .await
-            {
-                Ok(crate::registry::DeleteOutcome::Pending(_)) => remaining += 1,
-                Ok(_) => {}
-                Err(e) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(remaining)
+        self.registry
+            .delete_all(&self.scope(cluster, desc, namespace))
+            .await
     }
 
     async fn remove_finalizer(

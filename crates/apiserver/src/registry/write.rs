@@ -549,6 +549,34 @@ impl Registry {
         ))
     }
 
+    /// Deletes every object `scope` sees (honouring finalizers); returns how many are still
+    /// there, waiting on finalizers. Namespace, CRD, garbage and workspace cleanup share it.
+    pub async fn delete_all(&self, scope: &Scope) -> Result<usize, ApiError> {
+        let list = self.list(scope, &super::ListOptions::default()).await?;
+        let mut remaining = 0;
+        for item in list.items {
+            let obj = item.decode()?;
+            let item_scope = Scope {
+                namespace: meta::namespace(&obj).map(String::from),
+                ..scope.clone()
+            };
+            match self
+                .delete(
+                    &item_scope,
+                    meta::name(&obj).unwrap_or(""),
+                    &DeleteOptions::default(),
+                )
+                .await
+            {
+                Ok(DeleteOutcome::Pending(_)) => remaining += 1,
+                Ok(DeleteOutcome::Deleted(_)) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(remaining)
+    }
+
     /// Namespaced content needs its namespace to exist and not be terminating.
     pub async fn check_namespace_accepts_content(
         &self,

@@ -23,7 +23,7 @@ use super::types::{self, TypeRef};
 use super::{
     CORE, LOGICAL_CLUSTER, PATH_ANNOTATION, TENANCY, TYPE_ANNOTATION, VERSION, WORKSPACE_FINALIZER,
 };
-use crate::registry::{DeleteOptions, DeleteOutcome, ListOptions, Registry, Scope, WriteOptions};
+use crate::registry::{DeleteOptions, Registry, Scope, WriteOptions};
 use crate::served::Served;
 
 /// What the lifecycle needs: the registry, the cluster index and the server's public URL.
@@ -428,28 +428,7 @@ impl Tenancy {
                 desc,
                 namespace: None,
             };
-            let list = self.registry.list(&scope, &ListOptions::default()).await?;
-            for item in list.items {
-                let obj = item.decode()?;
-                let item_scope = Scope {
-                    namespace: meta::namespace(&obj).map(String::from),
-                    ..scope.clone()
-                };
-                match self
-                    .registry
-                    .delete(
-                        &item_scope,
-                        meta::name(&obj).unwrap_or(""),
-                        &DeleteOptions::default(),
-                    )
-                    .await
-                {
-                    Ok(DeleteOutcome::Pending(_)) => remaining += 1,
-                    Ok(DeleteOutcome::Deleted(_)) => {}
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            remaining += self.registry.delete_all(&scope).await?;
         }
         Ok(remaining)
     }
