@@ -74,6 +74,8 @@ pub struct Authenticator {
     chains: Option<Arc<dyn ClientCertVerifier>>,
     hints: Vec<DistinguishedName>,
     algorithms: WebPkiSupportedAlgorithms,
+    /// Signs and verifies service-account tokens (`None`: none are issued or accepted).
+    service_accounts: Option<crate::serviceaccount::Signer>,
 }
 
 impl Authenticator {
@@ -119,7 +121,19 @@ impl Authenticator {
             chains,
             hints,
             algorithms,
+            service_accounts: None,
         })
+    }
+
+    /// Issues and accepts service-account tokens signed with `signer`.
+    pub fn with_service_accounts(mut self, signer: crate::serviceaccount::Signer) -> Self {
+        self.service_accounts = Some(signer);
+        self
+    }
+
+    /// The signer of service-account tokens, if they are issued.
+    pub fn service_account_signer(&self) -> Option<&crate::serviceaccount::Signer> {
+        self.service_accounts.as_ref()
     }
 
     /// The TLS side: ask for a client certificate without requiring one, and check only
@@ -133,9 +147,15 @@ impl Authenticator {
         })
     }
 
-    /// Who sent a request: its client certificate, else its bearer token; 401 if neither
-    /// authenticates (anonymous requests are refused).
-    pub fn authenticate(&self, headers: &HeaderMap, conn: &ConnInfo) -> Result<User, ApiError> {
+    /// Who sent a request to logical cluster `cluster`: its client certificate, else its
+    /// bearer token; 401 if neither authenticates (anonymous requests are refused).
+    /// Service-account tokens authenticate only requests to their own logical cluster.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+        cluster: Option<&str>,
+    ) -> Result<User, ApiError> {
         let from_cert = conn
             .cert_user
             .get_or_init(|| self.certificate(&conn.peer_certificates));
@@ -143,21 +163,45 @@ impl Authenticator {
             return Ok(user.clone());
         }
         if let Some(token) = bearer_token(headers)
-            && let Some(user) = self.token(token)
+            && let Some(user) = self.token(token, cluster)
         {
             return Ok(user);
         }
         Err(ApiError::unauthorized("Unauthorized"))
     }
 
-    /// The user a bearer token stands for.
-    pub fn token(&self, token: &str) -> Option<User> {
+    /// The user a bearer token stands for, on a request to logical cluster `cluster`.
+    pub fn token(&self, token: &str, cluster: Option<&str>) -> Option<User> {
         if !self.admin_token.is_empty()
             && constant_time_eq(token.as_bytes(), self.admin_token.as_bytes())
         {
             return Some(admin());
         }
-        self.tokens.get(token).cloned()
+        if let Some(user) = self.tokens.get(token) {
+            return Some(user.clone());
+        }
+        self.service_account(token, cluster, &[crate::serviceaccount::ISSUER])
+            .map(|c| c.user())
+    }
+
+    /// The claims of a valid service-account token bound to `cluster`, for one of
+    /// `audiences`.
+    // TODO(serviceaccounts): kube also checks that the ServiceAccount (uid) still exists;
+    // this needs an async registry lookup on the request path.
+    fn service_account(
+        &self,
+        token: &str,
+        cluster: Option<&str>,
+        audiences: &[&str],
+    ) -> Option<crate::serviceaccount::Claims> {
+        let signer = self.service_accounts.as_ref()?;
+        let cluster = cluster?;
+        let claims = signer.verify(token, crate::serviceaccount::now(), audiences)?;
+        if claims.cluster != cluster {
+            tracing::debug!(bound = %claims.cluster, cluster, "service account token of another logical cluster");
+            return None;
+        }
+        Some(claims)
     }
 
     /// The user of a verified client chain: CN is the name, O the groups. `Ok(None)` when
@@ -201,6 +245,7 @@ impl Authenticator {
     /// other resource.
     pub fn review(
         &self,
+        cluster: Option<&str>,
         r: &ResourceRequest,
         user: &User,
         headers: &HeaderMap,
@@ -221,11 +266,12 @@ impl Authenticator {
                 r.verb.as_str(),
             )));
         }
-        Some(self.answer_review(kind, user, headers, body))
+        Some(self.answer_review(cluster, kind, user, headers, body))
     }
 
     fn answer_review(
         &self,
+        cluster: Option<&str>,
         kind: &str,
         user: &User,
         headers: &HeaderMap,
@@ -258,41 +304,63 @@ impl Authenticator {
                     "token is required for TokenReview in authentication",
                 ));
             }
-            let mut status = match self.token(token) {
-                Some(u) => json!({"authenticated": true, "user": user_info(&u)}),
-                None => json!({"user": {}}),
-            };
-            if let Some(aud) = spec
+            let requested: Vec<&str> = spec
                 .get("audiences")
-                .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
-            {
-                status["audiences"] = aud.clone();
-            }
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let status = if let Some(u) = self.token(token, None) {
+                let mut status = json!({"authenticated": true, "user": user_info(&u)});
+                if !requested.is_empty() {
+                    status["audiences"] = json!(requested);
+                }
+                status
+            } else {
+                // Service-account tokens of this logical cluster, for the requested audiences
+                // (default: the API server's).
+                let audiences = if requested.is_empty() {
+                    vec![crate::serviceaccount::ISSUER]
+                } else {
+                    requested.clone()
+                };
+                match self.service_account(token, cluster, &audiences) {
+                    Some(c) => json!({
+                        "authenticated": true,
+                        "user": user_info(&c.user()),
+                        "audiences": c.audiences,
+                    }),
+                    None => json!({"user": {}}),
+                }
+            };
             out["spec"] = spec;
             out["status"] = status;
         }
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-        let wanted = response::negotiate(accept, true, &[])
-            .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(true)))?;
-        let bytes = match wanted.format {
-            Format::Protobuf => kplex_protobuf::encode(&out)
-                .map_err(|e| ApiError::internal(&format!("encoding protobuf: {e}")))?,
-            Format::Yaml => serde_saphyr::to_string(&out)
-                .map(String::into_bytes)
-                .map_err(|e| ApiError::internal(&e.to_string()))?,
-            Format::Json => {
-                let mut v =
-                    serde_json::to_vec(&out).map_err(|e| ApiError::internal(&e.to_string()))?;
-                v.push(b'\n');
-                v
-            }
-        };
-        Ok(response::with_body(
-            StatusCode::CREATED,
-            wanted.format.content_type(),
-            bytes,
-        ))
+        respond(headers, &out)
     }
+}
+
+/// A 201 answer of `out` in the format the client accepts (JSON, YAML or protobuf).
+pub fn respond(headers: &HeaderMap, out: &Value) -> Result<Response<Body>, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let wanted = response::negotiate(accept, true, &[])
+        .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(true)))?;
+    let bytes = match wanted.format {
+        Format::Protobuf => kplex_protobuf::encode(out)
+            .map_err(|e| ApiError::internal(&format!("encoding protobuf: {e}")))?,
+        Format::Yaml => serde_saphyr::to_string(out)
+            .map(String::into_bytes)
+            .map_err(|e| ApiError::internal(&e.to_string()))?,
+        Format::Json => {
+            let mut v = serde_json::to_vec(out).map_err(|e| ApiError::internal(&e.to_string()))?;
+            v.push(b'\n');
+            v
+        }
+    };
+    Ok(response::with_body(
+        StatusCode::CREATED,
+        wanted.format.content_type(),
+        bytes,
+    ))
 }
 
 /// The built-in admin.

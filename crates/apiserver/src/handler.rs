@@ -92,7 +92,12 @@ impl Api {
         // and answers 401 there.
         // Authenticated once here: limits and audit need the user before routing, and `route`
         // answers 401 with the same result.
-        let authenticated = self.authenticate(&parts.headers, &conn);
+        let workspace = match &info.cluster {
+            ClusterTarget::Named(name) => self.served.resolve(name).unwrap_or_else(|| name.clone()),
+            ClusterTarget::Wildcard => "*".to_string(),
+        };
+        // Service-account tokens authenticate only in their own logical cluster.
+        let authenticated = self.authenticate(&parts.headers, &conn, &workspace);
         let user = authenticated.as_ref().ok().cloned();
         let resource_attrs = resource_request
             .as_ref()
@@ -111,10 +116,6 @@ impl Api {
                 path: &info.path,
             })
         });
-        let workspace = match &info.cluster {
-            ClusterTarget::Named(name) => self.served.resolve(name).unwrap_or_else(|| name.clone()),
-            ClusterTarget::Wildcard => "*".to_string(),
-        };
         // Watches are long-running: kube exempts them from the in-flight budget, and they are
         // capped per user instead.
         let admitted = if is_watch {
@@ -332,8 +333,9 @@ impl Api {
         &self,
         headers: &HeaderMap,
         conn: &crate::authn::ConnInfo,
+        cluster: &str,
     ) -> Result<User, ApiError> {
-        let user = self.authn.authenticate(headers, conn)?;
+        let user = self.authn.authenticate(headers, conn, Some(cluster))?;
         crate::authn::impersonate(user, headers)
     }
 
@@ -348,7 +350,10 @@ impl Api {
         body: Bytes,
         predicate: Option<crate::registry::Predicate>,
     ) -> Result<Response<Body>, ApiError> {
-        if let Some(resp) = self.authn.review(&r, user, headers, &body) {
+        if let Some(resp) = self
+            .authn
+            .review(cluster.as_deref(), &r, user, headers, &body)
+        {
             return resp;
         }
         let desc = self
@@ -375,6 +380,30 @@ impl Api {
             Some("status") if desc.status => {}
             Some("scale") if desc.scale.is_some() => {}
             Some("finalize") if desc.group.is_empty() && desc.plural == "namespaces" => {}
+            // TokenRequest: create only, answered by `serviceaccount`, never stored.
+            Some("token") if desc.group.is_empty() && desc.plural == "serviceaccounts" => {
+                if r.verb != Verb::Create {
+                    return Err(ApiError::method_not_supported(
+                        "",
+                        "serviceaccounts/token",
+                        r.verb.as_str(),
+                    ));
+                }
+                let scope = Scope {
+                    cluster,
+                    desc: desc.clone(),
+                    namespace: r.namespace.clone(),
+                };
+                return crate::serviceaccount::token_request(
+                    &self.registry,
+                    self.authn.service_account_signer(),
+                    &scope,
+                    &r,
+                    headers,
+                    &body,
+                )
+                .await;
+            }
             Some(_) => return Err(not_found_path()),
         }
         if sub.is_some() && !matches!(r.verb, Verb::Get | Verb::Update | Verb::Patch) {

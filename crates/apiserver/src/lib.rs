@@ -30,6 +30,7 @@ pub mod request;
 pub mod response;
 pub mod served;
 pub mod server;
+pub mod serviceaccount;
 pub mod table;
 pub mod tenancy;
 

@@ -77,6 +77,8 @@ pub enum StartError {
     Pki(#[from] pki::PkiError),
     #[error("authentication: {0}")]
     Authn(#[from] crate::authn::AuthnError),
+    #[error(transparent)]
+    ServiceAccountKey(#[from] crate::serviceaccount::KeyError),
     #[error("audit: {0}")]
     Audit(#[from] crate::audit::AuditError),
     #[error("encryption at rest: {0}")]
@@ -161,7 +163,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         pki.admin_token.clone(),
         Some(&client_ca),
         config.token_auth_file.as_deref(),
-    )?;
+    )?
+    .with_service_accounts(crate::serviceaccount::Signer::load_or_create(
+        &config.root_directory.join("sa.key"),
+    )?);
     let tls = pki.server_config(authn.tls_verifier())?;
 
     let mut registry = Registry::new(store.clone());

@@ -1,0 +1,397 @@
+//! Service-account tokens, as kube-apiserver issues them (`TokenRequest`, the `token`
+//! subresource of ServiceAccounts) and bound to their logical cluster as in kcp: ES256 JWTs
+//! signed with `<root>/sa.key`, carrying kube's `kubernetes.io` claim plus the logical
+//! cluster's name (`kubernetes.io.clusterName`). A token authenticates only requests to that
+//! logical cluster.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::{HeaderMap, Response};
+use kplex_apimachinery::ApiError;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
+use serde_json::{Value, json};
+
+use crate::handler::User;
+use crate::registry::{Registry, Scope};
+use crate::request::ResourceRequest;
+use crate::response::Body;
+
+/// The issuer (`iss`) of every token, and the audience the API server accepts.
+pub const ISSUER: &str = "https://kplex.local";
+const DEFAULT_EXPIRATION: i64 = 3600;
+const MIN_EXPIRATION: i64 = 600;
+const MAX_EXPIRATION: i64 = 1 << 32;
+const SERVICE_ACCOUNTS: &str = "system:serviceaccounts";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("service account key {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The key that signs and verifies service-account tokens.
+pub struct Signer {
+    key: EcdsaKeyPair,
+    kid: String,
+    rng: SystemRandom,
+}
+
+impl Signer {
+    /// Reads the PKCS#8 PEM key at `path`, generating it (P-256) on first start.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        let invalid = |reason: String| KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let io = |action| {
+            move |source| KeyError::Io {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
+        if path.exists() {
+            let pem = std::fs::read(path).map_err(io("read"))?;
+            let der = rustls_pemfile::pkcs8_private_keys(&mut pem.as_slice())
+                .next()
+                .ok_or_else(|| invalid("no PKCS#8 private key".into()))?
+                .map_err(|e| invalid(e.to_string()))?;
+            return Self::from_pkcs8(der.secret_pkcs8_der()).map_err(invalid);
+        }
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| invalid(e.to_string()))?;
+        let body = STANDARD.encode(doc.as_ref());
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            // Private from the start: created 0600, never world-readable.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| f.write_all(pem.as_bytes()))
+                .map_err(io("write"))?;
+        }
+        Self::from_pkcs8(doc.as_ref()).map_err(invalid)
+    }
+
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+            .map_err(|e| e.to_string())?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
+        let kid = URL_SAFE_NO_PAD.encode(digest.as_ref());
+        Ok(Self { key, kid, rng })
+    }
+
+    /// A compact JWS (ES256) of `claims`.
+    pub fn sign(&self, claims: &Value) -> Result<String, ApiError> {
+        let header = json!({"alg": "ES256", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = self
+            .key
+            .sign(&self.rng, input.as_bytes())
+            .map_err(|_| ApiError::internal("signing the token failed"))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
+    }
+
+    /// The claims of a token we signed that is valid at `now` (Unix seconds) for one of
+    /// `audiences`; `None` for anything else (foreign, tampered, expired, not a JWT).
+    pub fn verify(&self, token: &str, now: i64, audiences: &[&str]) -> Option<Claims> {
+        let mut parts = token.split('.');
+        let (header, payload, sig) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let head: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if head.get("alg").and_then(Value::as_str) != Some("ES256") {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref())
+            .verify(
+                &token.as_bytes()[..header.len() + 1 + payload.len()],
+                &signature,
+            )
+            .ok()?;
+        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        if claims.get("iss").and_then(Value::as_str) != Some(ISSUER) {
+            return None;
+        }
+        let exp = claims.get("exp").and_then(Value::as_i64)?;
+        let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+        // kube allows a minute of clock skew on either side.
+        if now >= exp + 60 || now + 60 < nbf {
+            return None;
+        }
+        let aud: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => return None,
+        };
+        let accepted: Vec<String> = aud
+            .iter()
+            .filter(|a| audiences.contains(a))
+            .map(|a| a.to_string())
+            .collect();
+        if accepted.is_empty() {
+            return None;
+        }
+        let k = claims.get("kubernetes.io")?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+        let namespace = text(k.get("namespace"))?;
+        let sa = k.get("serviceaccount")?;
+        let name = text(sa.get("name"))?;
+        let sub = format!("system:serviceaccount:{namespace}:{name}");
+        if claims.get("sub").and_then(Value::as_str) != Some(sub.as_str()) {
+            return None;
+        }
+        Some(Claims {
+            namespace,
+            name,
+            uid: text(sa.get("uid")).unwrap_or_default(),
+            cluster: text(k.get("clusterName"))?,
+            audiences: accepted,
+        })
+    }
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The logical cluster the token is bound to.
+    pub cluster: String,
+    /// The token's audiences that were accepted.
+    pub audiences: Vec<String>,
+}
+
+impl Claims {
+    /// The service account as a user, as kube's authenticator makes it.
+    pub fn user(&self) -> User {
+        User {
+            name: format!("system:serviceaccount:{}:{}", self.namespace, self.name),
+            uid: self.uid.clone(),
+            groups: vec![
+                SERVICE_ACCOUNTS.into(),
+                format!("{SERVICE_ACCOUNTS}:{}", self.namespace),
+                crate::authn::AUTHENTICATED.into(),
+            ],
+            ..User::default()
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The claims of a token for service account `sa` (a stored ServiceAccount) of logical
+/// cluster `cluster`, issued at `now`.
+pub fn claims(cluster: &str, sa: &Value, audiences: &[String], now: i64, expiration: i64) -> Value {
+    let meta = &sa["metadata"];
+    let namespace = meta["namespace"].as_str().unwrap_or_default();
+    let name = meta["name"].as_str().unwrap_or_default();
+    json!({
+        "aud": audiences,
+        "exp": now + expiration,
+        "iat": now,
+        "iss": ISSUER,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": name, "uid": meta["uid"].as_str().unwrap_or_default()},
+            "clusterName": cluster,
+        },
+        "nbf": now,
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+    })
+}
+
+/// `POST .../serviceaccounts/<name>/token`: a TokenRequest answered with a signed token for
+/// the ServiceAccount (404 when it does not exist in the logical cluster).
+pub async fn token_request(
+    registry: &Registry,
+    signer: Option<&Signer>,
+    scope: &Scope,
+    r: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let signer = signer.ok_or_else(|| {
+        ApiError::method_not_supported("", "serviceaccounts/token", r.verb.as_str())
+    })?;
+    let cluster = scope
+        .cluster
+        .as_deref()
+        .ok_or_else(|| ApiError::method_not_supported("", "serviceaccounts/token", "create"))?;
+    let name = r.name.clone().unwrap_or_default();
+    let sa = registry.get(scope, &name).await?.decode()?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let input = if body.is_empty() {
+        json!({})
+    } else {
+        crate::body::decode(content_type, body)?
+    };
+    if input
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "TokenRequest")
+    {
+        return Err(ApiError::bad_request(
+            "the body of the request is not a TokenRequest",
+        ));
+    }
+    let spec = input.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let expiration = spec
+        .get("expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_EXPIRATION);
+    if expiration < MIN_EXPIRATION {
+        return Err(ApiError::bad_request(
+            "spec.expirationSeconds: Invalid value: may not specify a duration less than 10 minutes",
+        ));
+    }
+    if expiration > MAX_EXPIRATION {
+        return Err(ApiError::bad_request(
+            "spec.expirationSeconds: Invalid value: may not specify a duration larger than 2^32 seconds",
+        ));
+    }
+    let mut audiences: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        audiences.push(ISSUER.into());
+    }
+    let now = now();
+    let token = signer.sign(&claims(cluster, &sa, &audiences, now, expiration))?;
+    let mut metadata = input.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    metadata["name"] = json!(name);
+    if let Some(ns) = &scope.namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    metadata["creationTimestamp"] = Value::Null;
+    let mut spec = spec;
+    spec["audiences"] = json!(audiences);
+    spec["expirationSeconds"] = json!(expiration);
+    if spec.get("boundObjectRef").is_none() {
+        spec["boundObjectRef"] = Value::Null;
+    }
+    let out = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": metadata,
+        "spec": spec,
+        "status": {
+            "token": token,
+            "expirationTimestamp": kplex_apimachinery::meta::format_rfc3339(now + expiration),
+        },
+    });
+    crate::authn::respond(headers, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        Signer::from_pkcs8(doc.as_ref()).unwrap()
+    }
+
+    fn sa() -> Value {
+        json!({"metadata": {"name": "robot", "namespace": "default", "uid": "u-1"}})
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let s = signer();
+        let t0 = 1_800_000_000;
+        let token = s
+            .sign(&claims("abc", &sa(), &[ISSUER.into()], t0, 600))
+            .unwrap();
+        let c = s.verify(&token, t0 + 10, &[ISSUER]).unwrap();
+        assert_eq!(c.cluster, "abc");
+        assert_eq!(c.user().name, "system:serviceaccount:default:robot");
+        assert_eq!(c.user().uid, "u-1");
+        assert_eq!(
+            c.user().groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:default",
+                "system:authenticated"
+            ]
+        );
+        // Expired (past the minute of skew), and not yet valid.
+        assert!(s.verify(&token, t0 + 600 + 61, &[ISSUER]).is_none());
+        assert!(s.verify(&token, t0 + 600 + 59, &[ISSUER]).is_some());
+        assert!(s.verify(&token, t0 - 120, &[ISSUER]).is_none());
+        // Another audience.
+        assert!(s.verify(&token, t0, &["vault"]).is_none());
+        // Another key.
+        assert!(signer().verify(&token, t0, &[ISSUER]).is_none());
+        // Tampered claims.
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged = claims("other", &sa(), &[ISSUER.into()], t0, 600);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(forged.to_string()),
+            parts[2]
+        );
+        assert!(s.verify(&forged, t0, &[ISSUER]).is_none());
+        assert!(s.verify("not-a-jwt", t0, &[ISSUER]).is_none());
+    }
+
+    #[test]
+    fn key_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sa.key");
+        let a = Signer::load_or_create(&path).unwrap();
+        let b = Signer::load_or_create(&path).unwrap();
+        assert_eq!(a.kid, b.kid);
+        let token = a
+            .sign(&claims("c", &sa(), &[ISSUER.into()], 1000, 600))
+            .unwrap();
+        assert!(b.verify(&token, 1000, &[ISSUER]).is_some());
+    }
+}

@@ -1,0 +1,206 @@
+//! Service-account tokens end to end: `kubectl create serviceaccount` and `kubectl create
+//! token` against a real kplex, the token used by kubectl in its own workspace, refused in
+//! another workspace and when tampered with, and TokenReview. (Expiry is unit-tested on the
+//! verifier with a fixed clock: TokenRequest does not go below ten minutes.)
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Backend, Kplex, eventually};
+use serde_json::{Value, json};
+
+const WHOAMI: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: whoami}
+rules:
+- {apiGroups: [authentication.k8s.io], resources: [selfsubjectreviews], verbs: [create]}
+- {nonResourceURLs: ["/"], verbs: [access]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: whoami}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: whoami}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:authenticated"}
+"#;
+
+/// A kubeconfig with only the server (workspace `path`) and the CA: no admin credentials.
+fn bare_kubeconfig(k: &Kplex, path: &str) -> PathBuf {
+    let ca = k.root().join("ca.crt");
+    k.write_file(
+        &format!("bare-{}.kubeconfig", path.replace(':', "-")),
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: {}\n    certificate-authority: {}\ncontexts:\n- name: k\n  context: {{cluster: k, user: u}}\ncurrent-context: k\nusers:\n- name: u\n  user: {{}}\n",
+            k.url(&format!("/clusters/{path}")),
+            ca.display()
+        ),
+    )
+}
+
+/// `kubectl auth whoami` with `token` against workspace `path`: Ok(json) or Err(stderr).
+fn whoami(k: &Kplex, path: &str, token: &str) -> Result<Value, String> {
+    let out = std::process::Command::new(common::kubectl_binary())
+        .args(["auth", "whoami", "-o", "json", "--token", token])
+        .env("KUBECONFIG", bare_kubeconfig(k, path))
+        .env("HOME", k.home())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// (HTTP code, body) of a JSON POST to `path` with bearer `token`.
+fn post(k: &Kplex, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let out = std::process::Command::new("curl")
+        // HTTP/1.1: over HTTP/2, a 401 answered before the body is read resets the stream.
+        .args(["-sS", "--http1.1", "--cacert"])
+        .arg(k.root().join("ca.crt"))
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/json", "-X", "POST"])
+        .args(["--data-binary", &body.to_string()])
+        .args(["-w", "\n%{http_code}", &k.url(path)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.trim()
+            .parse()
+            .ok()
+            .filter(|c| *c != 0)
+            .unwrap_or_else(|| panic!("curl: {err}\n{}", k.log())),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn service_account_tokens() {
+    let k = Kplex::start(Backend::Embedded);
+    assert!(k.root().join("sa.key").exists());
+    k.ok_stdin(&["apply", "-f", "-"], WHOAMI);
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let sa: Value = serde_json::from_str(&k.ok(&["get", "sa", "robot", "-o", "json"])).unwrap();
+    let uid = sa["metadata"]["uid"].as_str().unwrap().to_string();
+
+    // kubectl create token (a protobuf TokenRequest).
+    let token = k.ok(&["create", "token", "robot"]).trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let review = whoami(&k, "root", &token).unwrap_or_else(|e| panic!("{e}\n{}", k.log()));
+    let info = &review["status"]["userInfo"];
+    assert_eq!(info["username"], "system:serviceaccount:default:robot");
+    assert_eq!(info["uid"], uid.as_str());
+    assert_eq!(
+        info["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:default",
+            "system:authenticated"
+        ])
+    );
+
+    // The TokenRequest answer, and its validation.
+    let (code, answer) = post(
+        &k,
+        &k.token(),
+        "/clusters/root/api/v1/namespaces/default/serviceaccounts/robot/token",
+        &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 1200, "audiences": ["vault"]}}),
+    );
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["kind"], "TokenRequest");
+    assert_eq!(answer["spec"]["audiences"], json!(["vault"]));
+    assert!(answer["status"]["expirationTimestamp"].is_string());
+    let vault_token = answer["status"]["token"].as_str().unwrap().to_string();
+    // Not for the API server's audience.
+    assert!(whoami(&k, "root", &vault_token).is_err());
+    let (code, _) = post(
+        &k,
+        &k.token(),
+        "/clusters/root/api/v1/namespaces/default/serviceaccounts/robot/token",
+        &json!({"spec": {"expirationSeconds": 60}}),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = post(
+        &k,
+        &k.token(),
+        "/clusters/root/api/v1/namespaces/default/serviceaccounts/nobody/token",
+        &json!({}),
+    );
+    assert_eq!(code, 404);
+    let fails = k.fails(&["create", "token", "nobody"]);
+    assert!(fails.contains("not found"), "{fails}");
+
+    // TokenReview in the token's workspace.
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                        "spec": {"token": token}});
+    let (code, answer) = post(
+        &k,
+        &k.token(),
+        "/clusters/root/apis/authentication.k8s.io/v1/tokenreviews",
+        &review,
+    );
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["status"]["authenticated"], true, "{answer}");
+    assert_eq!(
+        answer["status"]["user"]["username"],
+        "system:serviceaccount:default:robot"
+    );
+
+    // Another workspace: the token is bound to root's logical cluster.
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {name: other}\nspec: {type: {name: universal}}\n",
+    );
+    eventually(20, "workspace other to be Ready", || {
+        let phase = k.ok(&[
+            "get",
+            "workspace",
+            "other",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
+        (phase == "Ready").then_some(())
+    });
+    let err = whoami(&k, "root:other", &token).unwrap_err();
+    assert!(err.contains("Unauthorized"), "{err}");
+    let (code, _) = post(
+        &k,
+        &token,
+        "/clusters/root:other/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    );
+    assert_eq!(code, 401);
+    let (code, answer) = post(
+        &k,
+        &k.token(),
+        "/clusters/root:other/apis/authentication.k8s.io/v1/tokenreviews",
+        &review,
+    );
+    assert_eq!(code, 201);
+    assert_ne!(answer["status"]["authenticated"], true, "{answer}");
+    // Its own workspace still accepts it.
+    assert!(whoami(&k, "root", &token).is_ok());
+
+    // A tampered token: one character of the signature changed.
+    let mut chars: Vec<char> = token.chars().collect();
+    let i = chars.len() - 10;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let err = whoami(&k, "root", &tampered).unwrap_err();
+    assert!(err.contains("Unauthorized"), "{err}");
+    let (code, _) = post(
+        &k,
+        &tampered,
+        "/clusters/root/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    );
+    assert_eq!(code, 401);
+}
