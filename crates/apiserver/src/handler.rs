@@ -246,13 +246,14 @@ impl Api {
             Target::Version => return Ok(response::json_value(StatusCode::OK, &version())),
             _ => {}
         }
-        let user = authenticated?;
-        // Read the body before answering anything, errors included: an HTTP/2 stream answered
+        // Read the body before answering anything, a 401 included: an HTTP/2 stream answered
         // before its body arrived is reset, and the client never sees the answer.
         let body = match *method {
-            Method::GET | Method::HEAD => Bytes::new(),
-            _ => body::read(body).await?,
+            Method::GET | Method::HEAD => Ok(Bytes::new()),
+            _ => body::read(body).await,
         };
+        let user = authenticated?;
+        let body = body?;
         crate::audit::capture_body(&body);
         if target == Target::Metrics {
             return Ok(response::with_body(
