@@ -203,4 +203,22 @@ fn service_account_tokens() {
         &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
     );
     assert_eq!(code, 401);
+
+    // Deleting the ServiceAccount revokes its tokens, and a new one of the same name (another
+    // uid) does not revive them.
+    k.ok(&["delete", "serviceaccount", "robot"]);
+    let err = whoami(&k, "root", &token).unwrap_err();
+    assert!(err.contains("Unauthorized"), "{err}");
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let err = whoami(&k, "root", &token).unwrap_err();
+    assert!(err.contains("Unauthorized"), "{err}");
+    let fresh = k.ok(&["create", "token", "robot"]).trim().to_string();
+    let review = whoami(&k, "root", &fresh).unwrap_or_else(|e| panic!("{e}\n{}", k.log()));
+    assert_eq!(
+        review["status"]["userInfo"]["extra"]["authentication.kubernetes.io/credential-id"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{review}"
+    );
 }

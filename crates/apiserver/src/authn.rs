@@ -186,8 +186,9 @@ impl Authenticator {
 
     /// The claims of a valid service-account token bound to `cluster`, for one of
     /// `audiences`.
-    // TODO(serviceaccounts): kube also checks that the ServiceAccount (uid) still exists;
-    // this needs an async registry lookup on the request path.
+    // That the ServiceAccount still exists is checked later on the request path
+    // (`serviceaccount::check_still_exists`), which can reach the registry.
+    // TODO(serviceaccounts): TokenReview does not check it yet.
     fn service_account(
         &self,
         token: &str,

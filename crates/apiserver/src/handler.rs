@@ -269,6 +269,13 @@ impl Api {
             },
             ClusterTarget::Wildcard => None,
         };
+        crate::serviceaccount::check_still_exists(
+            &self.registry,
+            &self.served,
+            cluster.as_deref(),
+            &user,
+        )
+        .await?;
         self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
             .await?;
         let mut predicate = None;

@@ -175,6 +175,7 @@ impl Signer {
             namespace,
             name,
             uid: text(sa.get("uid")).unwrap_or_default(),
+            jti: text(claims.get("jti")).unwrap_or_default(),
             cluster: text(k.get("clusterName"))?,
             audiences: accepted,
         })
@@ -187,6 +188,8 @@ pub struct Claims {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    /// The token's ID (`jti`), shown as the user's credential ID as in kube.
+    pub jti: String,
     /// The logical cluster the token is bound to.
     pub cluster: String,
     /// The token's audiences that were accepted.
@@ -204,9 +207,52 @@ impl Claims {
                 format!("{SERVICE_ACCOUNTS}:{}", self.namespace),
                 crate::authn::AUTHENTICATED.into(),
             ],
-            ..User::default()
+            extra: [(CREDENTIAL_ID.to_string(), vec![format!("JTI={}", self.jti)])].into(),
         }
     }
+}
+
+/// The user-info extra key naming the credential a request was authenticated with; its
+/// presence marks a user as authenticated by a service-account token.
+pub const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
+
+/// Whether a token's ServiceAccount still exists with the uid the token names: kube refuses
+/// the tokens of a deleted (or deleted and re-created) ServiceAccount. `Ok` for users not
+/// authenticated by a service-account token.
+pub async fn check_still_exists(
+    registry: &Registry,
+    served: &crate::served::Served,
+    cluster: Option<&str>,
+    user: &User,
+) -> Result<(), ApiError> {
+    if !user.extra.contains_key(CREDENTIAL_ID) {
+        return Ok(());
+    }
+    let Some(rest) = user.name.strip_prefix("system:serviceaccount:") else {
+        return Ok(());
+    };
+    let (namespace, name) = rest.split_once(':').unwrap_or((rest, ""));
+    let desc = served
+        .lookup(cluster, "", "v1", "serviceaccounts")
+        .ok_or_else(|| ApiError::unauthorized("Unauthorized"))?;
+    let scope = Scope {
+        cluster: cluster.map(String::from),
+        desc,
+        namespace: Some(namespace.to_string()),
+    };
+    let uid = match registry.get(&scope, name).await {
+        Ok(stored) => stored.decode()?["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) if e.code == 404 => String::new(),
+        Err(e) => return Err(e),
+    };
+    if uid.is_empty() || uid != user.uid {
+        tracing::debug!(user = %user.name, "token of a deleted service account");
+        return Err(ApiError::unauthorized("Unauthorized"));
+    }
+    Ok(())
 }
 
 pub fn now() -> i64 {
