@@ -209,6 +209,14 @@ fn service_account_tokens() {
     k.ok(&["delete", "serviceaccount", "robot"]);
     let err = whoami(&k, "root", &token).unwrap_err();
     assert!(err.contains("Unauthorized"), "{err}");
+    let (code, answer) = post(
+        &k,
+        &k.token(),
+        "/clusters/root/apis/authentication.k8s.io/v1/tokenreviews",
+        &review,
+    );
+    assert_eq!(code, 201);
+    assert_ne!(answer["status"]["authenticated"], true, "{answer}");
     k.ok(&["create", "serviceaccount", "robot"]);
     let err = whoami(&k, "root", &token).unwrap_err();
     assert!(err.contains("Unauthorized"), "{err}");

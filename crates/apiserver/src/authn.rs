@@ -186,9 +186,8 @@ impl Authenticator {
 
     /// The claims of a valid service-account token bound to `cluster`, for one of
     /// `audiences`.
-    // That the ServiceAccount still exists is checked later on the request path
-    // (`serviceaccount::check_still_exists`), which can reach the registry.
-    // TODO(serviceaccounts): TokenReview does not check it yet.
+    // That the ServiceAccount still exists is checked by the callers, which can reach the
+    // registry (`serviceaccount::check_still_exists`).
     fn service_account(
         &self,
         token: &str,
@@ -244,8 +243,9 @@ impl Authenticator {
 
     /// `authentication.k8s.io/v1` reviews: answered here, never stored. `None` for every
     /// other resource.
-    pub fn review(
+    pub async fn review(
         &self,
+        accounts: crate::serviceaccount::Accounts<'_>,
         cluster: Option<&str>,
         r: &ResourceRequest,
         user: &User,
@@ -267,11 +267,15 @@ impl Authenticator {
                 r.verb.as_str(),
             )));
         }
-        Some(self.answer_review(cluster, kind, user, headers, body))
+        Some(
+            self.answer_review(accounts, cluster, kind, user, headers, body)
+                .await,
+        )
     }
 
-    fn answer_review(
+    async fn answer_review(
         &self,
+        accounts: crate::serviceaccount::Accounts<'_>,
         cluster: Option<&str>,
         kind: &str,
         user: &User,
@@ -324,7 +328,16 @@ impl Authenticator {
                 } else {
                     requested.clone()
                 };
-                match self.service_account(token, cluster, &audiences) {
+                let claims = self.service_account(token, cluster, &audiences);
+                let live = match &claims {
+                    Some(c) => {
+                        crate::serviceaccount::check_still_exists(accounts, cluster, &c.user())
+                            .await
+                            .is_ok()
+                    }
+                    None => false,
+                };
+                match claims.filter(|_| live) {
                     Some(c) => json!({
                         "authenticated": true,
                         "user": user_info(&c.user()),

@@ -269,13 +269,8 @@ impl Api {
             },
             ClusterTarget::Wildcard => None,
         };
-        crate::serviceaccount::check_still_exists(
-            &self.registry,
-            &self.served,
-            cluster.as_deref(),
-            &user,
-        )
-        .await?;
+        crate::serviceaccount::check_still_exists(self.accounts(), cluster.as_deref(), &user)
+            .await?;
         self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
             .await?;
         let mut predicate = None;
@@ -336,6 +331,13 @@ impl Api {
         }
     }
 
+    fn accounts(&self) -> crate::serviceaccount::Accounts<'_> {
+        crate::serviceaccount::Accounts {
+            registry: &self.registry,
+            served: &self.served,
+        }
+    }
+
     /// Authenticators (see `authn`), then the `Impersonate-*` headers.
     fn authenticate(
         &self,
@@ -360,7 +362,15 @@ impl Api {
     ) -> Result<Response<Body>, ApiError> {
         if let Some(resp) = self
             .authn
-            .review(cluster.as_deref(), &r, user, headers, &body)
+            .review(
+                self.accounts(),
+                cluster.as_deref(),
+                &r,
+                user,
+                headers,
+                &body,
+            )
+            .await
         {
             return resp;
         }

@@ -216,15 +216,22 @@ impl Claims {
 /// presence marks a user as authenticated by a service-account token.
 pub const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 
+/// Where ServiceAccounts are looked up.
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    pub registry: &'a Registry,
+    pub served: &'a crate::served::Served,
+}
+
 /// Whether a token's ServiceAccount still exists with the uid the token names: kube refuses
 /// the tokens of a deleted (or deleted and re-created) ServiceAccount. `Ok` for users not
 /// authenticated by a service-account token.
 pub async fn check_still_exists(
-    registry: &Registry,
-    served: &crate::served::Served,
+    accounts: Accounts<'_>,
     cluster: Option<&str>,
     user: &User,
 ) -> Result<(), ApiError> {
+    let Accounts { registry, served } = accounts;
     if !user.extra.contains_key(CREDENTIAL_ID) {
         return Ok(());
     }
