@@ -87,9 +87,6 @@ impl Api {
         let is_watch = resource_request
             .as_ref()
             .is_some_and(|r| r.verb == Verb::Watch);
-        // Limits and the audit event need the user before routing; `route` authenticates
-        // again (cheap: a certificate is verified once per connection, a token is a lookup)
-        // and answers 401 there.
         // Authenticated once here: limits and audit need the user before routing, and `route`
         // answers 401 with the same result.
         let workspace = match &info.cluster {
