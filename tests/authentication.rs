@@ -76,23 +76,8 @@ impl Server {
     /// Lets every authenticated user into the root workspace and ask who they are (what
     /// kube's system:basic-user grants), whatever authorization is in force.
     fn grant_whoami(&self) {
-        const RBAC: &str = r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: whoami}
-rules:
-- {apiGroups: [authentication.k8s.io], resources: [selfsubjectreviews], verbs: [create]}
-- {nonResourceURLs: ["/"], verbs: [access]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: whoami}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: whoami}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:authenticated"}
-"#;
         let file = self.dir.path().join("whoami.yaml");
-        std::fs::write(&file, RBAC).unwrap();
+        std::fs::write(&file, common::WHOAMI).unwrap();
         let out = self.kubectl(
             &self.root().join("admin.kubeconfig"),
             &["apply", "-f", file.to_str().unwrap()],

@@ -9,24 +9,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Backend, Kplex, eventually};
+use common::{Backend, Kplex, WHOAMI, eventually};
 use serde_json::{Value, json};
-
-const WHOAMI: &str = r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: whoami}
-rules:
-- {apiGroups: [authentication.k8s.io], resources: [selfsubjectreviews], verbs: [create]}
-- {nonResourceURLs: ["/"], verbs: [access]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: whoami}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: whoami}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:authenticated"}
-"#;
 
 /// A kubeconfig with only the server (workspace `path`) and the CA: no admin credentials.
 fn bare_kubeconfig(k: &Kplex, path: &str) -> PathBuf {

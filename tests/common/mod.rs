@@ -11,6 +11,24 @@ use std::time::{Duration, Instant};
 
 use kplex_testing::{EtcdServer, free_port};
 
+/// RBAC that lets every authenticated user into the root workspace and ask who they are
+/// (what kube's system:basic-user grants).
+pub const WHOAMI: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: whoami}
+rules:
+- {apiGroups: [authentication.k8s.io], resources: [selfsubjectreviews], verbs: [create]}
+- {nonResourceURLs: ["/"], verbs: [access]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: whoami}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: whoami}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:authenticated"}
+"#;
+
 /// Which store a test's kplex runs on.
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
