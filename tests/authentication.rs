@@ -399,6 +399,62 @@ fn impersonation() {
     let status: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["reason"], "Forbidden");
     assert_eq!(status["details"]["kind"], "users");
+
+    // RBAC's `impersonate` verb, in the workspace of the request: bob may act as alice and
+    // as group dev, nothing else.
+    let grant = s.dir.path().join("impersonate.yaml");
+    std::fs::write(
+        &grant,
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: impersonate-alice}
+rules:
+- {apiGroups: [""], resources: [users], resourceNames: [alice], verbs: [impersonate]}
+- {apiGroups: [""], resources: [groups], resourceNames: [dev], verbs: [impersonate]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bob-impersonates-alice}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: impersonate-alice}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}
+"#,
+    )
+    .unwrap();
+    let out = s.kubectl(&admin, &["apply", "-f", grant.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (name, groups) = s.whoami(&bob, &["--as", "alice", "--as-group", "dev"]);
+    assert_eq!(
+        (name.as_str(), groups),
+        (
+            "alice",
+            vec!["dev".to_string(), "system:authenticated".into()]
+        )
+    );
+    let out = s.kubectl(&bob, &["get", "namespaces", "--as", "carol"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"users "carol" is forbidden: User "bob" cannot impersonate resource "users""#
+        ),
+        "{err}"
+    );
+    let out = s.kubectl(
+        &bob,
+        &["get", "namespaces", "--as", "alice", "--as-group", "ops"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"groups "ops" is forbidden: User "bob" cannot impersonate resource "groups""#
+        ),
+        "{err}"
+    );
 }
 
 #[test]

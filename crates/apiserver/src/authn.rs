@@ -422,9 +422,71 @@ const IMPERSONATE_UID: &str = "impersonate-uid";
 const IMPERSONATE_GROUP: &str = "impersonate-group";
 const IMPERSONATE_EXTRA: &str = "impersonate-extra-";
 
-/// Applies the `Impersonate-*` headers: the user the request then acts as, 403 if `user` may
-/// not impersonate, 400 for groups, uid or extra without a user.
-pub fn impersonate(user: User, headers: &HeaderMap) -> Result<User, ApiError> {
+/// An impersonation still to be authorized in the request's workspace: `by` needs the
+/// `impersonate` verb on every one of `targets` (kube's impersonation filter).
+#[derive(Clone, Debug)]
+pub struct Impersonation {
+    pub by: User,
+    pub targets: Vec<crate::authz::ResourceAttrs>,
+}
+
+impl Impersonation {
+    /// The RBAC requests that must all be allowed, one per impersonated attribute.
+    pub fn requests(&self) -> impl Iterator<Item = crate::authz::Request> + '_ {
+        self.targets.iter().map(|t| crate::authz::Request {
+            user: self.by.name.clone(),
+            groups: self.by.groups.clone(),
+            verb: "impersonate".into(),
+            resource: Some(t.clone()),
+            ..Default::default()
+        })
+    }
+}
+
+/// What an impersonated user stands for, as kube's filter checks it: the user (or service
+/// account), each group, the uid and each extra value.
+fn impersonation_targets(user: &User) -> Vec<crate::authz::ResourceAttrs> {
+    let target = |group: &str, resource: &str, sub: Option<&str>, ns: Option<&str>, name: &str| {
+        crate::authz::ResourceAttrs {
+            namespace: ns.map(String::from),
+            group: group.into(),
+            resource: resource.into(),
+            subresource: sub.map(String::from),
+            name: Some(name.into()),
+        }
+    };
+    let mut out = vec![match user
+        .name
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|sa| sa.split_once(':'))
+    {
+        Some((ns, name)) => target("", "serviceaccounts", None, Some(ns), name),
+        None => target("", "users", None, None, &user.name),
+    }];
+    let implied = [AUTHENTICATED, "system:serviceaccounts"];
+    out.extend(
+        user.groups
+            .iter()
+            .filter(|g| !implied.contains(&g.as_str()) && !g.starts_with("system:serviceaccounts:"))
+            .map(|g| target("", "groups", None, None, g)),
+    );
+    if !user.uid.is_empty() {
+        out.push(target(GROUP, "uids", None, None, &user.uid));
+    }
+    for (key, values) in &user.extra {
+        for v in values {
+            out.push(target(GROUP, "userextras", Some(key), None, v));
+        }
+    }
+    out
+}
+
+/// Applies the `Impersonate-*` headers: the user the request then acts as and, unless `user`
+/// is a master, the impersonation to authorize; 400 for groups, uid or extra without a user.
+pub fn impersonate(
+    user: User,
+    headers: &HeaderMap,
+) -> Result<(User, Option<Impersonation>), ApiError> {
     let text = |name: &str| -> Result<Vec<String>, ApiError> {
         headers
             .get_all(name)
@@ -457,19 +519,8 @@ pub fn impersonate(user: User, headers: &HeaderMap) -> Result<User, ApiError> {
                 "requested impersonation of groups, uid or extra without impersonating a user",
             ));
         }
-        return Ok(user);
+        return Ok((user, None));
     };
-    if !may_impersonate(&user) {
-        return Err(ApiError::forbidden(
-            "",
-            "users",
-            &name,
-            &format!(
-                "User {:?} cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
-                user.name
-            ),
-        ));
-    }
     tracing::debug!(by = %user.name, as_user = %name, "impersonation");
     let mut groups = groups;
     if let Some(sa) = name.strip_prefix("system:serviceaccount:")
@@ -492,12 +543,17 @@ pub fn impersonate(user: User, headers: &HeaderMap) -> Result<User, ApiError> {
     if !groups.iter().any(|g| g == extra_group) {
         groups.push(extra_group.into());
     }
-    Ok(User {
+    let impersonated = User {
         name,
         uid: uid.unwrap_or_default(),
         groups,
         extra,
-    })
+    };
+    let check = (!may_impersonate(&user)).then(|| Impersonation {
+        targets: impersonation_targets(&impersonated),
+        by: user,
+    });
+    Ok((impersonated, check))
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive, as in kube).
@@ -683,15 +739,33 @@ mod tests {
         h.insert("impersonate-user", "alice".parse().unwrap());
         h.append("impersonate-group", "dev".parse().unwrap());
         h.insert("impersonate-extra-scopes%2Fa", "x".parse().unwrap());
-        let u = impersonate(admin(), &h).unwrap();
+        let (u, check) = impersonate(admin(), &h).unwrap();
         assert_eq!(u.name, "alice");
         assert_eq!(u.groups, ["dev", AUTHENTICATED]);
         assert_eq!(u.extra["scopes/a"], ["x"]);
+        assert!(check.is_none(), "masters may impersonate anyone");
         let bob = User {
             name: "bob".into(),
             ..User::default()
         };
-        assert_eq!(impersonate(bob, &h).unwrap_err().code, 403);
+        let (_, check) = impersonate(bob, &h).unwrap();
+        let wanted: Vec<String> = check
+            .unwrap()
+            .requests()
+            .map(|r| {
+                let t = r.resource.unwrap();
+                format!(
+                    "{}/{}/{}",
+                    t.resource,
+                    t.subresource.unwrap_or_default(),
+                    t.name.unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            wanted,
+            ["users//alice", "groups//dev", "userextras/scopes/a/x"]
+        );
         let mut h = HeaderMap::new();
         h.insert("impersonate-group", "dev".parse().unwrap());
         assert_eq!(impersonate(admin(), &h).unwrap_err().code, 400);

@@ -95,7 +95,7 @@ impl Api {
         };
         // Service-account tokens authenticate only in their own logical cluster.
         let authenticated = self.authenticate(&parts.headers, &conn, &workspace);
-        let user = authenticated.as_ref().ok().cloned();
+        let user = authenticated.as_ref().ok().map(|(user, _)| user.clone());
         let resource_attrs = resource_request
             .as_ref()
             .map(|r| crate::audit::ResourceAttributes {
@@ -221,7 +221,7 @@ impl Api {
         headers: &HeaderMap,
         query: &Query,
         body: Incoming,
-        authenticated: Result<User, ApiError>,
+        authenticated: Result<(User, Option<crate::authn::Impersonation>), ApiError>,
     ) -> Result<Response<Body>, ApiError> {
         let (cluster, target) = (info.cluster, info.target);
         // Probes and the version answer anyone, as in kube-apiserver.
@@ -249,7 +249,7 @@ impl Api {
             Method::GET | Method::HEAD => Ok(Bytes::new()),
             _ => body::read(body).await,
         };
-        let user = authenticated?;
+        let (user, impersonation) = authenticated?;
         let body = body?;
         crate::audit::capture_body(&body);
         if target == Target::Metrics {
@@ -268,6 +268,10 @@ impl Api {
         };
         crate::serviceaccount::check_still_exists(self.accounts(), cluster.as_deref(), &user)
             .await?;
+        if let Some(impersonation) = &impersonation {
+            self.authorize_impersonation(cluster.as_deref(), impersonation)
+                .await?;
+        }
         self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
             .await?;
         let mut predicate = None;
@@ -341,9 +345,28 @@ impl Api {
         headers: &HeaderMap,
         conn: &crate::authn::ConnInfo,
         cluster: &str,
-    ) -> Result<User, ApiError> {
+    ) -> Result<(User, Option<crate::authn::Impersonation>), ApiError> {
         let user = self.authn.authenticate(headers, conn, Some(cluster))?;
         crate::authn::impersonate(user, headers)
+    }
+
+    /// 403 unless RBAC of the request's workspace lets the impersonator act as every
+    /// impersonated attribute (never in the `*` view).
+    async fn authorize_impersonation(
+        &self,
+        cluster: Option<&str>,
+        impersonation: &crate::authn::Impersonation,
+    ) -> Result<(), ApiError> {
+        for req in impersonation.requests() {
+            let allowed = match cluster {
+                Some(cluster) => self.authz.rbac_allows(cluster, &req).await?,
+                None => false,
+            };
+            if !allowed {
+                return Err(crate::authz::denied(&req));
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
