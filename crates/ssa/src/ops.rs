@@ -86,7 +86,8 @@ fn set_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
 }
 
 /// Equality ignoring managedFields timestamps (kube's
-/// IgnoreManagedFieldsTimestampsTransformer): such writes are no-ops.
+/// IgnoreManagedFieldsTimestampsTransformer): such writes are no-ops. Entries are stored
+/// sorted by time, so a new timestamp can also reorder them: compare them as a set.
 fn equal_ignoring_times(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
@@ -95,11 +96,12 @@ fn equal_ignoring_times(a: &Value, b: &Value) -> bool {
             .and_then(|m| m.get_mut("managedFields"))
             .and_then(Value::as_array_mut)
         {
-            for e in mf {
+            for e in mf.iter_mut() {
                 if let Some(e) = e.as_object_mut() {
                     e.remove("time");
                 }
             }
+            mf.sort_by_cached_key(Value::to_string);
         }
         v
     };

@@ -634,3 +634,19 @@ fn update_on_create_records_all_fields() {
         json!({".": {}, "f:app": {}})
     );
 }
+
+#[test]
+fn no_op_apply_that_would_reorder_managers_is_unchanged() {
+    let ti = deployment_schema();
+    // Both apply at T0, stored sorted by manager: a, z.
+    let obj = apply_ok(None, &deployment(2, "nginx:1"), &ti, "z", false);
+    let label = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"team": "a"}}
+    });
+    let obj = apply_ok(Some(&obj), &label, &ti, "a", false);
+    // a re-applies later: a newer time would sort it after z, yet nothing changed.
+    let r = apply(Some(&obj), &label, &ti, "a", "apps/v1", "", false, T1).unwrap();
+    assert!(!r.changed);
+    assert_eq!(r.object, obj);
+}
