@@ -310,6 +310,8 @@ pub struct EventData<'a> {
     pub request_uri: &'a str,
     pub verb: &'a str,
     pub user: Option<&'a User>,
+    /// Who sent an impersonating request; `user` is then the impersonated user.
+    pub impersonator: Option<&'a User>,
     pub source_ip: std::net::IpAddr,
     pub user_agent: Option<&'a str>,
     pub resource: Option<ResourceAttributes<'a>>,
@@ -332,17 +334,23 @@ pub fn event(data: &EventData<'_>) -> Value {
     event.insert("stage".into(), json!("ResponseComplete"));
     event.insert("requestURI".into(), json!(data.request_uri));
     event.insert("verb".into(), json!(data.verb));
-    let user = match data.user {
-        Some(u) => {
-            let mut user = json!({"username": u.name, "groups": u.groups});
-            if !u.uid.is_empty() {
-                user["uid"] = json!(u.uid);
-            }
-            user
+    let user_info = |u: &User| {
+        let mut user = json!({"username": u.name, "groups": u.groups});
+        if !u.uid.is_empty() {
+            user["uid"] = json!(u.uid);
         }
-        None => json!({}),
+        user
     };
-    event.insert("user".into(), user);
+    // As kube: `user` is who authenticated, `impersonatedUser` whom they acted as.
+    match (data.impersonator, data.user) {
+        (Some(by), Some(as_user)) => {
+            event.insert("user".into(), user_info(by));
+            event.insert("impersonatedUser".into(), user_info(as_user));
+        }
+        (_, user) => {
+            event.insert("user".into(), user.map_or_else(|| json!({}), user_info));
+        }
+    }
     event.insert("sourceIPs".into(), json!([data.source_ip.to_string()]));
     if let Some(agent) = data.user_agent {
         event.insert("userAgent".into(), json!(agent));
@@ -529,12 +537,14 @@ rules:
     #[test]
     fn event_shape() {
         let u = user("alice", &["dev"]);
+        let admin = user("root", &["system:masters"]);
         let body = Bytes::from_static(br#"{"kind":"ConfigMap"}"#);
         let ev = event(&EventData {
             level: Level::Request,
             request_uri: "/api/v1/namespaces/default/configmaps",
             verb: "create",
             user: Some(&u),
+            impersonator: Some(&admin),
             source_ip: [127, 0, 0, 1].into(),
             user_agent: Some("kubectl"),
             resource: res("", "configmaps", "default"),
@@ -547,7 +557,9 @@ rules:
             response_body: None,
         });
         assert_eq!(ev["kind"], "Event");
-        assert_eq!(ev["user"]["username"], "alice");
+        assert_eq!(ev["user"]["username"], "root");
+        assert_eq!(ev["impersonatedUser"]["username"], "alice");
+        assert_eq!(ev["impersonatedUser"]["groups"], json!(["dev"]));
         assert_eq!(ev["objectRef"]["namespace"], "default");
         assert_eq!(ev["responseStatus"]["code"], 201);
         assert_eq!(ev["requestObject"]["kind"], "ConfigMap");

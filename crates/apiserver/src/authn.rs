@@ -481,8 +481,9 @@ fn impersonation_targets(user: &User) -> Vec<crate::authz::ResourceAttrs> {
     out
 }
 
-/// Applies the `Impersonate-*` headers: the user the request then acts as and, unless `user`
-/// is a master, the impersonation to authorize; 400 for groups, uid or extra without a user.
+/// Applies the `Impersonate-*` headers: the user the request then acts as and, if it
+/// impersonates, who asked (to authorize and audit); 400 for groups, uid or extra without a
+/// user.
 pub fn impersonate(
     user: User,
     headers: &HeaderMap,
@@ -549,11 +550,11 @@ pub fn impersonate(
         groups,
         extra,
     };
-    let check = (!may_impersonate(&user)).then(|| Impersonation {
+    let check = Impersonation {
         targets: impersonation_targets(&impersonated),
         by: user,
-    });
-    Ok((impersonated, check))
+    };
+    Ok((impersonated, Some(check)))
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive, as in kube).
@@ -743,7 +744,7 @@ mod tests {
         assert_eq!(u.name, "alice");
         assert_eq!(u.groups, ["dev", AUTHENTICATED]);
         assert_eq!(u.extra["scopes/a"], ["x"]);
-        assert!(check.is_none(), "masters may impersonate anyone");
+        assert!(check.is_some_and(|c| may_impersonate(&c.by)));
         let bob = User {
             name: "bob".into(),
             ..User::default()
