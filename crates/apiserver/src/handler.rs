@@ -57,8 +57,13 @@ fn parse_query(q: Option<&str>) -> Query {
         .collect()
 }
 
+/// A boolean query parameter, read as kube does (Go's strconv.ParseBool): the Python client
+/// sends `watch=True`.
 fn flag(q: &Query, key: &str) -> bool {
-    matches!(q.get(key).map(String::as_str), Some("true" | "1"))
+    matches!(
+        q.get(key).map(String::as_str),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
 }
 
 impl Api {
