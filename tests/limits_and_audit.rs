@@ -302,14 +302,17 @@ fn mutating_requests_in_flight_are_capped() {
     let path = "/api/v1/namespaces/default/configmaps";
     let (mut held, mut release) = slow_post(&k);
     let headers = eventually(20, "a 429 while the slot is held", || {
-        // A probe that reached the server before the slow request took the slot itself
-        // (and the slow one got the 429 and ended): start the slow one again.
-        if held.try_wait().unwrap().is_some() {
-            (held, release) = slow_post(&k);
-            std::thread::sleep(Duration::from_millis(200));
-        }
         let (code, headers) = alice(&k, "POST", path);
-        (code == "429" && held.try_wait().unwrap().is_none()).then_some(headers)
+        if code == "429" && held.try_wait().unwrap().is_none() {
+            return Some(headers);
+        }
+        // The slot is free: the probe reached the server before the slow request, which got
+        // the 429 itself (its curl may linger on stdin). Start the slow one again.
+        let _ = held.kill();
+        let _ = held.wait();
+        (held, release) = slow_post(&k);
+        std::thread::sleep(Duration::from_millis(200));
+        None
     });
     assert!(
         headers.to_ascii_lowercase().contains("retry-after: 1"),

@@ -137,7 +137,19 @@ impl Api {
             self.limits.admit(mutating, privileged)
         };
         let routed = async {
-            let permit = admitted?;
+            let permit = match admitted {
+                Ok(permit) => permit,
+                Err(e) => {
+                    // Read the body first, as for a 401: an HTTP/2 stream answered before its
+                    // body arrived is reset, and the client never sees the 429. Briefly only:
+                    // a refused request must not hold the server with an endless body.
+                    if !matches!(parts.method, Method::GET | Method::HEAD) {
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), body::read(body)).await;
+                    }
+                    return Err(e);
+                }
+            };
             let routed = self.route(
                 info,
                 &parts.method,
