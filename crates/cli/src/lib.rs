@@ -1,12 +1,16 @@
-//! kubectl plugins for kplex workspaces: `kubectl ws` and `kubectl create workspace`,
-//! behaving like kcp's plugins (github.com/kcp-dev/cli).
+//! kubectl plugins for kplex: `kubectl ws` and `kubectl create workspace` for workspaces, and
+//! `kubectl kplex` (bind APIExports, permission claims, CRD snapshots), behaving like kcp's
+//! plugins (github.com/kcp-dev/cli).
 
+pub mod apis;
 pub mod cli;
 pub mod client;
+pub mod crd_snapshot;
 pub mod error;
 pub mod kubeconfig;
 pub mod path;
 pub mod workspace;
 
+pub use apis::kplex_main;
 pub use cli::{create_workspace_main, ws_main};
 pub use error::{Error, Result};
