@@ -8,56 +8,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use common::{Backend, Kplex, eventually};
-use serde_json::Value;
-
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-/// kubectl against one workspace (`--server …/clusters/<path>`).
-fn in_ws(k: &Kplex, path: &str, args: &[&str]) -> Vec<String> {
-    let mut v = vec!["--server".to_string(), k.url(&format!("/clusters/{path}"))];
-    v.extend(args.iter().map(|s| s.to_string()));
-    v
-}
-
-fn ok(k: &Kplex, path: &str, args: &[&str]) -> String {
-    let v = in_ws(k, path, args);
-    k.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn fails(k: &Kplex, path: &str, args: &[&str]) -> String {
-    let v = in_ws(k, path, args);
-    k.fails(&v.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn ok_stdin(k: &Kplex, path: &str, args: &[&str], input: &str) -> String {
-    let v = in_ws(k, path, args);
-    k.ok_stdin(&v.iter().map(String::as_str).collect::<Vec<_>>(), input)
-}
-
-fn create_workspace(k: &Kplex, parent: &str, name: &str, type_: Option<&str>) {
-    let spec = type_
-        .map(|t| format!("spec: {{type: {{name: {t}}}}}\n"))
-        .unwrap_or_default();
-    ok_stdin(
-        k,
-        parent,
-        &["create", "-f", "-"],
-        &format!(
-            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\n{spec}"
-        ),
-    );
-    eventually(20, &format!("workspace {name} to be Ready"), || {
-        let phase = ok(
-            k,
-            parent,
-            &["get", "workspace", name, "-o", "jsonpath={.status.phase}"],
-        );
-        (phase == "Ready").then_some(())
-    });
-}
+use common::{
+    Backend, Kplex, create_workspace, eventually, in_ws, json, ws_fails as fails, ws_ok as ok,
+    ws_ok_stdin as ok_stdin,
+};
 
 const CRD: &str = r#"
 apiVersion: apiextensions.k8s.io/v1

@@ -318,6 +318,54 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// kubectl against one workspace (`--server …/clusters/<path>`).
+pub fn in_ws(k: &Kplex, path: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec!["--server".to_string(), k.url(&format!("/clusters/{path}"))];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+pub fn ws_ok(k: &Kplex, path: &str, args: &[&str]) -> String {
+    let v = in_ws(k, path, args);
+    k.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+pub fn ws_fails(k: &Kplex, path: &str, args: &[&str]) -> String {
+    let v = in_ws(k, path, args);
+    k.fails(&v.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+pub fn ws_ok_stdin(k: &Kplex, path: &str, args: &[&str], input: &str) -> String {
+    let v = in_ws(k, path, args);
+    k.ok_stdin(&v.iter().map(String::as_str).collect::<Vec<_>>(), input)
+}
+
+pub fn create_workspace(k: &Kplex, parent: &str, name: &str, type_: Option<&str>) {
+    let spec = type_
+        .map(|t| format!("spec: {{type: {{name: {t}}}}}\n"))
+        .unwrap_or_default();
+    ws_ok_stdin(
+        k,
+        parent,
+        &["create", "-f", "-"],
+        &format!(
+            "apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: {name}}}\n{spec}"
+        ),
+    );
+    eventually(20, &format!("workspace {name} to be Ready"), || {
+        let phase = ws_ok(
+            k,
+            parent,
+            &["get", "workspace", name, "-o", "jsonpath={.status.phase}"],
+        );
+        (phase == "Ready").then_some(())
+    });
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }

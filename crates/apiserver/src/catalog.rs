@@ -48,7 +48,30 @@ pub enum Origin {
         name: String,
         storage_version: String,
     },
+    /// Served through an APIBinding from an APIExport's APIResourceSchema (see `apis`).
+    Bound(Arc<BoundInfo>),
 }
+
+/// Where a bound resource comes from: the binding, the export and its identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundInfo {
+    /// The APIBinding serving it in this logical cluster.
+    pub binding: String,
+    /// The logical cluster (name) and name of the APIExport.
+    pub export_cluster: String,
+    pub export: String,
+    /// The export's identity hash: bound objects are stored under it, so two exports of the
+    /// same group/resource never share storage.
+    pub identity: String,
+    /// The APIResourceSchema's name.
+    pub schema: String,
+    pub storage_version: String,
+    /// The export has a `maximalPermissionPolicy.local`.
+    pub maximal_permission_policy: bool,
+}
+
+/// Converts an object of a multi-version system kind to another version of it.
+pub type Conversion = fn(&mut serde_json::Value, &str);
 
 /// The scale subresource's mapping (CRDs use JSON paths; built-ins use spec.replicas).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +107,8 @@ pub struct ResourceDesc {
     pub origin: Origin,
     /// Verbs the resource supports (discovery and dispatch).
     pub verbs: Vec<&'static str>,
+    /// System kinds served at several versions convert stored objects on read.
+    pub conversion: Option<Conversion>,
 }
 
 pub const ALL_VERBS: &[&str] = &[
@@ -116,6 +141,29 @@ impl ResourceDesc {
             self.plural.clone()
         } else {
             format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// Served from a CRD or an APIBinding: versions share storage, apiVersion is rewritten.
+    pub fn is_custom(&self) -> bool {
+        matches!(self.origin, Origin::Crd { .. } | Origin::Bound(_))
+    }
+
+    /// The bound resource's export, if served through an APIBinding.
+    pub fn bound(&self) -> Option<&BoundInfo> {
+        match &self.origin {
+            Origin::Bound(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The resource's segment of its storage keys, as kcp lays them out: custom resources
+    /// under `<plural>/customresources`, bound ones under `<plural>/<identityHash>`.
+    pub fn storage_resource(&self) -> String {
+        match &self.origin {
+            Origin::Crd { .. } => format!("{}/customresources", self.plural),
+            Origin::Bound(b) => format!("{}/{}", self.plural, b.identity),
+            _ => self.plural.clone(),
         }
     }
 
@@ -152,6 +200,78 @@ impl ResourceDesc {
     }
 }
 
+impl Column {
+    pub fn name() -> Self {
+        Column {
+            name: "Name".into(),
+            type_: "string".into(),
+            format: "name".into(),
+            description: String::new(),
+            priority: 0,
+            cell: Cell::Name,
+        }
+    }
+
+    pub fn age() -> Self {
+        Column {
+            name: "Age".into(),
+            type_: "date".into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            cell: Cell::Age,
+        }
+    }
+
+    /// A column read from the object by a JSONPath (ours, so known to parse).
+    pub fn path(name: &str, type_: &str, path: &str) -> Self {
+        let cell = match kplex_schema::jsonpath::parse(path) {
+            Ok(p) => Cell::Path(Arc::new(p)),
+            Err(_) => Cell::Computed("invalid"),
+        };
+        Column {
+            name: name.into(),
+            type_: type_.into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            cell,
+        }
+    }
+}
+
+/// A kind kplex defines itself (kcp's `*.kcp.io` groups): cluster-scoped, with status, in the
+/// `kcp` category, described by `schema` like a CRD.
+pub fn system(
+    (group, version): (&str, &str),
+    (kind, plural): (&str, &str),
+    short: &[&str],
+    columns: Vec<Column>,
+    schema: &serde_json::Value,
+) -> ResourceDesc {
+    let schema = Schema::compile(schema).ok().map(Arc::new);
+    ResourceDesc {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: kind.to_ascii_lowercase(),
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: vec!["kcp".into()],
+        namespaced: false,
+        status: true,
+        scale: None,
+        generation: true,
+        columns,
+        field_labels: vec![],
+        schema,
+        builtin_schema: Arc::default(),
+        origin: Origin::System,
+        verbs: ALL_VERBS.to_vec(),
+        conversion: None,
+    }
+}
+
 pub mod builtins {
     //! The kinds every logical cluster serves (kcp's generic control plane plus the workload
     //! kinds that syncers place on real clusters).
@@ -179,6 +299,7 @@ pub mod builtins {
             builtin_schema: Arc::default(),
             origin: Origin::Builtin,
             verbs: ALL_VERBS.to_vec(),
+            conversion: None,
         })
     }
 

@@ -47,6 +47,23 @@ enum Work {
     LogicalCluster {
         cluster: String,
     },
+    ApiExport {
+        cluster: String,
+        name: String,
+    },
+    ApiBinding {
+        cluster: String,
+        name: String,
+    },
+    EndpointSlice {
+        cluster: String,
+        name: String,
+    },
+    /// An export changed (or appeared): every binding referencing it re-binds.
+    ExportConsumers {
+        cluster: String,
+        name: String,
+    },
     /// An object waiting on the `foregroundDeletion` or `orphan` finalizer.
     Dependents {
         cluster: String,
@@ -100,6 +117,7 @@ const WATCHED_KINDS: &[&str] = &[
     "/registry/namespaces/",
     "/registry/tenancy.kcp.io/workspaces/",
     "/registry/core.kcp.io/logicalclusters/",
+    "/registry/apis.kcp.io/",
 ];
 
 /// Whether a written object can need a controller: one of the followed kinds, or any object
@@ -149,7 +167,8 @@ impl Controllers {
         });
     }
 
-    /// CRDs and terminating namespaces present at start; returns the revision read at.
+    /// CRDs, terminating namespaces, exports and bindings present at start; returns the
+    /// revision read at.
     async fn enqueue_existing(&self) -> Result<i64, ApiError> {
         let crds = self
             .registry
@@ -169,7 +188,13 @@ impl Controllers {
             )
             .await
             .map_err(crate::registry::store_error)?;
-        for kv in crds.kvs.iter().chain(&namespaces.kvs) {
+        let apis = self
+            .registry
+            .store
+            .range(RangeRequest::prefix("/registry/apis.kcp.io/").at_revision(crds.revision))
+            .await
+            .map_err(crate::registry::store_error)?;
+        for kv in crds.kvs.iter().chain(&namespaces.kvs).chain(&apis.kvs) {
             if let Ok(obj) = object::decode(&kv.value, kv.mod_revision) {
                 self.dispatch(&obj, None);
             }
@@ -249,6 +274,26 @@ impl Controllers {
             ("core.kcp.io/v1alpha1", "LogicalCluster") => self.enqueue(Work::LogicalCluster {
                 cluster: cluster.clone(),
             }),
+            (v, "APIExport") if v.starts_with("apis.kcp.io/") => {
+                self.enqueue(Work::ApiExport {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                });
+                self.enqueue(Work::ExportConsumers {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                });
+            }
+            (v, "APIBinding") if v.starts_with("apis.kcp.io/") => self.enqueue(Work::ApiBinding {
+                cluster: cluster.clone(),
+                name: name.clone(),
+            }),
+            (v, "APIExportEndpointSlice") if v.starts_with("apis.kcp.io/") => {
+                self.enqueue(Work::EndpointSlice {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                })
+            }
             _ => {}
         }
         let finalizers = meta::finalizers(obj);
@@ -278,11 +323,12 @@ impl Controllers {
                 uid: uid.to_string(),
             });
         }
-        if old.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
-            self.enqueue(Work::Crd {
-                cluster,
-                name: meta::name(old).unwrap_or("").to_string(),
-            });
+        let name = meta::name(old).unwrap_or("").to_string();
+        match old.get("kind").and_then(Value::as_str) {
+            Some("CustomResourceDefinition") => self.enqueue(Work::Crd { cluster, name }),
+            Some("APIBinding") => self.enqueue(Work::ApiBinding { cluster, name }),
+            Some("APIExport") => self.enqueue(Work::ExportConsumers { cluster, name }),
+            _ => {}
         }
     }
 
@@ -354,6 +400,22 @@ impl Controllers {
             Work::Workspace { cluster, name } => {
                 self.tenancy.reconcile_workspace(cluster, name).await
             }
+            Work::ApiExport { cluster, name } => {
+                crate::apis::export::reconcile(&self.tenancy, cluster, name).await
+            }
+            Work::EndpointSlice { cluster, name } => {
+                crate::apis::export::reconcile_slice(&self.tenancy, cluster, name).await
+            }
+            Work::ApiBinding { cluster, name } => {
+                let r = crate::apis::binding::reconcile(&self.tenancy, cluster, name).await?;
+                if let Some((cluster, name)) = r.export_changed {
+                    self.enqueue(Work::EndpointSlice { cluster, name });
+                }
+                Ok(r.done)
+            }
+            Work::ExportConsumers { cluster, name } => {
+                self.enqueue_bindings_of(cluster, name).await
+            }
             Work::LogicalCluster { cluster } => {
                 if let Some((parent, name)) =
                     self.tenancy.reconcile_logical_cluster(cluster).await?
@@ -366,6 +428,43 @@ impl Controllers {
                 Ok(true)
             }
         }
+    }
+
+    /// Re-binds every APIBinding that references export `cluster`/`name` (a changed schema
+    /// list, a new identity, a deleted export).
+    async fn enqueue_bindings_of(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
+        let Some(desc) =
+            self.served
+                .lookup(None, crate::apis::GROUP, crate::apis::V2, "apibindings")
+        else {
+            return Ok(true);
+        };
+        let scope = Scope {
+            cluster: None,
+            desc: desc.clone(),
+            namespace: None,
+        };
+        let list = self.registry.list(&scope, &ListOptions::default()).await?;
+        let path = self.served.path_of(cluster);
+        for item in &list.items {
+            let binding = item.decode_as(&desc)?;
+            let Some(consumer) = cluster_of(&binding) else {
+                continue;
+            };
+            let (p, n) = crate::apis::binding::reference(&binding);
+            let same_cluster = if p.is_empty() {
+                consumer == cluster
+            } else {
+                p == cluster || Some(p) == path.as_deref()
+            };
+            if n == name && same_cluster {
+                self.enqueue(Work::ApiBinding {
+                    cluster: consumer,
+                    name: meta::name(&binding).unwrap_or("").to_string(),
+                });
+            }
+        }
+        Ok(true)
     }
 
     fn desc(

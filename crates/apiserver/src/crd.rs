@@ -208,6 +208,7 @@ pub fn descriptions(crd: &Value) -> Vec<ResourceDesc> {
                     storage_version: storage_version.clone(),
                 },
                 verbs: ALL_VERBS.to_vec(),
+                conversion: None,
             }
         })
         .collect()

@@ -294,6 +294,22 @@ impl Api {
             self.authorize_impersonation(cluster.as_deref(), impersonation)
                 .await?;
         }
+        if let Some(request::VirtualWorkspace::ApiExport {
+            cluster: export_cluster,
+            export,
+        }) = &info.virtual_workspace
+        {
+            let view = crate::apis::view::ExportView::load(
+                &self.registry,
+                &self.served,
+                export_cluster,
+                export,
+            )
+            .await?;
+            return self
+                .export_view(&view, cluster, target, headers, query, body, &user)
+                .await;
+        }
         self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
             .await?;
         let mut predicate = None;
@@ -308,9 +324,34 @@ impl Api {
                 Initializing::Filter(p) => predicate = p,
             }
         }
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let resources = || self.served.resources(cluster.as_deref());
+        if let Some(answer) = self.discovery(cluster.as_deref(), &target, headers, resources) {
+            return answer;
+        }
         match target {
+            Target::Resource(r) => {
+                // Webhooks see the requester as `userInfo`.
+                let requester = user.clone();
+                crate::admission::as_user(
+                    requester,
+                    self.resource(cluster, r, None, &user, headers, query, body, predicate),
+                )
+                .await
+            }
+            _ => Err(not_found_path()),
+        }
+    }
+
+    /// Discovery and OpenAPI documents over `resources` (None: not such a request).
+    fn discovery(
+        &self,
+        cluster: Option<&str>,
+        target: &Target,
+        headers: &HeaderMap,
+        resources: impl Fn() -> Vec<Arc<ResourceDesc>>,
+    ) -> Option<Result<Response<Body>, ApiError>> {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        Some(match target {
             Target::CoreVersions => {
                 let r = resources();
                 Ok(discovery_response(
@@ -327,31 +368,83 @@ impl Api {
                     || discovery::aggregated(&r, false),
                 ))
             }
-            Target::Group(g) => discovery::api_group(&resources(), &g)
+            Target::Group(g) => discovery::api_group(&resources(), g)
                 .map(|doc| response::json_value(StatusCode::OK, &doc))
                 .ok_or_else(not_found_path),
             Target::GroupVersion { group, version } => {
-                discovery::api_resource_list(&resources(), &group, &version)
+                discovery::api_resource_list(&resources(), group, version)
                     .map(|doc| response::json_value(StatusCode::OK, &doc))
                     .ok_or_else(not_found_path)
             }
-            Target::OpenApiV3Root => Ok(self.openapi.root(cluster.as_deref(), &resources())),
+            Target::OpenApiV3Root => Ok(self.openapi.root(cluster, &resources())),
             Target::OpenApiV3 { group, version } => {
                 self.openapi
-                    .group_version(cluster.as_deref(), &resources(), &group, &version)
+                    .group_version(cluster, &resources(), group, version)
             }
-            Target::OpenApiV2 => self.openapi.v2(cluster.as_deref(), &resources(), accept),
-            Target::Resource(r) => {
-                // Webhooks see the requester as `userInfo`.
-                let requester = user.clone();
-                crate::admission::as_user(
-                    requester,
-                    self.resource(cluster, r, &user, headers, query, body, predicate),
-                )
-                .await
-            }
-            _ => Err(not_found_path()),
+            Target::OpenApiV2 => self.openapi.v2(cluster, &resources(), accept),
+            _ => return None,
+        })
+    }
+
+    /// The APIExport virtual workspace (see `apis::view`): access by `apiexports/content`
+    /// in the export's workspace, then the view's resources in `cluster` (None: all).
+    #[allow(clippy::too_many_arguments)]
+    async fn export_view(
+        &self,
+        view: &crate::apis::view::ExportView,
+        cluster: Option<String>,
+        target: Target,
+        headers: &HeaderMap,
+        query: &Query,
+        body: Bytes,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let verb = match &target {
+            Target::Resource(r) => r.verb.as_str(),
+            _ => "get",
+        };
+        self.authz
+            .authorize(
+                Some(&view.export_cluster),
+                &view.content_request(user, verb),
+            )
+            .await?;
+        let resources = || view.resources(&self.served);
+        if let Some(answer) = self.discovery(cluster.as_deref(), &target, headers, resources) {
+            return answer;
         }
+        let Target::Resource(r) = target else {
+            return Err(not_found_path());
+        };
+        let plan = view.plan(&self.served, cluster.as_deref(), &r)?;
+        let body = match (&plan.labels, r.verb) {
+            (Some(labels), Verb::Create) => {
+                let mut obj = body::decode(content_type(headers), &body)?;
+                let mut all = meta::labels(&obj);
+                for (k, v) in labels {
+                    all.insert(k.clone(), Value::String(v.clone()));
+                }
+                meta::set_labels(&mut obj, all);
+                Bytes::from(
+                    serde_json::to_vec(&obj).map_err(|e| ApiError::internal(&e.to_string()))?,
+                )
+            }
+            _ => body,
+        };
+        crate::admission::as_user(
+            user.clone(),
+            self.resource(
+                cluster,
+                r,
+                Some(plan.desc),
+                user,
+                headers,
+                query,
+                body,
+                plan.predicate,
+            ),
+        )
+        .await
     }
 
     fn accounts(&self) -> crate::serviceaccount::Accounts<'_> {
@@ -399,6 +492,7 @@ impl Api {
         &self,
         cluster: Option<String>,
         r: ResourceRequest,
+        desc: Option<Arc<ResourceDesc>>,
         user: &User,
         headers: &HeaderMap,
         query: &Query,
@@ -419,10 +513,13 @@ impl Api {
         {
             return resp;
         }
-        let desc = self
-            .served
-            .lookup(cluster.as_deref(), &r.group, &r.version, &r.resource)
-            .ok_or_else(not_found_path)?;
+        let desc = match desc {
+            Some(d) => d,
+            None => self
+                .served
+                .lookup(cluster.as_deref(), &r.group, &r.version, &r.resource)
+                .ok_or_else(not_found_path)?,
+        };
         if cluster.is_none() && !matches!(r.verb, Verb::List | Verb::Watch) {
             return Err(ApiError::method_not_supported(
                 &desc.group,
@@ -651,6 +748,18 @@ impl Api {
             }
             (Verb::Delete, _) => {
                 let opts = delete_options(headers, query, &body)?;
+                if desc.group == crate::apis::GROUP
+                    && desc.plural == "apiresourceschemas"
+                    && let Some(cluster) = scope.cluster.as_deref()
+                {
+                    crate::apis::admission::admit_schema_delete(
+                        &self.registry,
+                        &self.served,
+                        cluster,
+                        &name,
+                    )
+                    .await?;
+                }
                 match self.registry.delete(&scope, &name, &opts).await? {
                     DeleteOutcome::Deleted(obj) => Ok(delete_status(&desc, &obj)),
                     DeleteOutcome::Pending(obj) => {
@@ -842,7 +951,43 @@ impl Api {
                 req.path = Some(path.to_string());
             }
         }
-        self.authz.authorize(cluster, &req).await
+        self.authz.authorize(cluster, &req).await?;
+        self.maximal_permission_policy(cluster, target, &req).await
+    }
+
+    /// A bound resource whose export has a maximal permission policy: the request must also
+    /// be allowed, for `apis.kcp.io:binding:<user>`, by RBAC in the export's workspace.
+    async fn maximal_permission_policy(
+        &self,
+        cluster: Option<&str>,
+        target: &Target,
+        req: &crate::authz::Request,
+    ) -> Result<(), ApiError> {
+        let (Some(cluster), Target::Resource(r)) = (cluster, target) else {
+            return Ok(());
+        };
+        if req.groups.iter().any(|g| g == crate::authz::MASTERS) {
+            return Ok(());
+        }
+        let Some(desc) = self
+            .served
+            .lookup(Some(cluster), &r.group, &r.version, &r.resource)
+        else {
+            return Ok(());
+        };
+        let Some(bound) = desc.bound().filter(|b| b.maximal_permission_policy) else {
+            return Ok(());
+        };
+        let policy = crate::apis::view::policy_request(req);
+        if self
+            .authz
+            .rbac_allows(&bound.export_cluster, &policy)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(crate::authz::denied(req))
+        }
     }
 }
 
@@ -1024,6 +1169,21 @@ impl Api {
                 }
             }
             return Ok(());
+        }
+        if scope.desc.group == crate::apis::GROUP && scope.desc.plural == "apibindings" {
+            return crate::apis::admission::admit_binding(
+                &self.authz,
+                &self.served,
+                cluster,
+                user,
+                obj,
+            )
+            .await;
+        }
+        if scope.desc.group == "apiextensions.k8s.io"
+            && scope.desc.plural == "customresourcedefinitions"
+        {
+            return crate::apis::admission::admit_crd(&self.served, cluster, obj);
         }
         if is_tenancy(&scope.desc, "logicalclusters") {
             return Err(ApiError::forbidden(
@@ -1411,11 +1571,12 @@ fn render_event(
         }
         WatchEvent::Shared(kind, shared) => {
             let body = if wanted.shape == Shape::Object {
-                Ok(match desc.origin {
-                    crate::catalog::Origin::Crd { .. } => {
-                        crate::object::with_api_version(shared.json().to_vec(), &desc.api_version())
-                    }
-                    _ => shared.json().to_vec(),
+                Ok(if desc.conversion.is_some() {
+                    shared.stored.render_as(desc)
+                } else if desc.is_custom() {
+                    crate::object::with_api_version(shared.json().to_vec(), &desc.api_version())
+                } else {
+                    shared.json().to_vec()
                 })
             } else {
                 shared.stored.decode_as(desc).and_then(|obj| {

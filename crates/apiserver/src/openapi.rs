@@ -35,7 +35,7 @@ fn spec(d: &ResourceDesc) -> ResourceSpec {
         strategic_patch: d.strategic_patch(),
         schema: match d.origin {
             Origin::Builtin => None,
-            Origin::System | Origin::Crd { .. } => {
+            Origin::System | Origin::Crd { .. } | Origin::Bound(_) => {
                 Some(d.schema.as_ref().map(|s| s.raw().clone()).unwrap_or_else(
                     || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
                 ))
@@ -68,9 +68,7 @@ impl Cache {
             return None;
         }
         // Built-in and system kinds are the same in every logical cluster: build once.
-        let builtin = in_gv
-            .iter()
-            .all(|d| !matches!(d.origin, Origin::Crd { .. }));
+        let builtin = in_gv.iter().all(|d| !d.is_custom());
         let key = (group.to_string(), version.to_string());
         if builtin && let Some(hit) = self.builtin.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Some(hit);

@@ -99,6 +99,9 @@ pub enum VirtualWorkspace {
     /// `/services/initializingworkspaces/<initializer>/clusters/…`: the logical clusters
     /// still waiting on `initializer`, and their content.
     Initializing { initializer: String },
+    /// `/services/apiexport/<export-cluster>/<export>/clusters/…`: a provider's view of its
+    /// export's resources in every workspace that binds it.
+    ApiExport { cluster: String, export: String },
 }
 
 /// The parsed request line.
@@ -142,14 +145,26 @@ fn parse_virtual(method: &Method, rest: &str, watch: bool) -> RequestInfo {
         virtual_workspace: None,
         path: String::new(),
     };
-    let mut parts = rest.splitn(3, '/');
-    let (Some(kind), Some(argument), Some(tail)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let Some((kind, rest)) = rest.split_once('/') else {
         return not_found;
     };
-    let vw = match kind {
-        "initializingworkspaces" => VirtualWorkspace::Initializing {
-            initializer: decode(argument),
+    let arguments = match kind {
+        "initializingworkspaces" => 1,
+        "apiexport" => 2,
+        _ => return not_found,
+    };
+    let mut parts = rest.splitn(arguments + 1, '/');
+    let args: Vec<String> = parts.by_ref().take(arguments).map(decode).collect();
+    let Some(tail) = parts.next() else {
+        return not_found;
+    };
+    let vw = match (kind, args.as_slice()) {
+        ("initializingworkspaces", [initializer]) => VirtualWorkspace::Initializing {
+            initializer: initializer.clone(),
+        },
+        ("apiexport", [cluster, export]) => VirtualWorkspace::ApiExport {
+            cluster: cluster.clone(),
+            export: export.clone(),
         },
         _ => return not_found,
     };
@@ -389,6 +404,28 @@ mod tests {
             parse(
                 &Method::GET,
                 "/services/initializingworkspaces/x/api",
+                false
+            )
+            .target,
+            Target::NotFound
+        );
+        let info = parse(
+            &Method::POST,
+            "/services/apiexport/root:org/widgets/clusters/abc/apis/example.dev/v1/namespaces/default/widgets",
+            false,
+        );
+        assert_eq!(
+            info.virtual_workspace,
+            Some(VirtualWorkspace::ApiExport {
+                cluster: "root:org".into(),
+                export: "widgets".into()
+            })
+        );
+        assert_eq!(info.cluster, ClusterTarget::Named("abc".into()));
+        assert_eq!(
+            parse(
+                &Method::GET,
+                "/services/apiexport/root/clusters/*/api",
                 false
             )
             .target,

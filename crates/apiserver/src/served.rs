@@ -7,8 +7,35 @@ use std::sync::{Arc, RwLock};
 
 use crate::catalog::{ResourceDesc, builtins};
 
-/// CRD name → its descriptions (one per served version).
+/// Source → its descriptions (one per served version). A source is a CRD (its name) or an
+/// APIBinding (`apibinding/<name>`: CRD names never contain a slash).
 type CrdResources = HashMap<String, Vec<Arc<ResourceDesc>>>;
+
+fn binding_source(binding: &str) -> String {
+    format!("apibinding/{binding}")
+}
+
+/// What already serves a resource an APIBinding wants to serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    Crd(String),
+    Binding(String),
+}
+
+/// Whether two descriptions of one group claim a common name (plural, singular, short name,
+/// kind or list kind), as kcp's naming conflict checker does.
+fn names_collide(a: &ResourceDesc, b: &ResourceDesc) -> bool {
+    if a.group != b.group {
+        return false;
+    }
+    let names = |d: &ResourceDesc| -> Vec<String> {
+        let mut v = vec![d.plural.clone(), d.singular.clone()];
+        v.extend(d.short_names.iter().cloned());
+        v
+    };
+    let (na, nb) = (names(a), names(b));
+    na.iter().any(|n| nb.contains(n)) || a.kind == b.kind || a.list_kind() == b.list_kind()
+}
 
 /// The resource descriptions served, per logical cluster, and the cluster index.
 pub struct Served {
@@ -18,6 +45,8 @@ pub struct Served {
     clusters: RwLock<HashMap<String, String>>,
     /// Canonical path → name.
     paths: RwLock<HashMap<String, String>>,
+    /// Which logical clusters bind which APIExport.
+    pub exports: crate::apis::Index,
 }
 
 impl Default for Served {
@@ -32,11 +61,13 @@ impl Served {
             builtins: builtins::all()
                 .into_iter()
                 .chain(crate::tenancy::resources())
+                .chain(crate::apis::resources())
                 .map(Arc::new)
                 .collect(),
             crds: RwLock::default(),
             clusters: RwLock::default(),
             paths: RwLock::default(),
+            exports: crate::apis::Index::default(),
         }
     }
 
@@ -60,6 +91,7 @@ impl Served {
         if let Ok(mut crds) = self.crds.write() {
             crds.remove(name);
         }
+        self.exports.remove_consumer_cluster(name);
     }
 
     pub fn has_cluster(&self, name: &str) -> bool {
@@ -112,6 +144,76 @@ impl Served {
         }
     }
 
+    /// Serves an APIBinding's resources in `cluster`, unless a CRD or another binding there
+    /// already claims one of their names (the first binder wins, as in kcp).
+    pub fn bind(
+        &self,
+        cluster: &str,
+        binding: &str,
+        descs: Vec<ResourceDesc>,
+    ) -> Result<(), Conflict> {
+        let Ok(mut crds) = self.crds.write() else {
+            return Ok(());
+        };
+        let own = binding_source(binding);
+        let map = crds.entry(cluster.to_string()).or_default();
+        for (source, served) in map.iter() {
+            if *source == own {
+                continue;
+            }
+            if served
+                .iter()
+                .any(|s| descs.iter().any(|d| names_collide(s, d)))
+            {
+                return Err(match source.strip_prefix("apibinding/") {
+                    Some(b) => Conflict::Binding(b.to_string()),
+                    None => Conflict::Crd(source.clone()),
+                });
+            }
+        }
+        if self.builtins.iter().any(|s| {
+            descs
+                .iter()
+                .any(|d| s.group == d.group && s.plural == d.plural)
+        }) {
+            return Err(Conflict::Crd(String::new()));
+        }
+        map.insert(own, descs.into_iter().map(Arc::new).collect());
+        Ok(())
+    }
+
+    /// Stops serving an APIBinding's resources; returns what it served.
+    pub fn unbind(&self, cluster: &str, binding: &str) -> Vec<Arc<ResourceDesc>> {
+        let Ok(mut crds) = self.crds.write() else {
+            return vec![];
+        };
+        let Some(map) = crds.get_mut(cluster) else {
+            return vec![];
+        };
+        let removed = map.remove(&binding_source(binding)).unwrap_or_default();
+        if map.is_empty() {
+            crds.remove(cluster);
+        }
+        removed
+    }
+
+    /// What an APIBinding serves in `cluster`.
+    pub fn bound_resources(&self, cluster: &str, binding: &str) -> Vec<Arc<ResourceDesc>> {
+        self.crd_resources(cluster, &binding_source(binding))
+    }
+
+    /// The APIBinding serving `group`/`plural` in `cluster`, if any.
+    pub fn bound_by(&self, cluster: &str, group: &str, plural: &str) -> Option<String> {
+        let crds = self.crds.read().ok()?;
+        crds.get(cluster)?.iter().find_map(|(source, descs)| {
+            let binding = source.strip_prefix("apibinding/")?;
+            descs
+                .iter()
+                .any(|d| d.group == group && d.plural == plural)
+                .then(|| binding.to_string())
+        })
+    }
+
     pub fn builtins(&self) -> &[Arc<ResourceDesc>] {
         &self.builtins
     }
@@ -156,17 +258,31 @@ impl Served {
             return Some(d.clone());
         }
         let crds = self.crds.read().ok()?;
-        let matches = |d: &&Arc<ResourceDesc>| {
-            d.group == group && d.version == version && d.plural == resource
-        };
         match cluster {
-            Some(c) => crds.get(c)?.values().flatten().find(matches).cloned(),
-            None => crds
+            Some(c) => crds
+                .get(c)?
                 .values()
-                .flat_map(|m| m.values())
                 .flatten()
-                .find(matches)
+                .find(|d| d.group == group && d.version == version && d.plural == resource)
                 .cloned(),
+            // Across clusters a bound resource must name its export's identity
+            // (`widgets:<identityHash>`): two exports may serve the same group/resource.
+            None => {
+                let (plural, identity) = match resource.split_once(':') {
+                    Some((p, i)) => (p, Some(i)),
+                    None => (resource, None),
+                };
+                crds.values()
+                    .flat_map(|m| m.values())
+                    .flatten()
+                    .find(|d| {
+                        d.group == group
+                            && d.version == version
+                            && d.plural == plural
+                            && d.bound().map(|b| b.identity.as_str()) == identity
+                    })
+                    .cloned()
+            }
         }
     }
 

@@ -85,7 +85,7 @@ pub fn finalizers_done(desc: &ResourceDesc, obj: &Value) -> bool {
 }
 
 /// The kind's own validation.
-pub fn validate(desc: &ResourceDesc, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
+pub fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut out = Vec::new();
     if is(desc, "", "configmaps") {
         for field in ["data", "binaryData"] {
@@ -137,6 +137,7 @@ pub fn validate(desc: &ResourceDesc, obj: &Value, _old: Option<&Value>) -> Vec<S
     if is(desc, "apiextensions.k8s.io", "customresourcedefinitions") {
         out.extend(crate::crd::validate(obj));
     }
+    out.extend(crate::apis::admission::validate(desc, obj, old));
     out
 }
 

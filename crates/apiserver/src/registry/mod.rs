@@ -37,12 +37,12 @@ pub struct Scope {
 impl Scope {
     /// The key prefix of the resource's storage (every cluster, every namespace).
     pub fn resource_prefix(&self) -> String {
-        keys::resource_prefix(&self.desc.group, &self.desc.plural)
+        keys::resource_prefix(&self.desc.group, &self.desc.storage_resource())
     }
 
     /// The key prefix covering everything this scope can see.
     pub fn prefix(&self) -> String {
-        let (g, r) = (&self.desc.group, &self.desc.plural);
+        let (g, r) = (&self.desc.group, &self.desc.storage_resource());
         match (&self.cluster, &self.namespace) {
             (None, _) => keys::resource_prefix(g, r),
             (Some(c), Some(ns)) if self.desc.namespaced => keys::namespace_prefix(g, r, c, ns),
@@ -69,7 +69,7 @@ impl Scope {
         };
         Ok(keys::object(
             &self.desc.group,
-            &self.desc.plural,
+            &self.desc.storage_resource(),
             cluster,
             ns,
             name,
@@ -95,19 +95,30 @@ impl Stored {
 
     /// The object's JSON as `desc`'s version serves it (CRD versions share storage).
     pub fn render_as(&self, desc: &ResourceDesc) -> Vec<u8> {
+        if let Some(convert) = desc.conversion {
+            // Multi-version system kinds are rare and small: parse, convert, re-serialise.
+            return match self.decode() {
+                Ok(mut obj) => {
+                    convert(&mut obj, &desc.version);
+                    serde_json::to_vec(&obj).unwrap_or_else(|_| self.render())
+                }
+                Err(_) => self.render(),
+            };
+        }
         let json = self.render();
-        match desc.origin {
-            crate::catalog::Origin::Crd { .. } => {
-                object::with_api_version(json, &desc.api_version())
-            }
-            _ => json,
+        if desc.is_custom() {
+            object::with_api_version(json, &desc.api_version())
+        } else {
+            json
         }
     }
 
     /// The parsed object as `desc`'s version serves it.
     pub fn decode_as(&self, desc: &ResourceDesc) -> Result<Value, ApiError> {
         let mut obj = self.decode()?;
-        if matches!(desc.origin, crate::catalog::Origin::Crd { .. })
+        if let Some(convert) = desc.conversion {
+            convert(&mut obj, &desc.version);
+        } else if desc.is_custom()
             && let Some(m) = obj.as_object_mut()
         {
             m.insert("apiVersion".into(), Value::String(desc.api_version()));

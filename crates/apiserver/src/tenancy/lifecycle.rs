@@ -167,6 +167,36 @@ impl Tenancy {
         ))
     }
 
+    /// The type's `defaultAPIBindings`: one APIBinding per export, named after it.
+    async fn bind_defaults(&self, cluster: &str, t: &TypeRef) -> Result<(), ApiError> {
+        let exports = types::default_api_bindings(&self.registry, &self.served, t).await?;
+        if exports.is_empty() {
+            return Ok(());
+        }
+        let Some(scope) = self.scope(cluster, crate::apis::GROUP, crate::apis::V2, "apibindings")
+        else {
+            return Ok(());
+        };
+        for (path, export) in exports {
+            let binding = json!({
+                "apiVersion": format!("{}/{}", crate::apis::GROUP, crate::apis::V2),
+                "kind": "APIBinding",
+                "metadata": {"name": export},
+                "spec": {"reference": {"export": {"path": path, "name": export}}},
+            });
+            match self
+                .registry
+                .create(&scope, binding, &WriteOptions::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The creator becomes the workspace's admin: ClusterRoleBinding `workspace-admin` to
     /// `cluster-admin`, as kcp's tenancy logicalcluster controller does.
     async fn grant_admin(&self, cluster: &str, user: &str) -> Result<(), ApiError> {
@@ -271,6 +301,7 @@ impl Tenancy {
                 creator(ws).as_deref(),
             )
             .await?;
+        self.bind_defaults(&cluster, &t).await?;
         let url = self.url_of(&path);
         let phase = if initializers.is_empty() {
             "Ready"

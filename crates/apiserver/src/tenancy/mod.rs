@@ -13,11 +13,7 @@ pub mod lifecycle;
 mod schemas;
 pub mod types;
 
-use std::sync::Arc;
-
-use kplex_schema::Schema;
-
-use crate::catalog::{ALL_VERBS, Cell, Column, Origin, ResourceDesc};
+use crate::catalog::{Column, ResourceDesc};
 
 pub const TENANCY: &str = "tenancy.kcp.io";
 pub const CORE: &str = "core.kcp.io";
@@ -31,43 +27,6 @@ pub const TYPE_ANNOTATION: &str = "tenancy.kcp.io/workspace-type";
 /// Keeps a Workspace until its logical cluster is gone.
 pub const WORKSPACE_FINALIZER: &str = "core.kcp.io/logicalcluster";
 
-fn column(name: &str, type_: &str, path: &str) -> Column {
-    let cell = match kplex_schema::jsonpath::parse(path) {
-        Ok(p) => Cell::Path(Arc::new(p)),
-        Err(_) => Cell::Computed("invalid"),
-    };
-    Column {
-        name: name.into(),
-        type_: type_.into(),
-        format: String::new(),
-        description: String::new(),
-        priority: 0,
-        cell,
-    }
-}
-
-fn name_column() -> Column {
-    Column {
-        name: "Name".into(),
-        type_: "string".into(),
-        format: "name".into(),
-        description: String::new(),
-        priority: 0,
-        cell: Cell::Name,
-    }
-}
-
-fn age_column() -> Column {
-    Column {
-        name: "Age".into(),
-        type_: "date".into(),
-        format: String::new(),
-        description: String::new(),
-        priority: 0,
-        cell: Cell::Age,
-    }
-}
-
 fn system(
     group: &str,
     kind: &str,
@@ -76,26 +35,7 @@ fn system(
     columns: Vec<Column>,
     schema: serde_json::Value,
 ) -> ResourceDesc {
-    let schema = Schema::compile(&schema).ok().map(Arc::new);
-    ResourceDesc {
-        group: group.into(),
-        version: VERSION.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        singular: kind.to_ascii_lowercase(),
-        short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: vec!["kcp".into()],
-        namespaced: false,
-        status: true,
-        scale: None,
-        generation: true,
-        columns,
-        field_labels: vec![],
-        schema,
-        builtin_schema: Arc::default(),
-        origin: Origin::System,
-        verbs: ALL_VERBS.to_vec(),
-    }
+    crate::catalog::system((group, VERSION), (kind, plural), short, columns, &schema)
 }
 
 /// The tenancy kinds every logical cluster serves.
@@ -107,12 +47,12 @@ pub fn resources() -> Vec<ResourceDesc> {
             "workspaces",
             &["ws"],
             vec![
-                name_column(),
-                column("Type", "string", ".spec.type.name"),
-                column("Region", "string", ".metadata.labels.region"),
-                column("Phase", "string", ".status.phase"),
-                column("URL", "string", ".spec.URL"),
-                age_column(),
+                Column::name(),
+                Column::path("Type", "string", ".spec.type.name"),
+                Column::path("Region", "string", ".metadata.labels.region"),
+                Column::path("Phase", "string", ".status.phase"),
+                Column::path("URL", "string", ".spec.URL"),
+                Column::age(),
             ],
             schemas::workspace(),
         ),
@@ -121,7 +61,7 @@ pub fn resources() -> Vec<ResourceDesc> {
             "WorkspaceType",
             "workspacetypes",
             &[],
-            vec![name_column(), age_column()],
+            vec![Column::name(), Column::age()],
             schemas::workspace_type(),
         ),
         system(
@@ -130,10 +70,10 @@ pub fn resources() -> Vec<ResourceDesc> {
             "logicalclusters",
             &[],
             vec![
-                name_column(),
-                column("Phase", "string", ".status.phase"),
-                column("URL", "string", ".status.URL"),
-                age_column(),
+                Column::name(),
+                Column::path("Phase", "string", ".status.phase"),
+                Column::path("URL", "string", ".status.URL"),
+                Column::age(),
             ],
             schemas::logical_cluster(),
         ),

@@ -277,6 +277,30 @@ pub async fn terminators(
         .collect())
 }
 
+/// The APIExports (path, name) a type and what it extends bind in new workspaces.
+pub async fn default_api_bindings(
+    registry: &Registry,
+    served: &Served,
+    t: &TypeRef,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for (_, obj) in lineage(registry, served, t).await? {
+        for b in obj
+            .pointer("/spec/defaultAPIBindings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let s = |f: &str| b.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+            let entry = (s("path"), s("export"));
+            if !entry.1.is_empty() && !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The parent type's default for children, or universal.
 pub async fn default_child(
     registry: &Registry,
