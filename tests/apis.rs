@@ -7,38 +7,9 @@
 mod common;
 
 use common::{
-    Backend, Kplex, create_workspace, eventually, in_ws, json, ws_fails as fails, ws_ok as ok,
-    ws_ok_stdin as ok_stdin,
+    Backend, Kplex, WIDGETS_SCHEMA, create_workspace, eventually, in_ws, json, ws_fails as fails,
+    ws_ok as ok, ws_ok_stdin as ok_stdin,
 };
-
-const SCHEMA: &str = r#"
-apiVersion: apis.kcp.io/v1alpha1
-kind: APIResourceSchema
-metadata: {name: v1.widgets.example.dev}
-spec:
-  group: example.dev
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList, shortNames: [wd]}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    additionalPrinterColumns:
-    - {name: Size, type: integer, jsonPath: .spec.size}
-    schema:
-      type: object
-      properties:
-        spec:
-          type: object
-          description: WidgetSpec is what the user wants.
-          properties:
-            size: {type: integer, description: size of the widget in units.}
-        status:
-          type: object
-          properties:
-            ready: {type: boolean}
-"#;
 
 /// A v1alpha1 export (latestResourceSchemas), read back at v1alpha2 too.
 fn export(name: &str, extra: &str) -> String {
@@ -61,7 +32,7 @@ fn widget(name: &str, size: u32) -> String {
 
 /// Publishes the widgets export in `path`; returns its identity hash.
 fn publish(k: &Kplex, path: &str, name: &str, extra: &str) -> String {
-    ok_stdin(k, path, &["apply", "-f", "-"], SCHEMA);
+    ok_stdin(k, path, &["apply", "-f", "-"], WIDGETS_SCHEMA);
     ok_stdin(k, path, &["apply", "-f", "-"], &export(name, extra));
     eventually(10, "the export's identity", || {
         let h = ok(
@@ -133,16 +104,16 @@ fn view_ok(k: &Kplex, vw: &str, cluster: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn provider_and_two_consumers() {
-    let k = Kplex::start(Backend::Embedded);
+on_both_backends!(provider_and_two_consumers);
+
+fn provider_and_two_consumers(k: &Kplex) {
     for ws in ["provider", "team-a", "team-b"] {
-        create_workspace(&k, "root", ws, None);
+        create_workspace(k, "root", ws, None);
     }
-    let identity = publish(&k, "root:provider", "widgets", "");
+    let identity = publish(k, "root:provider", "widgets", "");
     // The export reads at v1alpha2 as kcp stores it.
     let v2 = json(&ok(
-        &k,
+        k,
         "root:provider",
         &[
             "get",
@@ -159,15 +130,15 @@ fn provider_and_two_consumers() {
     assert_eq!(v2["spec"]["resources"][0]["group"], "example.dev");
     // The identity secret is the provider's.
     ok(
-        &k,
+        k,
         "root:provider",
         &["get", "secret", "-n", "kcp-system", "widgets"],
     );
 
-    bind(&k, "root:team-a", "widgets", "root:provider", "widgets");
-    bind(&k, "root:team-b", "widgets", "root:provider", "widgets");
+    bind(k, "root:team-a", "widgets", "root:provider", "widgets");
+    bind(k, "root:team-b", "widgets", "root:provider", "widgets");
     let b = json(&ok(
-        &k,
+        k,
         "root:team-a",
         &["get", "apibinding", "widgets", "-o", "json"],
     ));
@@ -178,12 +149,12 @@ fn provider_and_two_consumers() {
     );
     assert_eq!(
         b["status"]["apiExportClusterName"],
-        cluster_of(&k, "root:provider")
+        cluster_of(k, "root:provider")
     );
 
     // Consumers see widgets in discovery, OpenAPI and explain; the provider does not.
     let resources = ok(
-        &k,
+        k,
         "root:team-a",
         &["api-resources", "--api-group", "example.dev"],
     );
@@ -191,23 +162,23 @@ fn provider_and_two_consumers() {
         resources.contains("widgets") && resources.contains("wd"),
         "{resources}"
     );
-    let explain = ok(&k, "root:team-a", &["explain", "widgets.spec.size"]);
+    let explain = ok(k, "root:team-a", &["explain", "widgets.spec.size"]);
     assert!(explain.contains("size of the widget"), "{explain}");
     let provider = ok(
-        &k,
+        k,
         "root:provider",
         &["api-resources", "--api-group", "example.dev"],
     );
     assert!(!provider.contains("widgets"), "{provider}");
 
     // Objects are isolated per consumer and validated by the schema.
-    ok_stdin(&k, "root:team-a", &["apply", "-f", "-"], &widget("a1", 1));
-    ok_stdin(&k, "root:team-b", &["apply", "-f", "-"], &widget("b1", 2));
-    let a = ok(&k, "root:team-a", &["get", "widgets", "-A"]);
+    ok_stdin(k, "root:team-a", &["apply", "-f", "-"], &widget("a1", 1));
+    ok_stdin(k, "root:team-b", &["apply", "-f", "-"], &widget("b1", 2));
+    let a = ok(k, "root:team-a", &["get", "widgets", "-A"]);
     assert!(a.contains("a1") && !a.contains("b1"), "{a}");
     assert!(a.contains("SIZE"), "printer columns: {a}");
     let err = fails(
-        &k,
+        k,
         "root:team-a",
         &[
             "patch",
@@ -237,7 +208,7 @@ fn provider_and_two_consumers() {
     // The endpoint slice lists the virtual workspace once there are consumers.
     let vw = eventually(10, "the endpoint slice URL", || {
         let url = ok(
-            &k,
+            k,
             "root:provider",
             &[
                 "get",
@@ -252,14 +223,14 @@ fn provider_and_two_consumers() {
     assert!(vw.contains("/services/apiexport/"), "{vw}");
 
     // The provider's view: every consumer's widgets, and the bindings.
-    let all = view_ok(&k, &vw, "*", &["get", "widgets", "-A", "-o", "name"]);
+    let all = view_ok(k, &vw, "*", &["get", "widgets", "-A", "-o", "name"]);
     assert!(all.contains("a1") && all.contains("b1"), "{all}");
-    let bindings = view_ok(&k, &vw, "*", &["get", "apibindings", "-o", "name"]);
+    let bindings = view_ok(k, &vw, "*", &["get", "apibindings", "-o", "name"]);
     assert_eq!(bindings.lines().count(), 2, "{bindings}");
     // Writes in one consumer: status, merge patch and server-side apply.
-    let team_a = cluster_of(&k, "root:team-a");
+    let team_a = cluster_of(k, "root:team-a");
     view_ok(
-        &k,
+        k,
         &vw,
         &team_a,
         &[
@@ -276,7 +247,7 @@ fn provider_and_two_consumers() {
     );
     assert_eq!(
         ok(
-            &k,
+            k,
             "root:team-a",
             &["get", "widget", "a1", "-o", "jsonpath={.status.ready}"]
         ),
@@ -300,7 +271,7 @@ fn provider_and_two_consumers() {
     assert!(applied.contains("serverside-applied"), "{applied}");
     assert_eq!(
         ok(
-            &k,
+            k,
             "root:team-a",
             &[
                 "get",
@@ -313,10 +284,10 @@ fn provider_and_two_consumers() {
         "7"
     );
     // Not across all consumers at once, and not in a workspace that does not bind the export.
-    let out = view(&k, &vw, "*", &["delete", "widget", "a1", "-n", "default"]);
+    let out = view(k, &vw, "*", &["delete", "widget", "a1", "-n", "default"]);
     assert!(!out.status.success());
-    let provider_cluster = cluster_of(&k, "root:provider");
-    let out = view(&k, &vw, &provider_cluster, &["get", "widgets", "-A"]);
+    let provider_cluster = cluster_of(k, "root:provider");
+    let out = view(k, &vw, &provider_cluster, &["get", "widgets", "-A"]);
     assert!(
         !out.status.success(),
         "the provider's own workspace does not bind the export"
@@ -324,14 +295,14 @@ fn provider_and_two_consumers() {
 
     // A schema an export uses cannot be deleted.
     let err = fails(
-        &k,
+        k,
         "root:provider",
         &["delete", "apiresourceschema", "v1.widgets.example.dev"],
     );
     assert!(err.contains("in use by APIExport widgets"), "{err}");
     // The reference of a binding is immutable.
     let err = fails(
-        &k,
+        k,
         "root:team-a",
         &[
             "patch",
@@ -345,14 +316,14 @@ fn provider_and_two_consumers() {
     assert!(err.contains("must not be changed"), "{err}");
 
     // Unbinding removes the resource and its objects.
-    ok(&k, "root:team-b", &["delete", "apibinding", "widgets"]);
+    ok(k, "root:team-b", &["delete", "apibinding", "widgets"]);
     let gone = ok(
-        &k,
+        k,
         "root:team-b",
         &["api-resources", "--api-group", "example.dev"],
     );
     assert!(!gone.contains("widgets"), "{gone}");
-    let all = view_ok(&k, &vw, "*", &["get", "widgets", "-A", "-o", "name"]);
+    let all = view_ok(k, &vw, "*", &["get", "widgets", "-A", "-o", "name"]);
     assert!(all.contains("a1") && !all.contains("b1"), "{all}");
 }
 
@@ -643,5 +614,143 @@ fn default_api_bindings_of_a_workspace_type() {
         "root:gets-widgets",
         &["apply", "-f", "-"],
         &widget("w", 3),
+    );
+}
+
+const CONTENT_READER: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: widgets-content}
+rules:
+- {verbs: [access], nonResourceURLs: ["/"]}
+- {verbs: [get, list, watch], apiGroups: [apis.kcp.io], resources: [apiexports/content], resourceNames: [widgets]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bot-reads-widgets}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: widgets-content}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bot}]
+"#;
+
+const GADGETS: &str = r#"
+apiVersion: apis.kcp.io/v1alpha1
+kind: APIResourceSchema
+metadata: {name: v2.gadgets.example.dev}
+spec:
+  group: example.dev
+  scope: Cluster
+  names: {plural: gadgets, singular: gadget, kind: Gadget, listKind: GadgetList}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {type: object, properties: {spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+"#;
+
+#[test]
+fn view_access_by_content_verbs_watch_and_export_updates() {
+    let k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "root", "provider", None);
+    create_workspace(&k, "root", "consumer", None);
+    publish(&k, "root:provider", "widgets", "");
+    bind(&k, "root:consumer", "widgets", "root:provider", "widgets");
+    let provider = cluster_of(&k, "root:provider");
+    let consumer = cluster_of(&k, "root:consumer");
+    let vw = k.url(&format!("/services/apiexport/{provider}/widgets"));
+    let as_bot = |cluster: &str, args: &[&str]| {
+        let mut v = vec!["--as", "bot"];
+        v.extend_from_slice(args);
+        view(&k, &vw, cluster, &v)
+    };
+    // Nothing without `apiexports/content` in the provider's workspace.
+    let raw =
+        format!("/services/apiexport/{provider}/widgets/clusters/*/apis/example.dev/v1/widgets");
+    let out = k.kubectl(&["--as", "bot", "get", "--raw", &raw]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Forbidden"), "{err}");
+    ok_stdin(&k, "root:provider", &["apply", "-f", "-"], CONTENT_READER);
+    let out = as_bot("*", &["get", "widgets", "-A"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Reading is not writing.
+    let w = k.write_file("w.yaml", &widget("w1", 1));
+    let out = as_bot(&consumer, &["create", "-f", common::path_str(&w)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
+    ok(
+        &k,
+        "root:provider",
+        &[
+            "patch",
+            "clusterrole",
+            "widgets-content",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/rules/1/verbs/-","value":"create"}]"#,
+        ],
+    );
+    let out = as_bot(&consumer, &["create", "-f", common::path_str(&w)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A wildcard watch in the view sees a consumer's new object.
+    let server = format!("{vw}/clusters/*");
+    let mut watch = k.spawn_kubectl(&[
+        "--server", &server, "get", "widgets", "-A", "--watch", "-o", "name",
+    ]);
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok_stdin(
+        &k,
+        "root:consumer",
+        &["apply", "-f", "-"],
+        &widget("late", 2),
+    );
+    let seen = eventually(10, "the watch event", || {
+        rx.try_iter().find(|l| l.contains("late"))
+    });
+    assert!(seen.contains("widget.example.dev/late"), "{seen}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // A resource added to the export reaches the existing binding.
+    ok_stdin(&k, "root:provider", &["apply", "-f", "-"], GADGETS);
+    ok(
+        &k,
+        "root:provider",
+        &[
+            "patch",
+            "apiexport.v1alpha2.apis.kcp.io",
+            "widgets",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/spec/resources/-","value":{"name":"gadgets","group":"example.dev","schema":"v2.gadgets.example.dev","storage":{"crd":{}}}}]"#,
+        ],
+    );
+    eventually(10, "gadgets in the consumer", || {
+        let r = ok(
+            &k,
+            "root:consumer",
+            &["api-resources", "--api-group", "example.dev"],
+        );
+        r.contains("gadgets").then_some(())
+    });
+    ok_stdin(
+        &k,
+        "root:consumer",
+        &["create", "-f", "-"],
+        "apiVersion: example.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {x: 1}\n",
     );
 }

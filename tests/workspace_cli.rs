@@ -408,3 +408,140 @@ fn workspace_plugins() {
     let (names, _) = ok(&k, &["get", "configmaps", "-n", "default", "-o", "name"]);
     assert_eq!(names, "configmap/in-c\n");
 }
+
+const CLAIMING_EXPORT: &str = r#"
+apiVersion: apis.kcp.io/v1alpha2
+kind: APIExport
+metadata: {name: widgets}
+spec:
+  resources: [{name: widgets, group: example.dev, schema: v1.widgets.example.dev, storage: {crd: {}}}]
+  permissionClaims: [{group: "", resource: configmaps, verbs: [get, list, watch]}]
+"#;
+
+const THINGS_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: things.example.dev}
+spec:
+  group: example.dev
+  scope: Cluster
+  names: {plural: things, kind: Thing}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, properties: {spec: {type: object}}}}
+"#;
+
+#[test]
+fn kplex_plugin_binds_manages_claims_and_snapshots_crds() {
+    let k = Kplex::start(Backend::Embedded);
+    let schema = k.write_file("schema.yaml", common::WIDGETS_SCHEMA);
+    let export = k.write_file("export.yaml", CLAIMING_EXPORT);
+    ok(&k, &["create", "workspace", "provider", "--enter"]);
+    ok(&k, &["apply", "-f", common::path_str(&schema)]);
+    ok(&k, &["apply", "-f", common::path_str(&export)]);
+    ok(&k, &["ws", ":root"]);
+    ok(&k, &["create", "workspace", "consumer", "--enter"]);
+
+    // bind: waits for Bound, accepting the claim it is told to.
+    let (out, err) = ok(
+        &k,
+        &[
+            "kplex",
+            "bind",
+            "apiexport",
+            "root:provider:widgets",
+            "--accept-permission-claim",
+            "configmaps",
+        ],
+    );
+    assert_eq!(out, "apibinding.apis.kcp.io/widgets created and bound.\n");
+    assert!(
+        err.is_empty() || err.contains("Waiting for APIBinding widgets"),
+        "{err}"
+    );
+    let (phase, _) = ok(
+        &k,
+        &[
+            "get",
+            "apibinding",
+            "widgets",
+            "-o",
+            "jsonpath={.status.phase}",
+        ],
+    );
+    assert_eq!(phase, "Bound");
+    ok(&k, &["get", "widgets"]);
+
+    // claims: listed with their state; rejecting one updates the binding.
+    let (table, _) = ok(&k, &["kplex", "claims", "get", "apibinding", "widgets"]);
+    let row = table
+        .lines()
+        .find(|l| l.contains("configmaps"))
+        .unwrap_or("");
+    assert!(
+        row.contains("Accepted") && row.contains("get,list,watch"),
+        "{table}"
+    );
+    let (out, _) = ok(
+        &k,
+        &[
+            "kplex",
+            "claims",
+            "reject",
+            "apibinding",
+            "widgets",
+            "configmaps",
+        ],
+    );
+    assert_eq!(out, "apibinding.apis.kcp.io/widgets claims updated.\n");
+    let (table, _) = ok(&k, &["kplex", "claims", "get", "apibinding", "widgets"]);
+    assert!(table.contains("Rejected"), "{table}");
+
+    // A second binding of the same export conflicts: bind reports why it never got Bound.
+    let err = fails(
+        &k,
+        &[
+            "kplex",
+            "bind",
+            "apiexport",
+            "root:provider:widgets",
+            "--name",
+            "again",
+            "--timeout",
+            "3s",
+        ],
+    );
+    assert!(
+        err.contains("timed out waiting for APIBinding again to be bound"),
+        "{err}"
+    );
+    assert!(err.contains("NamingConflicts"), "{err}");
+
+    // crd snapshot: a CRD becomes an APIResourceSchema the server accepts.
+    let crd = k.write_file("crd.yaml", THINGS_CRD);
+    let (snapshot, _) = ok(
+        &k,
+        &[
+            "kplex",
+            "crd",
+            "snapshot",
+            "-f",
+            common::path_str(&crd),
+            "--prefix",
+            "v1",
+        ],
+    );
+    assert!(
+        snapshot.contains("name: v1.things.example.dev"),
+        "{snapshot}"
+    );
+    let file = k.write_file("snapshot.yaml", &snapshot);
+    ok(&k, &["ws", ":root:provider"]);
+    let (created, _) = ok(&k, &["create", "-f", common::path_str(&file)]);
+    assert!(
+        created.contains("apiresourceschema.apis.kcp.io/v1.things.example.dev created"),
+        "{created}"
+    );
+}

@@ -36,6 +36,36 @@ pub enum Backend {
     Etcd,
 }
 
+/// The APIResourceSchema of the widgets.example.dev API the provider tests export.
+pub const WIDGETS_SCHEMA: &str = r#"
+apiVersion: apis.kcp.io/v1alpha1
+kind: APIResourceSchema
+metadata: {name: v1.widgets.example.dev}
+spec:
+  group: example.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      type: object
+      properties:
+        spec:
+          type: object
+          description: WidgetSpec is what the user wants.
+          properties:
+            size: {type: integer, description: size of the widget in units.}
+        status:
+          type: object
+          properties:
+            ready: {type: boolean}
+"#;
+
 pub struct Kplex {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
