@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kplex and its kubectl plugins (kubectl ws, kubectl create workspace), installs them
+# Builds kplex and its kubectl plugins (kubectl ws, kubectl create workspace, kubectl kplex),
+# installs them
 # into cargo's bin directory (~/.cargo/bin, on PATH with rustup), and runs kplex with the
 # embedded store — no other service needed. Installs the one build tool a fresh Debian
 # machine lacks (protoc, for the etcd client). Extra arguments go to `kplex start`
@@ -14,5 +15,5 @@ if ! command -v protoc >/dev/null 2>&1; then
 fi
 cargo install --quiet --locked --force --path . --target-dir target --bins
 bin="${CARGO_HOME:-$HOME/.cargo}/bin"
-echo "installed kplex, kubectl-ws, kubectl-workspace, kubectl-create-workspace into $bin"
+echo "installed kplex, kubectl-ws, kubectl-workspace, kubectl-create-workspace, kubectl-kplex into $bin"
 exec "$bin/kplex" start "$@"

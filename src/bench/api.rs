@@ -358,7 +358,7 @@ async fn watch_latency(
 }
 
 /// The nanosecond timestamp in `"payload":"<digits>"` of a watch event line.
-fn sent_time(line: &[u8]) -> Option<u64> {
+pub(super) fn sent_time(line: &[u8]) -> Option<u64> {
     const NEEDLE: &[u8] = b"\"payload\":\"";
     let start = line.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
     let digits = &line[start..];

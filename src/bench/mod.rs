@@ -2,6 +2,7 @@
 //! the same run.
 
 mod api;
+mod apis;
 mod client;
 mod report;
 mod server;
@@ -24,6 +25,8 @@ enum BenchTarget {
     Api(api::ApiBenchArgs),
     /// Many workspaces: creations/s, time to Ready, memory and storage per workspace.
     Workspaces(workspaces::WorkspacesBenchArgs),
+    /// An APIExport bound into many workspaces: time to Bound, the provider's view.
+    Apis(apis::ApisBenchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -31,5 +34,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Store(args) => store::run(args).await,
         BenchTarget::Api(args) => api::run(args).await,
         BenchTarget::Workspaces(args) => workspaces::run(args).await,
+        BenchTarget::Apis(args) => apis::run(args).await,
     }
 }

@@ -325,7 +325,7 @@ async fn list_latency(client: &Client, path: &str, lists: u64) -> anyhow::Result
     .await
 }
 
-async fn wait_ready(client: &Client, parent: &str, name: &str) -> anyhow::Result<()> {
+pub(super) async fn wait_ready(client: &Client, parent: &str, name: &str) -> anyhow::Result<()> {
     let path = format!("/clusters/{parent}{WORKSPACES}/{name}");
     let deadline = Instant::now() + STALL;
     loop {

@@ -653,6 +653,12 @@ impl Api {
             }
             (Verb::Get, _) => {
                 let stored = self.registry.get(&scope, &name).await?;
+                // A virtual workspace's filter hides objects from GET as from LIST.
+                if let Some(p) = &predicate
+                    && !p(&stored.decode()?)
+                {
+                    return Err(scope.not_found(&name));
+                }
                 Ok(respond_stored(&desc, wanted, include, &stored)?)
             }
             (Verb::List, _) => {
