@@ -596,11 +596,70 @@ fn permission_claims_are_invisible_until_accepted() {
     );
     assert!(!out.status.success());
     ok(&k, "root:consumer", &["get", "configmap", "mine"]);
+
+    // A selector limits the claim to the objects it matches.
+    create_workspace(&k, "root", "picky", None);
+    ok_stdin(
+        &k,
+        "root:picky",
+        &["create", "-f", "-"],
+        &binding(
+            "widgets",
+            "root:provider",
+            "widgets",
+            "  permissionClaims: [{group: '', resource: configmaps, verbs: ['*'], selector: {matchLabels: {share: 'yes'}}, state: Accepted}]\n",
+        ),
+    );
+    wait_bound(&k, "root:picky", "widgets");
+    ok(&k, "root:picky", &["create", "configmap", "private"]);
+    ok(&k, "root:picky", &["create", "configmap", "shared"]);
+    ok(
+        &k,
+        "root:picky",
+        &["label", "configmap", "shared", "share=yes"],
+    );
+    let picky = cluster_of(&k, "root:picky");
+    let seen = eventually(10, "the shared config map in the view", || {
+        let out = view_ok(
+            &k,
+            &vw,
+            &picky,
+            &["get", "configmaps", "-n", "default", "-o", "name"],
+        );
+        out.contains("shared").then_some(out)
+    });
+    assert!(!seen.contains("private"), "{seen}");
+    let out = view(
+        &k,
+        &vw,
+        &picky,
+        &["get", "configmap", "private", "-n", "default"],
+    );
+    assert!(!out.status.success(), "GET is filtered too");
+    // Objects the provider creates get the selector's labels.
+    view_ok(
+        &k,
+        &vw,
+        &picky,
+        &["create", "configmap", "from-provider", "-n", "default"],
+    );
+    let labels = ok(
+        &k,
+        "root:picky",
+        &[
+            "get",
+            "configmap",
+            "from-provider",
+            "-o",
+            "jsonpath={.metadata.labels.share}",
+        ],
+    );
+    assert_eq!(labels, "yes");
 }
 
 #[test]
 fn default_api_bindings_of_a_workspace_type() {
-    let k = Kplex::start(Backend::Embedded);
+    let mut k = Kplex::start(Backend::Embedded);
     create_workspace(&k, "root", "provider", None);
     publish(&k, "root:provider", "widgets", "");
     k.ok_stdin(
@@ -615,6 +674,15 @@ fn default_api_bindings_of_a_workspace_type() {
         &["apply", "-f", "-"],
         &widget("w", 3),
     );
+
+    // After a restart the bound resource is served from the first request on.
+    k.restart();
+    let size = ok(
+        &k,
+        "root:gets-widgets",
+        &["get", "widget", "w", "-o", "jsonpath={.spec.size}"],
+    );
+    assert_eq!(size, "3");
 }
 
 const CONTENT_READER: &str = r#"

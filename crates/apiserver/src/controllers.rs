@@ -139,6 +139,17 @@ fn workspace_needs_work(ws: &Value) -> bool {
         || ws.pointer("/status/phase").and_then(Value::as_str) != Some("Ready")
 }
 
+/// The work that makes an existing object's resources served (CRDs, APIBindings).
+fn serving_work(obj: &Value) -> Option<Work> {
+    let cluster = cluster_of(obj)?;
+    let name = meta::name(obj)?.to_string();
+    match obj.get("kind").and_then(Value::as_str)? {
+        "CustomResourceDefinition" => Some(Work::Crd { cluster, name }),
+        "APIBinding" => Some(Work::ApiBinding { cluster, name }),
+        _ => None,
+    }
+}
+
 fn cluster_of(obj: &Value) -> Option<String> {
     meta::annotation(obj, "kcp.io/cluster").map(String::from)
 }
@@ -194,11 +205,22 @@ impl Controllers {
             .range(RangeRequest::prefix("/registry/apis.kcp.io/").at_revision(crds.revision))
             .await
             .map_err(crate::registry::store_error)?;
+        let mut serving = Vec::new();
         for kv in crds.kvs.iter().chain(&namespaces.kvs).chain(&apis.kvs) {
             if let Ok(obj) = object::decode(&kv.value, kv.mod_revision) {
                 self.dispatch(&obj, None);
+                serving.extend(serving_work(&obj));
             }
         }
+        // What CRDs and bindings serve must be served before the first request is: reconcile
+        // them now (the queued copies then find nothing to do).
+        futures::stream::iter(serving)
+            .for_each_concurrent(16, |work| async move {
+                if let Err(e) = self.reconcile(&work).await {
+                    tracing::debug!(?work, error = %e, "initial reconcile failed");
+                }
+            })
+            .await;
         Ok(crds.revision)
     }
 

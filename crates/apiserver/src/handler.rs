@@ -417,14 +417,21 @@ impl Api {
             return Err(not_found_path());
         };
         let plan = view.plan(&self.served, cluster.as_deref(), &r)?;
+        // Objects the provider creates under a claim with a selector carry its labels (the
+        // body is re-encoded as JSON, whatever it came as).
+        let mut headers = headers.clone();
         let body = match (&plan.labels, r.verb) {
             (Some(labels), Verb::Create) => {
-                let mut obj = body::decode(content_type(headers), &body)?;
+                let mut obj = body::decode(content_type(&headers), &body)?;
                 let mut all = meta::labels(&obj);
                 for (k, v) in labels {
                     all.insert(k.clone(), Value::String(v.clone()));
                 }
                 meta::set_labels(&mut obj, all);
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(response::JSON),
+                );
                 Bytes::from(
                     serde_json::to_vec(&obj).map_err(|e| ApiError::internal(&e.to_string()))?,
                 )
@@ -438,7 +445,7 @@ impl Api {
                 r,
                 Some(plan.desc),
                 user,
-                headers,
+                &headers,
                 query,
                 body,
                 plan.predicate,
