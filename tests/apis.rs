@@ -535,6 +535,26 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "apis.kcp.io
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("forbidden"), "{err}");
+    // Once the export is gone, its policy no longer applies.
+    ok(&k, "root:provider", &["delete", "apiexport", "widgets"]);
+    eventually(10, "the update to be allowed", || {
+        let out = as_user(
+            &k,
+            "bob",
+            "root:bobs",
+            &[
+                "patch",
+                "widget",
+                "w1",
+                "-n",
+                "default",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"size":3}}"#,
+            ],
+        );
+        out.status.success().then_some(())
+    });
 }
 
 #[test]
@@ -821,4 +841,89 @@ fn view_access_by_content_verbs_watch_and_export_updates() {
         &["create", "-f", "-"],
         "apiVersion: example.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {x: 1}\n",
     );
+}
+
+/// Export `name` of gadgets that claims `claim` (one permissionClaims entry, YAML flow).
+fn gadget_export(name: &str, claim: &str) -> String {
+    format!(
+        "apiVersion: apis.kcp.io/v1alpha2\nkind: APIExport\nmetadata: {{name: {name}}}\nspec:\n  resources: [{{name: gadgets, group: example.dev, schema: v2.gadgets.example.dev, storage: {{crd: {{}}}}}}]\n  permissionClaims: [{claim}]\n"
+    )
+}
+
+#[test]
+fn a_claim_on_another_exports_resource_names_its_identity() {
+    let k = Kplex::start(Backend::Embedded);
+    for ws in ["widgets", "gadgets", "consumer"] {
+        create_workspace(&k, "root", ws, None);
+    }
+    let identity = publish(&k, "root:widgets", "widgets", "");
+    ok_stdin(&k, "root:gadgets", &["apply", "-f", "-"], GADGETS);
+    let with_identity = format!(
+        "{{group: example.dev, resource: widgets, identityHash: {identity}, verbs: [get, list, watch]}}"
+    );
+    ok_stdin(
+        &k,
+        "root:gadgets",
+        &["apply", "-f", "-"],
+        &gadget_export("gadgets", &with_identity),
+    );
+    // Without the identity, the claim cannot be honoured.
+    ok_stdin(
+        &k,
+        "root:gadgets",
+        &["apply", "-f", "-"],
+        &gadget_export(
+            "careless",
+            "{group: example.dev, resource: widgets, verbs: [get, list, watch]}",
+        ),
+    );
+    bind(&k, "root:consumer", "widgets", "root:widgets", "widgets");
+    ok_stdin(
+        &k,
+        "root:consumer",
+        &["apply", "-f", "-"],
+        &widget("mine", 1),
+    );
+    let accepted = format!(
+        "  permissionClaims: [{{group: example.dev, resource: widgets, identityHash: {identity}, verbs: ['*'], selector: {{matchAll: true}}, state: Accepted}}]\n"
+    );
+    ok_stdin(
+        &k,
+        "root:consumer",
+        &["create", "-f", "-"],
+        &binding("gadgets", "root:gadgets", "gadgets", &accepted),
+    );
+    wait_bound(&k, "root:consumer", "gadgets");
+    let gadgets = cluster_of(&k, "root:gadgets");
+    let vw = k.url(&format!("/services/apiexport/{gadgets}/gadgets"));
+    let seen = eventually(10, "the claimed widget in the gadgets view", || {
+        let out = view_ok(&k, &vw, "*", &["get", "widgets", "-A", "-o", "name"]);
+        out.contains("mine").then_some(out)
+    });
+    assert!(seen.contains("widget.example.dev/mine"), "{seen}");
+
+    // The careless export's claim is reported invalid on a binding to it (in a workspace
+    // without a gadgets binding yet).
+    create_workspace(&k, "root", "other", None);
+    ok_stdin(
+        &k,
+        "root:other",
+        &["create", "-f", "-"],
+        &binding("careless", "root:gadgets", "careless", ""),
+    );
+    wait_bound(&k, "root:other", "careless");
+    let b = json(&ok(
+        &k,
+        "root:other",
+        &["get", "apibinding", "careless", "-o", "json"],
+    ));
+    let valid = b["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "PermissionClaimsValid")
+        .unwrap()
+        .clone();
+    assert_eq!(valid["status"], "False", "{valid}");
+    assert_eq!(valid["reason"], "InvalidPermissionClaims");
 }

@@ -270,6 +270,9 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
                 ],
             );
             set_status(&t.registry, &bindings, &binding, status).await?;
+            if reason == "APIExportNotFound" {
+                drop_policy(t, cluster, name);
+            }
             // A missing export is waited for (its creation requeues this binding); one that is
             // not ready yet is retried.
             return Ok(Reconciled {
@@ -307,9 +310,13 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
             export_changed: None,
         });
     }
+    let invalid = invalid_claims(t, &resolved.export);
     let consumer = Consumer {
         binding: name.to_string(),
-        claims: accepted_claims(&resolved.export, &binding),
+        claims: accepted_claims(&resolved.export, &binding)
+            .into_iter()
+            .filter(|c| !invalid.contains(&format!("{}.{}", c.resource, c.group)))
+            .collect(),
     };
     let flipped = t
         .served
@@ -363,7 +370,23 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
             ok("BindingUpToDate"),
             ok("InitialBindingCompleted"),
             ok("PermissionClaimsApplied"),
-            ok("PermissionClaimsValid"),
+            (
+                "PermissionClaimsValid",
+                invalid.is_empty(),
+                if invalid.is_empty() {
+                    ""
+                } else {
+                    "InvalidPermissionClaims"
+                },
+                if invalid.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "claims on {} need the identityHash of the APIExport that serves them",
+                        invalid.join(", ")
+                    )
+                },
+            ),
             ok("Ready"),
         ],
     );
@@ -372,6 +395,54 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
         done: true,
         export_changed: flipped.then_some((resolved.cluster, export_name)),
     })
+}
+
+/// The export's claims on resources that are neither built in nor name an identity hash:
+/// an exported resource can only be claimed with its export's identity (`resource.group`).
+fn invalid_claims(t: &Tenancy, export: &Value) -> Vec<String> {
+    export
+        .pointer("/spec/permissionClaims")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(claim_key)
+        .filter(|(group, resource, identity)| {
+            identity.is_empty()
+                && !t
+                    .served
+                    .builtins()
+                    .iter()
+                    .any(|d| d.group == *group && d.plural == *resource)
+        })
+        .map(|(group, resource, _)| format!("{resource}.{group}"))
+        .collect()
+}
+
+/// The export is gone: its resources stay served (their objects are the consumer's), but
+/// its maximal permission policy no longer applies, as in kcp.
+fn drop_policy(t: &Tenancy, cluster: &str, name: &str) {
+    let served = t.served.bound_resources(cluster, name);
+    if !served
+        .iter()
+        .any(|d| d.bound().is_some_and(|b| b.maximal_permission_policy))
+    {
+        return;
+    }
+    let descs = served
+        .iter()
+        .map(|d| {
+            let mut d = (**d).clone();
+            if let Some(b) = d.bound() {
+                d.origin = crate::catalog::Origin::Bound(Arc::new(BoundInfo {
+                    maximal_permission_policy: false,
+                    ..b.clone()
+                }));
+            }
+            d
+        })
+        .collect();
+    // Replacing its own entry cannot conflict.
+    let _ = t.served.bind(cluster, name, descs);
 }
 
 /// Forgets a binding that is gone: its served resources and its place in the export index.
