@@ -111,18 +111,19 @@ pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     meta(obj)?.get("annotations")?.get(key)?.as_str()
 }
 
+/// The strings of a JSON array (non-strings skipped; not an array: none).
+pub fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect()
+}
+
 /// `metadata.finalizers` (non-strings skipped).
 pub fn finalizers(obj: &Value) -> Vec<String> {
-    meta(obj)
-        .and_then(|m| m.get("finalizers"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    strings(meta(obj).and_then(|m| m.get("finalizers")))
 }
 
 /// Sets `metadata.finalizers`, removing the field when empty as Go's omitempty would.

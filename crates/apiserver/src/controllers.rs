@@ -672,23 +672,7 @@ impl Controllers {
         name: &str,
         finalizer: &str,
     ) -> Result<(), ApiError> {
-        let result = self
-            .registry
-            .update_with(scope, name, &WriteOptions::default(), |cur, _| {
-                let mut next = cur.clone();
-                let fs: Vec<String> = meta::finalizers(cur)
-                    .into_iter()
-                    .filter(|f| f != finalizer)
-                    .collect();
-                meta::set_finalizers(&mut next, &fs);
-                Ok(next)
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.code == 404 => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.registry.remove_finalizer(scope, name, finalizer).await
     }
 
     /// Empties a terminating namespace, then releases its `kubernetes` finalizer.

@@ -136,15 +136,6 @@ async fn resolve(
     }))
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(String::from)
-        .collect()
-}
-
 fn claim_key(c: &Value) -> (String, String, String) {
     let s = |f: &str| c.get(f).and_then(Value::as_str).unwrap_or("").to_string();
     (s("group"), s("resource"), s("identityHash"))
@@ -192,7 +183,10 @@ pub fn accepted_claims(export: &Value, binding: &Value) -> Vec<AcceptedClaim> {
                 group: key.0,
                 resource: key.1,
                 identity: key.2,
-                verbs: intersect(&strings(offered.get("verbs")), &strings(c.get("verbs"))),
+                verbs: intersect(
+                    &meta::strings(offered.get("verbs")),
+                    &meta::strings(c.get("verbs")),
+                ),
                 labels,
             })
         })
@@ -501,23 +495,9 @@ async fn unbind(
         .map(|b| (b.export_cluster.clone(), b.export.clone()));
     let reconciled = forget(t, cluster, name, export);
     if let Some(bindings) = scope(&t.served, cluster, V2, "apibindings") {
-        let result = t
-            .registry
-            .update_with(&bindings, name, &WriteOptions::default(), |cur, _| {
-                let mut next = cur.clone();
-                let fs: Vec<String> = meta::finalizers(cur)
-                    .into_iter()
-                    .filter(|f| f != BINDING_FINALIZER)
-                    .collect();
-                meta::set_finalizers(&mut next, &fs);
-                Ok(next)
-            })
-            .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if e.code == 404 => {}
-            Err(e) => return Err(e),
-        }
+        t.registry
+            .remove_finalizer(&bindings, name, BINDING_FINALIZER)
+            .await?;
     }
     Ok(reconciled)
 }

@@ -4,26 +4,10 @@
 
 use serde_json::{Value, json};
 
-fn s(description: &str) -> Value {
-    json!({"type": "string", "description": description})
-}
-
-fn strings(description: &str) -> Value {
-    json!({"type": "array", "description": description, "items": {"type": "string"}})
-}
+use crate::tenancy::schemas::{conditions, s, strings};
 
 fn free(description: &str) -> Value {
     json!({"type": "object", "description": description, "x-kubernetes-preserve-unknown-fields": true})
-}
-
-fn conditions() -> Value {
-    json!({"type": "array", "description": "Current state of the object.", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
-    "items": {"type": "object", "required": ["type", "status"], "properties": {
-        "type": s("Type of condition."), "status": s("True, False or Unknown."),
-        "severity": s("Severity of a False condition."),
-        "lastTransitionTime": {"type": "string", "format": "date-time"},
-        "reason": s("Machine-readable reason."), "message": s("Human-readable message."),
-    }}})
 }
 
 fn object(description: &str, spec: Value, status: Value) -> Value {

@@ -2,19 +2,10 @@
 //! ClusterRole needs every permission in it (or the `escalate` verb); writing a binding needs
 //! the `bind` verb on the role, or every permission the role grants.
 
-use kplex_apimachinery::ApiError;
+use kplex_apimachinery::{ApiError, meta};
 use serde_json::Value;
 
 use super::{Authorizer, Request, ResourceAttrs, rbac};
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(String::from)
-        .collect()
-}
 
 impl Authorizer {
     /// Whether `user` holds every permission of `rules` in `cluster` (and `namespace`).
@@ -26,12 +17,13 @@ impl Authorizer {
         rules: &[Value],
     ) -> Result<bool, ApiError> {
         for rule in rules {
-            let verbs = strings(rule.get("verbs"));
+            let verbs = meta::strings(rule.get("verbs"));
             if let Some(urls) = rule.get("nonResourceURLs") {
-                for (verb, path) in verbs
-                    .iter()
-                    .flat_map(|v| strings(Some(urls)).into_iter().map(move |u| (v.clone(), u)))
-                {
+                for (verb, path) in verbs.iter().flat_map(|v| {
+                    meta::strings(Some(urls))
+                        .into_iter()
+                        .map(move |u| (v.clone(), u))
+                }) {
                     let req = Request {
                         verb,
                         resource: None,
@@ -44,15 +36,15 @@ impl Authorizer {
                 }
                 continue;
             }
-            let names = strings(rule.get("resourceNames"));
+            let names = meta::strings(rule.get("resourceNames"));
             let names: Vec<Option<String>> = if names.is_empty() {
                 vec![None]
             } else {
                 names.into_iter().map(Some).collect()
             };
             for verb in &verbs {
-                for group in strings(rule.get("apiGroups")) {
-                    for resource in strings(rule.get("resources")) {
+                for group in meta::strings(rule.get("apiGroups")) {
+                    for resource in meta::strings(rule.get("resources")) {
                         let (resource, subresource) = match resource.split_once('/') {
                             Some((r, s)) => (r.to_string(), Some(s.to_string())),
                             None => (resource, None),

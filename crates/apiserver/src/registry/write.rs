@@ -577,6 +577,31 @@ impl Registry {
         Ok(remaining)
     }
 
+    /// Drops `finalizer` from an object (gone already: nothing to do).
+    pub async fn remove_finalizer(
+        &self,
+        scope: &Scope,
+        name: &str,
+        finalizer: &str,
+    ) -> Result<(), ApiError> {
+        let result = self
+            .update_with(scope, name, &WriteOptions::default(), |cur, _| {
+                let mut next = cur.clone();
+                let fs: Vec<String> = meta::finalizers(cur)
+                    .into_iter()
+                    .filter(|f| f != finalizer)
+                    .collect();
+                meta::set_finalizers(&mut next, &fs);
+                Ok(next)
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Namespaced content needs its namespace to exist and not be terminating.
     pub async fn check_namespace_accepts_content(
         &self,

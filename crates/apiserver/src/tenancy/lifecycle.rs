@@ -35,15 +35,6 @@ pub struct Tenancy {
     pub base_url: String,
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(String::from)
-        .collect()
-}
-
 /// The LogicalCluster singleton of a new logical cluster.
 pub fn logical_cluster_object(
     path: &str,
@@ -343,7 +334,7 @@ impl Tenancy {
         let Some(lc) = self.get(&scope, LOGICAL_CLUSTER).await? else {
             return Ok(None);
         };
-        let done = strings(lc.pointer("/status/initializers")).is_empty();
+        let done = meta::strings(lc.pointer("/status/initializers")).is_empty();
         if done && lc.pointer("/status/phase").and_then(Value::as_str) == Some("Initializing") {
             self.registry
                 .update_with(&scope, LOGICAL_CLUSTER, &system(), |cur, _| {
@@ -383,7 +374,7 @@ impl Tenancy {
             if let Some(lc_scope) = self.logical_clusters(&cluster)
                 && let Some(lc) = self.get(&lc_scope, LOGICAL_CLUSTER).await?
             {
-                let terminators = strings(lc.pointer("/status/terminators"));
+                let terminators = meta::strings(lc.pointer("/status/terminators"));
                 let phase = if terminators.is_empty() {
                     "Deleting"
                 } else {
@@ -408,23 +399,10 @@ impl Tenancy {
             }
             self.remove_logical_cluster(&cluster).await?;
         }
-        let result = self
-            .registry
-            .update_with(scope, &name, &WriteOptions::default(), |cur, _| {
-                let mut next = cur.clone();
-                let fs: Vec<String> = meta::finalizers(cur)
-                    .into_iter()
-                    .filter(|f| f != WORKSPACE_FINALIZER)
-                    .collect();
-                meta::set_finalizers(&mut next, &fs);
-                Ok(next)
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code == 404 => Ok(true),
-            Err(e) => Err(e),
-        }
+        self.registry
+            .remove_finalizer(scope, &name, WORKSPACE_FINALIZER)
+            .await?;
+        Ok(true)
     }
 
     async fn remove_logical_cluster(&self, cluster: &str) -> Result<(), ApiError> {

@@ -10,7 +10,7 @@
 pub mod admission;
 pub mod home;
 pub mod lifecycle;
-mod schemas;
+pub(crate) mod schemas;
 pub mod types;
 
 use crate::catalog::{Column, ResourceDesc};

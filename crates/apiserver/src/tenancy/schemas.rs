@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-fn s(description: &str) -> Value {
+pub(crate) fn s(description: &str) -> Value {
     json!({"type": "string", "description": description})
 }
 
@@ -15,7 +15,8 @@ fn type_reference(description: &str) -> Value {
     }})
 }
 
-fn conditions() -> Value {
+/// `status.conditions` as kcp's kinds have it.
+pub(crate) fn conditions() -> Value {
     json!({"type": "array", "description": "Current state of the object.", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
     "items": {"type": "object", "required": ["type", "status"], "properties": {
         "type": s("Type of condition."), "status": s("True, False or Unknown."),
@@ -25,7 +26,7 @@ fn conditions() -> Value {
     }}})
 }
 
-fn strings(description: &str) -> Value {
+pub(crate) fn strings(description: &str) -> Value {
     json!({"type": "array", "description": description, "items": {"type": "string"}})
 }
 
