@@ -101,6 +101,11 @@ impl Kplex {
         k
     }
 
+    /// The kplex process id (for /proc readings).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }

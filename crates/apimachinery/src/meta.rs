@@ -189,6 +189,73 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// How Go's encoding/json names a JSON value's type in an unmarshalling error.
+fn go_json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The decoding error kube-apiserver gives when `metadata` does not have ObjectMeta's types
+/// (strings, string maps, string lists, lists of objects): e.g. `json: cannot unmarshal
+/// object into Go struct field ObjectMeta.metadata.annotations of type string`.
+pub fn type_error(metadata: &Value) -> Option<String> {
+    let err = |field: &str, got: &Value, want: &str| {
+        Some(format!(
+            "json: cannot unmarshal {} into Go struct field ObjectMeta.metadata.{field} of type {want}",
+            go_json_type(got)
+        ))
+    };
+    let m = metadata.as_object()?;
+    for (field, v) in m {
+        if v.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            "name" | "generateName" | "namespace" | "uid" | "resourceVersion" | "selfLink"
+            | "creationTimestamp" | "deletionTimestamp"
+                if !v.is_string() =>
+            {
+                return err(field, v, "string");
+            }
+            "generation" | "deletionGracePeriodSeconds" if !v.is_i64() => {
+                return err(field, v, "int64");
+            }
+            "labels" | "annotations" => {
+                let Some(map) = v.as_object() else {
+                    return err(field, v, "map[string]string");
+                };
+                if let Some(bad) = map.values().find(|x| !x.is_string() && !x.is_null()) {
+                    return err(field, bad, "string");
+                }
+            }
+            "finalizers" => {
+                let Some(list) = v.as_array() else {
+                    return err(field, v, "[]string");
+                };
+                if let Some(bad) = list.iter().find(|x| !x.is_string()) {
+                    return err(field, bad, "string");
+                }
+            }
+            "ownerReferences" | "managedFields" => {
+                let Some(list) = v.as_array() else {
+                    return err(field, v, "[]v1.OwnerReference");
+                };
+                if let Some(bad) = list.iter().find(|x| !x.is_object()) {
+                    return err(field, bad, "v1.OwnerReference");
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +298,23 @@ mod tests {
         assert!(o["metadata"].get("finalizers").is_none());
         set_generation(&mut o, 2);
         assert_eq!(generation(&o), 2);
+    }
+
+    #[test]
+    fn metadata_types_are_checked_as_go_decodes_them() {
+        use serde_json::json;
+        assert_eq!(
+            type_error(&json!({"name": "a", "labels": {"a": "b"}, "finalizers": ["x"]})),
+            None
+        );
+        assert_eq!(
+            type_error(&json!({"annotations": {"a": {"b": 1}}})).as_deref(),
+            Some(
+                "json: cannot unmarshal object into Go struct field ObjectMeta.metadata.annotations of type string"
+            )
+        );
+        assert!(type_error(&json!({"name": 5})).is_some());
+        assert!(type_error(&json!({"labels": []})).is_some());
+        assert!(type_error(&json!({"generation": 1.5})).is_some());
     }
 }

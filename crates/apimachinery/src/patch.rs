@@ -30,7 +30,8 @@ pub enum PatchErrorKind {
     BadRequest,
     /// 422 Invalid with kube's generic message.
     Invalid,
-    /// 500 with the message: what kube does for errors it does not classify.
+    /// A malformed patch kube does not classify (it answers 500): kplex answers 400
+    /// BadRequest with the same message, since the fault is the client's.
     Internal,
 }
 
@@ -62,8 +63,7 @@ impl From<PatchError> for ApiError {
         match e.kind {
             PatchErrorKind::BadRequest => ApiError::bad_request(e.message),
             PatchErrorKind::Invalid => unprocessable(),
-            // kube writes non-Status errors with an empty (Unknown) reason.
-            PatchErrorKind::Internal => ApiError::new(500, "", e.message),
+            PatchErrorKind::Internal => ApiError::bad_request(e.message),
         }
     }
 }

@@ -682,16 +682,26 @@ impl Api {
                     let _ = name;
                 }
                 let stream = self.registry.watch(&scope, opts).await?;
-                let timeout = query
-                    .get("timeoutSeconds")
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .map(Duration::from_secs)
-                    .unwrap_or_else(|| Duration::from_secs(1800 + rand::random::<u64>() % 1800));
+                // Unset or 0: kube's default, a random 30–60 minutes.
+                let seconds = match query.get("timeoutSeconds") {
+                    None => 0,
+                    Some(t) => t.parse::<i64>().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "timeoutSeconds: invalid value {t:?}: strconv.ParseInt: parsing {t:?}: invalid syntax"
+                        ))
+                    })?,
+                };
+                let timeout = if seconds > 0 {
+                    Duration::from_secs(seconds as u64)
+                } else {
+                    Duration::from_secs(1800 + rand::random::<u64>() % 1800)
+                };
                 Ok(self.watch_response(desc, wanted, include, stream, timeout))
             }
             (Verb::Create, _) => {
                 let mut obj = body::decode(content_type(headers), &body)?;
                 let opts = write_options(query, None, headers)?;
+                strict_json(&opts, headers, &body)?;
                 self.admit_create(&scope, user, &mut obj).await?;
                 let result = self.registry.create(&scope, obj, &opts).await?;
                 let mut resp =
@@ -731,6 +741,7 @@ impl Api {
             (Verb::Update, _) => {
                 let obj = body::decode(content_type(headers), &body)?;
                 let opts = write_options(query, sub, headers)?;
+                strict_json(&opts, headers, &body)?;
                 let result = self.registry.update(&scope, &name, obj, &opts).await?;
                 let mut resp =
                     respond_value(&desc, wanted, include, StatusCode::OK, &result.object);
@@ -1395,6 +1406,27 @@ fn write_options(
         force: flag(q, "force"),
         pin_resource_version: false,
     })
+}
+
+/// `fieldValidation=Strict` refuses a JSON body that repeats a field (kube's strict
+/// decoding); other modes take the last value, as JSON decoders do.
+fn strict_json(opts: &WriteOptions, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let json = content_type(headers).is_none_or(|ct| ct.starts_with("application/json"));
+    if opts.field_validation != crate::registry::write::FieldValidation::Strict || !json {
+        return Ok(());
+    }
+    let duplicates = body::duplicate_fields(body);
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "strict decoding error: {}",
+        duplicates
+            .iter()
+            .map(|d| format!("duplicate field \"{d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {

@@ -674,6 +674,9 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     if !metadata.is_object() {
         return Err(ApiError::bad_request("metadata must be an object"));
     }
+    if let Some(message) = meta::type_error(&metadata) {
+        return Err(ApiError::bad_request(message));
+    }
     let mut ordered = Map::new();
     ordered.insert("apiVersion".into(), Value::String(want_api));
     ordered.insert("kind".into(), Value::String(desc.kind.clone()));

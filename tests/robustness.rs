@@ -1,0 +1,634 @@
+//! Bad input, in bulk: a generator of malformed requests (truncated and deeply nested JSON,
+//! invalid UTF-8, huge numbers, duplicate keys, wrong content types, bogus protobuf, invalid
+//! patches, path tricks in names, huge label values, absurd list parameters, oversized
+//! bodies, random bytes) sent over raw HTTP/1.1+TLS, then thousands of idle connections.
+//! Every answer is a Kubernetes Status with a 4xx code (a few read-only oddities may be
+//! answered 200, as kube-apiserver does), the server never fails or dies, its RSS stays
+//! bounded, and nothing stored changes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Backend, Kplex};
+use serde_json::Value;
+
+/// TLS client configuration trusting kplex's CA.
+fn tls_config(k: &Kplex) -> Arc<rustls::ClientConfig> {
+    let pem = std::fs::read(k.root().join("ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// One request as bytes on the wire, and what may come back.
+struct Case {
+    what: String,
+    method: &'static str,
+    path: String,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    /// true: must be a 4xx Status; false: anything but a server error.
+    client_error: bool,
+}
+
+struct Answer {
+    code: u16,
+    body: Vec<u8>,
+}
+
+/// Sends one request on a fresh connection (`Connection: close`) and reads the answer.
+fn send(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str, c: &Case) -> Answer {
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(tls.clone(), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", k.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: {}\r\n",
+        c.method,
+        c.path,
+        c.body.len()
+    );
+    if let Some(ct) = &c.content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut wire = head.into_bytes();
+    wire.extend_from_slice(&c.body);
+    // The server may answer (413) before reading everything: a failed write is fine.
+    let _ = stream.write_all(&wire);
+    let _ = stream.flush();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "{}: no HTTP answer ({} bytes): {:?}",
+            c.what,
+            raw.len(),
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Answer> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Some(Answer { code, body })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+const DEPLOYS: &str = "/apis/apps/v1/namespaces/default/deployments";
+
+fn configmap(name: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"a":"b"}}}},"data":{{"k":"v"}}}}"#
+    )
+}
+
+fn case(what: &str, method: &'static str, path: &str, ct: Option<&str>, body: Vec<u8>) -> Case {
+    Case {
+        what: what.to_string(),
+        method,
+        path: path.to_string(),
+        content_type: ct.map(String::from),
+        body,
+        client_error: true,
+    }
+}
+
+/// Read-only requests kube-apiserver may answer with 200 (e.g. a negative limit).
+fn lenient(mut c: Case) -> Case {
+    c.client_error = false;
+    c
+}
+
+const JSON: Option<&str> = Some("application/json");
+const PB: Option<&str> = Some("application/vnd.kubernetes.protobuf");
+
+fn cases(rng: &mut Rng) -> Vec<Case> {
+    let mut out = Vec::new();
+    let valid = configmap("fresh");
+    // Truncated JSON: every cut of a valid object is invalid.
+    for _ in 0..60 {
+        let cut = 1 + rng.below(valid.len() - 2);
+        out.push(case(
+            "truncated JSON",
+            "POST",
+            CMS,
+            JSON,
+            valid.as_bytes()[..cut].to_vec(),
+        ));
+    }
+    out.push(case("empty body", "POST", CMS, JSON, vec![]));
+    // Deep nesting, in arrays and objects, in the body and in a patch.
+    for depth in [100, 1_000, 10_000, 100_000] {
+        let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"deep"}},"x":{arrays}}}"#
+        );
+        out.push(case(
+            "deeply nested arrays",
+            "POST",
+            CMS,
+            JSON,
+            body.into_bytes(),
+        ));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        out.push(case(
+            "deeply nested patch",
+            "PATCH",
+            &format!("{CMS}/seed"),
+            Some("application/merge-patch+json"),
+            format!(r#"{{"metadata":{{"annotations":{objects}}}}}"#).into_bytes(),
+        ));
+    }
+    // Invalid UTF-8 in strings and keys.
+    for bad in [
+        &b"\xff"[..],
+        b"\xc3\x28",
+        b"\xed\xa0\x80",
+        b"\xf8\x88\x80\x80\x80",
+    ] {
+        let mut body =
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"utf"},"data":{"k":""#
+                .to_vec();
+        body.extend_from_slice(bad);
+        body.extend_from_slice(br#""}}"#);
+        out.push(case("invalid UTF-8", "POST", CMS, JSON, body.clone()));
+        out.push(case(
+            "invalid UTF-8 (YAML)",
+            "POST",
+            CMS,
+            Some("application/yaml"),
+            body,
+        ));
+    }
+    // Huge numbers where integers belong.
+    for n in [
+        "1e400",
+        "-1e400",
+        "123456789012345678901234567890",
+        "1.5",
+        "-9223372036854775809",
+    ] {
+        let body = format!(
+            r#"{{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"huge"}},"spec":{{"replicas":{n},"selector":{{"matchLabels":{{"a":"b"}}}},"template":{{"metadata":{{"labels":{{"a":"b"}}}},"spec":{{"containers":[{{"name":"c","image":"i"}}]}}}}}}}}"#
+        );
+        out.push(case(
+            "huge number",
+            "POST",
+            DEPLOYS,
+            JSON,
+            body.into_bytes(),
+        ));
+    }
+    // Duplicate keys, refused under strict field validation.
+    out.push(case(
+        "duplicate keys",
+        "POST",
+        &format!("{CMS}?fieldValidation=Strict"),
+        JSON,
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup2"},"data":{"k":"v"}}"#.to_vec(),
+    ));
+    // Wrong content types.
+    for ct in [
+        "text/plain",
+        "application/xml",
+        "garbage/////",
+        "multipart/form-data; boundary=x",
+        "application/json-patch+json",
+    ] {
+        out.push(case(
+            "wrong content type",
+            "POST",
+            CMS,
+            Some(ct),
+            valid.as_bytes().to_vec(),
+        ));
+    }
+    out.push(case(
+        "patch with a create content type",
+        "PATCH",
+        &format!("{CMS}/seed"),
+        JSON,
+        b"{}".to_vec(),
+    ));
+    // Bogus protobuf envelopes.
+    for _ in 0..30 {
+        let mut body = if rng.below(2) == 0 {
+            b"k8s\0".to_vec()
+        } else {
+            vec![]
+        };
+        let n = rng.below(200);
+        body.extend(rng.bytes(n));
+        out.push(case("bogus protobuf", "POST", CMS, PB, body));
+    }
+    out.push(case(
+        "protobuf magic only",
+        "POST",
+        CMS,
+        PB,
+        b"k8s\0".to_vec(),
+    ));
+    out.push(case(
+        "protobuf huge length",
+        "POST",
+        CMS,
+        PB,
+        b"k8s\0\x0a\xff\xff\xff\xff\x0f".to_vec(),
+    ));
+    // Invalid patches of an existing object (none of them may change it).
+    let seed = format!("{CMS}/seed");
+    for (ct, patch) in [
+        (
+            "application/json-patch+json",
+            r#"[{"op":"nope","path":"/data"}]"#,
+        ),
+        ("application/json-patch+json", r#"{"not":"a list"}"#),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"test","path":"/data/k","value":"other"}]"#,
+        ),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"remove","path":"/nothing/here"}]"#,
+        ),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/metadata/name","value":"renamed"}]"#,
+        ),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"add","path":"/data/x","value":1}]"#,
+        ),
+        ("application/merge-patch+json", "[1,2,3]"),
+        (
+            "application/merge-patch+json",
+            r#"{"metadata":{"resourceVersion":"1"},"data":{"k":"w"}}"#,
+        ),
+        (
+            "application/merge-patch+json",
+            r#"{"metadata":{"name":"other"}}"#,
+        ),
+        (
+            "application/merge-patch+json",
+            r#"{"data":{"bad key!":"v"}}"#,
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"$patch":"nonsense"}"#,
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"data":"not a map"}"#,
+        ),
+        ("application/apply-patch+yaml", "{{{{"),
+        (
+            "application/apply-patch+yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: seed}\n",
+        ),
+        ("application/unknown-patch", "{}"),
+    ] {
+        out.push(case(
+            "invalid patch",
+            "PATCH",
+            &seed,
+            Some(ct),
+            patch.as_bytes().to_vec(),
+        ));
+    }
+    // Path tricks in names and namespaces.
+    for path in [
+        "/api/v1/namespaces/default/configmaps/..%2F..%2Fsecrets",
+        "/api/v1/namespaces/..%2Fkube-system/configmaps/seed",
+        "/api/v1/namespaces/default/configmaps/seed%00",
+        "/api/v1/namespaces/default/configmaps/%2E%2E",
+        "/api/v1/namespaces/default/configmaps/a/b/c/d",
+        "/clusters/..%2Froot/api/v1/configmaps",
+        "/clusters/root/clusters/root/api/v1/configmaps",
+        "/apis/../../etc/passwd",
+        "/api/v1/namespaces/default/configmaps/seed/status",
+    ] {
+        out.push(case("path trick (GET)", "GET", path, None, vec![]));
+        out.push(case("path trick (DELETE)", "DELETE", path, None, vec![]));
+        out.push(case(
+            "path trick (PUT)",
+            "PUT",
+            path,
+            JSON,
+            configmap("seed").into_bytes(),
+        ));
+    }
+    for name in [
+        "../x",
+        "a/b",
+        "UPPER",
+        ".",
+        "..",
+        "x".repeat(300).as_str(),
+        "",
+        "-a",
+        "a_b",
+    ] {
+        out.push(case(
+            "invalid name",
+            "POST",
+            CMS,
+            JSON,
+            configmap(name).into_bytes(),
+        ));
+    }
+    // Label values and keys far too long.
+    for (key, value) in [
+        ("a", "x".repeat(10_000)),
+        (&*"k".repeat(10_000), "v".to_string()),
+        ("bad key", "v".to_string()),
+    ] {
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"labels","labels":{{"{key}":"{value}"}}}}}}"#
+        );
+        out.push(case("invalid label", "POST", CMS, JSON, body.into_bytes()));
+    }
+    // Absurd list and watch parameters.
+    for q in [
+        "limit=99999999999999999999999",
+        "limit=abc",
+        "continue=garbage",
+        "continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6LTEsInN0YXJ0IjoiLi4vLi4vIn0",
+        "resourceVersion=abc",
+        "resourceVersion=-5",
+        "resourceVersion=1&resourceVersionMatch=Bogus",
+        "resourceVersionMatch=Exact",
+        "labelSelector=a+in+(",
+        "labelSelector=%%%",
+        "fieldSelector=spec.nothing%3Dx",
+        "fieldSelector===",
+        "watch=true&timeoutSeconds=abc",
+        "watch=true&resourceVersion=abc",
+    ] {
+        out.push(case(
+            "absurd query",
+            "GET",
+            &format!("{CMS}?{q}"),
+            None,
+            vec![],
+        ));
+    }
+    for q in [
+        "limit=-1",
+        "limit=0",
+        "timeoutSeconds=99999999999",
+        "pretty=maybe",
+    ] {
+        out.push(lenient(case(
+            "odd but readable query",
+            "GET",
+            &format!("{CMS}?{q}"),
+            None,
+            vec![],
+        )));
+    }
+    // Far too big, and random bytes anywhere.
+    out.push(case("4 MiB body", "POST", CMS, JSON, vec![b' '; 4 << 20]));
+    for _ in 0..60 {
+        let (method, path) = [
+            ("POST", CMS.to_string()),
+            ("PUT", seed.clone()),
+            ("PATCH", seed.clone()),
+            ("POST", DEPLOYS.to_string()),
+        ][rng.below(4)]
+        .clone();
+        let n = 1 + rng.below(300);
+        let ct = [
+            "application/json",
+            "application/yaml",
+            "application/merge-patch+json",
+            "application/json-patch+json",
+            "application/apply-patch+yaml",
+            "application/strategic-merge-patch+json",
+        ][rng.below(6)];
+        let ct = if method == "PATCH" {
+            ct
+        } else {
+            ["application/json", "application/yaml"][rng.below(2)]
+        };
+        out.push(case("random bytes", method, &path, Some(ct), rng.bytes(n)));
+    }
+    out
+}
+
+fn is_status(a: &Answer) -> bool {
+    serde_json::from_slice::<Value>(&a.body)
+        .ok()
+        .is_some_and(|s| s["kind"] == "Status" && s["code"].as_u64() == Some(u64::from(a.code)))
+}
+
+/// GET `path` as the admin; the JSON answer.
+fn get_json(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str, path: &str) -> Value {
+    let a = send(
+        k,
+        tls,
+        token,
+        &lenient(case("snapshot", "GET", path, None, vec![])),
+    );
+    assert_eq!(a.code, 200, "{path}: {}", String::from_utf8_lossy(&a.body));
+    serde_json::from_slice(&a.body).unwrap()
+}
+
+/// A digest of everything stored (every listable resource across all logical clusters) and
+/// the store's revision.
+fn snapshot(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str) -> (u64, String) {
+    let mut h = DefaultHasher::new();
+    let mut revision = String::new();
+    let groups = get_json(k, tls, token, "/clusters/root/apis");
+    let mut versions = vec!["/api/v1".to_string()];
+    for g in groups["groups"].as_array().unwrap() {
+        for v in g["versions"].as_array().unwrap() {
+            versions.push(format!("/apis/{}", v["groupVersion"].as_str().unwrap()));
+        }
+    }
+    for gv in versions {
+        let list = get_json(k, tls, token, &format!("/clusters/root{gv}"));
+        for r in list["resources"].as_array().unwrap() {
+            let name = r["name"].as_str().unwrap();
+            let listable = r["verbs"].as_array().unwrap().iter().any(|v| v == "list");
+            if name.contains('/') || !listable {
+                continue;
+            }
+            let items = get_json(k, tls, token, &format!("/clusters/*{gv}/{name}"));
+            revision = items["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let mut all: Vec<String> = items["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            all.sort();
+            (gv.as_str(), name, all).hash(&mut h);
+        }
+    }
+    (h.finish(), revision)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn malformed_requests_in_bulk_change_nothing_and_never_fail_the_server() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "configmap", "seed", "--from-literal=k=v"]);
+    k.ok(&["create", "deployment", "web", "--image=nginx"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let tls = tls_config(&k);
+    let token = k.token();
+    let before = snapshot(&k, &tls, &token);
+    let rss_before = rss_kib(k.pid());
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let all = cases(&mut rng);
+    let total = all.len();
+    let chunks: Vec<Vec<Case>> = {
+        let mut v: Vec<Vec<Case>> = (0..8).map(|_| Vec::new()).collect();
+        for (i, c) in all.into_iter().enumerate() {
+            v[i % 8].push(c);
+        }
+        v
+    };
+    std::thread::scope(|s| {
+        for chunk in &chunks {
+            let (k, tls, token) = (&k, &tls, &token);
+            s.spawn(move || {
+                for c in chunk {
+                    let started = std::time::Instant::now();
+                    let a = send(k, tls, token, c);
+                    if started.elapsed() > Duration::from_secs(2) {
+                        eprintln!(
+                            "slow: {} {} {} took {:?}",
+                            c.what,
+                            c.method,
+                            c.path,
+                            started.elapsed()
+                        );
+                    }
+                    let body = String::from_utf8_lossy(&a.body);
+                    assert!(
+                        a.code < 500,
+                        "{} {} {}: server error {}: {body}",
+                        c.what,
+                        c.method,
+                        c.path,
+                        a.code
+                    );
+                    if c.client_error {
+                        assert!(
+                            (400..500).contains(&a.code) && is_status(&a),
+                            "{} {} {}: want a 4xx Status, got {}: {body}",
+                            c.what,
+                            c.method,
+                            c.path,
+                            a.code
+                        );
+                    }
+                }
+            });
+        }
+    });
+
+    // Thousands of idle connections: some silent, some stuck mid-handshake.
+    let mut idle = Vec::new();
+    for i in 0..3000 {
+        let mut tcp = TcpStream::connect(("127.0.0.1", k.port)).unwrap();
+        if i % 2 == 0 {
+            let _ = tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+        }
+        idle.push(tcp);
+    }
+    // The server still answers while they are held.
+    assert!(
+        k.ok(&["get", "configmap", "seed", "-o", "name"])
+            .contains("seed")
+    );
+    let rss_during = rss_kib(k.pid());
+    drop(idle);
+
+    let after = snapshot(&k, &tls, &token);
+    assert_eq!(before, after, "stored objects (digest, revision) changed");
+    let rss_after = rss_kib(k.pid());
+    assert!(
+        rss_during < rss_before + 256 * 1024 && rss_after < rss_before + 128 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_during} KiB (idle connections) and {rss_after} KiB"
+    );
+    assert!(
+        k.log().lines().all(|l| !l.contains("panicked")),
+        "{}",
+        k.log()
+    );
+    eprintln!("{total} malformed requests; RSS {rss_before} → {rss_during} → {rss_after} KiB");
+}
