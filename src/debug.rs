@@ -28,12 +28,45 @@ enum DebugCommand {
         #[arg(long)]
         run: u32,
     },
+    /// Print a service-account token signed with the server's key (`<root>/sa.key`) that
+    /// expired an hour ago, for the ServiceAccount JSON on stdin (tests of token expiry,
+    /// which a TokenRequest cannot give: its minimum lifetime is ten minutes).
+    ExpiredToken {
+        #[arg(long)]
+        root_directory: PathBuf,
+        /// The logical cluster the token is bound to.
+        #[arg(long)]
+        cluster: String,
+    },
 }
 
 pub async fn run(args: DebugArgs) -> anyhow::Result<()> {
     match args.command {
         DebugCommand::StoreWriter { path, writers, run } => store_writer(path, writers, run).await,
+        DebugCommand::ExpiredToken {
+            root_directory,
+            cluster,
+        } => expired_token(&root_directory, &cluster),
     }
+}
+
+fn expired_token(root: &std::path::Path, cluster: &str) -> anyhow::Result<()> {
+    use kplex_apiserver::serviceaccount::{ISSUER, Signer, claims};
+    let sa: serde_json::Value =
+        serde_json::from_reader(std::io::stdin()).context("a ServiceAccount as JSON on stdin")?;
+    let signer = Signer::load_or_create(&root.join("sa.key"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let token = signer.sign(&claims(
+        cluster,
+        &sa,
+        &[ISSUER.to_string()],
+        now - 7200,
+        3600,
+    ))?;
+    println!("{token}");
+    Ok(())
 }
 
 /// A self-checking value for `/crash/<run>/<writer>/<seq>`: 8 bytes of FNV-1a over the rest,

@@ -147,10 +147,14 @@ fn workspace_access_creator_admin_bindings_and_escalation() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
     let list = allowed(&k, "bob", "root:alices", &["auth", "can-i", "--list"]);
-    assert!(
-        list.contains("*.*") && list.contains("[get list watch]"),
-        "{list}"
-    );
+    // The view role: reads of workloads, never Secrets.
+    let configmaps = list
+        .lines()
+        .find(|l| l.starts_with("configmaps "))
+        .unwrap_or("");
+    assert!(configmaps.contains("[get list watch]"), "{list}");
+    assert!(list.contains("*.apps"), "{list}");
+    assert!(!list.lines().any(|l| l.starts_with("secrets ")), "{list}");
     // Escalation: bob may write RBAC objects, but not grant more than he holds.
     let writer = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: rbac-writer}\nrules: [{verbs: [create], apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles, clusterrolebindings]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: bob-writes-rbac}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rbac-writer}\nsubjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]\n";
     allowed(

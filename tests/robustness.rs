@@ -12,32 +12,14 @@ mod common;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, Kplex};
+use common::{Answer, Backend, Kplex, Raw};
 use serde_json::Value;
 
-/// TLS client configuration trusting kplex's CA.
-fn tls_config(k: &Kplex) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read(k.root().join("ca.crt")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-/// One request as bytes on the wire, and what may come back.
+/// One request, and what may come back.
 struct Case {
     what: String,
     method: &'static str,
@@ -48,72 +30,13 @@ struct Case {
     client_error: bool,
 }
 
-struct Answer {
-    code: u16,
-    body: Vec<u8>,
-}
-
-/// Sends one request on a fresh connection (`Connection: close`) and reads the answer.
-fn send(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str, c: &Case) -> Answer {
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(tls.clone(), name).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", k.port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: {}\r\n",
-        c.method,
-        c.path,
-        c.body.len()
-    );
+fn send(raw: &Raw, token: &str, c: &Case) -> Answer {
+    let mut headers = vec![("Authorization", format!("Bearer {token}"))];
     if let Some(ct) = &c.content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+        headers.push(("Content-Type", ct.clone()));
     }
-    head.push_str("\r\n");
-    let mut wire = head.into_bytes();
-    wire.extend_from_slice(&c.body);
-    // The server may answer (413) before reading everything: a failed write is fine.
-    let _ = stream.write_all(&wire);
-    let _ = stream.flush();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    parse_response(&raw).unwrap_or_else(|| {
-        panic!(
-            "{}: no HTTP answer ({} bytes): {:?}",
-            c.what,
-            raw.len(),
-            String::from_utf8_lossy(&raw)
-        )
-    })
-}
-
-fn parse_response(raw: &[u8]) -> Option<Answer> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Some(Answer { code, body })
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = eol + 2;
-        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
-        b = &b[(start + size + 2).min(b.len())..];
-    }
-    out
+    raw.request(c.method, &c.path, &headers, &c.body)
+        .unwrap_or_else(|| panic!("{}: no HTTP answer", c.what))
 }
 
 /// A small deterministic generator (xorshift), so a failure can be replayed.
@@ -483,10 +406,9 @@ fn is_status(a: &Answer) -> bool {
 }
 
 /// GET `path` as the admin; the JSON answer.
-fn get_json(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str, path: &str) -> Value {
+fn get_json(raw: &Raw, token: &str, path: &str) -> Value {
     let a = send(
-        k,
-        tls,
+        raw,
         token,
         &lenient(case("snapshot", "GET", path, None, vec![])),
     );
@@ -496,10 +418,10 @@ fn get_json(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str, path: &str)
 
 /// A digest of everything stored (every listable resource across all logical clusters) and
 /// the store's revision.
-fn snapshot(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str) -> (u64, String) {
+fn snapshot(raw: &Raw, token: &str) -> (u64, String) {
     let mut h = DefaultHasher::new();
     let mut revision = String::new();
-    let groups = get_json(k, tls, token, "/clusters/root/apis");
+    let groups = get_json(raw, token, "/clusters/root/apis");
     let mut versions = vec!["/api/v1".to_string()];
     for g in groups["groups"].as_array().unwrap() {
         for v in g["versions"].as_array().unwrap() {
@@ -507,14 +429,14 @@ fn snapshot(k: &Kplex, tls: &Arc<rustls::ClientConfig>, token: &str) -> (u64, St
         }
     }
     for gv in versions {
-        let list = get_json(k, tls, token, &format!("/clusters/root{gv}"));
+        let list = get_json(raw, token, &format!("/clusters/root{gv}"));
         for r in list["resources"].as_array().unwrap() {
             let name = r["name"].as_str().unwrap();
             let listable = r["verbs"].as_array().unwrap().iter().any(|v| v == "list");
             if name.contains('/') || !listable {
                 continue;
             }
-            let items = get_json(k, tls, token, &format!("/clusters/*{gv}/{name}"));
+            let items = get_json(raw, token, &format!("/clusters/*{gv}/{name}"));
             revision = items["metadata"]["resourceVersion"]
                 .as_str()
                 .unwrap_or("")
@@ -547,9 +469,9 @@ fn malformed_requests_in_bulk_change_nothing_and_never_fail_the_server() {
     k.ok(&["create", "configmap", "seed", "--from-literal=k=v"]);
     k.ok(&["create", "deployment", "web", "--image=nginx"]);
     std::thread::sleep(Duration::from_millis(300));
-    let tls = tls_config(&k);
+    let raw = Raw::new(&k);
     let token = k.token();
-    let before = snapshot(&k, &tls, &token);
+    let before = snapshot(&raw, &token);
     let rss_before = rss_kib(k.pid());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let all = cases(&mut rng);
@@ -563,11 +485,11 @@ fn malformed_requests_in_bulk_change_nothing_and_never_fail_the_server() {
     };
     std::thread::scope(|s| {
         for chunk in &chunks {
-            let (k, tls, token) = (&k, &tls, &token);
+            let (raw, token) = (&raw, &token);
             s.spawn(move || {
                 for c in chunk {
                     let started = std::time::Instant::now();
-                    let a = send(k, tls, token, c);
+                    let a = send(raw, token, c);
                     if started.elapsed() > Duration::from_secs(2) {
                         eprintln!(
                             "slow: {} {} {} took {:?}",
@@ -618,7 +540,7 @@ fn malformed_requests_in_bulk_change_nothing_and_never_fail_the_server() {
     let rss_during = rss_kib(k.pid());
     drop(idle);
 
-    let after = snapshot(&k, &tls, &token);
+    let after = snapshot(&raw, &token);
     assert_eq!(before, after, "stored objects (digest, revision) changed");
     let rss_after = rss_kib(k.pid());
     assert!(

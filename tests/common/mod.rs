@@ -417,3 +417,111 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// An answer to a raw request: status code and (de-chunked) body.
+pub struct Answer {
+    pub code: u16,
+    pub body: Vec<u8>,
+}
+
+/// A bare HTTP/1.1-over-TLS client: one connection per request, any bytes on the wire, any
+/// client certificate — for tests of what kubectl cannot send.
+pub struct Raw {
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    port: u16,
+}
+
+impl Raw {
+    /// Trusts kplex's CA; presents no client certificate.
+    pub fn new(k: &Kplex) -> Self {
+        Self::with_config(k, |b| b.with_no_client_auth())
+    }
+
+    /// Trusts kplex's CA; `auth` picks the client certificate (if any).
+    pub fn with_config(
+        k: &Kplex,
+        auth: impl FnOnce(
+            rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+        ) -> rustls::ClientConfig,
+    ) -> Self {
+        let pem = std::fs::read(k.root().join("ca.crt")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let mut config = auth(builder);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            tls: std::sync::Arc::new(config),
+            port: k.port,
+        }
+    }
+
+    /// Sends one request (`Connection: close`); None when no HTTP answer came back.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Option<Answer> {
+        use std::io::Read;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(self.tls.clone(), name).unwrap();
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut wire = head.into_bytes();
+        wire.extend_from_slice(body);
+        // The server may answer (413, 401) before reading everything: a failed write is fine.
+        let _ = stream.write_all(&wire);
+        let _ = stream.flush();
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+}
+
+fn parse_response(raw: &[u8]) -> Option<Answer> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Some(Answer { code, body })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}

@@ -24,6 +24,43 @@ pub use rbac::{Request, ResourceAttrs};
 const RBAC: &str = "rbac.authorization.k8s.io";
 pub const MASTERS: &str = "system:masters";
 
+/// The API groups of namespaced workloads that `edit` and `view` cover (core first).
+const WORKLOAD_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "discovery.k8s.io",
+    "coordination.k8s.io",
+    "events.k8s.io",
+];
+
+/// The core resources kube's `view` reads: everything but Secrets.
+const VIEW_CORE: &[&str] = &[
+    "bindings",
+    "configmaps",
+    "endpoints",
+    "events",
+    "limitranges",
+    "namespaces",
+    "namespaces/status",
+    "persistentvolumeclaims",
+    "persistentvolumeclaims/status",
+    "pods",
+    "pods/log",
+    "pods/status",
+    "replicationcontrollers",
+    "replicationcontrollers/scale",
+    "replicationcontrollers/status",
+    "resourcequotas",
+    "resourcequotas/status",
+    "serviceaccounts",
+    "services",
+    "services/status",
+];
+
 /// The default ClusterRoles, as data shared by every workspace.
 fn bootstrap_role(name: &str) -> Option<Value> {
     let read = ["get", "list", "watch"];
@@ -42,11 +79,16 @@ fn bootstrap_role(name: &str) -> Option<Value> {
             json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, {"verbs": ["*"], "nonResourceURLs": ["*"]}])
         }
         "admin" => json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]),
+        // As kube's: no roles or role bindings.
         "edit" => json!([
-            {"verbs": write, "apiGroups": ["", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "coordination.k8s.io", "events.k8s.io"], "resources": ["*"]},
-            {"verbs": read, "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["*"]},
+            {"verbs": write, "apiGroups": WORKLOAD_GROUPS, "resources": ["*"]},
         ]),
-        "view" => json!([{"verbs": read, "apiGroups": ["*"], "resources": ["*"]}]),
+        // As kube's: no Secrets (their contents are credentials), no RBAC, no custom
+        // resources unless a role grants them.
+        "view" => json!([
+            {"verbs": read, "apiGroups": [""], "resources": VIEW_CORE},
+            {"verbs": read, "apiGroups": &WORKLOAD_GROUPS[1..], "resources": ["*"]},
+        ]),
         "system:discovery" => {
             json!([{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/", "/healthz", "/livez", "/readyz"]}])
         }
