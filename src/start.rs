@@ -45,6 +45,10 @@ pub struct StartArgs {
     /// (providers aesgcm and identity).
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
+    /// Objects one logical cluster may hold (0: no limit). A LogicalCluster's
+    /// `core.kcp.io/max-total-objects` annotation overrides it.
+    #[arg(long, default_value_t = 0)]
+    logical_cluster_total_object_limit: u64,
 }
 
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
@@ -63,6 +67,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         request_timeout: la.request_timeout,
     };
     config.encryption_provider_config = args.encryption_provider_config.clone();
+    config.logical_cluster_total_object_limit = args.logical_cluster_total_object_limit;
     if !args.etcd_servers.is_empty() {
         let tls = (args.etcd_cafile.is_some() || args.etcd_certfile.is_some()).then(|| EtcdTls {
             ca_file: args.etcd_cafile.clone(),

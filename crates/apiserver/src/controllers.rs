@@ -23,6 +23,8 @@ use crate::served::Served;
 use crate::tenancy::lifecycle::Tenancy;
 
 const RETRY: Duration = Duration::from_millis(500);
+/// How often ResourceQuota usage is recounted.
+const QUOTA_RESYNC: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Work {
@@ -63,6 +65,11 @@ enum Work {
     ExportConsumers {
         cluster: String,
         name: String,
+    },
+    /// The ResourceQuotas of one namespace: recount `status.used`.
+    Quotas {
+        cluster: String,
+        namespace: String,
     },
     /// An object waiting on the `foregroundDeletion` or `orphan` finalizer.
     Dependents {
@@ -107,6 +114,7 @@ pub async fn start(tenancy: Tenancy) -> Result<(), ApiError> {
     let revision = c.enqueue_existing().await?;
     let watcher = c.clone();
     tokio::spawn(async move { watcher.watch(revision + 1).await });
+    tokio::spawn(c.clone().resync_quotas());
     tokio::spawn(c.run(rx));
     Ok(())
 }
@@ -118,6 +126,7 @@ const WATCHED_KINDS: &[&str] = &[
     "/registry/tenancy.kcp.io/workspaces/",
     "/registry/core.kcp.io/logicalclusters/",
     "/registry/apis.kcp.io/",
+    "/registry/resourcequotas/",
 ];
 
 /// Whether a written object can need a controller: one of the followed kinds, or any object
@@ -167,6 +176,20 @@ impl Controllers {
             .unwrap_or(true);
         if fresh {
             let _ = self.queue.send(work);
+        }
+    }
+
+    /// Object counts change with every create and delete, which the controllers do not
+    /// follow one by one: recount the namespaces that hold quotas every few seconds.
+    async fn resync_quotas(self) {
+        let Some(quota) = self.registry.quota.clone() else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(QUOTA_RESYNC).await;
+            for (cluster, namespace) in quota.quota_namespaces() {
+                self.enqueue(Work::Quotas { cluster, namespace });
+            }
         }
     }
 
@@ -293,9 +316,24 @@ impl Controllers {
                     name: name.clone(),
                 })
             }
-            ("core.kcp.io/v1alpha1", "LogicalCluster") => self.enqueue(Work::LogicalCluster {
-                cluster: cluster.clone(),
-            }),
+            ("core.kcp.io/v1alpha1", "LogicalCluster") => {
+                if let Some(quota) = &self.registry.quota {
+                    quota.observe_logical_cluster(&cluster, obj);
+                }
+                self.enqueue(Work::LogicalCluster {
+                    cluster: cluster.clone(),
+                })
+            }
+            ("v1", "ResourceQuota") => {
+                let namespace = meta::namespace(obj).unwrap_or("").to_string();
+                if let Some(quota) = &self.registry.quota {
+                    quota.observe_quota(&cluster, &namespace);
+                }
+                self.enqueue(Work::Quotas {
+                    cluster: cluster.clone(),
+                    namespace,
+                })
+            }
             (v, "APIExport") if v.starts_with("apis.kcp.io/") => {
                 self.enqueue(Work::ApiExport {
                     cluster: cluster.clone(),
@@ -438,6 +476,7 @@ impl Controllers {
             Work::ExportConsumers { cluster, name } => {
                 self.enqueue_bindings_of(cluster, name).await
             }
+            Work::Quotas { cluster, namespace } => self.reconcile_quotas(cluster, namespace).await,
             Work::LogicalCluster { cluster } => {
                 if let Some((parent, name)) =
                     self.tenancy.reconcile_logical_cluster(cluster).await?
@@ -450,6 +489,26 @@ impl Controllers {
                 Ok(true)
             }
         }
+    }
+
+    /// Recounts `status.used` of the ResourceQuotas in one namespace.
+    async fn reconcile_quotas(&self, cluster: &str, namespace: &str) -> Result<bool, ApiError> {
+        let (Some(quota), Some(desc)) = (
+            &self.registry.quota,
+            self.desc(cluster, "", "v1", "resourcequotas"),
+        ) else {
+            return Ok(true);
+        };
+        let scope = self.scope(cluster, desc, Some(namespace));
+        let list = self.registry.list(&scope, &ListOptions::default()).await?;
+        for item in &list.items {
+            let obj = item.decode()?;
+            let status = quota
+                .usage(self.registry.store.as_ref(), cluster, namespace, &obj)
+                .await?;
+            self.registry.set_status(&scope, &obj, status).await?;
+        }
+        Ok(true)
     }
 
     /// Re-binds every APIBinding that references export `cluster`/`name` (a changed schema

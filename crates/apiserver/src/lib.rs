@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod object;
 pub mod openapi;
 pub mod pki;
+pub mod quota;
 pub mod registry;
 pub mod request;
 pub mod response;

@@ -51,6 +51,9 @@ pub struct Config {
     pub limits: crate::limits::LimitsConfig,
     /// kube-apiserver's `EncryptionConfiguration`: which resources are encrypted at rest.
     pub encryption_provider_config: Option<PathBuf>,
+    /// kcp's `--logical-cluster-total-object-limit`: objects per logical cluster (0: none;
+    /// a LogicalCluster's `core.kcp.io/max-total-objects` annotation overrides it).
+    pub logical_cluster_total_object_limit: u64,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
             audit_policy_file: None,
             limits: crate::limits::LimitsConfig::default(),
             encryption_provider_config: None,
+            logical_cluster_total_object_limit: 0,
         }
     }
 }
@@ -172,7 +176,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut registry = Registry::new(store.clone());
     registry.admission = Some(Arc::new(crate::admission::Admission::new()));
     let served = Arc::new(Served::new());
-    load_clusters(&registry, &served).await?;
+    let quota = Arc::new(crate::quota::Quota::new(
+        served.clone(),
+        config.logical_cluster_total_object_limit,
+    ));
+    registry.quota = Some(quota.clone());
+    load_clusters(&registry, &served, &quota).await?;
     bootstrap_root(&registry, &served).await?;
     let tenancy = tenancy::lifecycle::Tenancy {
         registry: registry.clone(),
@@ -222,7 +231,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 const LOGICAL_CLUSTERS: &str = "/registry/core.kcp.io/logicalclusters/";
 
 /// Every logical cluster recorded in the store becomes servable, under its canonical path.
-async fn load_clusters(registry: &Registry, served: &Served) -> Result<(), ApiError> {
+async fn load_clusters(
+    registry: &Registry,
+    served: &Served,
+    quota: &crate::quota::Quota,
+) -> Result<(), ApiError> {
     let list = registry
         .store
         .range(RangeRequest::prefix(LOGICAL_CLUSTERS))
@@ -242,9 +255,24 @@ async fn load_clusters(registry: &Registry, served: &Served) -> Result<(), ApiEr
             .unwrap_or(cluster)
             .to_string();
         served.add_cluster(cluster, &path);
+        quota.observe_logical_cluster(cluster, &obj);
+    }
+    // Namespaces holding ResourceQuotas (key: /registry/resourcequotas/<cluster>/<ns>/<name>).
+    let quotas = registry
+        .store
+        .range(RangeRequest::prefix(RESOURCE_QUOTAS))
+        .await
+        .map_err(crate::registry::store_error)?;
+    for kv in quotas.kvs {
+        let mut parts = kv.key.trim_start_matches(RESOURCE_QUOTAS).split('/');
+        if let (Some(cluster), Some(namespace)) = (parts.next(), parts.next()) {
+            quota.observe_quota(cluster, namespace);
+        }
     }
     Ok(())
 }
+
+const RESOURCE_QUOTAS: &str = "/registry/resourcequotas/";
 
 /// The root logical cluster, its standard namespaces and the built-in workspace types, on
 /// first start.

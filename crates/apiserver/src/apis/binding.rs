@@ -10,9 +10,7 @@ use std::sync::Arc;
 use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 
-use super::{
-    AcceptedClaim, BINDING_FINALIZER, Consumer, V1, V2, conditions, get, scope, set_status,
-};
+use super::{AcceptedClaim, BINDING_FINALIZER, Consumer, V1, V2, conditions, get, scope};
 use crate::catalog::{BoundInfo, ResourceDesc};
 use crate::registry::WriteOptions;
 use crate::served::Conflict;
@@ -263,7 +261,7 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
                     ("Ready", false, reason, message),
                 ],
             );
-            set_status(&t.registry, &bindings, &binding, status).await?;
+            t.registry.set_status(&bindings, &binding, status).await?;
             if reason == "APIExportNotFound" {
                 drop_policy(t, cluster, name);
             }
@@ -297,7 +295,7 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
                 ("Ready", false, "NamingConflicts", message),
             ],
         );
-        set_status(&t.registry, &bindings, &binding, status).await?;
+        t.registry.set_status(&bindings, &binding, status).await?;
         // Retried: the conflicting CRD or binding may go away.
         return Ok(Reconciled {
             done: false,
@@ -384,7 +382,7 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
             ok("Ready"),
         ],
     );
-    set_status(&t.registry, &bindings, &binding, status).await?;
+    t.registry.set_status(&bindings, &binding, status).await?;
     Ok(Reconciled {
         done: true,
         export_changed: flipped.then_some((resolved.cluster, export_name)),

@@ -9,7 +9,7 @@ use base64::Engine;
 use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 
-use super::{GROUP, IDENTITY_NAMESPACE, V1, V2, conditions, get, scope, set_status};
+use super::{GROUP, IDENTITY_NAMESPACE, V1, V2, conditions, get, scope};
 use crate::registry::{Scope, WriteOptions};
 use crate::tenancy::lifecycle::Tenancy;
 
@@ -134,7 +134,7 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<bool, A
             ("VirtualWorkspaceURLsReady", true, "", String::new()),
         ],
     );
-    set_status(&t.registry, &exports, &export, status).await?;
+    t.registry.set_status(&exports, &export, status).await?;
     if meta::annotation(&export, SKIP_ENDPOINT_SLICE).is_none() {
         ensure_default_slice(t, cluster, name).await?;
     }
@@ -218,6 +218,6 @@ pub async fn reconcile_slice(t: &Tenancy, cluster: &str, name: &str) -> Result<b
             },
         )],
     );
-    set_status(&t.registry, &slices, &slice, status).await?;
+    t.registry.set_status(&slices, &slice, status).await?;
     Ok(true)
 }

@@ -329,33 +329,6 @@ pub async fn get(
     }
 }
 
-/// Writes `status` unless it is already the object's status.
-pub async fn set_status(
-    registry: &crate::registry::Registry,
-    scope: &crate::registry::Scope,
-    obj: &Value,
-    status: Value,
-) -> Result<(), kplex_apimachinery::ApiError> {
-    if obj.get("status") == Some(&status) {
-        return Ok(());
-    }
-    let name = kplex_apimachinery::meta::name(obj)
-        .unwrap_or("")
-        .to_string();
-    let opts = crate::registry::WriteOptions {
-        subresource: Some("status".into()),
-        ..Default::default()
-    };
-    registry
-        .update_with(scope, &name, &opts, move |cur, _| {
-            let mut next = cur.clone();
-            next["status"] = status.clone();
-            Ok(next)
-        })
-        .await
-        .map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,8 @@ pub struct Registry {
     pub admission: Option<Arc<crate::admission::Admission>>,
     /// Applies known to change nothing (see `apply.rs`).
     pub noop_applies: Arc<apply::NoopApplies>,
+    /// Object-count limits; None: no quotas (embedded uses, unit tests).
+    pub quota: Option<Arc<crate::quota::Quota>>,
 }
 
 impl Registry {
@@ -166,6 +168,7 @@ impl Registry {
             store,
             admission: None,
             noop_applies: Arc::default(),
+            quota: None,
         }
     }
 

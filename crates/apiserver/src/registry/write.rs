@@ -224,6 +224,12 @@ impl Registry {
         }
         let name = meta::name(&obj).unwrap_or("").to_string();
         let key = scope.key(&name)?;
+        if let Some(quota) = &self.quota {
+            quota
+                .admit_cluster(self.store.as_ref(), scope, &name)
+                .await?;
+            quota.admit_namespace(self, scope, &name).await?;
+        }
         if opts.dry_run {
             return Ok(WriteResult {
                 object: obj,
@@ -234,6 +240,7 @@ impl Registry {
         let stored = object::encode(&obj)?;
         match self.store.create(&key, stored).await.map_err(store_error)? {
             TxnOutcome::Succeeded { revision, .. } => {
+                self.counted(scope, true);
                 object::set_resource_version(&mut obj, revision);
                 Ok(WriteResult {
                     object: obj,
@@ -400,6 +407,7 @@ impl Registry {
                     if !outcome.succeeded() {
                         continue;
                     }
+                    self.counted(scope, false);
                 }
                 return Ok(WriteResult {
                     object: new,
@@ -534,6 +542,7 @@ impl Registry {
                 .map_err(store_error)?
             {
                 TxnOutcome::Succeeded { revision, .. } => {
+                    self.counted(scope, false);
                     object::set_resource_version(&mut obj, revision);
                     return Ok(DeleteOutcome::Deleted(obj));
                 }
@@ -547,6 +556,37 @@ impl Registry {
             name,
             "too many concurrent writers, try again",
         ))
+    }
+
+    /// Writes `status` (through the status subresource) unless it is already the object's.
+    pub async fn set_status(
+        &self,
+        scope: &Scope,
+        obj: &Value,
+        status: Value,
+    ) -> Result<(), ApiError> {
+        if obj.get("status") == Some(&status) {
+            return Ok(());
+        }
+        let name = meta::name(obj).unwrap_or("").to_string();
+        let opts = WriteOptions {
+            subresource: Some("status".into()),
+            ..Default::default()
+        };
+        self.update_with(scope, &name, &opts, move |cur, _| {
+            let mut next = cur.clone();
+            next["status"] = status.clone();
+            Ok(next)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Keeps the object count of a capped logical cluster (see `quota`).
+    fn counted(&self, scope: &Scope, created: bool) {
+        if let (Some(quota), Some(cluster)) = (&self.quota, scope.cluster.as_deref()) {
+            quota.counted(cluster, created);
+        }
     }
 
     /// Deletes every object `scope` sees (honouring finalizers); returns how many are still
