@@ -49,6 +49,37 @@ pub struct StartArgs {
     /// `core.kcp.io/max-total-objects` annotation overrides it.
     #[arg(long, default_value_t = 0)]
     logical_cluster_total_object_limit: u64,
+    #[command(flatten)]
+    oidc: Box<OidcArgs>,
+}
+
+/// An OpenID Connect issuer whose ID tokens authenticate, as kube-apiserver's flags.
+#[derive(Args)]
+struct OidcArgs {
+    /// The issuer (https); its ID tokens authenticate when this is set.
+    #[arg(long)]
+    oidc_issuer_url: Option<String>,
+    /// The client ID tokens must be issued for (`aud`).
+    #[arg(long, default_value = "")]
+    oidc_client_id: String,
+    /// The claim naming the user.
+    #[arg(long, default_value = "sub")]
+    oidc_username_claim: String,
+    /// Prefix of user names (default: `<issuer>#` unless the claim is email; `-`: none).
+    #[arg(long)]
+    oidc_username_prefix: Option<String>,
+    /// The claim listing the user's groups.
+    #[arg(long)]
+    oidc_groups_claim: Option<String>,
+    /// Prefix of group names.
+    #[arg(long, default_value = "")]
+    oidc_groups_prefix: String,
+    /// CA bundle for fetching the issuer's discovery document and keys.
+    #[arg(long)]
+    oidc_ca_file: Option<PathBuf>,
+    /// The issuer's keys (a JWKS document) from a file instead of the issuer.
+    #[arg(long)]
+    oidc_jwks_file: Option<PathBuf>,
 }
 
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
@@ -68,6 +99,20 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     };
     config.encryption_provider_config = args.encryption_provider_config.clone();
     config.logical_cluster_total_object_limit = args.logical_cluster_total_object_limit;
+    let o = &args.oidc;
+    config.oidc = o
+        .oidc_issuer_url
+        .clone()
+        .map(|issuer_url| kplex_apiserver::oidc::OidcConfig {
+            issuer_url,
+            client_id: o.oidc_client_id.clone(),
+            username_claim: o.oidc_username_claim.clone(),
+            username_prefix: o.oidc_username_prefix.clone(),
+            groups_claim: o.oidc_groups_claim.clone(),
+            groups_prefix: o.oidc_groups_prefix.clone(),
+            ca_file: o.oidc_ca_file.clone(),
+            jwks_file: o.oidc_jwks_file.clone(),
+        });
     if !args.etcd_servers.is_empty() {
         let tls = (args.etcd_cafile.is_some() || args.etcd_certfile.is_some()).then(|| EtcdTls {
             ca_file: args.etcd_cafile.clone(),

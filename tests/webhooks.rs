@@ -5,85 +5,30 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use common::{Backend, Kplex, eventually};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use common::{Backend, HttpsServer, Kplex, eventually};
 use serde_json::{Value, json};
 
 /// The test's webhook: `/validate` denies ConfigMaps labelled `deny=yes`, `/mutate` labels
 /// every ConfigMap `mutated=yes`.
 struct Webhook {
-    addr: SocketAddr,
+    server: HttpsServer,
     ca_bundle: String,
-    _runtime: tokio::runtime::Runtime,
 }
 
 impl Webhook {
     fn start() -> Self {
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        let cert_pem = cert.cert.pem();
-        let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = rustls_pemfile::private_key(&mut cert.signing_key.serialize_pem().as_bytes())
-            .unwrap()
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(handle);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            ca_bundle: b64(cert_pem.as_bytes()),
-            _runtime: runtime,
-        }
+        let server = HttpsServer::start(handle);
+        let ca_bundle = b64(server.ca_pem.as_bytes());
+        Self { server, ca_bundle }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
+        self.server.url(path)
     }
 }
 
-async fn handle(
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
-    let path = req.uri().path().to_string();
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let review: Value = serde_json::from_slice(&body).unwrap();
+fn handle(path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let review: Value = serde_json::from_slice(body).unwrap();
     let request = &review["request"];
     let object = &request["object"];
     let mut response = json!({"uid": request["uid"], "allowed": true});
@@ -108,9 +53,7 @@ async fn handle(
         response["patch"] = json!(b64(&serde_json::to_vec(&ops).unwrap()));
     }
     let reply = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
-    Ok(hyper::Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(&reply).unwrap(),
-    ))))
+    (200, serde_json::to_vec(&reply).unwrap())
 }
 
 fn b64(data: &[u8]) -> String {

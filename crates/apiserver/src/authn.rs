@@ -76,6 +76,8 @@ pub struct Authenticator {
     algorithms: WebPkiSupportedAlgorithms,
     /// Signs and verifies service-account tokens (`None`: none are issued or accepted).
     service_accounts: Option<crate::serviceaccount::Signer>,
+    /// OpenID Connect ID tokens of one issuer (`--oidc-*`).
+    oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl Authenticator {
@@ -122,12 +124,19 @@ impl Authenticator {
             hints,
             algorithms,
             service_accounts: None,
+            oidc: None,
         })
     }
 
     /// Issues and accepts service-account tokens signed with `signer`.
     pub fn with_service_accounts(mut self, signer: crate::serviceaccount::Signer) -> Self {
         self.service_accounts = Some(signer);
+        self
+    }
+
+    /// Accepts ID tokens of an OpenID Connect issuer.
+    pub fn with_oidc(mut self, oidc: Arc<crate::oidc::Oidc>) -> Self {
+        self.oidc = Some(oidc);
         self
     }
 
@@ -179,6 +188,13 @@ impl Authenticator {
         }
         if let Some(user) = self.tokens.get(token) {
             return Some(user.clone());
+        }
+        if let Some(user) = self
+            .oidc
+            .as_ref()
+            .and_then(|o| o.authenticate(token, crate::serviceaccount::now()))
+        {
+            return Some(authenticated(user));
         }
         self.service_account(token, cluster, &[crate::serviceaccount::ISSUER])
             .map(|c| c.user())

@@ -54,6 +54,8 @@ pub struct Config {
     /// kcp's `--logical-cluster-total-object-limit`: objects per logical cluster (0: none;
     /// a LogicalCluster's `core.kcp.io/max-total-objects` annotation overrides it).
     pub logical_cluster_total_object_limit: u64,
+    /// An OpenID Connect issuer whose ID tokens authenticate (kube's `--oidc-*` flags).
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 impl Config {
@@ -71,6 +73,7 @@ impl Config {
             limits: crate::limits::LimitsConfig::default(),
             encryption_provider_config: None,
             logical_cluster_total_object_limit: 0,
+            oidc: None,
         }
     }
 }
@@ -85,6 +88,8 @@ pub enum StartError {
     ServiceAccountKey(#[from] crate::serviceaccount::KeyError),
     #[error("audit: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("oidc: {0}")]
+    Oidc(#[from] crate::oidc::OidcError),
     #[error("encryption at rest: {0}")]
     Encryption(#[from] crate::encryption::EncryptionError),
     #[error("open store: {0}")]
@@ -171,6 +176,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .with_service_accounts(crate::serviceaccount::Signer::load_or_create(
         &config.root_directory.join("sa.key"),
     )?);
+    let authn = match &config.oidc {
+        Some(oidc) => {
+            let oidc = crate::oidc::Oidc::new(oidc.clone())?;
+            oidc.spawn_refresh();
+            authn.with_oidc(oidc)
+        }
+        None => authn,
+    };
     let tls = pki.server_config(authn.tls_verifier())?;
 
     let mut registry = Registry::new(store.clone());

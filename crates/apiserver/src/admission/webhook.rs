@@ -1,17 +1,10 @@
 //! Calling one admission webhook: POST an `AdmissionReview` over HTTPS (HTTP/1.1), verified
 //! against the configuration's `caBundle`, and read the `AdmissionReview` it answers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-
-/// Largest response body read from a webhook (kube-apiserver's limit for webhook replies).
-const MAX_RESPONSE: usize = 3 * 1024 * 1024;
 
 /// Where and how to reach a webhook: `clientConfig` resolved to a URL.
 #[derive(Clone, Debug)]
@@ -73,60 +66,11 @@ pub async fn call(target: &Target, review: &Value) -> Result<Value, String> {
 }
 
 async fn post(target: &Target, review: &Value) -> Result<Value, String> {
-    let uri: http::Uri = target
-        .url
-        .parse()
-        .map_err(|e| format!("invalid URL {:?}: {e}", target.url))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(format!("unsupported scheme in {:?}", target.url));
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| format!("no host in {:?}", target.url))?;
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(443);
-
-    let tcp = tokio::net::TcpStream::connect((bare_host, port))
-        .await
-        .map_err(|e| dial_error(bare_host, port, &e))?;
-    let connector = tokio_rustls::TlsConnector::from(tls_config(&target.ca_pem)?);
-    let server_name = rustls::pki_types::ServerName::try_from(bare_host.to_string())
-        .map_err(|e| format!("invalid server name {bare_host:?}: {e}"))?;
-    let tls = connector
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| format!("tls: {e}"))?;
-
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    // The connection serves this one request; it ends when the exchange does.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-
+    let sep = if target.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}timeout={}s", target.url, target.timeout.as_secs());
     let body = serde_json::to_vec(review).map_err(|e| e.to_string())?;
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let req = http::Request::post(format!("{path}{sep}timeout={}s", target.timeout.as_secs()))
-        .header(
-            http::header::HOST,
-            uri.authority().map_or(host, |a| a.as_str()),
-        )
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let (status, bytes) =
+        crate::https::request(http::Method::POST, &url, &target.ca_pem, Some(body)).await?;
     if !status.is_success() {
         return Err(format!(
             "unexpected response status {status}: {}",
@@ -134,38 +78,4 @@ async fn post(target: &Target, review: &Value) -> Result<Value, String> {
         ));
     }
     serde_json::from_slice(&bytes).map_err(|e| format!("invalid AdmissionReview response: {e}"))
-}
-
-/// Go's dial error wording, which clients and tests match on.
-fn dial_error(host: &str, port: u16, e: &std::io::Error) -> String {
-    let addr = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => {
-            format!("dial tcp {addr}: connect: connection refused")
-        }
-        _ => format!("dial tcp {addr}: {e}"),
-    }
-}
-
-/// A client configuration trusting exactly the `caBundle` roots.
-fn tls_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        let cert = cert.map_err(|e| format!("invalid caBundle: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("invalid caBundle: {e}"))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }

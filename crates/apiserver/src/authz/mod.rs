@@ -217,7 +217,13 @@ impl Authorizer {
             path: Some("/".into()),
             ..req.clone()
         };
-        if !self.rbac_allows(cluster, &access).await? {
+        // `kubectl auth whoami` tells the requester only who they are, nothing of the
+        // workspace: anyone signed in may ask it anywhere (kube's system:basic-user).
+        let whoami = req.verb == "create"
+            && req.resource.as_ref().is_some_and(|r| {
+                r.group == "authentication.k8s.io" && r.resource == "selfsubjectreviews"
+            });
+        if !whoami && !self.rbac_allows(cluster, &access).await? {
             let path = self
                 .served
                 .path_of(cluster)
