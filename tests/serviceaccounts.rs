@@ -214,3 +214,89 @@ fn service_account_tokens() {
         "{review}"
     );
 }
+
+const TOKEN_SECRET: &str = r#"
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: robot-token
+  annotations: {kubernetes.io/service-account.name: robot}
+"#;
+
+#[test]
+fn legacy_token_secrets_and_bound_object_tokens() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "serviceaccount", "robot"]);
+    // The token controller fills a token Secret; its token lives as long as the Secret.
+    k.ok_stdin(&["apply", "-f", "-"], TOKEN_SECRET);
+    let token = eventually(10, "the token controller", || {
+        let t = k.ok(&[
+            "get",
+            "secret",
+            "robot-token",
+            "-o",
+            "go-template={{if .data.token}}{{.data.token | base64decode}}{{end}}",
+        ]);
+        (!t.is_empty()).then_some(t)
+    });
+    let secret: Value =
+        serde_json::from_str(&k.ok(&["get", "secret", "robot-token", "-o", "json"])).unwrap();
+    assert!(secret["data"]["ca.crt"].is_string() && secret["data"]["namespace"].is_string());
+    assert!(secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"].is_string());
+    let me = whoami(&k, "root", &token).unwrap();
+    assert_eq!(
+        me["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:robot"
+    );
+    k.ok(&["delete", "secret", "robot-token"]);
+    assert!(
+        whoami(&k, "root", &token)
+            .unwrap_err()
+            .contains("Unauthorized")
+    );
+
+    // A token Secret for a ServiceAccount that does not exist is removed, as kube does.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &TOKEN_SECRET
+            .replace("robot-token", "ghost-token")
+            .replace("name: robot}", "name: ghost}"),
+    );
+    eventually(10, "the orphan token Secret to go", || {
+        let out = k.kubectl(&["get", "secret", "ghost-token"]);
+        (!out.status.success()).then_some(())
+    });
+
+    // A token bound to a Pod dies with the Pod; whoami names the Pod as kube does.
+    k.ok(&["run", "worker", "--image=busybox", "--restart=Never"]);
+    let bound = k.ok(&[
+        "create",
+        "token",
+        "robot",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "worker",
+    ]);
+    let me = whoami(&k, "root", bound.trim()).unwrap();
+    assert_eq!(
+        me["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["worker"])
+    );
+    k.ok(&["delete", "pod", "worker", "--wait=false"]);
+    eventually(10, "the bound token to stop working", || {
+        whoami(&k, "root", bound.trim()).is_err().then_some(())
+    });
+    // Binding to an object that does not exist is refused.
+    let out = k.kubectl(&[
+        "create",
+        "token",
+        "robot",
+        "--bound-object-kind",
+        "Secret",
+        "--bound-object-name",
+        "nope",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}

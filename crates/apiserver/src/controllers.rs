@@ -66,6 +66,12 @@ enum Work {
         cluster: String,
         name: String,
     },
+    /// A legacy service-account token Secret to fill.
+    TokenSecret {
+        cluster: String,
+        namespace: String,
+        name: String,
+    },
     /// The ResourceQuotas of one namespace: recount `status.used`.
     Quotas {
         cluster: String,
@@ -92,6 +98,8 @@ struct QueueState {
 #[derive(Clone)]
 pub struct Controllers {
     registry: Registry,
+    /// Fills legacy token Secrets (None: no service-account tokens are issued).
+    tokens: Option<Arc<crate::serviceaccount::LegacyTokens>>,
     served: Arc<Served>,
     tenancy: Tenancy,
     queue: mpsc::UnboundedSender<Work>,
@@ -102,9 +110,13 @@ pub struct Controllers {
 const WORKERS: usize = 64;
 
 /// Starts the controllers; they run until the process ends.
-pub async fn start(tenancy: Tenancy) -> Result<(), ApiError> {
+pub async fn start(
+    tenancy: Tenancy,
+    tokens: Option<Arc<crate::serviceaccount::LegacyTokens>>,
+) -> Result<(), ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let c = Controllers {
+        tokens,
         registry: tenancy.registry.clone(),
         served: tenancy.served.clone(),
         tenancy,
@@ -134,8 +146,11 @@ const WATCHED_KINDS: &[&str] = &[
 /// parsing every object written.
 fn concerns_controllers(key: &str, value: &[u8]) -> bool {
     const MARKER: &[u8] = b"\"deletionTimestamp\"";
+    const TOKEN_SECRET: &[u8] = b"\"kubernetes.io/service-account-token\"";
     WATCHED_KINDS.iter().any(|p| key.starts_with(p))
         || memchr::memmem::find(value, MARKER).is_some()
+        || (key.starts_with("/registry/secrets/")
+            && memchr::memmem::find(value, TOKEN_SECRET).is_some())
 }
 
 /// Workspaces still being scheduled, initialized or deleted.
@@ -324,6 +339,13 @@ impl Controllers {
                     cluster: cluster.clone(),
                 })
             }
+            ("v1", "Secret") if crate::serviceaccount::needs_token(obj) => {
+                self.enqueue(Work::TokenSecret {
+                    cluster: cluster.clone(),
+                    namespace: meta::namespace(obj).unwrap_or("").to_string(),
+                    name: name.clone(),
+                })
+            }
             ("v1", "ResourceQuota") => {
                 let namespace = meta::namespace(obj).unwrap_or("").to_string();
                 if let Some(quota) = &self.registry.quota {
@@ -477,6 +499,23 @@ impl Controllers {
                 self.enqueue_bindings_of(cluster, name).await
             }
             Work::Quotas { cluster, namespace } => self.reconcile_quotas(cluster, namespace).await,
+            Work::TokenSecret {
+                cluster,
+                namespace,
+                name,
+            } => match &self.tokens {
+                Some(tokens) => {
+                    let accounts = crate::serviceaccount::Accounts {
+                        registry: &self.registry,
+                        served: &self.served,
+                    };
+                    crate::serviceaccount::fill_token_secret(
+                        accounts, tokens, cluster, namespace, name,
+                    )
+                    .await
+                }
+                None => Ok(true),
+            },
             Work::LogicalCluster { cluster } => {
                 if let Some((parent, name)) =
                     self.tenancy.reconcile_logical_cluster(cluster).await?

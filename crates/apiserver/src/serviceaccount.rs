@@ -143,7 +143,13 @@ impl Signer {
         if claims.get("iss").and_then(Value::as_str) != Some(ISSUER) {
             return None;
         }
-        let exp = claims.get("exp").and_then(Value::as_i64)?;
+        // Legacy tokens (from a token Secret) never expire: they live as long as the Secret.
+        let legacy = claims.pointer("/kubernetes.io/secret").is_some();
+        let exp = match claims.get("exp").and_then(Value::as_i64) {
+            Some(exp) => exp,
+            None if legacy => i64::MAX - 60,
+            None => return None,
+        };
         let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
         // kube allows a minute of clock skew on either side.
         if now >= exp + 60 || now + 60 < nbf {
@@ -171,6 +177,14 @@ impl Signer {
         if claims.get("sub").and_then(Value::as_str) != Some(sub.as_str()) {
             return None;
         }
+        let bound = ["pod", "secret"].into_iter().find_map(|kind| {
+            let o = k.get(kind)?;
+            Some(BoundObject {
+                kind: kind.to_string(),
+                name: text(o.get("name"))?,
+                uid: text(o.get("uid"))?,
+            })
+        });
         Some(Claims {
             namespace,
             name,
@@ -178,6 +192,7 @@ impl Signer {
             jti: text(claims.get("jti")).unwrap_or_default(),
             cluster: text(k.get("clusterName"))?,
             audiences: accepted,
+            bound,
         })
     }
 }
@@ -194,6 +209,25 @@ pub struct Claims {
     pub cluster: String,
     /// The token's audiences that were accepted.
     pub audiences: Vec<String>,
+    /// The object the token's life is bound to (a Pod, or a Secret: legacy token Secrets and
+    /// TokenRequests bound to one).
+    pub bound: Option<BoundObject>,
+}
+
+/// An object a token lives only as long as (`kind`: `pod` or `secret`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundObject {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// The user-info extra keys naming a token's bound object, as kube's (`pod-name`, `pod-uid`).
+fn bound_extra(kind: &str) -> (String, String) {
+    (
+        format!("authentication.kubernetes.io/{kind}-name"),
+        format!("authentication.kubernetes.io/{kind}-uid"),
+    )
 }
 
 impl Claims {
@@ -207,7 +241,16 @@ impl Claims {
                 format!("{SERVICE_ACCOUNTS}:{}", self.namespace),
                 crate::authn::AUTHENTICATED.into(),
             ],
-            extra: [(CREDENTIAL_ID.to_string(), vec![format!("JTI={}", self.jti)])].into(),
+            extra: {
+                let mut extra: std::collections::BTreeMap<String, Vec<String>> =
+                    [(CREDENTIAL_ID.to_string(), vec![format!("JTI={}", self.jti)])].into();
+                if let Some(b) = &self.bound {
+                    let (name, uid) = bound_extra(&b.kind);
+                    extra.insert(name, vec![b.name.clone()]);
+                    extra.insert(uid, vec![b.uid.clone()]);
+                }
+                extra
+            },
         }
     }
 }
@@ -259,7 +302,47 @@ pub async fn check_still_exists(
         tracing::debug!(user = %user.name, "token of a deleted service account");
         return Err(ApiError::unauthorized("Unauthorized"));
     }
+    // A token bound to a Pod or Secret dies with it (legacy token Secrets included).
+    for (kind, plural) in [("pod", "pods"), ("secret", "secrets")] {
+        let (name_key, uid_key) = bound_extra(kind);
+        let (Some(object), Some(want)) = (
+            user.extra.get(&name_key).and_then(|v| v.first()),
+            user.extra.get(&uid_key).and_then(|v| v.first()),
+        ) else {
+            continue;
+        };
+        if object_uid(accounts, cluster, namespace, plural, object).await? != *want {
+            tracing::debug!(user = %user.name, kind, object, "token of a deleted bound object");
+            return Err(ApiError::unauthorized("Unauthorized"));
+        }
+    }
     Ok(())
+}
+
+/// The uid of a core object, "" when it does not exist.
+async fn object_uid(
+    accounts: Accounts<'_>,
+    cluster: Option<&str>,
+    namespace: &str,
+    plural: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    let Some(desc) = accounts.served.lookup(cluster, "", "v1", plural) else {
+        return Ok(String::new());
+    };
+    let scope = Scope {
+        cluster: cluster.map(String::from),
+        desc,
+        namespace: Some(namespace.to_string()),
+    };
+    match accounts.registry.get(&scope, name).await {
+        Ok(stored) => Ok(stored.decode()?["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+        Err(e) if e.code == 404 => Ok(String::new()),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn now() -> i64 {
@@ -288,6 +371,66 @@ pub fn claims(cluster: &str, sa: &Value, audiences: &[String], now: i64, expirat
         "nbf": now,
         "sub": format!("system:serviceaccount:{namespace}:{name}"),
     })
+}
+
+/// The uid of the Pod or Secret a TokenRequest binds its token to (in the service account's
+/// namespace); it must exist, with the uid the request names if it names one.
+async fn bind_to_object(registry: &Registry, scope: &Scope, r: &Value) -> Result<String, ApiError> {
+    let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+    let plural = match kind {
+        "Pod" => "pods",
+        "Secret" => "secrets",
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "cannot bind token to object of type {other}: only Pod and Secret are supported"
+            )));
+        }
+    };
+    let desc = crate::catalog::builtins::all()
+        .into_iter()
+        .find(|d| d.group.is_empty() && d.plural == plural)
+        .map(std::sync::Arc::new)
+        .ok_or_else(|| ApiError::internal("no core kinds"))?;
+    let object_scope = Scope {
+        desc,
+        ..scope.clone()
+    };
+    let obj = registry.get(&object_scope, name).await?.decode()?;
+    let uid = obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(want) = r
+        .get("uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        && want != uid
+    {
+        return Err(ApiError::conflict(
+            "",
+            plural,
+            name,
+            &format!(
+                "the UID in the bound object reference ({want}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+            ),
+        ));
+    }
+    Ok(uid)
+}
+
+/// The claims of a legacy token Secret's token: no expiry, bound to the Secret.
+pub fn legacy_claims(cluster: &str, sa: &Value, secret: &Value) -> Value {
+    let mut c = claims(cluster, sa, &[ISSUER.to_string()], now(), 0);
+    if let Some(m) = c.as_object_mut() {
+        m.remove("exp");
+        m.remove("nbf");
+    }
+    c["kubernetes.io"]["secret"] = json!({
+        "name": secret["metadata"]["name"],
+        "uid": secret["metadata"]["uid"],
+    });
+    c
 }
 
 /// `POST .../serviceaccounts/<name>/token`: a TokenRequest answered with a signed token for
@@ -355,14 +498,21 @@ pub async fn token_request(
         audiences.push(ISSUER.into());
     }
     let now = now();
-    let token = signer.sign(&claims(cluster, &sa, &audiences, now, expiration))?;
+    let mut claims = claims(cluster, &sa, &audiences, now, expiration);
+    let mut spec = spec;
+    if let Some(r) = spec.get("boundObjectRef").filter(|r| !r.is_null()).cloned() {
+        let uid = bind_to_object(registry, scope, &r).await?;
+        let kind = r["kind"].as_str().unwrap_or("").to_ascii_lowercase();
+        claims["kubernetes.io"][kind.as_str()] = json!({"name": r["name"], "uid": uid});
+        spec["boundObjectRef"]["uid"] = json!(uid);
+    }
+    let token = signer.sign(&claims)?;
     let mut metadata = input.get("metadata").cloned().unwrap_or_else(|| json!({}));
     metadata["name"] = json!(name);
     if let Some(ns) = &scope.namespace {
         metadata["namespace"] = json!(ns);
     }
     metadata["creationTimestamp"] = Value::Null;
-    let mut spec = spec;
     spec["audiences"] = json!(audiences);
     spec["expirationSeconds"] = json!(expiration);
     if spec.get("boundObjectRef").is_none() {
@@ -379,6 +529,101 @@ pub async fn token_request(
         },
     });
     crate::authn::respond(headers, &out)
+}
+
+/// What the token controller needs to fill legacy token Secrets.
+pub struct LegacyTokens {
+    pub signer: Signer,
+    /// The CA bundle put in each Secret as `ca.crt`.
+    pub ca_pem: Vec<u8>,
+}
+
+/// The annotation naming a token Secret's ServiceAccount (and the one recording its uid).
+pub const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+pub const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
+pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+
+/// Whether a Secret is a legacy token Secret the token controller has yet to fill.
+pub fn needs_token(secret: &Value) -> bool {
+    secret.get("type").and_then(Value::as_str) == Some(TOKEN_SECRET_TYPE)
+        && secret.pointer("/data/token").is_none()
+}
+
+/// The legacy token controller, for one Secret of type `kubernetes.io/service-account-token`:
+/// fill `data.token` (a token that lives as long as the Secret), `ca.crt` and `namespace`,
+/// and record the ServiceAccount's uid — or delete the Secret when its ServiceAccount does
+/// not exist (or is another one by now), as kube's controller does.
+pub async fn fill_token_secret(
+    accounts: Accounts<'_>,
+    tokens: &LegacyTokens,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, ApiError> {
+    use base64::engine::general_purpose::STANDARD;
+    let Some(secrets) = accounts.served.lookup(Some(cluster), "", "v1", "secrets") else {
+        return Ok(true);
+    };
+    let scope = Scope {
+        cluster: Some(cluster.to_string()),
+        desc: secrets,
+        namespace: Some(namespace.to_string()),
+    };
+    let secret = match accounts.registry.get(&scope, name).await {
+        Ok(s) => s.decode()?,
+        Err(e) if e.code == 404 => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if !needs_token(&secret) {
+        return Ok(true);
+    }
+    let sa_name = kplex_apimachinery::meta::annotation(&secret, SA_NAME_ANNOTATION).unwrap_or("");
+    let sa_uid = object_uid(
+        accounts,
+        Some(cluster),
+        namespace,
+        "serviceaccounts",
+        sa_name,
+    )
+    .await?;
+    let recorded = kplex_apimachinery::meta::annotation(&secret, SA_UID_ANNOTATION);
+    if sa_uid.is_empty() || recorded.is_some_and(|u| u != sa_uid) {
+        let deleted = accounts
+            .registry
+            .delete(&scope, name, &crate::registry::DeleteOptions::default())
+            .await;
+        return match deleted {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == 404 => Ok(true),
+            Err(e) => Err(e),
+        };
+    }
+    let sa = json!({"metadata": {"name": sa_name, "namespace": namespace, "uid": sa_uid}});
+    let token = tokens.signer.sign(&legacy_claims(cluster, &sa, &secret))?;
+    let data = json!({
+        "token": STANDARD.encode(token),
+        "ca.crt": STANDARD.encode(&tokens.ca_pem),
+        "namespace": STANDARD.encode(namespace),
+    });
+    accounts
+        .registry
+        .update_with(
+            &scope,
+            name,
+            &crate::registry::WriteOptions::default(),
+            |cur, _| {
+                let mut next = cur.clone();
+                for (k, v) in data.as_object().into_iter().flatten() {
+                    next["data"][k] = v.clone();
+                }
+                let mut annotations = kplex_apimachinery::meta::annotations(&next);
+                annotations.insert(SA_UID_ANNOTATION.into(), json!(sa_uid));
+                kplex_apimachinery::meta::set_annotations(&mut next, annotations);
+                Ok(next)
+            },
+        )
+        .await?;
+    Ok(true)
 }
 
 #[cfg(test)]

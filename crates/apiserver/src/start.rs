@@ -201,7 +201,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         served: served.clone(),
         base_url: format!("https://{host}:{}", addr.port()),
     };
-    controllers::start(tenancy.clone()).await?;
+    let legacy_tokens = Arc::new(crate::serviceaccount::LegacyTokens {
+        signer: crate::serviceaccount::Signer::load_or_create(
+            &config.root_directory.join("sa.key"),
+        )?,
+        ca_pem: std::fs::read(config.root_directory.join("ca.crt")).unwrap_or_default(),
+    });
+    controllers::start(tenancy.clone(), Some(legacy_tokens)).await?;
     tokio::spawn(compactor(store, config.compaction_interval));
 
     let audit = match &config.audit_log_path {
