@@ -38,6 +38,13 @@ pub struct StartArgs {
     /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Serve this certificate (PEM chain, leaf first) instead of the one kplex generates;
+    /// admin.kubeconfig then trusts the chain's last certificate.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
     // Boxed: it keeps the `start` command variant small.
     #[command(flatten)]
     limits_and_audit: Box<LimitsAndAuditArgs>,
@@ -88,6 +95,8 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     config.bind_address = args.bind_address;
     config.client_ca_file = args.client_ca_file.clone();
     config.token_auth_file = args.token_auth_file.clone();
+    config.tls_cert_file = args.tls_cert_file.clone();
+    config.tls_private_key_file = args.tls_private_key_file.clone();
     let la = &args.limits_and_audit;
     config.audit_log_path = la.audit_log_path.clone();
     config.audit_policy_file = la.audit_policy_file.clone();

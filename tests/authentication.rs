@@ -510,3 +510,61 @@ fn token_review() {
     );
     assert_eq!(code, 405);
 }
+
+#[test]
+fn serving_certificate_from_files() {
+    // A CA of the user's and a serving certificate it signed for 127.0.0.1.
+    let ca = {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "my-ca");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), Issuer::new(params, key))
+    };
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "my-server");
+    let leaf = params.signed_by(&key, &ca.1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, key_file, ca_file) = (
+        dir.path().join("tls.crt"),
+        dir.path().join("tls.key"),
+        dir.path().join("my-ca.crt"),
+    );
+    std::fs::write(&chain, format!("{}{}", leaf.pem(), ca.0)).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, &ca.0).unwrap();
+    let k = common::Kplex::start_with_args(
+        common::Backend::Embedded,
+        &[
+            "--tls-cert-file",
+            chain.to_str().unwrap(),
+            "--tls-private-key-file",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    // kubectl with admin.kubeconfig trusts the chain's CA.
+    assert!(
+        k.ok(&["get", "namespaces", "-o", "name"])
+            .contains("namespace/default")
+    );
+    // The server presents the given certificate: the user's CA verifies it, kplex's does not.
+    let probe = |cacert: &Path| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(cacert)
+            .arg(k.url("/version"))
+            .output()
+            .unwrap()
+    };
+    let out = probe(&ca_file);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let out = probe(&k.root().join("ca.crt"));
+    assert!(
+        !out.status.success(),
+        "kplex's own CA must not verify the user's certificate"
+    );
+}

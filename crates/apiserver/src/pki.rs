@@ -32,6 +32,9 @@ pub enum PkiError {
 /// The files a server keeps in its root directory.
 pub struct Pki {
     pub ca_pem: String,
+    /// What clients trust to reach the server: kplex's CA, or the last certificate of a
+    /// chain given with `--tls-cert-file`.
+    pub serving_ca_pem: String,
     pub cert_chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
     /// Bearer token of the built-in admin (`system:masters`).
@@ -100,6 +103,7 @@ impl Pki {
             write(&admin_crt, &cert, false)?;
         }
         Ok(Self {
+            serving_ca_pem: read(&ca_crt)?,
             ca_pem: read(&ca_crt)?,
             cert_chain: parse_certs(&read(&crt)?)?,
             key: parse_key(&read(&key)?)?,
@@ -107,6 +111,27 @@ impl Pki {
             admin_cert_pem: read(&admin_crt)?,
             admin_key_pem: read(&admin_key)?,
         })
+    }
+
+    /// Serves the certificate chain (PEM, leaf first) and key of `--tls-cert-file` and
+    /// `--tls-private-key-file` instead of the generated serving certificate.
+    pub fn with_serving_files(mut self, cert: &Path, key: &Path) -> Result<Self, PkiError> {
+        self.cert_chain = parse_certs(&read(cert)?)?;
+        self.key = parse_key(&read(key)?)?;
+        if let Some(last) = self.cert_chain.last() {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(last.as_ref());
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .filter_map(|c| std::str::from_utf8(c).ok())
+                .collect();
+            self.serving_ca_pem = format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            );
+        }
+        Ok(self)
     }
 
     /// rustls configuration for serving: TLS 1.2+, ALPN h2 and http/1.1, one crypto provider;
@@ -220,7 +245,7 @@ fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
 pub fn write_admin_kubeconfig(root: &Path, server: &str, pki: &Pki) -> Result<PathBuf, PkiError> {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let ca = b64(&pki.ca_pem);
+    let ca = b64(&pki.serving_ca_pem);
     let cluster = |name: &str, url: &str| {
         format!(
             "- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\n"

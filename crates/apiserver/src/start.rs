@@ -56,6 +56,9 @@ pub struct Config {
     pub logical_cluster_total_object_limit: u64,
     /// An OpenID Connect issuer whose ID tokens authenticate (kube's `--oidc-*` flags).
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// Serve this certificate chain and key instead of the generated serving certificate.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -74,6 +77,8 @@ impl Config {
             encryption_provider_config: None,
             logical_cluster_total_object_limit: 0,
             oidc: None,
+            tls_cert_file: None,
+            tls_private_key_file: None,
         }
     }
 }
@@ -158,7 +163,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    let pki = pki::Pki::load_or_create(&config.root_directory, &[config.bind_address.to_string()])?;
+    let mut pki =
+        pki::Pki::load_or_create(&config.root_directory, &[config.bind_address.to_string()])?;
+    if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_private_key_file) {
+        pki = pki.with_serving_files(cert, key)?;
+    }
     let kubeconfig = pki::write_admin_kubeconfig(
         &config.root_directory,
         &format!("https://{host}:{}", addr.port()),
