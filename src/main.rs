@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane.
-    Start(start::StartArgs),
+    Start(Box<start::StartArgs>),
     /// Measure kplex on this machine and print a table.
     Bench(bench::BenchArgs),
     /// Tools for the test suite (not for users).
@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Start(args) => start::run(args).await,
+            Command::Start(args) => start::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Debug(args) => debug::run(args).await,
         }
