@@ -841,6 +841,54 @@ fn view_access_by_content_verbs_watch_and_export_updates() {
         &["create", "-f", "-"],
         "apiVersion: example.dev/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {x: 1}\n",
     );
+
+    // The export's extra.apis.kcp.io/ annotations reach its bindings.
+    ok(
+        &k,
+        "root:provider",
+        &[
+            "annotate",
+            "apiexport",
+            "widgets",
+            "extra.apis.kcp.io/owner=widget-team",
+        ],
+    );
+    eventually(10, "the annotation on the binding", || {
+        let a = ok(
+            &k,
+            "root:consumer",
+            &[
+                "get",
+                "apibinding",
+                "widgets",
+                "-o",
+                "jsonpath={.metadata.annotations.extra\\.apis\\.kcp\\.io/owner}",
+            ],
+        );
+        (a == "widget-team").then_some(())
+    });
+    // An endpoint slice made elsewhere lists the view too.
+    ok_stdin(
+        &k,
+        "root:consumer",
+        &["create", "-f", "-"],
+        "apiVersion: apis.kcp.io/v1alpha1\nkind: APIExportEndpointSlice\nmetadata: {name: mine}\nspec: {export: {path: 'root:provider', name: widgets}}\n",
+    );
+    eventually(10, "the slice's endpoint", || {
+        let url = ok(
+            &k,
+            "root:consumer",
+            &[
+                "get",
+                "apiexportendpointslice",
+                "mine",
+                "-o",
+                "jsonpath={.status.endpoints[0].url}",
+            ],
+        );
+        url.ends_with(&format!("/services/apiexport/{provider}/widgets"))
+            .then_some(())
+    });
 }
 
 /// Export `name` of gadgets that claims `claim` (one permissionClaims entry, YAML flow).

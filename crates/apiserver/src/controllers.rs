@@ -72,6 +72,12 @@ enum Work {
         namespace: String,
         name: String,
     },
+    /// An export gained its first or lost its last consumer: every endpoint slice that
+    /// references it (in any workspace) lists or drops its URL.
+    SlicesOf {
+        cluster: String,
+        name: String,
+    },
     /// The ResourceQuotas of one namespace: recount `status.used`.
     Quotas {
         cluster: String,
@@ -491,7 +497,7 @@ impl Controllers {
             Work::ApiBinding { cluster, name } => {
                 let r = crate::apis::binding::reconcile(&self.tenancy, cluster, name).await?;
                 if let Some((cluster, name)) = r.export_changed {
-                    self.enqueue(Work::EndpointSlice { cluster, name });
+                    self.enqueue(Work::SlicesOf { cluster, name });
                 }
                 Ok(r.done)
             }
@@ -499,6 +505,7 @@ impl Controllers {
                 self.enqueue_bindings_of(cluster, name).await
             }
             Work::Quotas { cluster, namespace } => self.reconcile_quotas(cluster, namespace).await,
+            Work::SlicesOf { cluster, name } => self.enqueue_slices_of(cluster, name).await,
             Work::TokenSecret {
                 cluster,
                 namespace,
@@ -553,11 +560,60 @@ impl Controllers {
     /// Re-binds every APIBinding that references export `cluster`/`name` (a changed schema
     /// list, a new identity, a deleted export).
     async fn enqueue_bindings_of(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
-        let Some(desc) =
-            self.served
-                .lookup(None, crate::apis::GROUP, crate::apis::V2, "apibindings")
+        for (consumer, binding) in self
+            .referencing(
+                cluster,
+                name,
+                crate::apis::V2,
+                "apibindings",
+                "/spec/reference/export",
+            )
+            .await?
+        {
+            self.enqueue(Work::ApiBinding {
+                cluster: consumer,
+                name: binding,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Refreshes every endpoint slice of export `cluster`/`name`.
+    async fn enqueue_slices_of(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
+        for (owner, slice) in self
+            .referencing(
+                cluster,
+                name,
+                crate::apis::V1,
+                "apiexportendpointslices",
+                "/spec/export",
+            )
+            .await?
+        {
+            self.enqueue(Work::EndpointSlice {
+                cluster: owner,
+                name: slice,
+            });
+        }
+        Ok(true)
+    }
+
+    /// (cluster, name) of every `apis.kcp.io` object whose export reference at `pointer`
+    /// (`{path, name}`; an empty path is the object's own workspace) names export
+    /// `cluster`/`name`.
+    async fn referencing(
+        &self,
+        cluster: &str,
+        name: &str,
+        version: &str,
+        plural: &str,
+        pointer: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let Some(desc) = self
+            .served
+            .lookup(None, crate::apis::GROUP, version, plural)
         else {
-            return Ok(true);
+            return Ok(vec![]);
         };
         let scope = Scope {
             cluster: None,
@@ -566,25 +622,28 @@ impl Controllers {
         };
         let list = self.registry.list(&scope, &ListOptions::default()).await?;
         let path = self.served.path_of(cluster);
+        let mut out = Vec::new();
         for item in &list.items {
-            let binding = item.decode_as(&desc)?;
-            let Some(consumer) = cluster_of(&binding) else {
+            let obj = item.decode_as(&desc)?;
+            let Some(owner) = cluster_of(&obj) else {
                 continue;
             };
-            let (p, n) = crate::apis::binding::reference(&binding);
+            let field = |f: &str| {
+                obj.pointer(&format!("{pointer}/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
+            let (p, n) = (field("path"), field("name"));
             let same_cluster = if p.is_empty() {
-                consumer == cluster
+                owner == cluster
             } else {
                 p == cluster || Some(p) == path.as_deref()
             };
             if n == name && same_cluster {
-                self.enqueue(Work::ApiBinding {
-                    cluster: consumer,
-                    name: meta::name(&binding).unwrap_or("").to_string(),
-                });
+                out.push((owner, meta::name(&obj).unwrap_or("").to_string()));
             }
         }
-        Ok(true)
+        Ok(out)
     }
 
     fn desc(

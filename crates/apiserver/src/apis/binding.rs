@@ -383,10 +383,44 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
         ],
     );
     t.registry.set_status(&bindings, &binding, status).await?;
+    copy_extra_annotations(t, &bindings, &binding, &resolved.export).await?;
     Ok(Reconciled {
         done: true,
         export_changed: flipped.then_some((resolved.cluster, export_name)),
     })
+}
+
+/// Annotations of the export under `extra.apis.kcp.io/` are copied onto its bindings (kcp).
+async fn copy_extra_annotations(
+    t: &Tenancy,
+    scope: &crate::registry::Scope,
+    binding: &Value,
+    export: &Value,
+) -> Result<(), ApiError> {
+    const EXTRA: &str = "extra.apis.kcp.io/";
+    let wanted: Vec<(String, Value)> = meta::annotations(export)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(EXTRA))
+        .collect();
+    let current = meta::annotations(binding);
+    if wanted.iter().all(|(k, v)| current.get(k) == Some(v)) {
+        return Ok(());
+    }
+    let name = meta::name(binding).unwrap_or("").to_string();
+    let opts = WriteOptions {
+        system: true,
+        ..Default::default()
+    };
+    t.registry
+        .update_with(scope, &name, &opts, |cur, _| {
+            let mut next = cur.clone();
+            let mut annotations = meta::annotations(&next);
+            annotations.extend(wanted.iter().cloned());
+            meta::set_annotations(&mut next, annotations);
+            Ok(next)
+        })
+        .await
+        .map(|_| ())
 }
 
 /// The export's claims on resources that are neither built in nor name an identity hash:
