@@ -25,3 +25,40 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# Fuzzing (fuzz/, its own cargo workspace): every cargo-fuzz target runs for a bounded time,
+# starting from its committed corpus fuzz/corpus/<target>, which stays read-only: libFuzzer
+# writes new inputs into the first corpus directory, a scratch one here. Works on the stable
+# toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags (AddressSanitizer, the
+# default, included). KPLEX_FUZZ_SECONDS sets the time per target (0 skips the stage).
+fuzz_seconds="${KPLEX_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "installing cargo-fuzz …"
+    cargo install cargo-fuzz --locked
+  fi
+  fuzz_target_dir="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/fuzz}"
+  fuzz_target_dir="${fuzz_target_dir:-$PWD/fuzz/target}"
+  RUSTC_BOOTSTRAP=1 cargo fuzz build --target-dir "$fuzz_target_dir"
+  fuzz_scratch="$(mktemp -d)"
+  trap 'rm -rf "$fuzz_scratch"' EXIT
+  fuzz_failed=()
+  for target in $(cargo fuzz list); do
+    mkdir -p "$fuzz_scratch/$target"
+    log="$fuzz_scratch/$target.log"
+    corpus=("$fuzz_scratch/$target")
+    [ -d "fuzz/corpus/$target" ] && corpus+=("fuzz/corpus/$target")
+    if RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir "$fuzz_target_dir" "$target" "${corpus[@]}" -- \
+      -max_total_time="$fuzz_seconds" -timeout=30 -rss_limit_mb=2048 >"$log" 2>&1; then
+      echo "fuzz $target: $(grep -E '^Done [0-9]+ runs' "$log" || echo done)"
+    else
+      cat "$log"
+      echo "fuzz $target: FAILED (the input is in fuzz/artifacts/$target/)"
+      fuzz_failed+=("$target")
+    fi
+  done
+  if [ ${#fuzz_failed[@]} -gt 0 ]; then
+    echo "fuzz targets that failed: ${fuzz_failed[*]}"
+    exit 1
+  fi
+fi

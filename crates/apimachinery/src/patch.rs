@@ -109,8 +109,11 @@ pub fn json_patch(doc: &Value, patch: &[u8]) -> Result<Value, ApiError> {
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .map_err(|_| unprocessable())?;
+    // patch_unsafe: `out` is a copy thrown away on failure, so there is nothing to undo, and
+    // json_patch::patch's undo panics when it cannot reverse a move of a value into its own
+    // parent (`move /a/b to /a` followed by a failing operation).
     let mut out = doc.clone();
-    json_patch::patch(&mut out, &ops).map_err(|_| unprocessable())?;
+    json_patch::patch_unsafe(&mut out, &ops).map_err(|_| unprocessable())?;
     Ok(out)
 }
 
