@@ -89,7 +89,24 @@ struct OidcArgs {
     oidc_jwks_file: Option<PathBuf>,
 }
 
+/// Raises the soft open-files limit to the hard one, as Go programs (kube-apiserver) do at
+/// start: every client connection and watch holds a descriptor, and 1024 is a common default.
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
+    }
+}
+
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let mut config = Config::new(&args.root_directory);
     config.secure_port = args.secure_port;
     config.bind_address = args.bind_address;
