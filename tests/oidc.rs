@@ -12,19 +12,12 @@ use common::{Backend, HttpsServer, Kplex, eventually};
 use rcgen::{KeyPair, SigningKey};
 use serde_json::{Value, json};
 
+/// base64url without padding, as JWTs use.
 fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    common::base64(data)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
 }
 
 /// An ES256 signature as JWTs carry it (r ‖ s, 32 bytes each), from ring's DER.

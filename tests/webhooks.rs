@@ -18,7 +18,7 @@ struct Webhook {
 impl Webhook {
     fn start() -> Self {
         let server = HttpsServer::start(handle);
-        let ca_bundle = b64(server.ca_pem.as_bytes());
+        let ca_bundle = common::base64(server.ca_pem.as_bytes());
         Self { server, ca_bundle }
     }
 
@@ -50,29 +50,10 @@ fn handle(path: &str, body: &[u8]) -> (u16, Vec<u8>) {
             .replace(':', "-");
         ops.push(json!({"op": "add", "path": "/metadata/labels/requested-by", "value": who}));
         response["patchType"] = json!("JSONPatch");
-        response["patch"] = json!(b64(&serde_json::to_vec(&ops).unwrap()));
+        response["patch"] = json!(common::base64(&serde_json::to_vec(&ops).unwrap()));
     }
     let reply = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
     (200, serde_json::to_vec(&reply).unwrap())
-}
-
-fn b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn args(k: &Kplex, ws: &str, rest: &[&str]) -> Vec<String> {
