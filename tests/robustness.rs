@@ -370,6 +370,85 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
             vec![],
         )));
     }
+    // Reviews and token requests with parts of the wrong type (answered, never stored).
+    for (path, body) in [
+        (
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            r#"{"metadata":5}"#,
+        ),
+        (
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            r#"{"metadata":[],"spec":{"token":"x"}}"#,
+        ),
+        (
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            r#"{"spec":"token"}"#,
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            r#"{"spec":5}"#,
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            r#"{"metadata":"x","spec":{"resourceAttributes":[1]}}"#,
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            r#"{"spec":{"user":5,"resourceAttributes":"all"}}"#,
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            r#"{"spec":{"namespace":[]}}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            r#"{"spec":5}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            r#"{"metadata":"x"}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            r#"{"spec":{"boundObjectRef":"pod"}}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            r#"{"spec":{"boundObjectRef":{"kind":"Pod","name":"nope"}}}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            r#"{"spec":{"expirationSeconds":"soon","audiences":"all"}}"#,
+        ),
+        (
+            "/apis/apis.kcp.io/v1alpha2/apibindings",
+            r#"{"metadata":{"name":"b"},"spec":{"reference":5}}"#,
+        ),
+        (
+            "/apis/apis.kcp.io/v1alpha1/apiresourceschemas",
+            r#"{"metadata":{"name":"v1.x.y.z"},"spec":{"group":7,"versions":"v1"}}"#,
+        ),
+        (
+            "/apis/apis.kcp.io/v1alpha2/apiexports",
+            r#"{"metadata":{"name":"e"},"spec":{"resources":[5],"permissionClaims":"all"}}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/resourcequotas",
+            r#"{"metadata":{"name":"q"},"spec":{"hard":[1]}}"#,
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            r#"{"metadata":{"name":"t","annotations":{"kubernetes.io/service-account.name":"robot"}},"type":"kubernetes.io/service-account-token","data":"x"}"#,
+        ),
+    ] {
+        out.push(case(
+            "wrong-typed review or token request",
+            "POST",
+            path,
+            JSON,
+            body.as_bytes().to_vec(),
+        ));
+    }
     // Far too big, and random bytes anywhere.
     out.push(case("4 MiB body", "POST", CMS, JSON, vec![b' '; 4 << 20]));
     for _ in 0..60 {
@@ -485,6 +564,7 @@ fn malformed_requests_in_bulk_change_nothing_and_never_fail_the_server() {
     let k = Kplex::start(Backend::Embedded);
     k.ok(&["create", "configmap", "seed", "--from-literal=k=v"]);
     k.ok(&["create", "deployment", "web", "--image=nginx"]);
+    k.ok(&["create", "serviceaccount", "robot"]);
     std::thread::sleep(Duration::from_millis(300));
     let raw = Raw::new(&k);
     let token = k.token();

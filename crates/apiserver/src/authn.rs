@@ -301,7 +301,7 @@ impl Authenticator {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let input = crate::body::decode(content_type, body)?;
+        let input = crate::body::decode_typed(content_type, body, (GROUP, "v1", kind))?;
         if input
             .get("kind")
             .and_then(Value::as_str)

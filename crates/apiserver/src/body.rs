@@ -127,6 +127,64 @@ mod tests {
     }
 }
 
+/// Decodes the body of a request answered without being stored (reviews, TokenRequest) as
+/// kube's typed decoder reads `group/version` `kind`: an object whose fields have the kind's
+/// types, or 400 naming the first field that does not (the handlers can then rely on it).
+pub fn decode_typed(
+    content_type: Option<&str>,
+    body: &[u8],
+    (group, version, kind): (&str, &str, &str),
+) -> Result<Value, ApiError> {
+    let obj = decode(content_type, body)?;
+    let refuse = |why: String| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}"
+        ))
+    };
+    if !obj.is_object() {
+        return Err(refuse("the body must be a JSON object".into()));
+    }
+    if let Some(metadata) = obj.get("metadata").filter(|m| !m.is_null()) {
+        if !metadata.is_object() {
+            return Err(refuse("metadata must be an object".into()));
+        }
+        if let Some(e) = kplex_apimachinery::meta::type_error(metadata) {
+            return Err(refuse(e));
+        }
+    }
+    if let Some(schema) = typed_schema(group, version, kind)
+        && let Some(e) = schema
+            .validate(&obj)
+            .into_iter()
+            .find(|e| e.error_type == kplex_schema::ErrorType::TypeInvalid)
+    {
+        return Err(refuse(format!("{}: {}", e.field, e.error_body())));
+    }
+    Ok(obj)
+}
+
+/// The compiled schema of a built-in kind, compiled once per kind.
+fn typed_schema(
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Option<std::sync::Arc<kplex_schema::Schema>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(String, String, String), Option<Arc<kplex_schema::Schema>>>>;
+    static SCHEMAS: OnceLock<Cache> = OnceLock::new();
+    let cache = SCHEMAS.get_or_init(Mutex::default);
+    let key = (group.to_string(), version.to_string(), kind.to_string());
+    if let Some(hit) = cache.lock().ok()?.get(&key) {
+        return hit.clone();
+    }
+    let compiled = kplex_openapi::builtin_schema(group, version, kind)
+        .and_then(|raw| kplex_schema::Schema::compile(&raw).ok())
+        .map(Arc::new);
+    cache.lock().ok()?.insert(key, compiled.clone());
+    compiled
+}
+
 /// Fields given more than once in one object of a JSON body (`metadata.name`, `spec.x[0].y`),
 /// which `fieldValidation=Strict` refuses as kube does. Invalid JSON yields what was found
 /// before the error (decoding reports the error itself).

@@ -627,7 +627,11 @@ impl Api {
                 .cluster
                 .as_deref()
                 .unwrap_or(crate::request::ROOT_CLUSTER);
-            let review = body::decode(content_type(headers), &body)?;
+            let review = body::decode_typed(
+                content_type(headers),
+                &body,
+                (&desc.group, &desc.version, &desc.kind),
+            )?;
             if let Some(answer) = self
                 .authz
                 .review(cluster, &desc.plural, &user.name, &user.groups, review)

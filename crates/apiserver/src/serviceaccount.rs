@@ -458,7 +458,11 @@ pub async fn token_request(
     let input = if body.is_empty() {
         json!({})
     } else {
-        crate::body::decode(content_type, body)?
+        crate::body::decode_typed(
+            content_type,
+            body,
+            ("authentication.k8s.io", "v1", "TokenRequest"),
+        )?
     };
     if input
         .get("kind")

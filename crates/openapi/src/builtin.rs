@@ -208,7 +208,12 @@ mod tests {
     #[test]
     fn data_loads_with_patch_extensions() {
         let b = builtin();
-        assert_eq!(b.kinds.len(), 33);
+        // 32 served kinds, Scale, and six request bodies answered without being stored.
+        assert_eq!(b.kinds.len(), 39);
+        assert!(
+            b.kind("authentication.k8s.io", "v1", "TokenRequest")
+                .is_some()
+        );
         let owners = &b.schemas[OBJECT_META]["properties"]["ownerReferences"];
         assert_eq!(owners["x-kubernetes-patch-merge-key"], "uid");
         assert_eq!(owners["x-kubernetes-list-type"], "map");

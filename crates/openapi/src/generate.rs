@@ -63,8 +63,8 @@ impl Kinds {
 /// The contents of `data/builtin.json`.
 pub fn builtin_data() -> Result<String, serde_json::Error> {
     use k8s_openapi::api::{
-        admissionregistration, apps, autoscaling, batch, certificates, coordination, core, events,
-        networking, policy, rbac,
+        admissionregistration, apps, authentication, authorization, autoscaling, batch,
+        certificates, coordination, core, events, networking, policy, rbac,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
     use k8s_openapi::apimachinery::pkg::apis::meta;
@@ -107,6 +107,13 @@ pub fn builtin_data() -> Result<String, serde_json::Error> {
         .add::<certificates::v1::CertificateSigningRequest>()
         .add::<apiextensions::v1::CustomResourceDefinition>()
         .add_sub::<autoscaling::v1::Scale>()
+        // Bodies answered without being stored: their schemas type-check the requests.
+        .add_sub::<authentication::v1::TokenRequest>()
+        .add_sub::<authentication::v1::TokenReview>()
+        .add_sub::<authentication::v1::SelfSubjectReview>()
+        .add_sub::<authorization::v1::SubjectAccessReview>()
+        .add_sub::<authorization::v1::SelfSubjectAccessReview>()
+        .add_sub::<authorization::v1::SelfSubjectRulesReview>()
         .meta::<meta::v1::ObjectMeta>()
         .meta::<meta::v1::ListMeta>()
         .meta::<meta::v1::Status>()
