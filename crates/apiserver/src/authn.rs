@@ -410,8 +410,8 @@ fn authenticated(mut user: User) -> User {
     user
 }
 
-/// `status.userInfo` / `status.user` of the reviews (empty fields omitted, as Go does).
-fn user_info(user: &User) -> Value {
+/// A user as `userInfo` (reviews, AdmissionReview): empty fields omitted, as Go does.
+pub fn user_info(user: &User) -> Value {
     let mut info = json!({"username": user.name});
     if !user.uid.is_empty() {
         info["uid"] = json!(user.uid);
@@ -425,10 +425,8 @@ fn user_info(user: &User) -> Value {
     info
 }
 
-/// Whether `user` may act as someone else. Only `system:masters` for now.
-// TODO(authz): replace with an RBAC check of verb `impersonate` on users, groups, uids and
-// userextras/<key> in authentication.k8s.io (core group for users/groups) once the
-// authorizer lands.
+/// Whether `user` may impersonate anyone without asking RBAC (`system:masters`); everyone
+/// else needs the `impersonate` verb in the workspace (see `Api::authorize_impersonation`).
 pub fn may_impersonate(user: &User) -> bool {
     user.groups.iter().any(|g| g == MASTERS)
 }

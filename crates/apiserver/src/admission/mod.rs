@@ -401,7 +401,7 @@ fn review(attrs: &Attributes<'_>, obj: Option<&Value>, old: Option<&Value>) -> V
         "requestResource": resource,
         "name": name,
         "operation": attrs.operation.as_str(),
-        "userInfo": user_info(&user),
+        "userInfo": crate::authn::user_info(&user),
         "object": obj.cloned().unwrap_or(Value::Null),
         "oldObject": old.cloned().unwrap_or(Value::Null),
         "dryRun": attrs.dry_run,
@@ -416,20 +416,6 @@ fn review(attrs: &Attributes<'_>, obj: Option<&Value>, old: Option<&Value>) -> V
         request["namespace"] = json!(ns);
     }
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
-}
-
-fn user_info(user: &User) -> Value {
-    let mut info = json!({"username": user.name});
-    if !user.uid.is_empty() {
-        info["uid"] = json!(user.uid);
-    }
-    if !user.groups.is_empty() {
-        info["groups"] = json!(user.groups);
-    }
-    if !user.extra.is_empty() {
-        info["extra"] = json!(user.extra);
-    }
-    info
 }
 
 /// Calls the webhook; its `response`, checked to answer this very request.
