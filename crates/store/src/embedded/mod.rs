@@ -34,6 +34,9 @@ const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const META_REVISION: &str = "revision";
 const META_COMPACTED: &str = "compacted";
 
+/// The default of [`EmbeddedOptions::cache_bytes`].
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 /// How to open an [`EmbeddedStore`].
 #[derive(Clone, Debug)]
 pub struct EmbeddedOptions {
@@ -41,6 +44,10 @@ pub struct EmbeddedOptions {
     pub path: PathBuf,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
+    /// Memory redb may keep for pages it read or wrote. Its own default (1 GiB) lets every
+    /// page written stay resident, so RSS would grow with the store; the kernel's page
+    /// cache holds the file anyway, so a modest cache costs few reads.
+    pub cache_bytes: usize,
 }
 
 impl EmbeddedOptions {
@@ -48,6 +55,7 @@ impl EmbeddedOptions {
         Self {
             path: path.as_ref().to_path_buf(),
             max_batch: 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -77,7 +85,9 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Engine(format!("create {dir:?}: {e}")))?;
         }
-        let db = Database::create(&options.path)?;
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&options.path)?;
         let (revision, compacted) = writer::init_tables(&db)?;
         let (events, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
