@@ -141,8 +141,8 @@ fn workspace_plugins() {
     );
     assert_eq!(
         out,
-        "Workspace \"org\" (type root:organization) created. Waiting for it to be ready...\n\
-         Workspace \"org\" (type root:organization) is ready to use.\n\
+        // Scheduled by its own POST: Ready in the create's answer, so no waiting line.
+        "Workspace \"org\" (type root:organization) is ready to use.\n\
          Current workspace is 'root:org' (type root:organization).\n"
     );
     let cfg = config(&k);
@@ -157,8 +157,7 @@ fn workspace_plugins() {
     let (out, err) = ok(&k, &["ws", "create", "team-a"]);
     assert_eq!(
         out,
-        "Workspace \"team-a\" (type root:universal) created. Waiting for it to be ready...\n\
-         Workspace \"team-a\" (type root:universal) is ready to use.\n"
+        "Workspace \"team-a\" (type root:universal) is ready to use.\n"
     );
     assert!(err.contains("Command \"create\" is deprecated"), "{err}");
     assert_contexts(&k, "root:org", "root");

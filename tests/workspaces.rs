@@ -473,3 +473,71 @@ fn workspaces_are_isolated_for_every_verb_and_resource() {
         "b's watch saw a's objects: {events}"
     );
 }
+
+/// A Workspace POST answers with the workspace already scheduled and Ready (its own request
+/// gives it its logical cluster), and a burst of concurrent creations — where the
+/// controller wakes for each one too — still yields exactly one logical cluster per
+/// workspace.
+#[test]
+fn concurrent_creations_answer_ready_with_one_logical_cluster_each() {
+    let k = Kplex::start(Backend::Embedded);
+    let names: Vec<String> = (0..24).map(|i| format!("burst-{i}")).collect();
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let k = &k;
+                s.spawn(move || {
+                    let body = format!(
+                        r#"{{"apiVersion":"tenancy.kcp.io/v1alpha1","kind":"Workspace","metadata":{{"name":"{name}"}}}}"#
+                    );
+                    k.http(
+                        "POST",
+                        "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces",
+                        "application/json",
+                        body.as_bytes(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (code, body) in &answers {
+        assert_eq!(*code, 201, "{body}");
+        let ws = json(body);
+        assert_eq!(ws["status"]["phase"], "Ready", "{body}");
+        assert!(
+            ws["spec"]["cluster"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        );
+        assert!(
+            ws["spec"]["URL"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&format!(
+                    "/clusters/root:{}",
+                    ws["metadata"]["name"].as_str().unwrap()
+                )))
+        );
+    }
+    // Give the controller time to act on every creation event, then count.
+    std::thread::sleep(Duration::from_secs(2));
+    let list = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters",
+    ]));
+    for (name, (_, body)) in names.iter().zip(&answers) {
+        let owned: Vec<&serde_json::Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|lc| lc["spec"]["owner"]["name"] == name.as_str())
+            .collect();
+        assert_eq!(owned.len(), 1, "logical clusters of {name}: {owned:?}");
+        assert_eq!(
+            owned[0]["metadata"]["annotations"]["kcp.io/cluster"],
+            json(body)["spec"]["cluster"]
+        );
+    }
+}

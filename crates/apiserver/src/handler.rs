@@ -707,7 +707,11 @@ impl Api {
                 let opts = write_options(query, None, headers)?;
                 strict_json(&opts, headers, &body)?;
                 self.admit_create(&scope, user, &mut obj).await?;
-                let result = self.registry.create(&scope, obj, &opts).await?;
+                let claim = self.claim_workspace(&scope, &opts, &obj);
+                let mut result = self.registry.create(&scope, obj, &opts).await?;
+                if let Some(scheduled) = self.schedule_created(claim).await {
+                    result.object = scheduled;
+                }
                 let mut resp =
                     respond_value(&desc, wanted, include, StatusCode::CREATED, &result.object);
                 add_warnings(&mut resp, &result.warnings);
@@ -1146,6 +1150,37 @@ impl Api {
             StatusCode::OK,
             &result.object,
         )))
+    }
+
+    /// A Workspace about to be created is claimed for its own request, which schedules
+    /// it right after the create (see `Tenancy::schedule_claimed`); the controller, woken
+    /// by the creation, leaves it alone meanwhile.
+    fn claim_workspace(
+        &self,
+        scope: &Scope,
+        opts: &WriteOptions,
+        obj: &Value,
+    ) -> Option<crate::tenancy::lifecycle::Claim> {
+        if !is_tenancy(&scope.desc, "workspaces") || opts.dry_run {
+            return None;
+        }
+        self.tenancy
+            .claim(scope.cluster.as_deref()?, meta::name(obj)?)
+    }
+
+    /// Schedules a claimed Workspace just created; returns it as now stored. A failure here
+    /// is the controller's to retry: the creation itself succeeded.
+    async fn schedule_created(
+        &self,
+        claim: Option<crate::tenancy::lifecycle::Claim>,
+    ) -> Option<Value> {
+        match self.tenancy.schedule_claimed(claim?).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = %e, "scheduling at creation failed; the controller retries");
+                None
+            }
+        }
     }
 
     /// Admission of new objects (the kinds with cross-object rules).

@@ -209,6 +209,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         registry: registry.clone(),
         served: served.clone(),
         base_url: format!("https://{host}:{}", addr.port()),
+        scheduling: Default::default(),
     };
     let legacy_tokens = Arc::new(crate::serviceaccount::LegacyTokens {
         signer: crate::serviceaccount::Signer::load_or_create(

@@ -9,6 +9,7 @@ pub mod list;
 pub mod watch;
 pub mod write;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -159,6 +160,35 @@ pub struct Registry {
     pub noop_applies: Arc<apply::NoopApplies>,
     /// Object-count limits; None: no quotas (embedded uses, unit tests).
     pub quota: Option<Arc<crate::quota::Quota>>,
+    /// Objects the server itself reads again and again (workspace types, parents'
+    /// LogicalClusters), kept parsed per resource version.
+    decoded: Arc<Decoded>,
+}
+
+/// Parsed objects by store key, each valid for exactly one resource version: a lookup still
+/// reads the key (a few µs), and only skips the parse when the version is unchanged.
+#[derive(Default)]
+struct Decoded(std::sync::Mutex<HashMap<String, (i64, Arc<Value>)>>);
+
+/// Entries kept before the memo starts over; far more than the types and parents in use.
+const DECODED_CAPACITY: usize = 4096;
+
+impl Decoded {
+    fn lookup(&self, key: &str, revision: i64) -> Option<Arc<Value>> {
+        let map = self.0.lock().ok()?;
+        map.get(key)
+            .filter(|(rv, _)| *rv == revision)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remember(&self, key: String, revision: i64, value: Arc<Value>) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= DECODED_CAPACITY {
+                map.clear();
+            }
+            map.insert(key, (revision, value));
+        }
+    }
 }
 
 impl Registry {
@@ -169,7 +199,26 @@ impl Registry {
             admission: None,
             noop_applies: Arc::default(),
             quota: None,
+            decoded: Arc::default(),
         }
+    }
+
+    /// Like [`Registry::get`], parsed; for objects read far more often than they change.
+    pub async fn get_parsed(&self, scope: &Scope, name: &str) -> Result<Arc<Value>, ApiError> {
+        let key = scope.key(name)?;
+        let Some(kv) = self.store.get(&key).await.map_err(store_error)? else {
+            return Err(scope.not_found(name));
+        };
+        if let Some(parsed) = self.decoded.lookup(&key, kv.mod_revision) {
+            return Ok(parsed);
+        }
+        let stored = Stored {
+            bytes: kv.value,
+            resource_version: kv.mod_revision,
+        };
+        let parsed = Arc::new(stored.decode()?);
+        self.decoded.remember(key, kv.mod_revision, parsed.clone());
+        Ok(parsed)
     }
 
     pub async fn get(&self, scope: &Scope, name: &str) -> Result<Stored, ApiError> {

@@ -33,10 +33,7 @@ pub async fn type_of(
         desc,
         namespace: None,
     };
-    let lc = registry
-        .get(&scope, super::LOGICAL_CLUSTER)
-        .await?
-        .decode()?;
+    let lc = registry.get_parsed(&scope, super::LOGICAL_CLUSTER).await?;
     Ok(meta::annotation(&lc, TYPE_ANNOTATION)
         .and_then(TypeRef::parse_qualified)
         .unwrap_or_else(TypeRef::root))

@@ -33,6 +33,48 @@ pub struct Tenancy {
     pub served: Arc<Served>,
     /// `https://host:port`, the base of every workspace URL.
     pub base_url: String,
+    /// Workspaces being scheduled right now, by their POST or by the controller: only one
+    /// of the two may give a Workspace its logical cluster.
+    pub scheduling: Claims,
+}
+
+/// A set of (parent cluster, workspace name) held while one task schedules that workspace.
+#[derive(Clone, Default)]
+pub struct Claims(Arc<std::sync::Mutex<HashSet<(String, String)>>>);
+
+/// Held while scheduling; releases the claim when dropped (also on error or cancellation).
+pub struct Claim {
+    claims: Claims,
+    key: (String, String),
+}
+
+impl Claims {
+    fn take(&self, parent: &str, name: &str) -> Option<Claim> {
+        let key = (parent.to_string(), name.to_string());
+        let mut set = self.0.lock().ok()?;
+        set.insert(key.clone()).then(|| Claim {
+            claims: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.claims.0.lock() {
+            set.remove(&self.key);
+        }
+    }
+}
+
+/// What scheduling a Workspace came to.
+enum Scheduled {
+    /// Given its logical cluster: the Workspace as now stored.
+    Now(Value),
+    /// Nothing to do: scheduled before, being deleted, or gone.
+    Already,
+    /// Another task is scheduling it at this moment.
+    Busy,
 }
 
 /// The LogicalCluster singleton of a new logical cluster.
@@ -233,7 +275,9 @@ impl Tenancy {
             .unwrap_or("")
             .to_string();
         if cluster.is_empty() {
-            return self.schedule(&scope, parent, &ws).await;
+            // Busy: its POST is scheduling it; look again later in case that fails.
+            let scheduled = self.schedule(&scope, parent, name).await?;
+            return Ok(!matches!(scheduled, Scheduled::Busy));
         }
         // Initializing: follow the LogicalCluster's initializers.
         let Some(lc_scope) = self.logical_clusters(&cluster) else {
@@ -265,8 +309,58 @@ impl Tenancy {
         Ok(true)
     }
 
-    async fn schedule(&self, scope: &Scope, parent: &str, ws: &Value) -> Result<bool, ApiError> {
-        let name = meta::name(ws).unwrap_or("").to_string();
+    /// Claims a Workspace about to be created through the API, so that its POST, not the
+    /// controller woken by the creation, schedules it (None: someone else holds it).
+    pub fn claim(&self, parent: &str, name: &str) -> Option<Claim> {
+        self.scheduling.take(parent, name)
+    }
+
+    /// Schedules a Workspace its POST just created, before the POST is answered, and returns
+    /// it as now stored (None: it is gone or was scheduled already). Doing this in the
+    /// request makes a burst of creations wait for their own workspaces instead of running
+    /// ahead of the controller, so time-to-Ready stays the request's latency.
+    pub async fn schedule_claimed(&self, claim: Claim) -> Result<Option<Value>, ApiError> {
+        let (parent, name) = &claim.key;
+        let Some(scope) = self.workspaces(parent) else {
+            return Ok(None);
+        };
+        match self.schedule_held(&scope, parent, name).await? {
+            Scheduled::Now(ws) => Ok(Some(ws)),
+            Scheduled::Already | Scheduled::Busy => Ok(None),
+        }
+    }
+
+    async fn schedule(
+        &self,
+        scope: &Scope,
+        parent: &str,
+        name: &str,
+    ) -> Result<Scheduled, ApiError> {
+        let Some(_claim) = self.scheduling.take(parent, name) else {
+            return Ok(Scheduled::Busy);
+        };
+        self.schedule_held(scope, parent, name).await
+    }
+
+    /// Gives a Workspace its logical cluster; the caller holds its claim.
+    async fn schedule_held(
+        &self,
+        scope: &Scope,
+        parent: &str,
+        name: &str,
+    ) -> Result<Scheduled, ApiError> {
+        // Read under the claim: whoever held it before may have just scheduled it.
+        let Some(ws) = self.get(scope, name).await? else {
+            return Ok(Scheduled::Already);
+        };
+        let unscheduled = ws
+            .pointer("/spec/cluster")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if !unscheduled || meta::deletion_timestamp(&ws).is_some() {
+            return Ok(Scheduled::Already);
+        }
+        let name = name.to_string();
         let t = ws
             .pointer("/spec/type")
             .and_then(TypeRef::from_json)
@@ -280,7 +374,7 @@ impl Tenancy {
         let initializers =
             types::admit_child(&self.registry, &self.served, &parent_type, &t, &name).await?;
         let terminators = types::terminators(&self.registry, &self.served, &t).await?;
-        let owner = json!({"apiVersion": format!("{TENANCY}/{VERSION}"), "resource": "workspaces", "name": name, "cluster": parent, "uid": meta::uid(ws).unwrap_or("")});
+        let owner = json!({"apiVersion": format!("{TENANCY}/{VERSION}"), "resource": "workspaces", "name": name, "cluster": parent, "uid": meta::uid(&ws).unwrap_or("")});
         let cluster = self
             .create_logical_cluster(
                 &path,
@@ -289,7 +383,7 @@ impl Tenancy {
                 &initializers,
                 &terminators,
                 None,
-                creator(ws).as_deref(),
+                creator(&ws).as_deref(),
             )
             .await?;
         self.bind_defaults(&cluster, &t).await?;
@@ -312,14 +406,18 @@ impl Tenancy {
                 Ok(next)
             })
             .await;
-        if let Err(e) = result {
-            // The Workspace went away meanwhile: do not leave an orphaned logical cluster.
-            self.remove_logical_cluster(&cluster).await?;
-            if e.code != 404 {
-                return Err(e);
+        match result {
+            Ok(written) => Ok(Scheduled::Now(written.object)),
+            Err(e) => {
+                // The Workspace went away meanwhile: do not leave an orphaned logical cluster.
+                self.remove_logical_cluster(&cluster).await?;
+                if e.code == 404 {
+                    Ok(Scheduled::Already)
+                } else {
+                    Err(e)
+                }
             }
         }
-        Ok(true)
     }
 
     /// Called when a LogicalCluster changed: an Initializing cluster whose initializers are

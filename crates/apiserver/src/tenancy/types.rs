@@ -1,6 +1,7 @@
 //! WorkspaceTypes: references, the built-in types, resolution and the parent/child rules.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use kplex_apimachinery::ApiError;
 use serde_json::{Value, json};
@@ -96,7 +97,7 @@ pub async fn get(
     registry: &Registry,
     served: &Served,
     r: &TypeRef,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<Arc<Value>>, ApiError> {
     let Some(cluster) = served.resolve(&r.path) else {
         return Ok(None);
     };
@@ -108,8 +109,8 @@ pub async fn get(
         desc,
         namespace: None,
     };
-    match registry.get(&scope, &r.name).await {
-        Ok(s) => Ok(Some(s.decode()?)),
+    match registry.get_parsed(&scope, &r.name).await {
+        Ok(obj) => Ok(Some(obj)),
         Err(e) if e.code == 404 => Ok(None),
         Err(e) => Err(e),
     }
@@ -142,7 +143,7 @@ async fn lineage(
     registry: &Registry,
     served: &Served,
     r: &TypeRef,
-) -> Result<Vec<(TypeRef, Value)>, ApiError> {
+) -> Result<Vec<(TypeRef, Arc<Value>)>, ApiError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut todo = vec![r.clone()];
