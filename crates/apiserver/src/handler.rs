@@ -136,7 +136,9 @@ impl Api {
                 .is_some_and(|u| u.groups.iter().any(|g| g == crate::authz::MASTERS));
             self.limits.admit(mutating, privileged)
         };
-        let routed = async {
+        // Boxed: the future of a request is moved at least once (into hyper's stream task),
+        // and unboxed this one made it ~100 KB, copied on every request.
+        let routed = Box::pin(async {
             let permit = match admitted {
                 Ok(permit) => permit,
                 Err(e) => {
@@ -164,7 +166,7 @@ impl Api {
                 self.limits.deadline(routed).await?
             };
             Ok::<_, ApiError>((resp, permit))
-        };
+        });
         let (routed, request_body) = if level >= crate::audit::Level::Request {
             crate::audit::with_body_slot(routed).await
         } else {
@@ -306,8 +308,9 @@ impl Api {
                 export,
             )
             .await?;
-            return self
-                .export_view(&view, cluster, target, headers, query, body, &user)
+            // Boxed here and below: an inline awaitee makes every request's future as large as
+            // the largest one (see `handle`).
+            return Box::pin(self.export_view(&view, cluster, target, headers, query, body, &user))
                 .await;
         }
         self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
@@ -316,9 +319,14 @@ impl Api {
         if let Some(request::VirtualWorkspace::Initializing { initializer }) =
             &info.virtual_workspace
         {
-            match self
-                .initializing(initializer, cluster.as_deref(), &target, headers, &body)
-                .await?
+            match Box::pin(self.initializing(
+                initializer,
+                cluster.as_deref(),
+                &target,
+                headers,
+                &body,
+            ))
+            .await?
             {
                 Initializing::Answer(resp) => return Ok(resp),
                 Initializing::Filter(p) => predicate = p,
@@ -334,7 +342,9 @@ impl Api {
                 let requester = user.clone();
                 crate::admission::as_user(
                     requester,
-                    self.resource(cluster, r, None, &user, headers, query, body, predicate),
+                    Box::pin(
+                        self.resource(cluster, r, None, &user, headers, query, body, predicate),
+                    ),
                 )
                 .await
             }
