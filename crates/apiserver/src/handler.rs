@@ -1554,19 +1554,25 @@ fn serialize(format: Format, value: &Value) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-fn shaped(desc: &ResourceDesc, wanted: Wanted, include: IncludeObject, obj: &Value) -> Value {
+fn shaped<'a>(
+    desc: &ResourceDesc,
+    wanted: Wanted,
+    include: IncludeObject,
+    obj: &'a Value,
+) -> std::borrow::Cow<'a, Value> {
+    use std::borrow::Cow;
     match wanted.shape {
         Shape::Table => {
             let rv = meta::resource_version(obj).unwrap_or("").to_string();
-            table::table(
+            Cow::Owned(table::table(
                 desc,
                 std::slice::from_ref(obj),
                 include,
                 json!({"resourceVersion": rv}),
-            )
+            ))
         }
-        Shape::PartialObjectMetadata => table::partial_metadata(obj),
-        _ => obj.clone(),
+        Shape::PartialObjectMetadata => Cow::Owned(table::partial_metadata(obj)),
+        _ => Cow::Borrowed(obj),
     }
 }
 

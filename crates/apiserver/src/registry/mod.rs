@@ -205,20 +205,23 @@ impl Registry {
 
     /// Like [`Registry::get`], parsed; for objects read far more often than they change.
     pub async fn get_parsed(&self, scope: &Scope, name: &str) -> Result<Arc<Value>, ApiError> {
-        let key = scope.key(name)?;
-        let Some(kv) = self.store.get(&key).await.map_err(store_error)? else {
-            return Err(scope.not_found(name));
+        self.parsed_key(&scope.key(name)?)
+            .await?
+            .ok_or_else(|| scope.not_found(name))
+    }
+
+    /// The object under `key`, parsed at most once per resource version.
+    pub async fn parsed_key(&self, key: &str) -> Result<Option<Arc<Value>>, ApiError> {
+        let Some(kv) = self.store.get(key).await.map_err(store_error)? else {
+            return Ok(None);
         };
-        if let Some(parsed) = self.decoded.lookup(&key, kv.mod_revision) {
-            return Ok(parsed);
+        if let Some(parsed) = self.decoded.lookup(key, kv.mod_revision) {
+            return Ok(Some(parsed));
         }
-        let stored = Stored {
-            bytes: kv.value,
-            resource_version: kv.mod_revision,
-        };
-        let parsed = Arc::new(stored.decode()?);
-        self.decoded.remember(key, kv.mod_revision, parsed.clone());
-        Ok(parsed)
+        let parsed = Arc::new(object::decode(&kv.value, kv.mod_revision)?);
+        self.decoded
+            .remember(key.to_string(), kv.mod_revision, parsed.clone());
+        Ok(Some(parsed))
     }
 
     pub async fn get(&self, scope: &Scope, name: &str) -> Result<Stored, ApiError> {

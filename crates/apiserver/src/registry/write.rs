@@ -649,11 +649,10 @@ impl Registry {
         namespace: &str,
     ) -> Result<(), ApiError> {
         let key = object::keys::object("", "namespaces", cluster, None, namespace);
-        let kv = self.store.get(&key).await.map_err(store_error)?;
-        let Some(kv) = kv else {
+        // Parsed once per version of the namespace, not on every create in it.
+        let Some(ns) = self.parsed_key(&key).await? else {
             return Err(ApiError::not_found("", "namespaces", namespace));
         };
-        let ns = object::decode(&kv.value, kv.mod_revision)?;
         if meta::deletion_timestamp(&ns).is_some() {
             let mut err = ApiError::forbidden(
                 "",
