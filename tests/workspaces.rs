@@ -481,6 +481,16 @@ fn workspaces_are_isolated_for_every_verb_and_resource() {
 #[test]
 fn concurrent_creations_answer_ready_with_one_logical_cluster_each() {
     let k = Kplex::start(Backend::Embedded);
+    // A dry run shows the phase a Workspace is created in, before scheduling.
+    let (code, body) = k.http(
+        "POST",
+        "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces?dryRun=All",
+        "application/json",
+        br#"{"apiVersion":"tenancy.kcp.io/v1alpha1","kind":"Workspace","metadata":{"name":"dry"}}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(json(&body)["status"]["phase"], "Scheduling", "{body}");
+    assert!(json(&body)["spec"]["cluster"].is_null(), "{body}");
     let names: Vec<String> = (0..24).map(|i| format!("burst-{i}")).collect();
     let answers: Vec<(u16, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = names

@@ -36,6 +36,12 @@ pub fn prepare_create(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiErr
         set_path(obj, &["status", "phase"], json!("Active"));
         set_path(obj, &["spec", "finalizers"], json!(["kubernetes"]));
     }
+    // kcp: a new Workspace waits in Scheduling until it has a logical cluster.
+    if is(desc, "tenancy.kcp.io", "workspaces")
+        && obj.pointer("/status/phase").is_none_or(Value::is_null)
+    {
+        set_path(obj, &["status", "phase"], json!("Scheduling"));
+    }
     prepare_common(desc, obj)
 }
 

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  Workspace created (admission set spec.type, finalizer)   phase Scheduling
+//!  scheduled by its own POST (the controller if that did not finish):
 //!    → new logical cluster: LogicalCluster `cluster` (owner, path, type, initializers),
 //!      namespace `default`, spec.cluster + spec.URL on the Workspace
 //!                                                             phase Initializing (initializers left)
