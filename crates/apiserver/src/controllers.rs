@@ -130,6 +130,14 @@ pub async fn start(
         state: Arc::default(),
     };
     let revision = c.enqueue_existing().await?;
+    if let Some(mut unfinished) = c.tenancy.scheduling.unfinished() {
+        let c = c.clone();
+        tokio::spawn(async move {
+            while let Some((cluster, name)) = unfinished.recv().await {
+                c.enqueue(Work::Workspace { cluster, name });
+            }
+        });
+    }
     let watcher = c.clone();
     tokio::spawn(async move { watcher.watch(revision + 1).await });
     tokio::spawn(c.clone().resync_quotas());
@@ -140,7 +148,6 @@ pub async fn start(
 /// Key prefixes of the kinds controllers follow on every change.
 const WATCHED_KINDS: &[&str] = &[
     "/registry/apiextensions.k8s.io/customresourcedefinitions/",
-    "/registry/namespaces/",
     "/registry/tenancy.kcp.io/workspaces/",
     "/registry/core.kcp.io/logicalclusters/",
     "/registry/apis.kcp.io/",
@@ -148,8 +155,8 @@ const WATCHED_KINDS: &[&str] = &[
 ];
 
 /// Whether a written object can need a controller: one of the followed kinds, or any object
-/// being deleted (garbage collection's foreground/orphan finalizers). A byte search avoids
-/// parsing every object written.
+/// being deleted (garbage collection's foreground/orphan finalizers, namespace deletion). A
+/// byte search avoids parsing every object written.
 fn concerns_controllers(key: &str, value: &[u8]) -> bool {
     const MARKER: &[u8] = b"\"deletionTimestamp\"";
     const TOKEN_SECRET: &[u8] = b"\"kubernetes.io/service-account-token\"";
@@ -252,7 +259,7 @@ impl Controllers {
         let mut serving = Vec::new();
         for kv in crds.kvs.iter().chain(&namespaces.kvs).chain(&apis.kvs) {
             if let Ok(obj) = object::decode(&kv.value, kv.mod_revision) {
-                self.dispatch(&obj, None);
+                self.dispatch(&obj, false);
                 serving.extend(serving_work(&obj));
             }
         }
@@ -291,7 +298,8 @@ impl Controllers {
                     // Most writes concern no controller: parse only the ones that can.
                     EventKind::Put if concerns_controllers(&event.kv.key, &event.kv.value) => {
                         if let Ok(obj) = object::decode(&event.kv.value, event.kv.mod_revision) {
-                            self.dispatch(&obj, None);
+                            let created = event.kv.create_revision == event.kv.mod_revision;
+                            self.dispatch(&obj, created);
                         }
                     }
                     EventKind::Put => {}
@@ -311,7 +319,7 @@ impl Controllers {
         }
     }
 
-    fn dispatch(&self, obj: &Value, _prev: Option<&Value>) {
+    fn dispatch(&self, obj: &Value, created: bool) {
         let Some(cluster) = cluster_of(obj) else {
             return;
         };
@@ -341,9 +349,15 @@ impl Controllers {
                 if let Some(quota) = &self.registry.quota {
                     quota.observe_logical_cluster(&cluster, obj);
                 }
-                self.enqueue(Work::LogicalCluster {
-                    cluster: cluster.clone(),
-                })
+                // Created Ready (no initializers): the scheduler writes its Workspace's
+                // phase itself, so there is nothing to follow yet.
+                let born_ready = created
+                    && obj.pointer("/status/phase").and_then(Value::as_str) == Some("Ready");
+                if !born_ready {
+                    self.enqueue(Work::LogicalCluster {
+                        cluster: cluster.clone(),
+                    })
+                }
             }
             ("v1", "Secret") if crate::serviceaccount::needs_token(obj) => {
                 self.enqueue(Work::TokenSecret {

@@ -39,31 +39,62 @@ pub struct Tenancy {
     pub scheduling: Claims,
 }
 
-/// A set of (parent cluster, workspace name) held while one task schedules that workspace.
-#[derive(Clone, Default)]
-pub struct Claims(Arc<std::sync::Mutex<HashSet<(String, String)>>>);
+/// (parent cluster, workspace name).
+type Key = (String, String);
 
-/// Held while scheduling; releases the claim when dropped (also on error or cancellation).
+/// The workspaces held while one task schedules them, and those whose claim was let go
+/// before they were scheduled (an error, a request dropped mid-way), for the controller to
+/// take up again.
+#[derive(Clone)]
+pub struct Claims {
+    held: Arc<std::sync::Mutex<HashSet<Key>>>,
+    unfinished: tokio::sync::mpsc::UnboundedSender<Key>,
+    unfinished_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Key>>>>,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            held: Arc::default(),
+            unfinished: tx,
+            unfinished_rx: Arc::new(std::sync::Mutex::new(Some(rx))),
+        }
+    }
+}
+
+/// Held while scheduling; releases the claim when dropped (also on error or cancellation),
+/// handing the workspace back unless it was marked finished.
 pub struct Claim {
     claims: Claims,
-    key: (String, String),
+    key: Key,
+    finished: bool,
 }
 
 impl Claims {
     fn take(&self, parent: &str, name: &str) -> Option<Claim> {
         let key = (parent.to_string(), name.to_string());
-        let mut set = self.0.lock().ok()?;
+        let mut set = self.held.lock().ok()?;
         set.insert(key.clone()).then(|| Claim {
             claims: self.clone(),
             key,
+            finished: false,
         })
+    }
+
+    /// The stream of workspaces handed back unscheduled (for the one controller).
+    pub fn unfinished(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Key>> {
+        self.unfinished_rx.lock().ok()?.take()
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.claims.0.lock() {
+        if let Ok(mut set) = self.claims.held.lock() {
             set.remove(&self.key);
+        }
+        if !self.finished {
+            let _ = self.claims.unfinished.send(self.key.clone());
         }
     }
 }
@@ -276,9 +307,9 @@ impl Tenancy {
             .unwrap_or("")
             .to_string();
         if cluster.is_empty() {
-            // Busy: its POST is scheduling it; look again later in case that fails.
-            let scheduled = self.schedule(&scope, parent, name).await?;
-            return Ok(!matches!(scheduled, Scheduled::Busy));
+            // Busy: its POST is scheduling it, and hands it back if that does not finish.
+            self.schedule(&scope, parent, name).await?;
+            return Ok(true);
         }
         // Initializing: follow the LogicalCluster's initializers.
         let Some(lc_scope) = self.logical_clusters(&cluster) else {
@@ -320,12 +351,14 @@ impl Tenancy {
     /// it as now stored (None: it is gone or was scheduled already). Doing this in the
     /// request makes a burst of creations wait for their own workspaces instead of running
     /// ahead of the controller, so time-to-Ready stays the request's latency.
-    pub async fn schedule_claimed(&self, claim: Claim) -> Result<Option<Value>, ApiError> {
-        let (parent, name) = &claim.key;
-        let Some(scope) = self.workspaces(parent) else {
+    pub async fn schedule_claimed(&self, mut claim: Claim) -> Result<Option<Value>, ApiError> {
+        let (parent, name) = claim.key.clone();
+        let Some(scope) = self.workspaces(&parent) else {
             return Ok(None);
         };
-        match self.schedule_held(&scope, parent, name).await? {
+        let scheduled = self.schedule_held(&scope, &parent, &name).await?;
+        claim.finished = true;
+        match scheduled {
             Scheduled::Now(ws) => Ok(Some(ws)),
             Scheduled::Already | Scheduled::Busy => Ok(None),
         }
@@ -337,10 +370,13 @@ impl Tenancy {
         parent: &str,
         name: &str,
     ) -> Result<Scheduled, ApiError> {
-        let Some(_claim) = self.scheduling.take(parent, name) else {
+        let Some(mut claim) = self.scheduling.take(parent, name) else {
             return Ok(Scheduled::Busy);
         };
-        self.schedule_held(scope, parent, name).await
+        let scheduled = self.schedule_held(scope, parent, name).await;
+        // The controller retries its own errors (later, not through the hand-back).
+        claim.finished = true;
+        scheduled
     }
 
     /// Gives a Workspace its logical cluster; the caller holds its claim.
@@ -539,5 +575,39 @@ impl Tenancy {
             remaining += self.registry.delete_all(&scope).await?;
         }
         Ok(remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_exclusive_and_handed_back_unless_finished() {
+        let claims = Claims::default();
+        let mut unfinished = claims.unfinished().unwrap();
+        assert!(
+            claims.unfinished().is_none(),
+            "one controller takes the hand-backs"
+        );
+
+        let first = claims.take("root", "a").unwrap();
+        assert!(claims.take("root", "a").is_none(), "held by its POST");
+        assert!(
+            claims.take("root", "b").is_some(),
+            "other workspaces are free"
+        );
+        // `b`'s claim was dropped unfinished at once: handed back.
+        assert_eq!(unfinished.try_recv().unwrap(), ("root".into(), "b".into()));
+        drop(first);
+        assert_eq!(unfinished.try_recv().unwrap(), ("root".into(), "a".into()));
+
+        let mut done = claims.take("root", "a").unwrap();
+        done.finished = true;
+        drop(done);
+        assert!(
+            unfinished.try_recv().is_err(),
+            "a finished claim is not handed back"
+        );
     }
 }
