@@ -551,3 +551,74 @@ fn concurrent_creations_answer_ready_with_one_logical_cluster_each() {
         );
     }
 }
+
+/// A workspace whose deletion is held by a finalizer inside it when kplex restarts finishes
+/// deleting once the finalizer goes: the controllers pick up workspaces left mid-way.
+#[test]
+fn deletion_in_progress_resumes_after_a_restart() {
+    let mut k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "root", "doomed", None);
+    ok_stdin(
+        &k,
+        "root:doomed",
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: default, finalizers: [example.com/hold]}\n",
+    );
+    ok(
+        &k,
+        "root",
+        &["delete", "workspace", "doomed", "--wait=false"],
+    );
+    eventually(20, "the held ConfigMap to be terminating", || {
+        let ts = ok(
+            &k,
+            "root:doomed",
+            &[
+                "get",
+                "configmap",
+                "held",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+        );
+        (!ts.is_empty()).then_some(())
+    });
+    k.restart();
+    assert_eq!(
+        ok(
+            &k,
+            "root",
+            &[
+                "get",
+                "workspace",
+                "doomed",
+                "-o",
+                "jsonpath={.status.phase}"
+            ]
+        ),
+        "Terminating"
+    );
+    ok(
+        &k,
+        "root:doomed",
+        &[
+            "patch",
+            "configmap",
+            "held",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+    eventually(20, "the workspace to be gone", || {
+        let out = k.kubectl(
+            &in_ws(&k, "root", &["get", "workspace", "doomed"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        String::from_utf8_lossy(&out.stderr)
+            .contains("NotFound")
+            .then_some(())
+    });
+}

@@ -141,6 +141,7 @@ pub async fn start(
     let watcher = c.clone();
     tokio::spawn(async move { watcher.watch(revision + 1).await });
     tokio::spawn(c.clone().resync_quotas());
+    tokio::spawn(c.clone().resume_tenancy());
     tokio::spawn(c.run(rx));
     Ok(())
 }
@@ -227,6 +228,48 @@ impl Controllers {
             tokio::time::sleep(RETRY).await;
             c.enqueue(work);
         });
+    }
+
+    /// Workspaces and logical clusters a restart left mid-way (scheduling, initializing,
+    /// deleting). Found in the background, a page at a time, so that readiness does not wait
+    /// for a scan of every workspace; anything changed meanwhile arrives through the watch.
+    async fn resume_tenancy(self) {
+        const PAGE: usize = 1000;
+        let prefixes = [
+            object::keys::resource_prefix(crate::tenancy::TENANCY, "workspaces"),
+            object::keys::resource_prefix(crate::tenancy::CORE, "logicalclusters"),
+        ];
+        for prefix in prefixes {
+            let mut range = KeyRange::prefix(prefix);
+            loop {
+                let page = RangeRequest {
+                    limit: PAGE,
+                    ..RangeRequest::new(range.clone())
+                };
+                let resp = match self.registry.store.range(page).await {
+                    Ok(resp) => resp,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "controllers: resuming workspaces failed");
+                        return;
+                    }
+                };
+                for kv in &resp.kvs {
+                    let Ok(obj) = object::decode(&kv.value, kv.mod_revision) else {
+                        continue;
+                    };
+                    let settled = obj.get("kind").and_then(Value::as_str) == Some("LogicalCluster")
+                        && meta::deletion_timestamp(&obj).is_none()
+                        && obj.pointer("/status/phase").and_then(Value::as_str) == Some("Ready");
+                    if !settled {
+                        self.dispatch(&obj, false);
+                    }
+                }
+                match resp.kvs.last() {
+                    Some(last) if resp.kvs.len() == PAGE => range.start = format!("{}\0", last.key),
+                    _ => break,
+                }
+            }
+        }
     }
 
     /// CRDs, terminating namespaces, exports and bindings present at start; returns the
