@@ -630,3 +630,53 @@ fn restart_keeps_data_and_resource_versions_rise() {
         .unwrap();
     assert!(rv2 > rv1, "{rv2} > {rv1}");
 }
+
+/// A foreground deletion waiting on a dependent (held by its own finalizer) when kplex
+/// restarts completes once the dependent goes: unfinished deletions are taken up at start.
+#[test]
+fn foreground_deletion_in_progress_resumes_after_a_restart() {
+    let mut k = Kplex::start(common::Backend::Embedded);
+    k.ok(&["create", "configmap", "owner"]);
+    create_owned(&k, "held", "owner");
+    k.ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    k.ok(&[
+        "delete",
+        "cm",
+        "owner",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    eventually(20, "the dependent to be terminating", || {
+        let ts = k.ok(&[
+            "get",
+            "cm",
+            "held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ]);
+        (!ts.is_empty()).then_some(())
+    });
+    k.restart();
+    assert!(
+        exists(&k, &["get", "cm", "owner"]),
+        "the owner waits for its dependent"
+    );
+    k.ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually(20, "the owner to be deleted", || {
+        (!exists(&k, &["get", "cm", "owner"])).then_some(())
+    });
+}

@@ -141,7 +141,7 @@ pub async fn start(
     let watcher = c.clone();
     tokio::spawn(async move { watcher.watch(revision + 1).await });
     tokio::spawn(c.clone().resync_quotas());
-    tokio::spawn(c.clone().resume_tenancy());
+    tokio::spawn(c.clone().resume_unfinished());
     tokio::spawn(c.run(rx));
     Ok(())
 }
@@ -165,6 +165,20 @@ fn concerns_controllers(key: &str, value: &[u8]) -> bool {
         || memchr::memmem::find(value, MARKER).is_some()
         || (key.starts_with("/registry/secrets/")
             && memchr::memmem::find(value, TOKEN_SECRET).is_some())
+}
+
+/// Objects found at start that may have work left (see `resume_unfinished`): those the
+/// controllers follow, but for the kinds `enqueue_existing` already took up, and workspaces
+/// and logical clusters that are Ready and not being deleted, which is nearly all of them.
+fn may_be_unfinished(key: &str, value: &[u8]) -> bool {
+    const SETTLED_CLUSTER: &[u8] = b"\"phase\":\"Ready\"";
+    let taken_up = key.starts_with("/registry/apiextensions.k8s.io/customresourcedefinitions/")
+        || key.starts_with("/registry/apis.kcp.io/");
+    let settled_cluster = (key.starts_with("/registry/core.kcp.io/logicalclusters/")
+        || key.starts_with("/registry/tenancy.kcp.io/workspaces/"))
+        && memchr::memmem::find(value, SETTLED_CLUSTER).is_some()
+        && memchr::memmem::find(value, b"\"deletionTimestamp\"").is_none();
+    concerns_controllers(key, value) && !taken_up && !settled_cluster
 }
 
 /// Workspaces still being scheduled, initialized or deleted.
@@ -230,44 +244,38 @@ impl Controllers {
         });
     }
 
-    /// Workspaces and logical clusters a restart left mid-way (scheduling, initializing,
-    /// deleting). Found in the background, a page at a time, so that readiness does not wait
-    /// for a scan of every workspace; anything changed meanwhile arrives through the watch.
-    async fn resume_tenancy(self) {
+    /// What a restart left mid-way, which no event would bring back: workspaces and logical
+    /// clusters being scheduled, initialized or deleted, objects held by foreground or orphan
+    /// deletion, token Secrets to fill. Found in the background, a page at a time, so that
+    /// readiness does not wait for a scan of the store; anything changed meanwhile arrives
+    /// through the watch, and reconciling twice is harmless.
+    async fn resume_unfinished(self) {
         const PAGE: usize = 1000;
-        let prefixes = [
-            object::keys::resource_prefix(crate::tenancy::TENANCY, "workspaces"),
-            object::keys::resource_prefix(crate::tenancy::CORE, "logicalclusters"),
-        ];
-        for prefix in prefixes {
-            let mut range = KeyRange::prefix(prefix);
-            loop {
-                let page = RangeRequest {
-                    limit: PAGE,
-                    ..RangeRequest::new(range.clone())
-                };
-                let resp = match self.registry.store.range(page).await {
-                    Ok(resp) => resp,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "controllers: resuming workspaces failed");
-                        return;
-                    }
-                };
-                for kv in &resp.kvs {
-                    let Ok(obj) = object::decode(&kv.value, kv.mod_revision) else {
-                        continue;
-                    };
-                    let settled = obj.get("kind").and_then(Value::as_str) == Some("LogicalCluster")
-                        && meta::deletion_timestamp(&obj).is_none()
-                        && obj.pointer("/status/phase").and_then(Value::as_str) == Some("Ready");
-                    if !settled {
-                        self.dispatch(&obj, false);
-                    }
+        let mut range = KeyRange::prefix("/registry/");
+        loop {
+            let page = RangeRequest {
+                limit: PAGE,
+                ..RangeRequest::new(range.clone())
+            };
+            let resp = match self.registry.store.range(page).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "controllers: resuming unfinished work failed");
+                    return;
                 }
-                match resp.kvs.last() {
-                    Some(last) if resp.kvs.len() == PAGE => range.start = format!("{}\0", last.key),
-                    _ => break,
+            };
+            for kv in resp
+                .kvs
+                .iter()
+                .filter(|kv| may_be_unfinished(&kv.key, &kv.value))
+            {
+                if let Ok(obj) = object::decode(&kv.value, kv.mod_revision) {
+                    self.dispatch(&obj, false);
                 }
+            }
+            match resp.kvs.last() {
+                Some(last) if resp.kvs.len() == PAGE => range.start = format!("{}\0", last.key),
+                _ => break,
             }
         }
     }
@@ -1154,5 +1162,39 @@ impl Controllers {
                 .await?;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_reads_only_what_may_have_work_left() {
+        let lc = "/registry/core.kcp.io/logicalclusters/abc/cluster";
+        assert!(!may_be_unfinished(lc, br#"{"status":{"phase":"Ready"}}"#));
+        assert!(may_be_unfinished(
+            lc,
+            br#"{"status":{"phase":"Initializing"}}"#
+        ));
+        assert!(may_be_unfinished(
+            lc,
+            br#"{"metadata":{"deletionTimestamp":"x"},"status":{"phase":"Ready"}}"#
+        ));
+        let ws = "/registry/tenancy.kcp.io/workspaces/root/a";
+        assert!(!may_be_unfinished(ws, br#"{"status":{"phase":"Ready"}}"#));
+        assert!(may_be_unfinished(ws, br#"{"status":{"phase":"Scheduling"}}"#));
+        let cm = "/registry/configmaps/root/default/a";
+        assert!(!may_be_unfinished(cm, br#"{"metadata":{}}"#));
+        assert!(may_be_unfinished(
+            cm,
+            br#"{"metadata":{"deletionTimestamp":"x"}}"#
+        ));
+        // Taken up synchronously at start already.
+        let crd = "/registry/apiextensions.k8s.io/customresourcedefinitions/root/w.example.com";
+        assert!(!may_be_unfinished(
+            crd,
+            br#"{"metadata":{"deletionTimestamp":"x"}}"#
+        ));
     }
 }
