@@ -1183,7 +1183,10 @@ mod tests {
         ));
         let ws = "/registry/tenancy.kcp.io/workspaces/root/a";
         assert!(!may_be_unfinished(ws, br#"{"status":{"phase":"Ready"}}"#));
-        assert!(may_be_unfinished(ws, br#"{"status":{"phase":"Scheduling"}}"#));
+        assert!(may_be_unfinished(
+            ws,
+            br#"{"status":{"phase":"Scheduling"}}"#
+        ));
         let cm = "/registry/configmaps/root/default/a";
         assert!(!may_be_unfinished(cm, br#"{"metadata":{}}"#));
         assert!(may_be_unfinished(
