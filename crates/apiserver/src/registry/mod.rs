@@ -170,8 +170,10 @@ pub struct Registry {
 #[derive(Default)]
 struct Decoded(std::sync::Mutex<HashMap<String, (i64, Arc<Value>)>>);
 
-/// Entries kept before the memo starts over; far more than the types and parents in use.
-const DECODED_CAPACITY: usize = 4096;
+/// Entries kept before the memo starts over: far more than the workspace types and parents
+/// in use, and enough for the namespaces of the busiest workspaces, while a full memo
+/// stays around a few MiB.
+const DECODED_CAPACITY: usize = 1024;
 
 impl Decoded {
     fn lookup(&self, key: &str, revision: i64) -> Option<Arc<Value>> {
