@@ -622,3 +622,69 @@ fn deletion_in_progress_resumes_after_a_restart() {
             .then_some(())
     });
 }
+
+/// Workspaces deleted while their POST is still scheduling them are deleted whole: no
+/// logical cluster, and nothing of one, is left behind.
+#[test]
+fn workspaces_deleted_during_creation_leave_nothing_behind() {
+    let k = Kplex::start(Backend::Embedded);
+    let path = "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces";
+    let names: Vec<String> = (0..16).map(|i| format!("brief-{i}")).collect();
+    std::thread::scope(|s| {
+        for name in &names {
+            let k = &k;
+            let body = format!(
+                r#"{{"apiVersion":"tenancy.kcp.io/v1alpha1","kind":"Workspace","metadata":{{"name":"{name}"}}}}"#
+            );
+            s.spawn(move || {
+                let (code, out) = k.http("POST", path, "application/json", body.as_bytes());
+                assert_eq!(code, 201, "{out}");
+            });
+            // The DELETE races the POST: retried until the Workspace exists.
+            s.spawn(move || {
+                for _ in 0..2000 {
+                    let (code, _) =
+                        k.http("DELETE", &format!("{path}/{name}"), "application/json", b"");
+                    if code == 200 || code == 202 {
+                        return;
+                    }
+                }
+                panic!("{name} was never deleted");
+            });
+        }
+    });
+    let items = |raw: &str| -> Vec<serde_json::Value> {
+        json(&k.ok(&["get", "--raw", raw]))["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    eventually(
+        30,
+        "every workspace and everything of it to be gone",
+        || {
+            let clusters = items("/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters");
+            let brief_clusters = clusters
+                .iter()
+                .filter(|lc| {
+                    lc["spec"]["owner"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("brief-"))
+                })
+                .count();
+            let live: Vec<&str> = clusters
+                .iter()
+                .filter_map(|lc| lc["metadata"]["annotations"]["kcp.io/cluster"].as_str())
+                .collect();
+            let orphans: Vec<String> = items("/clusters/*/api/v1/namespaces")
+                .iter()
+                .filter_map(|ns| ns["metadata"]["annotations"]["kcp.io/cluster"].as_str())
+                .filter(|c| *c != "root" && !live.contains(c))
+                .map(String::from)
+                .collect();
+            let workspaces = ok(&k, "root", &["get", "workspaces", "-o", "name"]);
+            (brief_clusters == 0 && orphans.is_empty() && !workspaces.contains("brief-"))
+                .then_some(())
+        },
+    );
+}

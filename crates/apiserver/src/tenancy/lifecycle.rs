@@ -299,6 +299,15 @@ impl Tenancy {
             return Ok(true);
         };
         if meta::deletion_timestamp(&ws).is_some() {
+            // Not while its POST is still scheduling it: the logical cluster being made would
+            // be left behind. Once scheduled, it is deleted like any other.
+            let Some(mut claim) = self.scheduling.take(parent, name) else {
+                return Ok(false);
+            };
+            claim.finished = true;
+            let Some(ws) = self.get(&scope, name).await? else {
+                return Ok(true);
+            };
             return self.delete_workspace(&scope, &ws).await;
         }
         let cluster = ws
