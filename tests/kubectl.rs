@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use common::{Kplex, eventually};
+use common::{Kplex, eventually, set_finalizers, ws_succeeds};
 use serde_json::Value;
 
 fn json(s: &str) -> Value {
@@ -489,10 +489,6 @@ fn create_owned(k: &Kplex, name: &str, owner: &str) {
     k.ok_stdin(&["create", "-f", "-"], &manifest);
 }
 
-fn exists(k: &Kplex, args: &[&str]) -> bool {
-    k.kubectl(args).status.success()
-}
-
 fn delete_cascades_and_namespaces(k: &Kplex) {
     // Foreground: the dependent goes first, then the owner.
     k.ok(&["create", "configmap", "owner"]);
@@ -505,7 +501,7 @@ fn delete_cascades_and_namespaces(k: &Kplex) {
         "--timeout=30s",
     ]);
     assert!(
-        !exists(k, &["get", "cm", "owned"]),
+        !ws_succeeds(k, "root", &["get", "cm", "owned"]),
         "foreground deletion removed the dependent"
     );
     // Orphan: the dependent stays, without the owner reference.
@@ -530,19 +526,19 @@ fn delete_cascades_and_namespaces(k: &Kplex) {
     create_owned(k, "collected", "owner3");
     k.ok(&["delete", "cm", "owner3"]);
     eventually(20, "the garbage collector to delete the dependent", || {
-        (!exists(k, &["get", "cm", "collected"])).then_some(())
+        (!ws_succeeds(k, "root", &["get", "cm", "collected"])).then_some(())
     });
     // A namespace with contents: Terminating, emptied, gone.
     k.ok(&["create", "namespace", "doomed"]);
     k.ok(&["create", "configmap", "inside", "-n", "doomed"]);
     k.ok(&["create", "deployment", "d", "-n", "doomed", "--image=nginx"]);
     k.ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
-    assert!(!exists(k, &["get", "namespace", "doomed"]));
+    assert!(!ws_succeeds(k, "root", &["get", "namespace", "doomed"]));
     let create_in_gone = k.fails(&["create", "configmap", "x", "-n", "doomed"]);
     assert!(create_in_gone.contains("not found"), "{create_in_gone}");
     k.ok(&["create", "namespace", "doomed"]);
     assert!(
-        !exists(k, &["get", "cm", "inside", "-n", "doomed"]),
+        !ws_succeeds(k, "root", &["get", "cm", "inside", "-n", "doomed"]),
         "contents do not come back with a new namespace of the same name"
     );
 }
@@ -638,14 +634,7 @@ fn foreground_deletion_in_progress_resumes_after_a_restart() {
     let mut k = Kplex::start(common::Backend::Embedded);
     k.ok(&["create", "configmap", "owner"]);
     create_owned(&k, "held", "owner");
-    k.ok(&[
-        "patch",
-        "cm",
-        "held",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-    ]);
+    set_finalizers(&k, "root", "cm", "held", &["example.com/hold"]);
     k.ok(&[
         "delete",
         "cm",
@@ -665,18 +654,11 @@ fn foreground_deletion_in_progress_resumes_after_a_restart() {
     });
     k.restart();
     assert!(
-        exists(&k, &["get", "cm", "owner"]),
+        ws_succeeds(&k, "root", &["get", "cm", "owner"]),
         "the owner waits for its dependent"
     );
-    k.ok(&[
-        "patch",
-        "cm",
-        "held",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
+    set_finalizers(&k, "root", "cm", "held", &[]);
     eventually(20, "the owner to be deleted", || {
-        (!exists(&k, &["get", "cm", "owner"])).then_some(())
+        (!ws_succeeds(&k, "root", &["get", "cm", "owner"])).then_some(())
     });
 }

@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use common::{
-    Backend, Kplex, create_workspace, eventually, in_ws, json, ws_fails as fails, ws_ok as ok,
-    ws_ok_stdin as ok_stdin,
+    Backend, Kplex, create_workspace, eventually, in_ws, json, set_finalizers, ws_fails as fails,
+    ws_ok as ok, ws_ok_stdin as ok_stdin, ws_succeeds,
 };
 
 const CRD: &str = r#"
@@ -598,28 +598,9 @@ fn deletion_in_progress_resumes_after_a_restart() {
         ),
         "Terminating"
     );
-    ok(
-        &k,
-        "root:doomed",
-        &[
-            "patch",
-            "configmap",
-            "held",
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-    );
+    set_finalizers(&k, "root:doomed", "configmap", "held", &[]);
     eventually(20, "the workspace to be gone", || {
-        let out = k.kubectl(
-            &in_ws(&k, "root", &["get", "workspace", "doomed"])
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
-        String::from_utf8_lossy(&out.stderr)
-            .contains("NotFound")
-            .then_some(())
+        (!ws_succeeds(&k, "root", &["get", "workspace", "doomed"])).then_some(())
     });
 }
 

@@ -381,6 +381,29 @@ pub fn ws_ok_stdin(k: &Kplex, path: &str, args: &[&str], input: &str) -> String 
     k.ok_stdin(&v.iter().map(String::as_str).collect::<Vec<_>>(), input)
 }
 
+/// Whether kubectl succeeds in workspace `path` (e.g. `get` of something that may be gone).
+pub fn ws_succeeds(k: &Kplex, path: &str, args: &[&str]) -> bool {
+    let v = in_ws(k, path, args);
+    k.kubectl(&v.iter().map(String::as_str).collect::<Vec<_>>())
+        .status
+        .success()
+}
+
+/// Replaces the finalizers of `resource/name` in workspace `path` (none: removes them all).
+pub fn set_finalizers(k: &Kplex, path: &str, resource: &str, name: &str, finalizers: &[&str]) {
+    let value = if finalizers.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(finalizers)
+    };
+    let patch = serde_json::json!({"metadata": {"finalizers": value}}).to_string();
+    ws_ok(
+        k,
+        path,
+        &["patch", resource, name, "--type=merge", "-p", &patch],
+    );
+}
+
 pub fn create_workspace(k: &Kplex, parent: &str, name: &str, type_: Option<&str>) {
     let spec = type_
         .map(|t| format!("spec: {{type: {{name: {t}}}}}\n"))
