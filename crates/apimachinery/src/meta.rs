@@ -190,7 +190,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// How Go's encoding/json names a JSON value's type in an unmarshalling error.
-fn go_json_type(v: &Value) -> &'static str {
+pub(crate) fn go_json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

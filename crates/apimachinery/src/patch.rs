@@ -11,6 +11,7 @@
 //! - fields missing from the schema are treated as untyped (maps merge, lists
 //!   replace) instead of failing with "unable to find api field".
 
+use crate::meta::go_json_type;
 use crate::patch_schema::{FieldPatch, PatchSchema, PatchStrategy};
 use crate::status::{ApiError, StatusDetails};
 use serde_json::{Map, Value};
@@ -94,7 +95,7 @@ pub fn json_patch(doc: &Value, patch: &[u8]) -> Result<Value, ApiError> {
     let Value::Array(ops) = raw else {
         return Err(ApiError::bad_request(format!(
             "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
-            json_kind(&raw)
+            go_json_type(&raw)
         )));
     };
     if ops.len() > MAX_JSON_PATCH_OPERATIONS {
@@ -147,17 +148,6 @@ fn prune_nulls(v: &mut Value) {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// Decodes a strategic merge patch body and applies it, mapping errors to
 /// kube-apiserver's responses.
 pub fn strategic_merge_patch(
@@ -171,7 +161,7 @@ pub fn strategic_merge_patch(
         Value::Object(_) | Value::Null => Ok(strategic_merge(doc, &patch, schema)?),
         other => Err(ApiError::bad_request(format!(
             "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-            json_kind(&other)
+            go_json_type(&other)
         ))),
     }
 }
@@ -453,7 +443,7 @@ enum Kind {
 fn element_kind(lists: &[&[Value]]) -> PResult<Option<Kind>> {
     let mut kind: Option<&'static str> = None;
     for v in lists.iter().flat_map(|l| l.iter()) {
-        let k = json_kind(v);
+        let k = go_json_type(v);
         match kind {
             None if k == "array" => return Err(no_list_of_lists()),
             None => kind = Some(k),
