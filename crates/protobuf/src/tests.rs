@@ -524,20 +524,7 @@ fn encode_rejects_bad_json() {
     }
 }
 
-/// A small xorshift generator: deterministic, dependency-free fuzzing.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use kplex_testing::Rng;
 
 #[test]
 fn fuzz_random_and_mutated_bodies_never_panic() {
@@ -565,13 +552,13 @@ fn fuzz_random_and_mutated_bodies_never_panic() {
             // Pure noise after the magic.
             body.truncate(4);
             let n = rng.below(64);
-            body.extend((0..n).map(|_| rng.next() as u8));
+            body.extend(rng.bytes(n));
         } else {
             for _ in 0..=rng.below(4) {
                 let at = 4 + rng.below(body.len() - 4);
                 match rng.below(3) {
-                    0 => body[at] = rng.next() as u8,
-                    1 => body.insert(at, rng.next() as u8),
+                    0 => body[at] = rng.next_u64() as u8,
+                    1 => body.insert(at, rng.next_u64() as u8),
                     _ => {
                         body.remove(at);
                     }

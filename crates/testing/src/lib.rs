@@ -184,3 +184,25 @@ fn write_pki(dir: &Path) -> EtcdTlsFiles {
         client_key: write("client.key", &client_key),
     }
 }
+
+/// A small deterministic generator (xorshift) for dependency-free fuzzing in tests: a seed
+/// replays a failure exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
