@@ -240,28 +240,23 @@ fn expired_token(k: &Kplex) -> String {
             "jsonpath={.spec.cluster}",
         ],
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kplex"))
-        .args([
-            "debug",
-            "expired-token",
-            "--cluster",
-            &cluster,
-            "--root-directory",
-        ])
-        .arg(k.root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sa.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let out = common::output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_kplex"))
+            .args([
+                "debug",
+                "expired-token",
+                "--cluster",
+                &cluster,
+                "--root-directory",
+            ])
+            .arg(k.root()),
+        &sa,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 

@@ -246,20 +246,7 @@ impl Kplex {
     /// kubectl with `input` on stdin (e.g. `apply -f -`).
     #[track_caller]
     pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
-        let mut child = self
-            .kubectl_command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = output_with_stdin(&mut self.kubectl_command(args), input);
         assert!(
             out.status.success(),
             "kubectl {args:?} failed: {}\n{}",
@@ -344,6 +331,23 @@ impl Drop for Kplex {
 
 /// Polls `f` until it returns Some, or panics after `secs`.
 #[track_caller]
+/// Runs `cmd` with `input` on its stdin; its stdout and stderr are captured.
+pub fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
