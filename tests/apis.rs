@@ -975,3 +975,208 @@ fn a_claim_on_another_exports_resource_names_its_identity() {
     assert_eq!(valid["status"], "False", "{valid}");
     assert_eq!(valid["reason"], "InvalidPermissionClaims");
 }
+
+/// `kcp.io/cluster` names the workspace an object is stored in, whatever a client sends: no
+/// verb, encoding or subresource lets a tenant in one workspace make its object pass for
+/// another's in wildcard lists or a provider's APIExport view (which trust the annotation).
+#[test]
+fn the_cluster_annotation_cannot_be_forged() {
+    let k = Kplex::start(Backend::Embedded);
+    for ws in ["provider", "victim", "tenant"] {
+        create_workspace(&k, "root", ws, None);
+    }
+    publish(&k, "root:provider", "widgets", "");
+    bind(&k, "root:victim", "widgets", "root:provider", "widgets");
+    bind(&k, "root:tenant", "widgets", "root:provider", "widgets");
+    ok_stdin(&k, "root:tenant", &["apply", "-f", "-"], CRD_GADGETS);
+    ok(
+        &k,
+        "root:tenant",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadgets.example.com",
+        ],
+    );
+    let victim = cluster_of(&k, "root:victim");
+    let tenant = cluster_of(&k, "root:tenant");
+    let forged_meta = format!(
+        "{{name: forged, namespace: default, annotations: {{kcp.io/cluster: '{victim}'}}}}"
+    );
+    // (resource, manifest with the forged annotation)
+    let objects = [
+        (
+            "configmaps",
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {forged_meta}\ndata: {{a: b}}\n"),
+        ),
+        (
+            "gadgets.example.com",
+            format!("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {forged_meta}\n"),
+        ),
+        (
+            "widgets.example.dev",
+            format!(
+                "apiVersion: example.dev/v1\nkind: Widget\nmetadata: {forged_meta}\nspec: {{size: 1}}\n"
+            ),
+        ),
+    ];
+    let check = |resource: &str, how: &str| {
+        let got = json(&ok(
+            &k,
+            "root:tenant",
+            &["get", resource, "forged", "-n", "default", "-o", "json"],
+        ));
+        assert_eq!(
+            got["metadata"]["annotations"]["kcp.io/cluster"], tenant,
+            "{resource} after {how}: {got}"
+        );
+    };
+    let forged_patch =
+        format!(r#"{{"metadata":{{"annotations":{{"kcp.io/cluster":"{victim}"}}}}}}"#);
+    let json_patch = format!(
+        r#"[{{"op":"add","path":"/metadata/annotations/kcp.io~1cluster","value":"{victim}"}}]"#
+    );
+    for (resource, manifest) in &objects {
+        let file = k.write_file(&format!("{resource}.yaml"), manifest);
+        let file = common::path_str(&file);
+        ok(&k, "root:tenant", &["create", "-f", file]);
+        check(resource, "create");
+        let mut verbs: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "annotate",
+                vec![
+                    "annotate",
+                    "--overwrite",
+                    resource,
+                    "forged",
+                    "-n",
+                    "default",
+                ],
+            ),
+            (
+                "merge patch",
+                vec![
+                    "patch",
+                    resource,
+                    "forged",
+                    "-n",
+                    "default",
+                    "--type=merge",
+                    "-p",
+                    &forged_patch,
+                ],
+            ),
+            (
+                "json patch",
+                vec![
+                    "patch",
+                    resource,
+                    "forged",
+                    "-n",
+                    "default",
+                    "--type=json",
+                    "-p",
+                    &json_patch,
+                ],
+            ),
+            ("replace", vec!["replace", "-f", file]),
+            (
+                "server-side apply",
+                vec!["apply", "--server-side", "--force-conflicts", "-f", file],
+            ),
+            ("client-side apply", vec!["apply", "-f", file]),
+        ];
+        let annotation = format!("kcp.io/cluster={victim}");
+        verbs[0].1.push(&annotation);
+        if *resource == "configmaps" {
+            verbs.push((
+                "strategic merge patch",
+                vec![
+                    "patch",
+                    resource,
+                    "forged",
+                    "-n",
+                    "default",
+                    "--type=strategic",
+                    "-p",
+                    &forged_patch,
+                ],
+            ));
+        }
+        if resource.starts_with("widgets") {
+            verbs.push((
+                "status patch",
+                vec![
+                    "patch",
+                    resource,
+                    "forged",
+                    "-n",
+                    "default",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    &forged_patch,
+                ],
+            ));
+        }
+        for (how, args) in verbs {
+            ok(&k, "root:tenant", &args);
+            check(resource, how);
+        }
+    }
+
+    // Other encodings of a PUT: YAML and protobuf.
+    let path = "/clusters/root:tenant/api/v1/namespaces/default/configmaps/forged";
+    let current = json(&ok(
+        &k,
+        "root:tenant",
+        &["get", "configmap", "forged", "-n", "default", "-o", "json"],
+    ));
+    let mut body = current.clone();
+    body["metadata"]["annotations"]["kcp.io/cluster"] = victim.clone().into();
+    body["metadata"]["resourceVersion"] = serde_json::Value::Null;
+    let (code, answer) = k.http(
+        "PUT",
+        path,
+        "application/yaml",
+        serde_json::to_string(&body).unwrap().as_bytes(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    check("configmaps", "a YAML PUT");
+    body["data"] = serde_json::json!({"a": "protobuf"});
+    let (code, answer) = k.http(
+        "PUT",
+        path,
+        "application/vnd.kubernetes.protobuf",
+        &kplex_protobuf::encode(&body).unwrap(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    check("configmaps", "a protobuf PUT");
+
+    // Wildcard lists and the provider's view show the tenant's objects as the tenant's.
+    let provider = cluster_of(&k, "root:provider");
+    let vw = k.url(&format!("/services/apiexport/{provider}/widgets"));
+    let seen = view_ok(&k, &vw, "*", &["get", "widgets", "-A", "-o", "json"]);
+    let wildcard = k.ok(&["get", "--raw", "/clusters/*/api/v1/configmaps"]);
+    for list in [seen, wildcard] {
+        for item in json(&list)["items"].as_array().unwrap() {
+            if item["metadata"]["name"] == "forged" {
+                assert_eq!(item["metadata"]["annotations"]["kcp.io/cluster"], tenant);
+            }
+        }
+    }
+    let victims = view_ok(&k, &vw, &victim, &["get", "widgets", "-A", "-o", "name"]);
+    assert!(!victims.contains("forged"), "{victims}");
+}
+
+const CRD_GADGETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, kind: Gadget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;

@@ -203,9 +203,7 @@ impl Registry {
         if desc.generation {
             meta::set_generation(&mut obj, 1);
         }
-        let mut annotations = meta::annotations(&obj);
-        annotations.insert("kcp.io/cluster".into(), Value::String(cluster.clone()));
-        meta::set_annotations(&mut obj, annotations);
+        stamp_cluster(&mut obj, &cluster);
         if desc.status
             && !opts.system
             && let Some(map) = obj.as_object_mut()
@@ -215,6 +213,8 @@ impl Registry {
         hooks::prepare_create(desc, &mut obj)?;
         self.admit_mutating(scope, Operation::Create, opts, &mut obj, None)
             .await?;
+        // A mutating webhook may have rewritten it too.
+        stamp_cluster(&mut obj, &cluster);
         let warnings = apply_schema(desc, &mut obj, opts.field_validation)?;
         validate(desc, &obj, None)?;
         self.admit_validating(scope, Operation::Create, opts, &obj, None)
@@ -377,6 +377,9 @@ impl Registry {
             }
             self.admit_mutating(scope, Operation::Update, opts, &mut new, Some(&old))
                 .await?;
+            if let Some(cluster) = scope.cluster.as_deref() {
+                stamp_cluster(&mut new, cluster);
+            }
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
             hooks::prepare_update(&desc, &old, &mut new)?;
             validate(&desc, &new, Some(&old))?;
@@ -889,6 +892,24 @@ fn with_field(mut obj: Value, field: &str, value: Option<&Value>) -> Value {
         }
     }
     obj
+}
+
+/// The annotation that names an object's logical cluster. It is the storage key's, never the
+/// client's: wildcard views and every controller that routes by it (kcp's, a provider's
+/// through its APIExport view) trust it, so a tenant that could set it would act as another.
+pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+
+/// Sets [`CLUSTER_ANNOTATION`] to the cluster the object is stored in, whatever the body said.
+fn stamp_cluster(obj: &mut Value, cluster: &str) {
+    if meta::annotation(obj, CLUSTER_ANNOTATION) == Some(cluster) {
+        return;
+    }
+    let mut annotations = meta::annotations(obj);
+    annotations.insert(
+        CLUSTER_ANNOTATION.into(),
+        Value::String(cluster.to_string()),
+    );
+    meta::set_annotations(obj, annotations);
 }
 
 /// uid, creationTimestamp, deletion state and generation are the server's.
