@@ -24,7 +24,6 @@ pub mod handler;
 pub mod https;
 pub mod limits;
 pub mod metrics;
-pub mod object;
 pub mod oidc;
 pub mod openapi;
 pub mod pki;
@@ -39,5 +38,7 @@ pub mod table;
 pub mod tenancy;
 
 mod start;
+
+pub use kplex_registry::object;
 
 pub use start::{Config, Running, StartError, StoreConfig, start};
