@@ -200,19 +200,7 @@ struct LimitsAndAuditArgs {
     request_timeout: std::time::Duration,
 }
 
-/// A Go duration of one unit (`60s`, `1m`, `500ms`, `1h`), as kube-apiserver flags take.
+/// A Go duration (`60s`, `1m30s`, `500ms`), as kube-apiserver flags take.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m, h)"))?;
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n.parse().map_err(|_| format!("{s:?}: not a duration"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    kplex_gocompat::parse_std_duration(s).ok_or_else(|| format!("invalid duration {s:?}"))
 }

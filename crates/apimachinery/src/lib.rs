@@ -7,6 +7,7 @@
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
 //! - [`patch_schema`]: the built-in types' patch strategies and list types.
 //! - [`meta`]: tolerant accessors for `metadata` on JSON objects, and timestamps.
+//! - [`user`]: who made a request (`UserInfo`) and the groups with built-in meaning.
 
 // ApiError mirrors metav1.Status field for field and is the error type the
 // API server passes around; boxing it would only move the allocation.
@@ -19,5 +20,7 @@ pub mod patch;
 pub mod patch_schema;
 pub mod selector;
 pub mod status;
+pub mod user;
 
 pub use status::{ApiError, StatusCause, StatusDetails};
+pub use user::UserInfo;

@@ -228,6 +228,26 @@ fn resource_details(group: &str, resource: &str, name: &str) -> Option<StatusDet
 }
 
 impl ApiError {
+    /// 404 NotFound (client-go's `IsNotFound`).
+    pub fn is_not_found(&self) -> bool {
+        self.code == 404
+    }
+
+    /// 409 AlreadyExists: a create lost to an object of the same name.
+    pub fn is_already_exists(&self) -> bool {
+        self.code == 409 && self.reason == "AlreadyExists"
+    }
+
+    /// 409 Conflict: a compare-and-swap lost (a stale resourceVersion, a failed precondition).
+    pub fn is_conflict(&self) -> bool {
+        self.code == 409 && self.reason == "Conflict"
+    }
+
+    /// 403 Forbidden.
+    pub fn is_forbidden(&self) -> bool {
+        self.code == 403
+    }
+
     /// A bare error with no details.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
         ApiError {

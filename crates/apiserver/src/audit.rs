@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::handler::User;
+use kplex_apimachinery::UserInfo;
 
 /// kcp's annotation naming the logical cluster (workspace) a request was for.
 pub const WORKSPACE_ANNOTATION: &str = "tenancy.kcp.io/workspace";
@@ -102,7 +102,7 @@ pub enum AuditError {
 /// What a policy rule is matched against.
 #[derive(Clone, Debug, Default)]
 pub struct Attributes<'a> {
-    pub user: Option<&'a User>,
+    pub user: Option<&'a UserInfo>,
     pub verb: &'a str,
     /// `Some` for resource requests.
     pub resource: Option<ResourceAttributes<'a>>,
@@ -309,9 +309,9 @@ pub struct EventData<'a> {
     pub level: Level,
     pub request_uri: &'a str,
     pub verb: &'a str,
-    pub user: Option<&'a User>,
+    pub user: Option<&'a UserInfo>,
     /// Who sent an impersonating request; `user` is then the impersonated user.
-    pub impersonator: Option<&'a User>,
+    pub impersonator: Option<&'a UserInfo>,
     pub source_ip: std::net::IpAddr,
     pub user_agent: Option<&'a str>,
     pub resource: Option<ResourceAttributes<'a>>,
@@ -334,7 +334,7 @@ pub fn event(data: &EventData<'_>) -> Value {
     event.insert("stage".into(), json!("ResponseComplete"));
     event.insert("requestURI".into(), json!(data.request_uri));
     event.insert("verb".into(), json!(data.verb));
-    let user_info = |u: &User| {
+    let user_info = |u: &UserInfo| {
         let mut user = json!({"username": u.name, "groups": u.groups});
         if !u.uid.is_empty() {
             user["uid"] = json!(u.uid);
@@ -453,8 +453,8 @@ pub fn capture_body(body: &Bytes) {
 mod tests {
     use super::*;
 
-    fn user(name: &str, groups: &[&str]) -> User {
-        User {
+    fn user(name: &str, groups: &[&str]) -> UserInfo {
+        UserInfo {
             name: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             ..Default::default()
@@ -498,7 +498,7 @@ rules:
         .unwrap();
         let alice = user("alice", &[]);
         let bob = user("bob", &["ops"]);
-        let level = |u: &User, verb: &str, resource, path| {
+        let level = |u: &UserInfo, verb: &str, resource, path| {
             Policy::level(
                 Some(&policy),
                 &Attributes {

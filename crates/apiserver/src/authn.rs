@@ -18,15 +18,13 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use serde_json::{Value, json};
 
-use crate::handler::User;
 use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Body, Format};
+use kplex_apimachinery::UserInfo;
 
-pub const AUTHENTICATED: &str = "system:authenticated";
-pub const MASTERS: &str = "system:masters";
+use kplex_apimachinery::user::{ANONYMOUS, UNAUTHENTICATED};
+pub use kplex_apimachinery::user::{AUTHENTICATED, MASTERS};
 pub const ADMIN: &str = "kplex-admin";
-const ANONYMOUS: &str = "system:anonymous";
-const UNAUTHENTICATED: &str = "system:unauthenticated";
 const GROUP: &str = "authentication.k8s.io";
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +51,7 @@ pub struct ConnInfo {
     /// The chain the client presented (leaf first), not yet verified against the client CA.
     pub peer_certificates: Vec<CertificateDer<'static>>,
     /// The chain is verified once per connection, on its first request.
-    cert_user: OnceLock<Result<Option<User>, String>>,
+    cert_user: OnceLock<Result<Option<UserInfo>, String>>,
 }
 
 impl ConnInfo {
@@ -69,7 +67,7 @@ impl ConnInfo {
 /// The authenticators of one server, in kube-apiserver's order: x509, then bearer tokens.
 pub struct Authenticator {
     admin_token: String,
-    tokens: HashMap<String, User>,
+    tokens: HashMap<String, UserInfo>,
     /// Verifies client chains against the client CA (`None`: no client CA configured).
     chains: Option<Arc<dyn ClientCertVerifier>>,
     hints: Vec<DistinguishedName>,
@@ -164,7 +162,7 @@ impl Authenticator {
         headers: &HeaderMap,
         conn: &ConnInfo,
         cluster: Option<&str>,
-    ) -> Result<User, ApiError> {
+    ) -> Result<UserInfo, ApiError> {
         let from_cert = conn
             .cert_user
             .get_or_init(|| self.certificate(&conn.peer_certificates));
@@ -180,7 +178,7 @@ impl Authenticator {
     }
 
     /// The user a bearer token stands for, on a request to logical cluster `cluster`.
-    pub fn token(&self, token: &str, cluster: Option<&str>) -> Option<User> {
+    pub fn token(&self, token: &str, cluster: Option<&str>) -> Option<UserInfo> {
         if !self.admin_token.is_empty()
             && constant_time_eq(token.as_bytes(), self.admin_token.as_bytes())
         {
@@ -222,7 +220,7 @@ impl Authenticator {
 
     /// The user of a verified client chain: CN is the name, O the groups. `Ok(None)` when
     /// there is no certificate or no CN (kube-apiserver then tries other authenticators).
-    fn certificate(&self, chain: &[CertificateDer<'static>]) -> Result<Option<User>, String> {
+    fn certificate(&self, chain: &[CertificateDer<'static>]) -> Result<Option<UserInfo>, String> {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Ok(None);
         };
@@ -250,10 +248,10 @@ impl Authenticator {
             .filter_map(|o| o.as_str().ok())
             .map(String::from)
             .collect();
-        Ok(Some(authenticated(User {
+        Ok(Some(authenticated(UserInfo {
             name: name.to_string(),
             groups,
-            ..User::default()
+            ..UserInfo::default()
         })))
     }
 
@@ -264,7 +262,7 @@ impl Authenticator {
         accounts: crate::serviceaccount::Accounts<'_>,
         cluster: Option<&str>,
         r: &ResourceRequest,
-        user: &User,
+        user: &UserInfo,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Option<Result<Response<Body>, ApiError>> {
@@ -294,7 +292,7 @@ impl Authenticator {
         accounts: crate::serviceaccount::Accounts<'_>,
         cluster: Option<&str>,
         kind: &str,
-        user: &User,
+        user: &UserInfo,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
@@ -394,16 +392,16 @@ pub fn respond(headers: &HeaderMap, out: &Value) -> Result<Response<Body>, ApiEr
 }
 
 /// The built-in admin.
-pub fn admin() -> User {
-    User {
+pub fn admin() -> UserInfo {
+    UserInfo {
         name: ADMIN.into(),
         groups: vec![MASTERS.into(), AUTHENTICATED.into()],
-        ..User::default()
+        ..UserInfo::default()
     }
 }
 
 /// Every authenticated user is in `system:authenticated`.
-fn authenticated(mut user: User) -> User {
+fn authenticated(mut user: UserInfo) -> UserInfo {
     if !user.groups.iter().any(|g| g == AUTHENTICATED) {
         user.groups.push(AUTHENTICATED.into());
     }
@@ -411,7 +409,7 @@ fn authenticated(mut user: User) -> User {
 }
 
 /// A user as `userInfo` (reviews, AdmissionReview): empty fields omitted, as Go does.
-pub fn user_info(user: &User) -> Value {
+pub fn user_info(user: &UserInfo) -> Value {
     let mut info = json!({"username": user.name});
     if !user.uid.is_empty() {
         info["uid"] = json!(user.uid);
@@ -427,7 +425,7 @@ pub fn user_info(user: &User) -> Value {
 
 /// Whether `user` may impersonate anyone without asking RBAC (`system:masters`); everyone
 /// else needs the `impersonate` verb in the workspace (see `Api::authorize_impersonation`).
-pub fn may_impersonate(user: &User) -> bool {
+pub fn may_impersonate(user: &UserInfo) -> bool {
     user.groups.iter().any(|g| g == MASTERS)
 }
 
@@ -440,7 +438,7 @@ const IMPERSONATE_EXTRA: &str = "impersonate-extra-";
 /// `impersonate` verb on every one of `targets` (kube's impersonation filter).
 #[derive(Clone, Debug)]
 pub struct Impersonation {
-    pub by: User,
+    pub by: UserInfo,
     pub targets: Vec<crate::authz::ResourceAttrs>,
 }
 
@@ -459,7 +457,7 @@ impl Impersonation {
 
 /// What an impersonated user stands for, as kube's filter checks it: the user (or service
 /// account), each group, the uid and each extra value.
-fn impersonation_targets(user: &User) -> Vec<crate::authz::ResourceAttrs> {
+fn impersonation_targets(user: &UserInfo) -> Vec<crate::authz::ResourceAttrs> {
     let target = |group: &str, resource: &str, sub: Option<&str>, ns: Option<&str>, name: &str| {
         crate::authz::ResourceAttrs {
             namespace: ns.map(String::from),
@@ -499,9 +497,9 @@ fn impersonation_targets(user: &User) -> Vec<crate::authz::ResourceAttrs> {
 /// impersonates, who asked (to authorize and audit); 400 for groups, uid or extra without a
 /// user.
 pub fn impersonate(
-    user: User,
+    user: UserInfo,
     headers: &HeaderMap,
-) -> Result<(User, Option<Impersonation>), ApiError> {
+) -> Result<(UserInfo, Option<Impersonation>), ApiError> {
     let text = |name: &str| -> Result<Vec<String>, ApiError> {
         headers
             .get_all(name)
@@ -558,7 +556,7 @@ pub fn impersonate(
     if !groups.iter().any(|g| g == extra_group) {
         groups.push(extra_group.into());
     }
-    let impersonated = User {
+    let impersonated = UserInfo {
         name,
         uid: uid.unwrap_or_default(),
         groups,
@@ -591,7 +589,7 @@ fn read(path: &Path) -> Result<String, AuthnError> {
 }
 
 /// kube-apiserver's `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
-fn parse_token_file(path: &Path, text: &str) -> Result<HashMap<String, User>, AuthnError> {
+fn parse_token_file(path: &Path, text: &str) -> Result<HashMap<String, UserInfo>, AuthnError> {
     let mut tokens = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let error = |reason: String| AuthnError::TokenFile {
@@ -623,7 +621,7 @@ fn parse_token_file(path: &Path, text: &str) -> Result<HashMap<String, User>, Au
                     .collect()
             })
             .unwrap_or_default();
-        let user = authenticated(User {
+        let user = authenticated(UserInfo {
             name: fields[1].clone(),
             uid: fields[2].clone(),
             groups,
@@ -759,9 +757,9 @@ mod tests {
         assert_eq!(u.groups, ["dev", AUTHENTICATED]);
         assert_eq!(u.extra["scopes/a"], ["x"]);
         assert!(check.is_some_and(|c| may_impersonate(&c.by)));
-        let bob = User {
+        let bob = UserInfo {
             name: "bob".into(),
-            ..User::default()
+            ..UserInfo::default()
         };
         let (_, check) = impersonate(bob, &h).unwrap();
         let wanted: Vec<String> = check

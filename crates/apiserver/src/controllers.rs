@@ -743,7 +743,7 @@ impl Controllers {
         let scope = self.scope(cluster, desc, None);
         let crd = match self.registry.get(&scope, name).await {
             Ok(s) => s.decode()?,
-            Err(e) if e.code == 404 => {
+            Err(e) if e.is_not_found() => {
                 self.served.remove_crd(cluster, name);
                 return Ok(true);
             }
@@ -905,7 +905,7 @@ impl Controllers {
         let scope = self.scope(cluster, ns_desc, None);
         let ns = match self.registry.get(&scope, name).await {
             Ok(s) => s.decode()?,
-            Err(e) if e.code == 404 => return Ok(true),
+            Err(e) if e.is_not_found() => return Ok(true),
             Err(e) => return Err(e),
         };
         if meta::deletion_timestamp(&ns).is_none() {
@@ -950,7 +950,7 @@ impl Controllers {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.code == 404 => Ok(true),
+            Err(e) if e.is_not_found() => Ok(true),
             Err(e) => Err(e),
         }
     }
@@ -1035,7 +1035,7 @@ impl Controllers {
                     .await
                 {
                     Ok(_) => {}
-                    Err(e) if e.code == 404 => {}
+                    Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -1106,7 +1106,7 @@ impl Controllers {
         let scope = self.scope(cluster, desc.clone(), namespace);
         let owner = match self.registry.get(&scope, name).await {
             Ok(s) => s.decode()?,
-            Err(e) if e.code == 404 => return Ok(true),
+            Err(e) if e.is_not_found() => return Ok(true),
             Err(e) => return Err(e),
         };
         let uid = meta::uid(&owner).unwrap_or("").to_string();
@@ -1152,7 +1152,7 @@ impl Controllers {
                         .await
                     {
                         Ok(_) => {}
-                        Err(e) if e.code == 404 => {}
+                        Err(e) if e.is_not_found() => {}
                         Err(e) => return Err(e),
                     }
                 }

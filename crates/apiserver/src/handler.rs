@@ -10,7 +10,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Body as _, Frame, Incoming};
-use kplex_apimachinery::{ApiError, StatusDetails, meta, status::success_status};
+use kplex_apimachinery::{ApiError, StatusDetails, UserInfo, meta, status::success_status};
 use serde_json::{Value, json};
 
 use crate::catalog::ResourceDesc;
@@ -24,15 +24,6 @@ use crate::response::{self, Body, Format, Shape, Wanted};
 use crate::served::Served;
 use crate::table::{self, IncludeObject};
 use crate::{body, discovery, metrics::Metrics, openapi};
-
-/// Who made a request (authentication result, after impersonation), as kube's user.Info.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-    pub extra: std::collections::BTreeMap<String, Vec<String>>,
-}
 
 /// Everything a request handler needs; shared by all connections.
 pub struct Api {
@@ -60,10 +51,9 @@ fn parse_query(q: Option<&str>) -> Query {
 /// A boolean query parameter, read as kube does (Go's strconv.ParseBool): the Python client
 /// sends `watch=True`.
 fn flag(q: &Query, key: &str) -> bool {
-    matches!(
-        q.get(key).map(String::as_str),
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
-    )
+    q.get(key)
+        .and_then(|v| kplex_gocompat::parse_bool(v))
+        .unwrap_or(false)
 }
 
 impl Api {
@@ -131,9 +121,7 @@ impl Api {
             self.limits.admit_watch(name)
         } else {
             let mutating = !matches!(verb.as_str(), "get" | "list" | "watch");
-            let privileged = user
-                .as_ref()
-                .is_some_and(|u| u.groups.iter().any(|g| g == crate::authz::MASTERS));
+            let privileged = user.as_ref().is_some_and(|u| u.is_master());
             self.limits.admit(mutating, privileged)
         };
         // Boxed: the future of a request is moved at least once (into hyper's stream task),
@@ -245,7 +233,7 @@ impl Api {
         headers: &HeaderMap,
         query: &Query,
         body: Incoming,
-        authenticated: Result<(User, Option<crate::authn::Impersonation>), ApiError>,
+        authenticated: Result<(UserInfo, Option<crate::authn::Impersonation>), ApiError>,
     ) -> Result<Response<Body>, ApiError> {
         let (cluster, target) = (info.cluster, info.target);
         // Probes and the version answer anyone, as in kube-apiserver.
@@ -407,7 +395,7 @@ impl Api {
         headers: &HeaderMap,
         query: &Query,
         body: Bytes,
-        user: &User,
+        user: &UserInfo,
     ) -> Result<Response<Body>, ApiError> {
         let verb = match &target {
             Target::Resource(r) => r.verb.as_str(),
@@ -477,7 +465,7 @@ impl Api {
         headers: &HeaderMap,
         conn: &crate::authn::ConnInfo,
         cluster: &str,
-    ) -> Result<(User, Option<crate::authn::Impersonation>), ApiError> {
+    ) -> Result<(UserInfo, Option<crate::authn::Impersonation>), ApiError> {
         let user = self.authn.authenticate(headers, conn, Some(cluster))?;
         crate::authn::impersonate(user, headers)
     }
@@ -510,7 +498,7 @@ impl Api {
         cluster: Option<String>,
         r: ResourceRequest,
         desc: Option<Arc<ResourceDesc>>,
-        user: &User,
+        user: &UserInfo,
         headers: &HeaderMap,
         query: &Query,
         body: Bytes,
@@ -610,7 +598,7 @@ impl Api {
         let name = r.name.clone().unwrap_or_default();
         if desc.group == "rbac.authorization.k8s.io"
             && matches!(r.verb, Verb::Create | Verb::Update | Verb::Patch)
-            && !user.groups.iter().any(|g| g == crate::authz::MASTERS)
+            && !user.is_master()
             && let Some(cluster) = scope.cluster.as_deref()
         {
             let proposed = match r.verb {
@@ -838,7 +826,7 @@ impl Api {
                         Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => {
                             deleted.push(o)
                         }
-                        Err(e) if e.code == 404 => {}
+                        Err(e) if e.is_not_found() => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -959,7 +947,7 @@ impl Api {
         target: &Target,
         method: &Method,
         path: &str,
-        user: &User,
+        user: &UserInfo,
     ) -> Result<(), ApiError> {
         let mut req = crate::authz::Request {
             user: user.name.clone(),
@@ -1008,7 +996,11 @@ impl Api {
         let (Some(cluster), Target::Resource(r)) = (cluster, target) else {
             return Ok(());
         };
-        if req.groups.iter().any(|g| g == crate::authz::MASTERS) {
+        if req
+            .groups
+            .iter()
+            .any(|g| g == kplex_apimachinery::user::MASTERS)
+        {
             return Ok(());
         }
         let Some(desc) = self
@@ -1197,7 +1189,7 @@ impl Api {
     async fn admit_create(
         &self,
         scope: &Scope,
-        user: &User,
+        user: &UserInfo,
         obj: &mut Value,
     ) -> Result<(), ApiError> {
         let Some(cluster) = scope.cluster.as_deref() else {
@@ -1214,7 +1206,7 @@ impl Api {
             .await?;
             // kcp: creating a workspace of a type needs `use` on that WorkspaceType (every
             // signed-in user may use root:universal).
-            let masters = user.groups.iter().any(|g| g == crate::authz::MASTERS);
+            let masters = user.is_master();
             if !masters && t != crate::tenancy::types::TypeRef::universal() {
                 let type_cluster = self
                     .served

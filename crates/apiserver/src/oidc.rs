@@ -20,7 +20,7 @@ use ring::signature::{
 };
 use serde_json::Value;
 
-use crate::handler::User;
+use kplex_apimachinery::UserInfo;
 
 /// How often keys fetched from the issuer are refreshed.
 const REFRESH: Duration = Duration::from_secs(300);
@@ -207,7 +207,7 @@ impl Oidc {
     }
 
     /// The user an ID token stands for; None if it is not a valid token of this issuer.
-    pub fn authenticate(&self, token: &str, now: i64) -> Option<User> {
+    pub fn authenticate(&self, token: &str, now: i64) -> Option<UserInfo> {
         let mut parts = token.split('.');
         let (header, payload, sig) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
@@ -265,7 +265,7 @@ impl Oidc {
     }
 
     /// The user of verified claims, named as kube-apiserver names it.
-    fn user(&self, claims: &Value) -> Option<User> {
+    fn user(&self, claims: &Value) -> Option<UserInfo> {
         let c = &self.config;
         let name = claims.get(&c.username_claim)?.as_str()?;
         if c.username_claim == "email"
@@ -288,13 +288,13 @@ impl Oidc {
                 .collect(),
             _ => vec![],
         };
-        Some(User {
+        Some(UserInfo {
             name: format!("{prefix}{name}"),
             groups: groups
                 .into_iter()
                 .map(|g| format!("{}{g}", c.groups_prefix))
                 .collect(),
-            ..User::default()
+            ..UserInfo::default()
         })
     }
 }

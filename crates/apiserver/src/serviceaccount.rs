@@ -18,10 +18,10 @@ use ring::signature::{
 };
 use serde_json::{Value, json};
 
-use crate::handler::User;
 use crate::registry::{Registry, Scope};
 use crate::request::ResourceRequest;
 use crate::response::Body;
+use kplex_apimachinery::UserInfo;
 
 /// The issuer (`iss`) of every token, and the audience the API server accepts.
 pub const ISSUER: &str = "https://kplex.local";
@@ -232,8 +232,8 @@ fn bound_extra(kind: &str) -> (String, String) {
 
 impl Claims {
     /// The service account as a user, as kube's authenticator makes it.
-    pub fn user(&self) -> User {
-        User {
+    pub fn user(&self) -> UserInfo {
+        UserInfo {
             name: format!("system:serviceaccount:{}:{}", self.namespace, self.name),
             uid: self.uid.clone(),
             groups: vec![
@@ -272,7 +272,7 @@ pub struct Accounts<'a> {
 pub async fn check_still_exists(
     accounts: Accounts<'_>,
     cluster: Option<&str>,
-    user: &User,
+    user: &UserInfo,
 ) -> Result<(), ApiError> {
     let Accounts { registry, served } = accounts;
     if !user.extra.contains_key(CREDENTIAL_ID) {
@@ -295,7 +295,7 @@ pub async fn check_still_exists(
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        Err(e) if e.code == 404 => String::new(),
+        Err(e) if e.is_not_found() => String::new(),
         Err(e) => return Err(e),
     };
     if uid.is_empty() || uid != user.uid {
@@ -340,7 +340,7 @@ async fn object_uid(
             .as_str()
             .unwrap_or_default()
             .to_string()),
-        Err(e) if e.code == 404 => Ok(String::new()),
+        Err(e) if e.is_not_found() => Ok(String::new()),
         Err(e) => Err(e),
     }
 }
@@ -575,7 +575,7 @@ pub async fn fill_token_secret(
     };
     let secret = match accounts.registry.get(&scope, name).await {
         Ok(s) => s.decode()?,
-        Err(e) if e.code == 404 => return Ok(true),
+        Err(e) if e.is_not_found() => return Ok(true),
         Err(e) => return Err(e),
     };
     if !needs_token(&secret) {
@@ -598,7 +598,7 @@ pub async fn fill_token_secret(
             .await;
         return match deleted {
             Ok(_) => Ok(true),
-            Err(e) if e.code == 404 => Ok(true),
+            Err(e) if e.is_not_found() => Ok(true),
             Err(e) => Err(e),
         };
     }

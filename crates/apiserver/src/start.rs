@@ -342,7 +342,7 @@ async fn bootstrap_root(registry: &Registry, served: &Served) -> Result<(), ApiE
         let Some(scope) = scope else { continue };
         match registry.create(&scope, obj, &WriteOptions::default()).await {
             Ok(_) => {}
-            Err(e) if e.code == 409 => {}
+            Err(e) if e.is_already_exists() => {}
             Err(e) => return Err(e),
         }
     }

@@ -1,5 +1,5 @@
-//! Go's JSON text forms of meta/v1 Time, MicroTime and Duration, written
-//! here rather than pulling in a date-time crate for three functions.
+//! Go's JSON text forms of meta/v1 Time and MicroTime, written here rather than pulling in a
+//! date-time crate for two functions (Duration's is `kplex_gocompat`'s).
 
 /// Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: RFC 3339 has
 /// four-digit years, so Go cannot render anything outside this range.
@@ -118,113 +118,6 @@ pub(crate) fn parse_time(s: &str) -> Option<(i64, u32)> {
     Some((secs, nanos))
 }
 
-/// Go's `time.Duration.String()`.
-pub(crate) fn format_duration(d: i64) -> String {
-    if d == 0 {
-        return "0s".to_owned();
-    }
-    let sign = if d < 0 { "-" } else { "" };
-    let u = d.unsigned_abs();
-    // Below a second Go switches to one unit with a trimmed fraction.
-    let frac = |v: u64, unit: u64, suffix: &str| {
-        let (whole, rem) = (v / unit, v % unit);
-        let width = unit.ilog10() as usize;
-        let f = format!("{rem:0width$}");
-        let f = f.trim_end_matches('0');
-        if f.is_empty() {
-            format!("{sign}{whole}{suffix}")
-        } else {
-            format!("{sign}{whole}.{f}{suffix}")
-        }
-    };
-    if u < 1_000 {
-        return format!("{sign}{u}ns");
-    }
-    if u < 1_000_000 {
-        return frac(u, 1_000, "\u{b5}s");
-    }
-    if u < 1_000_000_000 {
-        return frac(u, 1_000_000, "ms");
-    }
-    let secs = frac(u % 60_000_000_000, 1_000_000_000, "s");
-    let secs = secs.trim_start_matches('-');
-    let mins = u / 60_000_000_000;
-    if mins == 0 {
-        return format!("{sign}{secs}");
-    }
-    let (h, m) = (mins / 60, mins % 60);
-    if h == 0 {
-        format!("{sign}{m}m{secs}")
-    } else {
-        format!("{sign}{h}h{m}m{secs}")
-    }
-}
-
-/// Go's `time.ParseDuration`, in nanoseconds.
-pub(crate) fn parse_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first()? {
-        b'-' => (true, s.get(1..)?),
-        b'+' => (false, s.get(1..)?),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part = rest.get(..int_len)?;
-        rest = rest.get(int_len..)?;
-        let mut frac_part = "";
-        if let Some(r) = rest.strip_prefix('.') {
-            let n = r.bytes().take_while(u8::is_ascii_digit).count();
-            frac_part = r.get(..n)?;
-            rest = r.get(n..)?;
-        }
-        if int_part.is_empty() && frac_part.is_empty() {
-            return None;
-        }
-        let unit_len = rest
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
-            .map_or(rest.len(), |(i, _)| i);
-        let unit: i128 = match rest.get(..unit_len)? {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        rest = rest.get(unit_len..)?;
-        // Go rejects more than 2^63 ns, so a short digit string suffices.
-        if int_part.len() > 20 {
-            return None;
-        }
-        let whole: i128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().ok()?
-        };
-        let mut part = whole.checked_mul(unit)?;
-        let mut scale = unit;
-        for c in frac_part.bytes().take(20) {
-            scale /= 10;
-            part += i128::from(c - b'0') * scale;
-        }
-        total = total.checked_add(part)?;
-        if total > i128::from(i64::MAX) + 1 {
-            return None;
-        }
-    }
-    let total = if neg { -total } else { total };
-    i64::try_from(total).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,30 +143,5 @@ mod tests {
         assert_eq!(parse_time("2023-13-14T22:13:20Z"), None);
         assert_eq!(parse_time("2023-02-29T00:00:00Z"), None);
         assert!(parse_time("2024-02-29T00:00:00Z").is_some());
-    }
-
-    #[test]
-    fn durations() {
-        for (ns, s) in [
-            (0, "0s"),
-            (1, "1ns"),
-            (1_500, "1.5\u{b5}s"),
-            (1_500_000, "1.5ms"),
-            (1_500_000_000, "1.5s"),
-            (90_000_000_000, "1m30s"),
-            (3_600_000_000_000, "1h0m0s"),
-            (-3_600_000_000_000, "-1h0m0s"),
-        ] {
-            assert_eq!(format_duration(ns), s);
-            assert_eq!(parse_duration(s), Some(ns), "{s}");
-        }
-        assert_eq!(parse_duration("1h30m"), Some(5_400_000_000_000));
-        assert_eq!(parse_duration(".5s"), Some(500_000_000));
-        assert_eq!(format_duration(i64::MIN), "-2562047h47m16.854775808s");
-        assert_eq!(parse_duration("-2562047h47m16.854775808s"), Some(i64::MIN));
-        assert_eq!(parse_duration("2562047h47m16.854775808s"), None);
-        assert_eq!(parse_duration("1x"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("99999999999999999999999h"), None);
     }
 }

@@ -473,7 +473,7 @@ fn decode_special(special: Special, name: &str, data: &[u8], depth: usize) -> Re
                     .ok_or_else(|| invalid(name, "time out of range"))?,
             )
         }
-        Special::Duration => Value::String(fmt::format_duration(i1.unwrap_or(0) as i64)),
+        Special::Duration => Value::String(kplex_gocompat::format_duration(i1.unwrap_or(0) as i64)),
         Special::Quantity => {
             Value::String(String::from_utf8_lossy(b1.unwrap_or_default()).into_owned())
         }
@@ -649,7 +649,7 @@ fn encode_special(special: Special, name: &str, v: &Value, out: &mut Vec<u8>) ->
             put_varint(out, u64::from(nanos));
         }
         Special::Duration => {
-            let d = fmt::parse_duration(text()?)
+            let d = kplex_gocompat::parse_duration(text()?)
                 .ok_or_else(|| invalid(name, "expected a Go duration"))?;
             put_key(out, 1, VARINT);
             put_varint(out, d as u64);

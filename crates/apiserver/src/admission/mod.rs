@@ -13,9 +13,9 @@ use kplex_apimachinery::selector::LabelSelector;
 use kplex_apimachinery::{ApiError, meta, patch};
 use serde_json::{Map, Value, json};
 
-use crate::handler::User;
 use crate::object::keys;
 use crate::registry::{DeleteOptions, Registry, Scope, WriteOptions, store_error};
+use kplex_apimachinery::UserInfo;
 
 const GROUP: &str = "admissionregistration.k8s.io";
 const MUTATING: &str = "mutatingwebhookconfigurations";
@@ -24,11 +24,11 @@ const VALIDATING: &str = "validatingwebhookconfigurations";
 tokio::task_local! {
     /// The requester, for `userInfo` in reviews; the handler scopes a request's writes with
     /// [`as_user`] (writes outside such a scope are reviewed with an empty user).
-    static USER: User;
+    static USER: UserInfo;
 }
 
 /// Runs `f` (a request's registry calls) with `user` as the requester webhooks see.
-pub async fn as_user<F: std::future::Future>(user: User, f: F) -> F::Output {
+pub async fn as_user<F: std::future::Future>(user: UserInfo, f: F) -> F::Output {
     USER.scope(user, f).await
 }
 
@@ -389,7 +389,7 @@ fn rule_matches(rule: &Value, attrs: &Attributes<'_>, desc: &crate::catalog::Res
 /// The `AdmissionReview` sent to a webhook.
 fn review(attrs: &Attributes<'_>, obj: Option<&Value>, old: Option<&Value>) -> Value {
     let desc = &attrs.scope.desc;
-    let user = USER.try_with(User::clone).unwrap_or_default();
+    let user = USER.try_with(UserInfo::clone).unwrap_or_default();
     let kind = json!({"group": desc.group, "version": desc.version, "kind": desc.kind});
     let resource = json!({"group": desc.group, "version": desc.version, "resource": desc.plural});
     let name = obj.or(old).and_then(meta::name).unwrap_or("");

@@ -66,7 +66,7 @@ pub async fn admit_binding(
     authz: &Authorizer,
     served: &Served,
     cluster: &str,
-    user: &crate::handler::User,
+    user: &kplex_apimachinery::UserInfo,
     binding: &Value,
 ) -> Result<(), ApiError> {
     if user.groups.iter().any(|g| g == MASTERS) {

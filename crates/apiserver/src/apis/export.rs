@@ -59,7 +59,7 @@ async fn identity_key(
         .await
     {
         Ok(_) => {}
-        Err(e) if e.code == 409 => {}
+        Err(e) if e.is_already_exists() => {}
         Err(e) => return Err(e),
     }
     let key: String = (0..32)
@@ -75,7 +75,7 @@ async fn identity_key(
     {
         Ok(_) => Ok(Some(key.into_bytes())),
         // Someone else created it first: use theirs.
-        Err(e) if e.code == 409 => Ok(get(&t.registry, &secrets, name)
+        Err(e) if e.is_already_exists() => Ok(get(&t.registry, &secrets, name)
             .await?
             .as_ref()
             .and_then(read)),

@@ -324,7 +324,7 @@ pub async fn get(
 ) -> Result<Option<Value>, kplex_apimachinery::ApiError> {
     match registry.get(scope, name).await {
         Ok(s) => Ok(Some(s.decode_as(&scope.desc)?)),
-        Err(e) if e.code == 404 => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -117,7 +117,7 @@ impl ExportView {
     }
 
     /// The RBAC request the view's access check makes in the export's workspace.
-    pub fn content_request(&self, user: &crate::handler::User, verb: &str) -> Request {
+    pub fn content_request(&self, user: &kplex_apimachinery::UserInfo, verb: &str) -> Request {
         Request {
             user: user.name.clone(),
             groups: user.groups.clone(),

@@ -22,7 +22,7 @@ use crate::served::Served;
 pub use rbac::{Request, ResourceAttrs};
 
 const RBAC: &str = "rbac.authorization.k8s.io";
-pub const MASTERS: &str = "system:masters";
+pub use kplex_apimachinery::user::MASTERS;
 
 /// The API groups of namespaced workloads that `edit` and `view` cover (core first).
 const WORKLOAD_GROUPS: &[&str] = &[

@@ -39,7 +39,7 @@ impl Authorizer {
         Ok(match self.authorize(Some(cluster), req).await {
             Ok(()) => json!({"allowed": true, "reason": "allowed by RBAC"}),
             // kube's RBAC authorizer gives no reason for "no opinion"; kubectl prints just "no".
-            Err(e) if e.code == 403 => json!({"allowed": false}),
+            Err(e) if e.is_forbidden() => json!({"allowed": false}),
             Err(e) => return Err(e),
         })
     }

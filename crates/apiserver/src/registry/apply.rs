@@ -232,7 +232,7 @@ impl Registry {
                 })
                 .await
             {
-                Err(e) if e.code == 404 => {}
+                Err(e) if e.is_not_found() => {}
                 Ok(result) => {
                     let written = meta::resource_version(&result.object)
                         .and_then(|rv| rv.parse::<i64>().ok());
@@ -246,7 +246,7 @@ impl Registry {
             // Create-on-apply: the object does not exist yet.
             let created = run(None)?;
             match self.create(scope, created, &applied).await {
-                Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                Err(e) if e.is_already_exists() => continue,
                 other => return other,
             }
         }

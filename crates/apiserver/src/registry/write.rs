@@ -613,7 +613,7 @@ impl Registry {
             {
                 Ok(DeleteOutcome::Pending(_)) => remaining += 1,
                 Ok(DeleteOutcome::Deleted(_)) => {}
-                Err(e) if e.code == 404 => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -640,7 +640,7 @@ impl Registry {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.code == 404 => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
     }

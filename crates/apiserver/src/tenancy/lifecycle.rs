@@ -169,7 +169,7 @@ impl Tenancy {
     async fn get(&self, scope: &Scope, name: &str) -> Result<Option<Value>, ApiError> {
         match self.registry.get(scope, name).await {
             Ok(s) => Ok(Some(s.decode()?)),
-            Err(e) if e.code == 404 => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -205,8 +205,8 @@ impl Tenancy {
             match self.registry.create(&scope, lc, &system()).await {
                 Ok(_) => {}
                 // Taken: by our own earlier attempt (fine when named), or a rare collision.
-                Err(e) if e.code == 409 && name.is_some() => {}
-                Err(e) if e.code == 409 => continue,
+                Err(e) if e.is_already_exists() && name.is_some() => {}
+                Err(e) if e.is_already_exists() => continue,
                 Err(e) => return Err(e),
             }
             self.served.add_cluster(&cluster, path);
@@ -218,7 +218,7 @@ impl Tenancy {
                     .await
                 {
                     Ok(_) => {}
-                    Err(e) if e.code == 409 => {}
+                    Err(e) if e.is_already_exists() => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -255,7 +255,7 @@ impl Tenancy {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if e.code == 409 => {}
+                Err(e) if e.is_already_exists() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -285,7 +285,7 @@ impl Tenancy {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.code == 409 => Ok(()),
+            Err(e) if e.is_already_exists() => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -457,7 +457,7 @@ impl Tenancy {
             Err(e) => {
                 // The Workspace went away meanwhile: do not leave an orphaned logical cluster.
                 self.remove_logical_cluster(&cluster).await?;
-                if e.code == 404 {
+                if e.is_not_found() {
                     Ok(Scheduled::Already)
                 } else {
                     Err(e)
@@ -557,7 +557,7 @@ impl Tenancy {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if e.code == 404 => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }

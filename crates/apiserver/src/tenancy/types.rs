@@ -111,7 +111,7 @@ pub async fn get(
     };
     match registry.get_parsed(&scope, &r.name).await {
         Ok(obj) => Ok(Some(obj)),
-        Err(e) if e.code == 404 => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }

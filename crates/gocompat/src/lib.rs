@@ -1,0 +1,184 @@
+//! Go's text forms that Kubernetes clients and flags use, in one place: `strconv.ParseBool`
+//! (query parameters such as the Python client's `watch=True`, kubectl-style boolean flags)
+//! and `time.Duration` (metav1.Duration in JSON, `--timeout=1m30s`).
+
+/// Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`; anything
+/// else is not a boolean.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `time.ParseDuration` as a [`std::time::Duration`]: `None` for what Go rejects and for
+/// negative durations.
+pub fn parse_std_duration(s: &str) -> Option<std::time::Duration> {
+    let ns = u64::try_from(parse_duration(s)?).ok()?;
+    Some(std::time::Duration::from_nanos(ns))
+}
+
+/// Go's `time.Duration.String()`.
+pub fn format_duration(d: i64) -> String {
+    if d == 0 {
+        return "0s".to_owned();
+    }
+    let sign = if d < 0 { "-" } else { "" };
+    let u = d.unsigned_abs();
+    // Below a second Go switches to one unit with a trimmed fraction.
+    let frac = |v: u64, unit: u64, suffix: &str| {
+        let (whole, rem) = (v / unit, v % unit);
+        let width = unit.ilog10() as usize;
+        let f = format!("{rem:0width$}");
+        let f = f.trim_end_matches('0');
+        if f.is_empty() {
+            format!("{sign}{whole}{suffix}")
+        } else {
+            format!("{sign}{whole}.{f}{suffix}")
+        }
+    };
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return frac(u, 1_000, "\u{b5}s");
+    }
+    if u < 1_000_000_000 {
+        return frac(u, 1_000_000, "ms");
+    }
+    let secs = frac(u % 60_000_000_000, 1_000_000_000, "s");
+    let secs = secs.trim_start_matches('-');
+    let mins = u / 60_000_000_000;
+    if mins == 0 {
+        return format!("{sign}{secs}");
+    }
+    let (h, m) = (mins / 60, mins % 60);
+    if h == 0 {
+        format!("{sign}{m}m{secs}")
+    } else {
+        format!("{sign}{h}h{m}m{secs}")
+    }
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.as_bytes().first()? {
+        b'-' => (true, s.get(1..)?),
+        b'+' => (false, s.get(1..)?),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let int_part = rest.get(..int_len)?;
+        rest = rest.get(int_len..)?;
+        let mut frac_part = "";
+        if let Some(r) = rest.strip_prefix('.') {
+            let n = r.bytes().take_while(u8::is_ascii_digit).count();
+            frac_part = r.get(..n)?;
+            rest = r.get(n..)?;
+        }
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let unit_len = rest
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map_or(rest.len(), |(i, _)| i);
+        let unit: i128 = match rest.get(..unit_len)? {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        rest = rest.get(unit_len..)?;
+        // Go rejects more than 2^63 ns, so a short digit string suffices.
+        if int_part.len() > 20 {
+            return None;
+        }
+        let whole: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok()?
+        };
+        let mut part = whole.checked_mul(unit)?;
+        let mut scale = unit;
+        for c in frac_part.bytes().take(20) {
+            scale /= 10;
+            part += i128::from(c - b'0') * scale;
+        }
+        total = total.checked_add(part)?;
+        if total > i128::from(i64::MAX) + 1 {
+            return None;
+        }
+    }
+    let total = if neg { -total } else { total };
+    i64::try_from(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bools() {
+        for s in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(s), Some(true), "{s}");
+        }
+        for s in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(s), Some(false), "{s}");
+        }
+        for s in ["", "yes", "tRuE", " true"] {
+            assert_eq!(parse_bool(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn std_durations() {
+        assert_eq!(
+            parse_std_duration("1m30s"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_std_duration("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(parse_std_duration("-1s"), None);
+        assert_eq!(parse_std_duration("60"), None);
+    }
+
+    #[test]
+    fn durations() {
+        for (ns, s) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (1_500, "1.5\u{b5}s"),
+            (1_500_000, "1.5ms"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (-3_600_000_000_000, "-1h0m0s"),
+        ] {
+            assert_eq!(format_duration(ns), s);
+            assert_eq!(parse_duration(s), Some(ns), "{s}");
+        }
+        assert_eq!(parse_duration("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(parse_duration(".5s"), Some(500_000_000));
+        assert_eq!(format_duration(i64::MIN), "-2562047h47m16.854775808s");
+        assert_eq!(parse_duration("-2562047h47m16.854775808s"), Some(i64::MIN));
+        assert_eq!(parse_duration("2562047h47m16.854775808s"), None);
+        assert_eq!(parse_duration("1x"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("99999999999999999999999h"), None);
+    }
+}
