@@ -204,7 +204,7 @@ pub fn aggregated(resources: &[Arc<ResourceDesc>], core: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::builtins;
+    use crate::builtins;
 
     #[test]
     fn version_priority() {

@@ -885,7 +885,7 @@ impl Api {
                     .trim_start_matches('.')
                     .split('.')
                     .collect();
-                crate::registry::hooks::set_path(&mut obj, &path, json!(replicas));
+                meta::set_path(&mut obj, &path, json!(replicas));
                 Ok(obj)
             })
             .await?;

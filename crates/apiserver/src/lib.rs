@@ -15,6 +15,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
+pub mod builtins;
 pub mod catalog;
 pub mod controllers;
 pub mod crd;

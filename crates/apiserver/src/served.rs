@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use crate::catalog::{ResourceDesc, builtins};
+use crate::builtins;
+use crate::catalog::ResourceDesc;
 
 /// Source → its descriptions (one per served version). A source is a CRD (its name) or an
 /// APIBinding (`apibinding/<name>`: CRD names never contain a slash).

@@ -387,7 +387,7 @@ async fn bind_to_object(registry: &Registry, scope: &Scope, r: &Value) -> Result
             )));
         }
     };
-    let desc = crate::catalog::builtins::all()
+    let desc = crate::builtins::all()
         .into_iter()
         .find(|d| d.group.is_empty() && d.plural == plural)
         .map(std::sync::Arc::new)

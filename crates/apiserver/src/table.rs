@@ -591,7 +591,7 @@ mod tests {
 
     #[test]
     fn builtin_columns() {
-        let descs = crate::catalog::builtins::all();
+        let descs = crate::builtins::all();
         let deploy = descs.iter().find(|d| d.kind == "Deployment").unwrap();
         let obj = json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}}},

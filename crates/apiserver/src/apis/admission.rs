@@ -13,18 +13,17 @@ use serde_json::Value;
 
 use super::{GROUP, V2, binding::reference, get, scope};
 use crate::authz::{Authorizer, MASTERS, Request, ResourceAttrs};
-use crate::catalog::ResourceDesc;
+use crate::registry::strategy::Strategy;
 use crate::registry::{ListOptions, Registry};
 use crate::served::Served;
 
-fn is(desc: &ResourceDesc, plural: &str) -> bool {
-    desc.group == GROUP && desc.plural == plural
-}
+/// An APIResourceSchema's rules: a `<prefix>.<plural>.<group>` name and an immutable spec.
+#[derive(Debug)]
+pub struct SchemaRules;
 
-/// Field rules checked on every write (see `registry::hooks::validate`).
-pub fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
-    let mut out = Vec::new();
-    if is(desc, "apiresourceschemas") {
+impl Strategy for SchemaRules {
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+        let mut out = Vec::new();
         let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
         let name = meta::name(obj).unwrap_or("");
         if !super::schema_name_matches(name, &spec) {
@@ -43,8 +42,17 @@ pub fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Vec<St
                 "field is immutable",
             ));
         }
+        out
     }
-    if is(desc, "apibindings") {
+}
+
+/// An APIBinding's rules: it names an export, and never another one.
+#[derive(Debug)]
+pub struct BindingRules;
+
+impl Strategy for BindingRules {
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+        let mut out = Vec::new();
         if reference(obj).1.is_empty() {
             out.push(StatusCause::required("spec.reference.export.name", ""));
         }
@@ -57,8 +65,8 @@ pub fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Vec<St
                 "APIExport reference must not be changed",
             ));
         }
+        out
     }
-    out
 }
 
 /// A new APIBinding: the creator needs `bind` on the export (masters may bind anything).

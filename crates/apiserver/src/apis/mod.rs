@@ -111,6 +111,13 @@ pub fn resources() -> Vec<ResourceDesc> {
             None,
         ),
     ]
+    .into_iter()
+    .map(|d| match d.plural.as_str() {
+        "apiresourceschemas" => d.with_strategy(Arc::new(admission::SchemaRules)),
+        "apibindings" => d.with_strategy(Arc::new(admission::BindingRules)),
+        _ => d,
+    })
+    .collect()
 }
 
 /// kcp's identity hash: hex(sha256(key)).

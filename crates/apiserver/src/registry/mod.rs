@@ -4,8 +4,8 @@
 
 mod apply;
 pub mod cache;
-pub mod hooks;
 pub mod list;
+pub mod strategy;
 pub mod watch;
 pub mod write;
 

@@ -6,7 +6,7 @@ use kplex_apimachinery::{ApiError, StatusCause, meta, names, patch};
 use kplex_store::{Precondition, TxnOutcome};
 use serde_json::{Map, Value};
 
-use super::{Registry, Scope, Stored, hooks, store_error};
+use super::{Registry, Scope, Stored, store_error};
 use crate::admission::Operation;
 use crate::catalog::ResourceDesc;
 use crate::object;
@@ -210,7 +210,7 @@ impl Registry {
         {
             map.retain(|k, _| k != "status");
         }
-        hooks::prepare_create(desc, &mut obj)?;
+        desc.strategy.prepare_create(&mut obj)?;
         self.admit_mutating(scope, Operation::Create, opts, &mut obj, None)
             .await?;
         // A mutating webhook may have rewritten it too.
@@ -381,7 +381,7 @@ impl Registry {
                 stamp_cluster(&mut new, cluster);
             }
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
-            hooks::prepare_update(&desc, &old, &mut new)?;
+            desc.strategy.prepare_update(&old, &mut new)?;
             validate(&desc, &new, Some(&old))?;
             self.admit_validating(scope, Operation::Update, opts, &new, Some(&old))
                 .await?;
@@ -400,7 +400,7 @@ impl Registry {
                     warnings,
                 });
             }
-            if meta::deletion_timestamp(&new).is_some() && hooks::finalizers_done(&desc, &new) {
+            if meta::deletion_timestamp(&new).is_some() && desc.strategy.finalizers_done(&new) {
                 if !opts.dry_run {
                     let outcome = self
                         .store
@@ -501,7 +501,7 @@ impl Registry {
             {
                 finalizers.push(m.to_string());
             }
-            let pending = !finalizers.is_empty() || !hooks::finalizers_done(&desc, &obj);
+            let pending = !finalizers.is_empty() || !desc.strategy.finalizers_done(&obj);
             if pending {
                 if meta::deletion_timestamp(&obj).is_some() && finalizers == meta::finalizers(&obj)
                 {
@@ -518,7 +518,7 @@ impl Registry {
                         meta::set_generation(&mut obj, next);
                     }
                 }
-                hooks::prepare_delete(&desc, &mut obj);
+                desc.strategy.prepare_delete(&mut obj);
                 if opts.dry_run {
                     return Ok(DeleteOutcome::Pending(obj));
                 }
@@ -797,14 +797,11 @@ fn apply_schema(
 
 /// Metadata validation plus the kind's own rules.
 fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    if desc.group == crate::tenancy::TENANCY
-        && desc.plural == "workspaces"
-        && let Some(old) = old
-    {
-        crate::tenancy::admission::check_update(old, obj)?;
+    if let Some(old) = old {
+        desc.strategy.check_update(old, obj)?;
     }
     let metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
-    let validator = hooks::name_validator(desc);
+    let validator = desc.strategy.name_validator();
     let mut causes = names::validate_object_meta(&metadata, desc.namespaced, validator);
     if let Some(old) = old
         && meta::deletion_timestamp(old).is_some()
@@ -819,7 +816,7 @@ fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Result<(),
             }
         }
     }
-    causes.extend(hooks::validate(desc, obj, old));
+    causes.extend(desc.strategy.validate(obj, old));
     if causes.is_empty() {
         Ok(())
     } else {
@@ -833,7 +830,8 @@ fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Result<(),
 }
 
 /// What each endpoint may change: the main resource keeps the stored status (when there is
-/// a status subresource); `/status` changes only status; `/finalize` only spec.finalizers.
+/// a status subresource); `/status` changes only status; the kind's own subresources (a
+/// namespace's `/finalize`) what its strategy says.
 fn merge_for_subresource(
     desc: &ResourceDesc,
     old: &Value,
@@ -844,11 +842,8 @@ fn merge_for_subresource(
         None if desc.status => Ok(with_field(new, "status", old.get("status"))),
         None => Ok(new),
         Some("status") if desc.status => {
-            let mut out = old.clone();
-            let labels_annotations = ["labels", "annotations"];
             // kube's status strategies keep metadata from the stored object.
-            let _ = labels_annotations;
-            out = with_field(out, "status", new.get("status"));
+            let mut out = with_field(old.clone(), "status", new.get("status"));
             if let Some(rv) = meta::resource_version(&new) {
                 meta::set_resource_version(&mut out, rv);
             } else {
@@ -856,29 +851,16 @@ fn merge_for_subresource(
             }
             Ok(out)
         }
-        Some("finalize") if desc.group.is_empty() && desc.plural == "namespaces" => {
-            let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned();
-            let mut out = old.clone();
-            if let Some(spec) = out
-                .as_object_mut()
-                .map(|m| m.entry("spec").or_insert_with(|| Value::Object(Map::new())))
-            {
-                match (spec.as_object_mut(), finalizers) {
-                    (Some(s), Some(f)) => {
-                        s.insert("finalizers".into(), f);
-                    }
-                    (Some(s), None) => s.retain(|k, _| k != "finalizers"),
-                    _ => {}
-                }
-            }
-            meta::remove(&mut out, "resourceVersion");
-            Ok(out)
-        }
-        Some(other) => Err(ApiError::not_found(
-            &desc.group,
-            &format!("{}/{other}", desc.plural),
-            "",
-        )),
+        Some(other) => desc
+            .strategy
+            .update_subresource(other, old, new)
+            .unwrap_or_else(|| {
+                Err(ApiError::not_found(
+                    &desc.group,
+                    &format!("{}/{other}", desc.plural),
+                    "",
+                ))
+            }),
     }
 }
 

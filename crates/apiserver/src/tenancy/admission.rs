@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::types::{self, TypeRef};
 use super::{TENANCY, TYPE_ANNOTATION, WORKSPACE_FINALIZER};
+use crate::registry::strategy::Strategy;
 use crate::registry::{Registry, Scope};
 use crate::served::Served;
 
@@ -138,4 +139,22 @@ pub fn check_update(old: &Value, new: &Value) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// A Workspace's rules on writes: new ones wait in phase Scheduling until they have a
+/// logical cluster (kcp), and an update keeps what the system set ([`check_update`]).
+#[derive(Debug)]
+pub struct WorkspaceRules;
+
+impl Strategy for WorkspaceRules {
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        if obj.pointer("/status/phase").is_none_or(Value::is_null) {
+            meta::set_path(obj, &["status", "phase"], json!("Scheduling"));
+        }
+        Ok(())
+    }
+
+    fn check_update(&self, old: &Value, obj: &Value) -> Result<(), ApiError> {
+        check_update(old, obj)
+    }
 }

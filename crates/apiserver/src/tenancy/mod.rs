@@ -55,7 +55,8 @@ pub fn resources() -> Vec<ResourceDesc> {
                 Column::age(),
             ],
             schemas::workspace(),
-        ),
+        )
+        .with_strategy(std::sync::Arc::new(admission::WorkspaceRules)),
         system(
             TENANCY,
             "WorkspaceType",

@@ -1,5 +1,8 @@
-//! The few kinds with rules of their own (Kubernetes' per-kind "strategies"): namespaces,
-//! secrets, config maps, workloads, CRDs. Everything else is fully generic.
+//! The built-in kinds with rules of their own (Kubernetes' per-kind strategies): namespaces,
+//! services, secrets, config maps, workloads, pods, RBAC names, CRDs. Every other built-in kind
+//! is fully generic.
+
+use std::sync::Arc;
 
 use base64::Engine;
 use kplex_apimachinery::names::{self, NameValidator};
@@ -7,111 +10,118 @@ use kplex_apimachinery::status::BadValue;
 use kplex_apimachinery::{ApiError, StatusCause, meta};
 use serde_json::{Map, Value, json};
 
-use crate::catalog::ResourceDesc;
+use crate::registry::strategy::{self, Strategy};
 
-fn is(desc: &ResourceDesc, group: &str, plural: &str) -> bool {
-    desc.group == group && desc.plural == plural
-}
-
-fn is_workload(desc: &ResourceDesc) -> bool {
-    desc.group == "apps"
-        && matches!(
-            desc.plural.as_str(),
-            "deployments" | "replicasets" | "statefulsets" | "daemonsets"
-        )
-}
-
-/// How `metadata.name` is validated for this kind.
-pub fn name_validator(desc: &ResourceDesc) -> NameValidator {
-    match (desc.group.as_str(), desc.plural.as_str()) {
-        ("", "namespaces") | ("", "services") => names::dns_label_name,
-        ("rbac.authorization.k8s.io", _) => names::path_segment_name,
-        _ => names::dns_subdomain_name,
+/// The strategy of built-in kind `group`/`plural`.
+pub fn for_kind(group: &str, plural: &str) -> Arc<dyn Strategy> {
+    match (group, plural) {
+        ("", "namespaces") => Arc::new(Namespaces),
+        ("", "services") => Arc::new(Services),
+        ("", "secrets") => Arc::new(Secrets),
+        ("", "configmaps") => Arc::new(ConfigMaps),
+        ("", "pods") => Arc::new(Pods),
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            Arc::new(Workload(workload_kind(plural)))
+        }
+        ("rbac.authorization.k8s.io", _) => Arc::new(Rbac),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(Crds),
+        _ => strategy::generic(),
     }
 }
 
-/// Defaults and derived fields on create.
-pub fn prepare_create(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
-    if is(desc, "", "namespaces") {
-        set_path(obj, &["status", "phase"], json!("Active"));
-        set_path(obj, &["spec", "finalizers"], json!(["kubernetes"]));
-    }
-    // kcp: a new Workspace waits in Scheduling until it has a logical cluster.
-    if is(desc, "tenancy.kcp.io", "workspaces")
-        && obj.pointer("/status/phase").is_none_or(Value::is_null)
-    {
-        set_path(obj, &["status", "phase"], json!("Scheduling"));
-    }
-    prepare_common(desc, obj)
-}
+#[derive(Debug)]
+struct Namespaces;
 
-/// Defaults and derived fields on every update.
-pub fn prepare_update(desc: &ResourceDesc, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
-    prepare_common(desc, obj)
-}
+impl Strategy for Namespaces {
+    fn name_validator(&self) -> NameValidator {
+        names::dns_label_name
+    }
 
-fn prepare_common(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
-    if is(desc, "", "secrets") {
-        secret_string_data(obj);
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        meta::set_path(obj, &["status", "phase"], json!("Active"));
+        meta::set_path(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+        Ok(())
     }
-    if is_workload(desc) {
-        default_workload(desc, obj);
-    }
-    if is(desc, "", "services") {
-        default_service(obj);
-    }
-    if is(desc, "", "pods")
-        && let Some(spec) = obj.get_mut("spec")
-    {
-        default_pod_spec(spec);
-    }
-    Ok(())
-}
 
-/// Marks a namespace Terminating when its deletion starts.
-pub fn prepare_delete(desc: &ResourceDesc, obj: &mut Value) {
-    if is(desc, "", "namespaces") {
-        set_path(obj, &["status", "phase"], json!("Terminating"));
+    /// Marks a namespace Terminating when its deletion starts.
+    fn prepare_delete(&self, obj: &mut Value) {
+        meta::set_path(obj, &["status", "phase"], json!("Terminating"));
     }
-}
 
-/// Finalizers beyond metadata.finalizers that keep an object alive: a namespace lives
-/// until its `spec.finalizers` are emptied through `/finalize`.
-pub fn finalizers_done(desc: &ResourceDesc, obj: &Value) -> bool {
-    let metadata_done = meta::finalizers(obj).is_empty();
-    if !is(desc, "", "namespaces") {
-        return metadata_done;
+    /// A namespace lives until its `spec.finalizers` are emptied through `/finalize` too.
+    fn finalizers_done(&self, obj: &Value) -> bool {
+        let spec_done = obj
+            .get("spec")
+            .and_then(|s| s.get("finalizers"))
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty());
+        meta::finalizers(obj).is_empty() && spec_done
     }
-    let spec_done = obj
-        .get("spec")
-        .and_then(|s| s.get("finalizers"))
-        .and_then(Value::as_array)
-        .is_none_or(|a| a.is_empty());
-    metadata_done && spec_done
-}
 
-/// The kind's own validation.
-pub fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
-    let mut out = Vec::new();
-    if is(desc, "", "configmaps") {
-        for field in ["data", "binaryData"] {
-            for key in obj
-                .get(field)
-                .and_then(Value::as_object)
-                .into_iter()
-                .flat_map(Map::keys)
-            {
-                if !valid_config_key(key) {
-                    out.push(StatusCause::invalid(
-                        &format!("{field}[{key}]"),
-                        BadValue::Str(key),
-                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
-                    ));
+    /// `/finalize` changes `spec.finalizers` and nothing else.
+    fn update_subresource(
+        &self,
+        subresource: &str,
+        old: &Value,
+        new: Value,
+    ) -> Option<Result<Value, ApiError>> {
+        if subresource != "finalize" {
+            return None;
+        }
+        let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned();
+        let mut out = old.clone();
+        if let Some(spec) = out
+            .as_object_mut()
+            .map(|m| m.entry("spec").or_insert_with(|| Value::Object(Map::new())))
+        {
+            match (spec.as_object_mut(), finalizers) {
+                (Some(s), Some(f)) => {
+                    s.insert("finalizers".into(), f);
                 }
+                (Some(s), None) => s.retain(|k, _| k != "finalizers"),
+                _ => {}
             }
         }
+        meta::remove(&mut out, "resourceVersion");
+        Some(Ok(out))
     }
-    if is(desc, "", "secrets") {
+}
+
+#[derive(Debug)]
+struct Services;
+
+impl Strategy for Services {
+    fn name_validator(&self) -> NameValidator {
+        names::dns_label_name
+    }
+
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        default_service(obj);
+        Ok(())
+    }
+
+    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
+        default_service(obj);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Secrets;
+
+impl Strategy for Secrets {
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        secret_string_data(obj);
+        Ok(())
+    }
+
+    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
+        secret_string_data(obj);
+        Ok(())
+    }
+
+    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
+        let mut out = Vec::new();
         for (key, value) in obj
             .get("data")
             .and_then(Value::as_object)
@@ -136,15 +146,107 @@ pub fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Vec<St
                 ));
             }
         }
+        out
     }
-    if is_workload(desc) {
+}
+
+#[derive(Debug)]
+struct ConfigMaps;
+
+impl Strategy for ConfigMaps {
+    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
+        let mut out = Vec::new();
+        for field in ["data", "binaryData"] {
+            for key in obj
+                .get(field)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(Map::keys)
+            {
+                if !valid_config_key(key) {
+                    out.push(StatusCause::invalid(
+                        &format!("{field}[{key}]"),
+                        BadValue::Str(key),
+                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct Pods;
+
+impl Strategy for Pods {
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        if let Some(spec) = obj.get_mut("spec") {
+            default_pod_spec(spec);
+        }
+        Ok(())
+    }
+
+    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
+        self.prepare_create(obj)
+    }
+}
+
+/// The pod-template workload kinds of `apps/v1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkloadKind {
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+}
+
+fn workload_kind(plural: &str) -> WorkloadKind {
+    match plural {
+        "deployments" => WorkloadKind::Deployment,
+        "statefulsets" => WorkloadKind::StatefulSet,
+        "daemonsets" => WorkloadKind::DaemonSet,
+        _ => WorkloadKind::ReplicaSet,
+    }
+}
+
+#[derive(Debug)]
+struct Workload(WorkloadKind);
+
+impl Strategy for Workload {
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        default_workload(self.0, obj);
+        Ok(())
+    }
+
+    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
+        default_workload(self.0, obj);
+        Ok(())
+    }
+
+    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
+        let mut out = Vec::new();
         validate_workload(obj, &mut out);
+        out
     }
-    if is(desc, "apiextensions.k8s.io", "customresourcedefinitions") {
-        out.extend(crate::crd::validate(obj));
+}
+
+#[derive(Debug)]
+struct Rbac;
+
+impl Strategy for Rbac {
+    fn name_validator(&self) -> NameValidator {
+        names::path_segment_name
     }
-    out.extend(crate::apis::admission::validate(desc, obj, old));
-    out
+}
+
+#[derive(Debug)]
+struct Crds;
+
+impl Strategy for Crds {
+    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
+        crate::crd::validate(obj)
+    }
 }
 
 fn valid_config_key(key: &str) -> bool {
@@ -227,29 +329,29 @@ fn validate_workload(obj: &Value, out: &mut Vec<StatusCause>) {
 
 /// kube-apiserver's defaults for the fields users most often leave out, so that objects
 /// read back as they would from Kubernetes (and client-side apply diffs stay small).
-fn default_workload(desc: &ResourceDesc, obj: &mut Value) {
+fn default_workload(kind: WorkloadKind, obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    if desc.plural != "daemonsets" {
+    if kind != WorkloadKind::DaemonSet {
         spec.entry("replicas").or_insert(json!(1));
     }
     spec.entry("revisionHistoryLimit").or_insert(json!(10));
-    match desc.plural.as_str() {
-        "deployments" => {
+    match kind {
+        WorkloadKind::Deployment => {
             spec.entry("progressDeadlineSeconds").or_insert(json!(600));
             spec.entry("strategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
         }
-        "statefulsets" => {
+        WorkloadKind::StatefulSet => {
             spec.entry("podManagementPolicy")
                 .or_insert(json!("OrderedReady"));
             spec.entry("updateStrategy")
                 .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
         }
-        "daemonsets" => {
+        WorkloadKind::DaemonSet => {
             spec.entry("updateStrategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
         }
-        _ => {}
+        WorkloadKind::ReplicaSet => {}
     }
     if let Some(pod) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
         default_pod_spec(pod);
@@ -322,27 +424,5 @@ fn default_service(obj: &mut Value) {
                 p.entry("targetPort").or_insert(port);
             }
         }
-    }
-}
-
-/// Sets `obj.a.b.c = value`, creating objects on the way.
-pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut cur = obj;
-    for p in parents {
-        let Some(map) = cur.as_object_mut() else {
-            return;
-        };
-        cur = map
-            .entry(p.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !cur.is_object() {
-            *cur = Value::Object(Map::new());
-        }
-    }
-    if let Some(map) = cur.as_object_mut() {
-        map.insert(last.to_string(), value);
     }
 }

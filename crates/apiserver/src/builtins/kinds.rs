@@ -1,0 +1,612 @@
+//! The kinds every logical cluster serves (kcp's generic control plane plus the workload
+//! kinds that syncers place on real clusters).
+
+use std::sync::Arc;
+
+use crate::catalog::{ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths};
+use crate::registry::strategy;
+
+struct B(ResourceDesc);
+
+fn r(group: &str, version: &str, kind: &str, plural: &str) -> B {
+    B(ResourceDesc {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: kind.to_ascii_lowercase(),
+        short_names: vec![],
+        categories: vec![],
+        namespaced: true,
+        status: false,
+        scale: None,
+        generation: false,
+        columns: vec![],
+        field_labels: vec![],
+        schema: None,
+        builtin_schema: Arc::default(),
+        origin: Origin::Builtin,
+        verbs: ALL_VERBS.to_vec(),
+        conversion: None,
+        strategy: strategy::generic(),
+    })
+}
+
+fn col(name: &str, type_: &str, priority: i32, cell: Cell) -> Column {
+    Column {
+        name: name.into(),
+        type_: type_.into(),
+        format: if matches!(cell, Cell::Name) {
+            "name".into()
+        } else {
+            String::new()
+        },
+        description: String::new(),
+        priority,
+        cell,
+    }
+}
+
+/// Column spec shorthand: `"Name"`, `"Age"`, `".json.path"`, or `"=computed"`.
+fn cell(spec: &str) -> Cell {
+    if let Some(c) = spec.strip_prefix('=') {
+        return Cell::Computed(Box::leak(c.to_string().into_boxed_str()));
+    }
+    match spec {
+        "Name" => Cell::Name,
+        "Age" => Cell::Age,
+        path => match kplex_schema::jsonpath::parse(path) {
+            Ok(p) => Cell::Path(Arc::new(p)),
+            // The table is ours; a bad path is a programming error caught by tests.
+            Err(_) => Cell::Computed("invalid"),
+        },
+    }
+}
+
+impl B {
+    fn cluster(mut self) -> Self {
+        self.0.namespaced = false;
+        self
+    }
+    fn short(mut self, names: &[&str]) -> Self {
+        self.0.short_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    fn all(mut self) -> Self {
+        self.0.categories = vec!["all".into()];
+        self
+    }
+    fn status(mut self) -> Self {
+        self.0.status = true;
+        self
+    }
+    fn scale(mut self) -> Self {
+        self.0.scale = Some(ScalePaths {
+            spec_replicas: ".spec.replicas".into(),
+            status_replicas: ".status.replicas".into(),
+            label_selector: Some(".status.selector".into()),
+        });
+        self
+    }
+    fn generation(mut self) -> Self {
+        self.0.generation = true;
+        self
+    }
+    fn fields(mut self, labels: &[(&str, &str)]) -> Self {
+        self.0.field_labels = labels
+            .iter()
+            .map(|(l, p)| (l.to_string(), p.to_string()))
+            .collect();
+        self
+    }
+    /// Columns as (header, type, priority, cell spec).
+    fn cols(mut self, cols: &[(&str, &str, i32, &str)]) -> Self {
+        self.0.columns = cols
+            .iter()
+            .map(|(n, t, p, c)| col(n, t, *p, cell(c)))
+            .collect();
+        self
+    }
+}
+
+const NAME: (&str, &str, i32, &str) = ("Name", "string", 0, "Name");
+const AGE: (&str, &str, i32, &str) = ("Age", "date", 0, "Age");
+const CREATED_AT: (&str, &str, i32, &str) = ("Created At", "date", 0, "=createdAt");
+
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject.kind", ".involvedObject.kind"),
+    ("involvedObject.namespace", ".involvedObject.namespace"),
+    ("involvedObject.name", ".involvedObject.name"),
+    ("involvedObject.uid", ".involvedObject.uid"),
+    ("involvedObject.apiVersion", ".involvedObject.apiVersion"),
+    (
+        "involvedObject.resourceVersion",
+        ".involvedObject.resourceVersion",
+    ),
+    ("involvedObject.fieldPath", ".involvedObject.fieldPath"),
+    ("reason", ".reason"),
+    ("reportingComponent", ".reportingComponent"),
+    ("source", ".source.component"),
+    ("type", ".type"),
+];
+
+const EVENT_COLS: &[(&str, &str, i32, &str)] = &[
+    ("Last Seen", "string", 0, "=eventLastSeen"),
+    ("Type", "string", 0, ".type"),
+    ("Reason", "string", 0, ".reason"),
+    ("Object", "string", 0, "=eventObject"),
+    ("Message", "string", 0, "=eventMessage"),
+];
+
+const WORKLOAD_WIDE: &[(&str, &str, i32, &str)] = &[
+    ("Containers", "string", 1, "=containers"),
+    ("Images", "string", 1, "=images"),
+    ("Selector", "string", 1, "=selector"),
+];
+
+fn with(
+    base: &[(&'static str, &'static str, i32, &'static str)],
+    extra: &[(&'static str, &'static str, i32, &'static str)],
+) -> Vec<(&'static str, &'static str, i32, &'static str)> {
+    base.iter().chain(extra).copied().collect()
+}
+
+/// Every built-in resource, in discovery order.
+pub fn all() -> Vec<ResourceDesc> {
+    let v = vec![
+        // core/v1
+        r("", "v1", "Namespace", "namespaces")
+            .cluster()
+            .short(&["ns"])
+            .status()
+            .fields(&[("status.phase", ".status.phase")])
+            .cols(&[NAME, ("Status", "string", 0, ".status.phase"), AGE]),
+        r("", "v1", "ConfigMap", "configmaps")
+            .short(&["cm"])
+            .cols(&[NAME, ("Data", "integer", 0, "=dataCount"), AGE]),
+        r("", "v1", "Secret", "secrets")
+            .fields(&[("type", ".type")])
+            .cols(&[
+                NAME,
+                ("Type", "string", 0, ".type"),
+                ("Data", "integer", 0, "=dataCount"),
+                AGE,
+            ]),
+        r("", "v1", "ServiceAccount", "serviceaccounts")
+            .short(&["sa"])
+            .cols(&[NAME, ("Secrets", "integer", 0, "=secretsCount"), AGE]),
+        r("", "v1", "Event", "events")
+            .short(&["ev"])
+            .fields(EVENT_FIELDS)
+            .cols(EVENT_COLS),
+        r("", "v1", "LimitRange", "limitranges")
+            .short(&["limits"])
+            .cols(&[NAME, CREATED_AT]),
+        r("", "v1", "ResourceQuota", "resourcequotas")
+            .short(&["quota"])
+            .status()
+            .cols(&[NAME, AGE]),
+        r("", "v1", "Pod", "pods")
+            .short(&["po"])
+            .all()
+            .status()
+            .fields(&[
+                ("spec.nodeName", ".spec.nodeName"),
+                ("spec.restartPolicy", ".spec.restartPolicy"),
+                ("spec.schedulerName", ".spec.schedulerName"),
+                ("spec.serviceAccountName", ".spec.serviceAccountName"),
+                ("spec.hostNetwork", ".spec.hostNetwork"),
+                ("status.phase", ".status.phase"),
+                ("status.podIP", ".status.podIP"),
+                ("status.nominatedNodeName", ".status.nominatedNodeName"),
+            ])
+            .cols(&[
+                NAME,
+                ("Ready", "string", 0, "=podReady"),
+                ("Status", "string", 0, "=podStatus"),
+                ("Restarts", "string", 0, "=podRestarts"),
+                AGE,
+                ("IP", "string", 1, ".status.podIP"),
+                ("Node", "string", 1, ".spec.nodeName"),
+            ]),
+        r("", "v1", "Service", "services")
+            .short(&["svc"])
+            .all()
+            .status()
+            .cols(&[
+                NAME,
+                ("Type", "string", 0, ".spec.type"),
+                ("Cluster-IP", "string", 0, ".spec.clusterIP"),
+                ("External-IP", "string", 0, "=externalIPs"),
+                ("Port(s)", "string", 0, "=servicePorts"),
+                AGE,
+                ("Selector", "string", 1, "=serviceSelector"),
+            ]),
+        r("", "v1", "Endpoints", "endpoints").short(&["ep"]).cols(&[
+            NAME,
+            ("Endpoints", "string", 0, "=endpoints"),
+            AGE,
+        ]),
+        r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+            .short(&["pvc"])
+            .status()
+            .cols(&[
+                NAME,
+                ("Status", "string", 0, ".status.phase"),
+                ("Volume", "string", 0, ".spec.volumeName"),
+                ("Capacity", "string", 0, ".status.capacity.storage"),
+                ("Access Modes", "string", 0, "=accessModes"),
+                ("StorageClass", "string", 0, ".spec.storageClassName"),
+                AGE,
+            ]),
+        // apps/v1
+        r("apps", "v1", "Deployment", "deployments")
+            .short(&["deploy"])
+            .all()
+            .status()
+            .scale()
+            .generation()
+            .cols(&with(
+                &[
+                    NAME,
+                    ("Ready", "string", 0, "=readyOfReplicas"),
+                    ("Up-to-date", "integer", 0, "=updatedReplicas"),
+                    ("Available", "integer", 0, "=availableReplicas"),
+                    AGE,
+                ],
+                WORKLOAD_WIDE,
+            )),
+        r("apps", "v1", "ReplicaSet", "replicasets")
+            .short(&["rs"])
+            .all()
+            .status()
+            .scale()
+            .generation()
+            .cols(&with(
+                &[
+                    NAME,
+                    ("Desired", "integer", 0, "=specReplicas"),
+                    ("Current", "integer", 0, "=statusReplicas"),
+                    ("Ready", "integer", 0, "=readyReplicas"),
+                    AGE,
+                ],
+                WORKLOAD_WIDE,
+            )),
+        r("apps", "v1", "StatefulSet", "statefulsets")
+            .short(&["sts"])
+            .all()
+            .status()
+            .scale()
+            .generation()
+            .cols(&with(
+                &[NAME, ("Ready", "string", 0, "=readyOfReplicas"), AGE],
+                &WORKLOAD_WIDE[..2],
+            )),
+        r("apps", "v1", "DaemonSet", "daemonsets")
+            .short(&["ds"])
+            .all()
+            .status()
+            .generation()
+            .cols(&with(
+                &[
+                    NAME,
+                    ("Desired", "integer", 0, "=dsDesired"),
+                    ("Current", "integer", 0, "=dsCurrent"),
+                    ("Ready", "integer", 0, "=dsReady"),
+                    ("Up-to-date", "integer", 0, "=dsUpdated"),
+                    ("Available", "integer", 0, "=dsAvailable"),
+                    ("Node Selector", "string", 0, "=nodeSelector"),
+                    AGE,
+                ],
+                WORKLOAD_WIDE,
+            )),
+        // batch/v1
+        r("batch", "v1", "Job", "jobs")
+            .all()
+            .status()
+            .generation()
+            .cols(&with(
+                &[
+                    NAME,
+                    ("Status", "string", 0, "=jobStatus"),
+                    ("Completions", "string", 0, "=jobCompletions"),
+                    ("Duration", "string", 0, "=jobDuration"),
+                    AGE,
+                ],
+                WORKLOAD_WIDE,
+            )),
+        r("batch", "v1", "CronJob", "cronjobs")
+            .short(&["cj"])
+            .all()
+            .status()
+            .generation()
+            .cols(&[
+                NAME,
+                ("Schedule", "string", 0, ".spec.schedule"),
+                ("Timezone", "string", 0, "=timeZone"),
+                ("Suspend", "boolean", 0, "=suspend"),
+                ("Active", "integer", 0, "=activeCount"),
+                ("Last Schedule", "string", 0, "=lastSchedule"),
+                AGE,
+            ]),
+        // networking.k8s.io/v1
+        r("networking.k8s.io", "v1", "Ingress", "ingresses")
+            .short(&["ing"])
+            .status()
+            .generation()
+            .cols(&[
+                NAME,
+                ("Class", "string", 0, "=ingressClass"),
+                ("Hosts", "string", 0, "=ingressHosts"),
+                ("Address", "string", 0, "=ingressAddress"),
+                ("Ports", "string", 0, "=ingressPorts"),
+                AGE,
+            ]),
+        r(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+        )
+        .short(&["netpol"])
+        .generation()
+        .cols(&[NAME, ("Pod-Selector", "string", 0, "=podSelector"), AGE]),
+        // autoscaling
+        r(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+        )
+        .short(&["hpa"])
+        .all()
+        .status()
+        .cols(&[
+            NAME,
+            ("Reference", "string", 0, "=hpaReference"),
+            ("MinPods", "integer", 0, ".spec.minReplicas"),
+            ("MaxPods", "integer", 0, ".spec.maxReplicas"),
+            ("Replicas", "integer", 0, ".status.currentReplicas"),
+            AGE,
+        ]),
+        r(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+        )
+        .short(&["hpa"])
+        .status()
+        .cols(&[
+            NAME,
+            ("Reference", "string", 0, "=hpaReference"),
+            ("MinPods", "integer", 0, ".spec.minReplicas"),
+            ("MaxPods", "integer", 0, ".spec.maxReplicas"),
+            ("Replicas", "integer", 0, ".status.currentReplicas"),
+            AGE,
+        ]),
+        // policy/v1
+        r(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        )
+        .short(&["pdb"])
+        .status()
+        .generation()
+        .cols(&[
+            NAME,
+            ("Min Available", "string", 0, "=minAvailable"),
+            ("Max Unavailable", "string", 0, "=maxUnavailable"),
+            (
+                "Allowed Disruptions",
+                "integer",
+                0,
+                ".status.disruptionsAllowed",
+            ),
+            AGE,
+        ]),
+        // rbac.authorization.k8s.io/v1
+        r("rbac.authorization.k8s.io", "v1", "Role", "roles").cols(&[NAME, CREATED_AT]),
+        r(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+        )
+        .cluster()
+        .cols(&[NAME, CREATED_AT]),
+        r(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+        )
+        .cols(&[
+            NAME,
+            ("Role", "string", 0, "=roleRef"),
+            AGE,
+            ("Users", "string", 1, "=bindingUsers"),
+            ("Groups", "string", 1, "=bindingGroups"),
+            ("ServiceAccounts", "string", 1, "=bindingServiceAccounts"),
+        ]),
+        r(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+        )
+        .cluster()
+        .cols(&[
+            NAME,
+            ("Role", "string", 0, "=roleRef"),
+            AGE,
+            ("Users", "string", 1, "=bindingUsers"),
+            ("Groups", "string", 1, "=bindingGroups"),
+            ("ServiceAccounts", "string", 1, "=bindingServiceAccounts"),
+        ]),
+        // coordination.k8s.io/v1
+        r("coordination.k8s.io", "v1", "Lease", "leases").cols(&[
+            NAME,
+            ("Holder", "string", 0, ".spec.holderIdentity"),
+            AGE,
+        ]),
+        // events.k8s.io/v1
+        r("events.k8s.io", "v1", "Event", "events")
+            .short(&["ev"])
+            .fields(&[
+                ("regarding.kind", ".regarding.kind"),
+                ("regarding.name", ".regarding.name"),
+                ("regarding.namespace", ".regarding.namespace"),
+                ("regarding.uid", ".regarding.uid"),
+                ("reason", ".reason"),
+                ("type", ".type"),
+                ("reportingController", ".reportingController"),
+            ])
+            .cols(EVENT_COLS),
+        // admissionregistration.k8s.io/v1
+        r(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+        )
+        .cluster()
+        .generation()
+        .cols(&[NAME, ("Webhooks", "integer", 0, "=webhooksCount"), AGE]),
+        r(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+        )
+        .cluster()
+        .generation()
+        .cols(&[NAME, ("Webhooks", "integer", 0, "=webhooksCount"), AGE]),
+        // certificates.k8s.io/v1
+        r(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+        )
+        .cluster()
+        .short(&["csr"])
+        .status()
+        .fields(&[("spec.signerName", ".spec.signerName")])
+        .cols(&[
+            NAME,
+            AGE,
+            ("SignerName", "string", 0, ".spec.signerName"),
+            ("Requestor", "string", 0, ".spec.username"),
+            ("Condition", "string", 0, "=csrCondition"),
+        ]),
+        // authorization.k8s.io/v1: reviews, answered and never stored
+        r(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+        )
+        .cluster()
+        .create_only(),
+        r(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+        )
+        .cluster()
+        .create_only(),
+        r(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+        )
+        .cluster()
+        .create_only(),
+        r(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+        )
+        .create_only(),
+        // authentication.k8s.io/v1: reviews, answered by `authn` and never stored
+        r(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+        )
+        .cluster()
+        .create_only(),
+        r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews")
+            .cluster()
+            .create_only(),
+        // apiextensions.k8s.io/v1
+        r(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+        )
+        .cluster()
+        .short(&["crd", "crds"])
+        .categories(&["api-extensions"])
+        .status()
+        .generation()
+        .cols(&[NAME, CREATED_AT]),
+    ];
+    v.into_iter()
+        .map(|b| {
+            let strategy = super::strategies::for_kind(&b.0.group, &b.0.plural);
+            b.0.with_strategy(strategy)
+        })
+        .collect()
+}
+
+impl B {
+    /// Reviews: POST only, answered without being stored.
+    fn create_only(mut self) -> Self {
+        self.0.verbs = vec!["create"];
+        self
+    }
+
+    fn categories(mut self, c: &[&str]) -> Self {
+        self.0.categories = c.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_well_formed() {
+        let all = all();
+        let mut seen = std::collections::HashSet::new();
+        for d in &all {
+            assert!(
+                d.columns
+                    .iter()
+                    .all(|c| !matches!(c.cell, Cell::Computed("invalid"))),
+                "{}",
+                d.kind
+            );
+            assert!(
+                d.verbs == ["create"] || !d.columns.is_empty(),
+                "{} has no columns",
+                d.kind
+            );
+            assert!(
+                seen.insert((d.group.clone(), d.version.clone(), d.plural.clone())),
+                "duplicate {}",
+                d.plural
+            );
+        }
+    }
+}

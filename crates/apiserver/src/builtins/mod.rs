@@ -1,0 +1,7 @@
+//! The built-in Kubernetes kinds: the table of what every logical cluster serves
+//! ([`kinds`]) and the rules of the few with rules of their own ([`strategies`]).
+
+pub mod kinds;
+pub mod strategies;
+
+pub use kinds::all;
