@@ -326,15 +326,8 @@ impl Api {
         }
         match target {
             Target::Resource(r) => {
-                // Webhooks see the requester as `userInfo`.
-                let requester = user.clone();
-                crate::admission::as_user(
-                    requester,
-                    Box::pin(
-                        self.resource(cluster, r, None, &user, headers, query, body, predicate),
-                    ),
-                )
-                .await
+                Box::pin(self.resource(cluster, r, None, &user, headers, query, body, predicate))
+                    .await
             }
             _ => Err(not_found_path()),
         }
@@ -436,18 +429,15 @@ impl Api {
             }
             _ => body,
         };
-        crate::admission::as_user(
-            user.clone(),
-            self.resource(
-                cluster,
-                r,
-                Some(plan.desc),
-                user,
-                &headers,
-                query,
-                body,
-                plan.predicate,
-            ),
+        self.resource(
+            cluster,
+            r,
+            Some(plan.desc),
+            user,
+            &headers,
+            query,
+            body,
+            plan.predicate,
         )
         .await
     }
@@ -596,30 +586,6 @@ impl Api {
         let wanted = response::negotiate(accept, protobuf_ok, shapes)
             .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(protobuf_ok)))?;
         let name = r.name.clone().unwrap_or_default();
-        if desc.group == "rbac.authorization.k8s.io"
-            && matches!(r.verb, Verb::Create | Verb::Update | Verb::Patch)
-            && !user.is_master()
-            && let Some(cluster) = scope.cluster.as_deref()
-        {
-            let proposed = match r.verb {
-                Verb::Patch if patch_kind(headers)? == PatchKind::Apply => {
-                    body::decode_yaml(&body)?
-                }
-                Verb::Patch => {
-                    let current = self.registry.get(&scope, &name).await?.decode()?;
-                    apply_patch(patch_kind(headers)?, &current, &body)?
-                }
-                _ => body::decode(content_type(headers), &body)?,
-            };
-            let base = crate::authz::Request {
-                user: user.name.clone(),
-                groups: user.groups.clone(),
-                ..Default::default()
-            };
-            self.authz
-                .check_escalation(cluster, &base, &desc.plural, &proposed)
-                .await?;
-        }
         if desc.group == "authorization.k8s.io" && r.verb == Verb::Create {
             let cluster = scope
                 .cluster
@@ -701,10 +667,9 @@ impl Api {
                 Ok(self.watch_response(desc, wanted, include, stream, timeout))
             }
             (Verb::Create, _) => {
-                let mut obj = body::decode(content_type(headers), &body)?;
-                let opts = write_options(query, None, headers)?;
+                let obj = body::decode(content_type(headers), &body)?;
+                let opts = write_options(query, None, headers, user)?;
                 strict_json(&opts, headers, &body)?;
-                self.admit_create(&scope, user, &mut obj).await?;
                 let claim = self.claim_workspace(&scope, &opts, &obj);
                 let mut result = self.registry.create(&scope, obj, &opts).await?;
                 if let Some(scheduled) = self.schedule_created(claim).await {
@@ -725,6 +690,7 @@ impl Api {
                     headers,
                     wanted,
                     include,
+                    user,
                     move |_| Ok(scale.clone()),
                 )
                 .await
@@ -740,13 +706,14 @@ impl Api {
                     headers,
                     wanted,
                     include,
+                    user,
                     move |current| apply_patch(kind, current, &patch),
                 )
                 .await
             }
             (Verb::Update, _) => {
                 let obj = body::decode(content_type(headers), &body)?;
-                let opts = write_options(query, sub, headers)?;
+                let opts = write_options(query, sub, headers, user)?;
                 strict_json(&opts, headers, &body)?;
                 let result = self.registry.update(&scope, &name, obj, &opts).await?;
                 let mut resp =
@@ -757,7 +724,7 @@ impl Api {
             (Verb::Patch, _) => {
                 let kind = patch_kind(headers)?;
                 let patch = body;
-                let opts = write_options(query, sub, headers)?;
+                let opts = write_options(query, sub, headers, user)?;
                 if kind == PatchKind::Apply
                     && let Some(stored) = self
                         .registry
@@ -777,19 +744,7 @@ impl Api {
                 Ok(resp)
             }
             (Verb::Delete, _) => {
-                let opts = delete_options(headers, query, &body)?;
-                if desc.group == crate::apis::GROUP
-                    && desc.plural == "apiresourceschemas"
-                    && let Some(cluster) = scope.cluster.as_deref()
-                {
-                    crate::apis::admission::admit_schema_delete(
-                        &self.registry,
-                        &self.served,
-                        cluster,
-                        &name,
-                    )
-                    .await?;
-                }
+                let opts = delete_options(headers, query, &body, user)?;
                 match self.registry.delete(&scope, &name, &opts).await? {
                     DeleteOutcome::Deleted(obj) => Ok(delete_status(&desc, &obj)),
                     DeleteOutcome::Pending(obj) => {
@@ -798,7 +753,7 @@ impl Api {
                 }
             }
             (Verb::DeleteCollection, _) => {
-                let opts = delete_options(headers, query, &body)?;
+                let opts = delete_options(headers, query, &body, user)?;
                 let list_opts = list_options(&desc, query)?;
                 let result = self
                     .registry
@@ -846,9 +801,10 @@ impl Api {
         headers: &HeaderMap,
         wanted: Wanted,
         include: IncludeObject,
+        user: &UserInfo,
         change: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Response<Body>, ApiError> {
-        let opts = write_options(query, None, headers)?;
+        let opts = write_options(query, None, headers, user)?;
         let paths = desc.scale.clone().ok_or_else(not_found_path)?;
         let d = desc.clone();
         let result = self
@@ -1184,82 +1140,6 @@ impl Api {
             }
         }
     }
-
-    /// Admission of new objects (the kinds with cross-object rules).
-    async fn admit_create(
-        &self,
-        scope: &Scope,
-        user: &UserInfo,
-        obj: &mut Value,
-    ) -> Result<(), ApiError> {
-        let Some(cluster) = scope.cluster.as_deref() else {
-            return Ok(());
-        };
-        if is_tenancy(&scope.desc, "workspaces") {
-            let t = crate::tenancy::admission::admit_create(
-                &self.registry,
-                &self.served,
-                cluster,
-                &user.name,
-                obj,
-            )
-            .await?;
-            // kcp: creating a workspace of a type needs `use` on that WorkspaceType (every
-            // signed-in user may use root:universal).
-            let masters = user.is_master();
-            if !masters && t != crate::tenancy::types::TypeRef::universal() {
-                let type_cluster = self
-                    .served
-                    .resolve(&t.path)
-                    .unwrap_or_else(|| t.path.clone());
-                let req = crate::authz::Request {
-                    user: user.name.clone(),
-                    groups: user.groups.clone(),
-                    verb: "use".into(),
-                    resource: Some(crate::authz::ResourceAttrs {
-                        group: crate::tenancy::TENANCY.into(),
-                        resource: "workspacetypes".into(),
-                        name: Some(t.name.clone()),
-                        ..Default::default()
-                    }),
-                    path: None,
-                };
-                if !self.authz.rbac_allows(&type_cluster, &req).await? {
-                    return Err(ApiError::forbidden(
-                        crate::tenancy::TENANCY,
-                        "workspaces",
-                        meta::name(obj).unwrap_or(""),
-                        &format!("unable to use workspace type {}", t.qualified()),
-                    ));
-                }
-            }
-            return Ok(());
-        }
-        if scope.desc.group == crate::apis::GROUP && scope.desc.plural == "apibindings" {
-            return crate::apis::admission::admit_binding(
-                &self.authz,
-                &self.served,
-                cluster,
-                user,
-                obj,
-            )
-            .await;
-        }
-        if scope.desc.group == "apiextensions.k8s.io"
-            && scope.desc.plural == "customresourcedefinitions"
-        {
-            return crate::apis::admission::admit_crd(&self.served, cluster, obj);
-        }
-        if is_tenancy(&scope.desc, "logicalclusters") {
-            return Err(ApiError::forbidden(
-                crate::tenancy::CORE,
-                "logicalclusters",
-                meta::name(obj).unwrap_or(""),
-                "logical clusters are created by the system, through workspaces",
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Keeps the open-watch gauge right when a stream is dropped.
@@ -1310,6 +1190,7 @@ fn delete_options(
     headers: &HeaderMap,
     query: &Query,
     bytes: &[u8],
+    user: &UserInfo,
 ) -> Result<DeleteOptions, ApiError> {
     let from_body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
@@ -1336,6 +1217,7 @@ fn delete_options(
         propagation_policy: policy,
         precondition_uid: text(pre.and_then(|p| p.get("uid"))),
         precondition_resource_version: text(pre.and_then(|p| p.get("resourceVersion"))),
+        user: Some(Arc::new(user.clone())),
     })
 }
 
@@ -1423,6 +1305,7 @@ fn write_options(
     q: &Query,
     sub: Option<&str>,
     headers: &HeaderMap,
+    user: &UserInfo,
 ) -> Result<WriteOptions, ApiError> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
@@ -1446,6 +1329,7 @@ fn write_options(
         applied: false,
         force: flag(q, "force"),
         pin_resource_version: false,
+        user: Some(Arc::new(user.clone())),
     })
 }
 

@@ -13,6 +13,7 @@ use kplex_store::{
 use serde_json::{Value, json};
 
 use crate::handler::Api;
+use crate::registry::admission::{AdmissionChain, AdmissionPlugin};
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;
 use crate::{controllers, metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
@@ -196,8 +197,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls = pki.server_config(authn.tls_verifier())?;
 
     let mut registry = Registry::new(store.clone());
-    registry.admission = Some(Arc::new(crate::admission::Admission::new()));
     let served = Arc::new(Served::new());
+    registry.admission = Arc::new(admission_chain(&registry, &served));
     let quota = Arc::new(crate::quota::Quota::new(
         served.clone(),
         config.logical_cluster_total_object_limit,
@@ -255,6 +256,30 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         serving,
     })
+}
+
+/// Every write's admission plugins, in kube-apiserver's order: the features' own, then the
+/// webhooks (mutating last among mutations, validating last among validations).
+fn admission_chain(registry: &Registry, served: &Arc<Served>) -> AdmissionChain {
+    let authz = crate::authz::Authorizer {
+        registry: registry.clone(),
+        served: served.clone(),
+    };
+    let plugins: Vec<Arc<dyn AdmissionPlugin>> = vec![
+        Arc::new(tenancy::admission::TenancyAdmission {
+            registry: registry.clone(),
+            served: served.clone(),
+            authz: authz.clone(),
+        }),
+        Arc::new(crate::apis::admission::ApisAdmission {
+            registry: registry.clone(),
+            served: served.clone(),
+            authz: authz.clone(),
+        }),
+        Arc::new(crate::authz::EscalationCheck(authz)),
+        Arc::new(crate::admission::Webhooks::new(registry)),
+    ];
+    AdmissionChain::new(plugins)
 }
 
 const LOGICAL_CLUSTERS: &str = "/registry/core.kcp.io/logicalclusters/";

@@ -13,93 +13,62 @@ use kplex_apimachinery::selector::LabelSelector;
 use kplex_apimachinery::{ApiError, meta, patch};
 use serde_json::{Map, Value, json};
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kplex_store::Store;
+
 use crate::object::keys;
-use crate::registry::{DeleteOptions, Registry, Scope, WriteOptions, store_error};
-use kplex_apimachinery::UserInfo;
+use crate::registry::admission::{AdmissionPlugin, Attributes, Operation};
+use crate::registry::cache::WatchCaches;
+use crate::registry::{Registry, Scope, store_error};
 
 const GROUP: &str = "admissionregistration.k8s.io";
 const MUTATING: &str = "mutatingwebhookconfigurations";
 const VALIDATING: &str = "validatingwebhookconfigurations";
 
-tokio::task_local! {
-    /// The requester, for `userInfo` in reviews; the handler scopes a request's writes with
-    /// [`as_user`] (writes outside such a scope are reviewed with an empty user).
-    static USER: UserInfo;
+/// Calls a logical cluster's admission webhooks (an [`AdmissionPlugin`]). Stateless:
+/// configurations are read from the watch cache at each write, so a new configuration applies
+/// as soon as the cache has it.
+pub struct Webhooks {
+    caches: Arc<WatchCaches>,
+    store: Arc<dyn Store>,
 }
 
-/// Runs `f` (a request's registry calls) with `user` as the requester webhooks see.
-pub async fn as_user<F: std::future::Future>(user: UserInfo, f: F) -> F::Output {
-    USER.scope(user, f).await
-}
-
-/// The admission component on the [`Registry`]. Stateless: configurations are read from the
-/// watch cache at each write, so a new configuration applies as soon as the cache has it.
-#[derive(Debug, Default)]
-pub struct Admission {}
-
-impl Admission {
-    pub fn new() -> Self {
-        Self {}
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Operation {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "CREATE",
-            Self::Update => "UPDATE",
-            Self::Delete => "DELETE",
-        }
-    }
-
-    fn options_kind(self) -> &'static str {
-        match self {
-            Self::Create => "CreateOptions",
-            Self::Update => "UpdateOptions",
-            Self::Delete => "DeleteOptions",
+impl Webhooks {
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            caches: registry.caches.clone(),
+            store: registry.store.clone(),
         }
     }
 }
 
-/// One write as admission sees it.
-struct Attributes<'a> {
-    scope: &'a Scope,
-    cluster: &'a str,
-    operation: Operation,
-    subresource: &'a str,
-    dry_run: bool,
-    options: Value,
-}
+#[async_trait]
+impl AdmissionPlugin for Webhooks {
+    fn name(&self) -> &'static str {
+        "webhooks"
+    }
 
-impl Registry {
     /// Mutating webhooks for a CREATE or UPDATE; `obj` is replaced by their patches.
-    pub(crate) async fn admit_mutating(
+    async fn admit(
         &self,
-        scope: &Scope,
-        operation: Operation,
-        opts: &WriteOptions,
+        attrs: &Attributes<'_>,
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let Some(attrs) = write_attributes(self, scope, operation, opts) else {
+        if exempt(attrs.scope) {
             return Ok(());
-        };
+        }
         let configs = self.configurations(MUTATING, attrs.cluster).await?;
         if configs.is_empty() {
             return Ok(());
         }
         for hook in webhooks(&configs) {
-            if !self.matches(&attrs, &hook, Some(obj), old).await? {
+            if !self.matches(attrs, &hook, Some(obj), old).await? {
                 continue;
             }
-            let review = review(&attrs, Some(obj), old);
+            let review = review(attrs, Some(obj), old);
             match call(&hook, &review).await {
                 Ok(resp) => {
                     check_allowed(&hook, &resp)?;
@@ -113,52 +82,22 @@ impl Registry {
         Ok(())
     }
 
-    /// Validating webhooks for a CREATE or UPDATE of `obj`.
-    pub(crate) async fn admit_validating(
+    /// Validating webhooks, all at once as kube-apiserver calls them; the first rejection
+    /// in name order wins.
+    async fn validate(
         &self,
-        scope: &Scope,
-        operation: Operation,
-        opts: &WriteOptions,
-        obj: &Value,
+        attrs: &Attributes<'_>,
+        obj: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let Some(attrs) = write_attributes(self, scope, operation, opts) else {
+        if exempt(attrs.scope) {
             return Ok(());
-        };
-        self.validate_with(&attrs, Some(obj), old).await
+        }
+        self.validate_with(attrs, obj, old).await
     }
+}
 
-    /// Validating webhooks for a DELETE of `old` (mutation of a deletion is not a thing).
-    pub(crate) async fn admit_delete(
-        &self,
-        scope: &Scope,
-        opts: &DeleteOptions,
-        old: &Value,
-    ) -> Result<(), ApiError> {
-        if self.admission.is_none() || exempt(scope) {
-            return Ok(());
-        }
-        let Some(cluster) = scope.cluster.as_deref() else {
-            return Ok(());
-        };
-        let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"});
-        if opts.dry_run {
-            options["dryRun"] = json!(["All"]);
-        }
-        if let Some(p) = &opts.propagation_policy {
-            options["propagationPolicy"] = json!(p);
-        }
-        let attrs = Attributes {
-            scope,
-            cluster,
-            operation: Operation::Delete,
-            subresource: "",
-            dry_run: opts.dry_run,
-            options,
-        };
-        self.validate_with(&attrs, None, Some(old)).await
-    }
-
+impl Webhooks {
     async fn validate_with(
         &self,
         attrs: &Attributes<'_>,
@@ -254,34 +193,6 @@ impl Registry {
         };
         Ok(ns_selector.matches(&labels))
     }
-}
-
-fn write_attributes<'a>(
-    registry: &Registry,
-    scope: &'a Scope,
-    operation: Operation,
-    opts: &'a WriteOptions,
-) -> Option<Attributes<'a>> {
-    // The server's own writes (workspace bookkeeping, controllers' status) are not API
-    // requests: a workspace's webhooks must not be able to wedge them.
-    if registry.admission.is_none() || opts.system || exempt(scope) {
-        return None;
-    }
-    let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": operation.options_kind()});
-    if opts.dry_run {
-        options["dryRun"] = json!(["All"]);
-    }
-    if let Some(m) = &opts.field_manager {
-        options["fieldManager"] = json!(m);
-    }
-    Some(Attributes {
-        scope,
-        cluster: scope.cluster.as_deref()?,
-        operation,
-        subresource: opts.subresource.as_deref().unwrap_or(""),
-        dry_run: opts.dry_run,
-        options,
-    })
 }
 
 /// Webhook configurations are never subject to webhooks (as in kube-apiserver), so a broken
@@ -389,7 +300,7 @@ fn rule_matches(rule: &Value, attrs: &Attributes<'_>, desc: &crate::catalog::Res
 /// The `AdmissionReview` sent to a webhook.
 fn review(attrs: &Attributes<'_>, obj: Option<&Value>, old: Option<&Value>) -> Value {
     let desc = &attrs.scope.desc;
-    let user = USER.try_with(UserInfo::clone).unwrap_or_default();
+    let user = attrs.user.cloned().unwrap_or_default();
     let kind = json!({"group": desc.group, "version": desc.version, "kind": desc.kind});
     let resource = json!({"group": desc.group, "version": desc.version, "resource": desc.plural});
     let name = obj.or(old).and_then(meta::name).unwrap_or("");
@@ -405,7 +316,7 @@ fn review(attrs: &Attributes<'_>, obj: Option<&Value>, old: Option<&Value>) -> V
         "object": obj.cloned().unwrap_or(Value::Null),
         "oldObject": old.cloned().unwrap_or(Value::Null),
         "dryRun": attrs.dry_run,
-        "options": attrs.options,
+        "options": options(attrs),
     });
     if !attrs.subresource.is_empty() {
         request["subResource"] = json!(attrs.subresource);
@@ -416,6 +327,26 @@ fn review(attrs: &Attributes<'_>, obj: Option<&Value>, old: Option<&Value>) -> V
         request["namespace"] = json!(ns);
     }
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+/// The operation's options as a review carries them.
+fn options(attrs: &Attributes<'_>) -> Value {
+    let kind = match attrs.operation {
+        Operation::Create => "CreateOptions",
+        Operation::Update => "UpdateOptions",
+        Operation::Delete => "DeleteOptions",
+    };
+    let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": kind});
+    if attrs.dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
+    if let Some(m) = attrs.field_manager {
+        options["fieldManager"] = json!(m);
+    }
+    if let Some(p) = attrs.propagation_policy {
+        options["propagationPolicy"] = json!(p);
+    }
+    options
 }
 
 /// Calls the webhook; its `response`, checked to answer this very request.

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::{GROUP, V2, binding::reference, get, scope};
 use crate::authz::{Authorizer, MASTERS, Request, ResourceAttrs};
+use crate::registry::admission::{AdmissionPlugin, Attributes, Operation};
 use crate::registry::strategy::Strategy;
 use crate::registry::{ListOptions, Registry};
 use crate::served::Served;
@@ -180,5 +181,58 @@ pub async fn export_of(
     match scope(served, export_cluster, V2, "apiexports") {
         Some(s) => get(registry, &s, name).await,
         None => Ok(None),
+    }
+}
+
+/// The `apis.kcp.io` admission plugin: `bind` permission on a new APIBinding's export, no CRD
+/// over a bound resource, no deleting a schema an export uses. API requests only: the server's
+/// own writes are trusted.
+pub struct ApisAdmission {
+    pub registry: Registry,
+    pub served: std::sync::Arc<Served>,
+    pub authz: Authorizer,
+}
+
+#[async_trait::async_trait]
+impl AdmissionPlugin for ApisAdmission {
+    fn name(&self) -> &'static str {
+        "apis"
+    }
+
+    async fn admit(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        _old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let Some(user) = attrs.user else {
+            return Ok(());
+        };
+        if attrs.operation != Operation::Create {
+            return Ok(());
+        }
+        if attrs.is(GROUP, "apibindings") {
+            return admit_binding(&self.authz, &self.served, attrs.cluster, user, obj).await;
+        }
+        if attrs.is("apiextensions.k8s.io", "customresourcedefinitions") {
+            return admit_crd(&self.served, attrs.cluster, obj);
+        }
+        Ok(())
+    }
+
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        _obj: Option<&Value>,
+        _old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        if attrs.user.is_some()
+            && attrs.operation == Operation::Delete
+            && attrs.is(GROUP, "apiresourceschemas")
+        {
+            return admit_schema_delete(&self.registry, &self.served, attrs.cluster, attrs.name)
+                .await;
+        }
+        Ok(())
     }
 }

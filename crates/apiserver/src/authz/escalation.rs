@@ -6,6 +6,7 @@ use kplex_apimachinery::{ApiError, meta};
 use serde_json::Value;
 
 use super::{Authorizer, Request, ResourceAttrs, rbac};
+use crate::registry::admission::{AdmissionPlugin, Attributes};
 
 impl Authorizer {
     /// Whether `user` holds every permission of `rules` in `cluster` (and `namespace`).
@@ -161,5 +162,38 @@ impl Authorizer {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// RBAC escalation prevention as an admission plugin: a Role, ClusterRole or binding about
+/// to be created or updated by someone outside `system:masters`.
+pub struct EscalationCheck(pub Authorizer);
+
+#[async_trait::async_trait]
+impl AdmissionPlugin for EscalationCheck {
+    fn name(&self) -> &'static str {
+        "rbac-escalation"
+    }
+
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: Option<&Value>,
+        _old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let (Some(user), Some(obj)) = (attrs.user, obj) else {
+            return Ok(());
+        };
+        if attrs.scope.desc.group != super::RBAC || user.is_master() {
+            return Ok(());
+        }
+        let base = Request {
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            ..Default::default()
+        };
+        self.0
+            .check_escalation(attrs.cluster, &base, &attrs.scope.desc.plural, obj)
+            .await
     }
 }

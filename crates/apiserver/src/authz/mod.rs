@@ -8,6 +8,7 @@
 //! and an RBAC rule for the request.
 
 mod escalation;
+pub use escalation::EscalationCheck;
 pub mod rbac;
 pub mod review;
 
@@ -21,7 +22,7 @@ use crate::registry::Registry;
 use crate::served::Served;
 pub use rbac::{Request, ResourceAttrs};
 
-const RBAC: &str = "rbac.authorization.k8s.io";
+pub(crate) const RBAC: &str = "rbac.authorization.k8s.io";
 pub use kplex_apimachinery::user::MASTERS;
 
 /// The API groups of namespaced workloads that `edit` and `view` cover (core first).

@@ -2,6 +2,7 @@
 //! [`ResourceDesc`]. One code path serves built-ins and CRDs alike (like Kubernetes'
 //! `registry/generic`); the few kinds with special rules plug in through [`hooks`].
 
+pub mod admission;
 mod apply;
 pub mod cache;
 pub mod list;
@@ -154,8 +155,8 @@ pub fn store_error(e: kplex_store::Error) -> ApiError {
 pub struct Registry {
     pub store: Arc<dyn Store>,
     pub caches: Arc<cache::WatchCaches>,
-    /// Admission webhooks; None: no dynamic admission (embedded uses, unit tests).
-    pub admission: Option<Arc<crate::admission::Admission>>,
+    /// The admission plugins of every write (empty: none, as in unit tests).
+    pub admission: Arc<admission::AdmissionChain>,
     /// Applies known to change nothing (see `apply.rs`).
     pub noop_applies: Arc<apply::NoopApplies>,
     /// Object-count limits; None: no quotas (embedded uses, unit tests).
@@ -198,7 +199,7 @@ impl Registry {
         Self {
             caches: Arc::new(cache::WatchCaches::new(store.clone())),
             store,
-            admission: None,
+            admission: Arc::default(),
             noop_applies: Arc::default(),
             quota: None,
             decoded: Arc::default(),

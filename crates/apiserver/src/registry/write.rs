@@ -2,12 +2,14 @@
 //! Kubernetes' metadata rules, finalizers, dry run.
 
 use kplex_apimachinery::patch_schema::{self, PatchSchema};
-use kplex_apimachinery::{ApiError, StatusCause, meta, names, patch};
+use std::sync::Arc;
+
+use kplex_apimachinery::{ApiError, StatusCause, UserInfo, meta, names, patch};
 use kplex_store::{Precondition, TxnOutcome};
 use serde_json::{Map, Value};
 
+use super::admission::Operation;
 use super::{Registry, Scope, Stored, store_error};
-use crate::admission::Operation;
 use crate::catalog::ResourceDesc;
 use crate::object;
 
@@ -51,6 +53,8 @@ pub struct WriteOptions {
     /// The new object came whole from the client (PUT): its resourceVersion, if any, is a
     /// precondition even when it equals the stored one.
     pub pin_resource_version: bool,
+    /// Who asks (admission sees it); `None`: the server itself.
+    pub user: Option<Arc<UserInfo>>,
 }
 
 /// Field manager of writes that name none (and of the server's own writes).
@@ -146,6 +150,8 @@ pub struct DeleteOptions {
     pub propagation_policy: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    /// Who asks (admission sees it); `None`: the server itself.
+    pub user: Option<Arc<UserInfo>>,
 }
 
 /// What a DELETE did.

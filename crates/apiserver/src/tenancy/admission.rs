@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::types::{self, TypeRef};
 use super::{TENANCY, TYPE_ANNOTATION, WORKSPACE_FINALIZER};
+use crate::registry::admission::{AdmissionPlugin, Attributes, Operation};
 use crate::registry::strategy::Strategy;
 use crate::registry::{Registry, Scope};
 use crate::served::Served;
@@ -156,5 +157,78 @@ impl Strategy for WorkspaceRules {
 
     fn check_update(&self, old: &Value, obj: &Value) -> Result<(), ApiError> {
         check_update(old, obj)
+    }
+}
+
+/// The tenancy admission plugin (kcp's `pkg/admission/workspace` and `logicalcluster`): a
+/// new Workspace gets its type and finalizer and needs `use` on that type; LogicalClusters
+/// are the system's to create. API requests only: the server's own writes are trusted.
+pub struct TenancyAdmission {
+    pub registry: Registry,
+    pub served: std::sync::Arc<Served>,
+    pub authz: crate::authz::Authorizer,
+}
+
+#[async_trait::async_trait]
+impl AdmissionPlugin for TenancyAdmission {
+    fn name(&self) -> &'static str {
+        "tenancy"
+    }
+
+    async fn admit(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        _old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let Some(user) = attrs.user else {
+            return Ok(());
+        };
+        if attrs.operation != Operation::Create {
+            return Ok(());
+        }
+        if attrs.is(super::CORE, "logicalclusters") {
+            return Err(ApiError::forbidden(
+                super::CORE,
+                "logicalclusters",
+                meta::name(obj).unwrap_or(""),
+                "logical clusters are created by the system, through workspaces",
+            ));
+        }
+        if !attrs.is(TENANCY, "workspaces") {
+            return Ok(());
+        }
+        let t = admit_create(&self.registry, &self.served, attrs.cluster, &user.name, obj).await?;
+        // kcp: creating a workspace of a type needs `use` on that WorkspaceType (every
+        // signed-in user may use root:universal).
+        if user.is_master() || t == TypeRef::universal() {
+            return Ok(());
+        }
+        let type_cluster = self
+            .served
+            .resolve(&t.path)
+            .unwrap_or_else(|| t.path.clone());
+        let req = crate::authz::Request {
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            verb: "use".into(),
+            resource: Some(crate::authz::ResourceAttrs {
+                group: TENANCY.into(),
+                resource: "workspacetypes".into(),
+                name: Some(t.name.clone()),
+                ..Default::default()
+            }),
+            path: None,
+        };
+        if self.authz.rbac_allows(&type_cluster, &req).await? {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                TENANCY,
+                "workspaces",
+                meta::name(obj).unwrap_or(""),
+                &format!("unable to use workspace type {}", t.qualified()),
+            ))
+        }
     }
 }
