@@ -256,6 +256,28 @@ pub fn type_error(metadata: &Value) -> Option<String> {
     None
 }
 
+/// Sets `obj.a.b.c = value`, creating objects on the way.
+pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        cur = map
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+    }
+    if let Some(map) = cur.as_object_mut() {
+        map.insert(last.to_string(), value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,26 +338,5 @@ mod tests {
         assert!(type_error(&json!({"name": 5})).is_some());
         assert!(type_error(&json!({"labels": []})).is_some());
         assert!(type_error(&json!({"generation": 1.5})).is_some());
-    }
-}
-/// Sets `obj.a.b.c = value`, creating objects on the way.
-pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut cur = obj;
-    for p in parents {
-        let Some(map) = cur.as_object_mut() else {
-            return;
-        };
-        cur = map
-            .entry(p.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !cur.is_object() {
-            *cur = Value::Object(Map::new());
-        }
-    }
-    if let Some(map) = cur.as_object_mut() {
-        map.insert(last.to_string(), value);
     }
 }
