@@ -18,13 +18,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use http::Method;
+use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use crate::client::Client;
 use crate::crd_snapshot::{self, Format};
 use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Connection, Kubeconfig};
 use crate::path::{ClusterUrl, LogicalPath};
+use crate::server::ApiClient;
 
 const APIBINDINGS: &str = "apis/apis.kcp.io/v1alpha2/apibindings";
 const APIEXPORTS: &str = "apis/apis.kcp.io/v1alpha2/apiexports";
@@ -655,7 +656,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation> {
 
 /// The current workspace: a client for the server and the request prefix of the workspace.
 pub struct Target {
-    pub client: Client,
+    pub client: ApiClient,
     /// `/clusters/<path>` (or whatever path the server URL has), no trailing slash.
     pub prefix: String,
     /// The workspace path, when the server URL points into one.
@@ -678,7 +679,7 @@ impl Target {
     }
 }
 
-/// Splits a server URL into what a [`Client`] takes (scheme, authority and any prefix before
+/// Splits a server URL into what an [`ApiClient`] takes (scheme, authority and any prefix before
 /// `/clusters/`) and the request prefix of the workspace it points at.
 pub fn split_server(server: &str) -> (String, String, Option<LogicalPath>) {
     if let Some(c) = ClusterUrl::parse(server) {
@@ -709,10 +710,9 @@ pub fn connection(g: &GlobalFlags) -> Result<Connection> {
         (Ok(path), server) => match Kubeconfig::load(&path) {
             Ok(kc) => {
                 let kc = kc.with_context_override(g.context.clone());
-                if server.is_some() && kc.current_context_name().is_none() {
-                    Connection::default()
-                } else {
-                    kc.connection()?
+                match server {
+                    Some(s) if kc.current_context_name().is_none() => Connection::for_server(s)?,
+                    _ => kc.connection()?,
                 }
             }
             // No kubeconfig at all is fine when --server says where to go.
@@ -721,22 +721,22 @@ pub fn connection(g: &GlobalFlags) -> Result<Connection> {
                     && g.kubeconfig.is_none()
                     && source.kind() == std::io::ErrorKind::NotFound =>
             {
-                Connection::default()
+                Connection::for_server(server.as_deref().unwrap_or_default())?
             }
             Err(e) => return Err(e),
         },
-        (Err(_), Some(_)) => Connection::default(),
+        (Err(_), Some(server)) => Connection::for_server(server)?,
         (Err(e), None) => return Err(e),
     };
     if let Some(s) = &g.server {
         conn.server = s.clone();
     }
     if let Some(t) = &g.token {
-        conn.token = Some(t.clone());
+        conn.config.auth_info.token = Some(SecretString::from(t.clone()));
     }
     if g.insecure_skip_tls_verify {
-        conn.insecure = true;
-        conn.ca_pem = None;
+        conn.config.accept_invalid_certs = true;
+        conn.config.root_cert = None;
     }
     Ok(conn)
 }
@@ -745,7 +745,7 @@ pub fn target(g: &GlobalFlags) -> Result<Target> {
     let conn = connection(g)?;
     let (base, prefix, path) = split_server(&conn.server);
     Ok(Target {
-        client: Client::new(&conn, &base)?,
+        client: ApiClient::new(conn.config, &base)?,
         prefix,
         path,
     })
@@ -1237,22 +1237,23 @@ pub fn run(
             prefix,
             format,
         } => crd_snapshot(&file, &prefix, format, stdin, out),
-        Command::Bind(opts) => {
+        // The client is made inside the runtime: kube's spawns its request worker there.
+        Command::Bind(opts) => runtime()?.block_on(async {
             let t = target(&inv.global)?;
-            runtime()?.block_on(bind(&t, &opts, out, err))
-        }
-        Command::ClaimsGet { name } => {
+            bind(&t, &opts, out, err).await
+        }),
+        Command::ClaimsGet { name } => runtime()?.block_on(async {
             let t = target(&inv.global)?;
-            runtime()?.block_on(claims_get(&t, name.as_deref(), out, err))
-        }
+            claims_get(&t, name.as_deref(), out, err).await
+        }),
         Command::ClaimsSet {
             name,
             claims,
             state,
-        } => {
+        } => runtime()?.block_on(async {
             let t = target(&inv.global)?;
-            runtime()?.block_on(claims_set(&t, &name, &claims, state, out))
-        }
+            claims_set(&t, &name, &claims, state, out).await
+        }),
     }
 }
 
@@ -1279,6 +1280,7 @@ pub fn kplex_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::convert::Infallible;
     use std::sync::{Arc, Mutex};
 
@@ -1594,10 +1596,17 @@ mod tests {
             kubeconfig: Some(kc.to_string_lossy().into_owned()),
             ..Default::default()
         };
+        let token = |c: &Connection| {
+            c.config
+                .auth_info
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string())
+        };
         let c = connection(&g).unwrap();
         assert_eq!(c.server, "https://a/clusters/root");
-        assert_eq!(c.token.as_deref(), Some("from-file"));
-        assert!(!c.insecure && c.ca_pem.is_some());
+        assert_eq!(token(&c).as_deref(), Some("from-file"));
+        assert!(!c.config.accept_invalid_certs && c.config.root_cert.is_some());
 
         let c = connection(&GlobalFlags {
             context: Some("b".into()),
@@ -1605,7 +1614,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.server, "https://b/clusters/root:b");
-        assert!(c.insecure);
+        assert!(c.config.accept_invalid_certs);
 
         let c = connection(&GlobalFlags {
             server: Some("https://s/clusters/root:x".into()),
@@ -1615,8 +1624,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.server, "https://s/clusters/root:x");
-        assert_eq!(c.token.as_deref(), Some("flag"));
-        assert!(c.insecure && c.ca_pem.is_none());
+        assert_eq!(token(&c).as_deref(), Some("flag"));
+        assert!(c.config.accept_invalid_certs && c.config.root_cert.is_none());
 
         // An explicit --kubeconfig must exist, even with --server.
         let missing = dir.path().join("missing");
@@ -1867,13 +1876,10 @@ widgets      secrets      core          get              Pending
     }
 
     fn target_for(server: &str) -> Target {
-        let conn = Connection {
-            server: server.to_string(),
-            ..Default::default()
-        };
+        let conn = Connection::for_server(server).unwrap();
         let (base, prefix, path) = split_server(server);
         Target {
-            client: Client::new(&conn, &base).unwrap(),
+            client: ApiClient::new(conn.config, &base).unwrap(),
             prefix,
             path,
         }
