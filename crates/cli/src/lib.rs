@@ -6,6 +6,7 @@ pub mod apis;
 pub mod cli;
 pub mod crd_snapshot;
 pub mod error;
+pub mod flags;
 pub mod kubeconfig;
 pub mod path;
 pub mod server;
