@@ -7,8 +7,7 @@
 //! - `crd snapshot` converts CRDs to APIResourceSchemas ([`crate::crd_snapshot`]),
 //! - `workspace` / `ws` is `kubectl ws`.
 //!
-//! Command lines are parsed as cobra does for kcp (flags anywhere, `--flag=value` or
-//! `--flag value`, `--` ends flags).
+//! Command lines are parsed with clap as cobra parses kcp's ([`crate::flags`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -17,14 +16,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use http::Method;
+use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use crate::client::Client;
 use crate::crd_snapshot::{self, Format};
 use crate::error::{Error, Result};
+use crate::flags::{self, GoBool};
 use crate::kubeconfig::{self, Connection, Kubeconfig};
 use crate::path::{ClusterUrl, LogicalPath};
+use crate::server::ApiClient;
 
 const APIBINDINGS: &str = "apis/apis.kcp.io/v1alpha2/apibindings";
 const APIEXPORTS: &str = "apis/apis.kcp.io/v1alpha2/apiexports";
@@ -243,47 +245,93 @@ pub struct Invocation {
     pub command: Command,
 }
 
-/// Flags that take a value (long names, short aliases).
-const VALUE_FLAGS: &[(&str, Option<char>)] = &[
-    ("kubeconfig", None),
-    ("context", None),
-    ("server", Some('s')),
-    ("token", None),
-    ("name", None),
-    ("accept-permission-claim", None),
-    ("reject-permission-claim", None),
-    ("timeout", None),
-    ("filename", Some('f')),
-    ("prefix", None),
-    ("output", Some('o')),
-];
-const BOOL_FLAGS: &[(&str, Option<char>)] =
-    &[("insecure-skip-tls-verify", None), ("help", Some('h'))];
+/// The command line of `kubectl kplex`: every command's flags (checked against the command
+/// after parsing, as cobra's subcommands do) and the words naming the command and its
+/// arguments. `workspace` (or `ws`) hands the rest of the line to `kubectl ws`.
+#[derive(Debug, Parser)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    args_override_self = true
+)]
+struct Args {
+    /// Path to the kubeconfig file to use
+    #[arg(long, allow_hyphen_values = true)]
+    kubeconfig: Option<String>,
+    /// The kubeconfig context to use
+    #[arg(long, allow_hyphen_values = true)]
+    context: Option<String>,
+    /// The address of the server (replaces the context's server URL)
+    #[arg(short, long, allow_hyphen_values = true)]
+    server: Option<String>,
+    /// Bearer token for authentication to the server
+    #[arg(long, allow_hyphen_values = true)]
+    token: Option<String>,
+    /// Do not verify the server's certificate (insecure)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    insecure_skip_tls_verify: Option<bool>,
+    /// Help for the command
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    help: Option<bool>,
+    /// Name of the APIBinding (default: the APIExport's name)
+    #[arg(long, allow_hyphen_values = true)]
+    name: Option<String>,
+    /// Permission claims to accept: RESOURCE.GROUP, or RESOURCE for the core group
+    #[arg(long, allow_hyphen_values = true)]
+    accept_permission_claim: Vec<String>,
+    /// Permission claims to reject, in the same form
+    #[arg(long, allow_hyphen_values = true)]
+    reject_permission_claim: Vec<String>,
+    /// How long to wait for the APIBinding to be bound; 0 does not wait
+    #[arg(long, allow_hyphen_values = true)]
+    timeout: Option<String>,
+    /// The file holding the CustomResourceDefinitions (- for standard input)
+    #[arg(short = 'f', long, allow_hyphen_values = true)]
+    filename: Option<String>,
+    /// The prefix of the APIResourceSchema names, e.g. a date (v250101)
+    #[arg(long, allow_hyphen_values = true)]
+    prefix: Option<String>,
+    /// Output format: yaml or json (default yaml)
+    #[arg(short, long, allow_hyphen_values = true)]
+    output: Option<String>,
+    /// The command and its arguments.
+    words: Vec<String>,
+    #[command(subcommand)]
+    workspace: Option<Workspace>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Workspace {
+    /// `kubectl ws`, with its own flags.
+    #[command(
+        name = "workspace",
+        aliases = ["ws", "workspaces"],
+        disable_help_flag = true,
+        disable_version_flag = true
+    )]
+    Workspace {
+        #[arg(num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
 const GLOBAL: &[&str] = &[
     "kubeconfig",
     "context",
     "server",
     "token",
-    "insecure-skip-tls-verify",
+    "insecure_skip_tls_verify",
     "help",
 ];
 const BIND_FLAGS: &[&str] = &[
     "name",
-    "accept-permission-claim",
-    "reject-permission-claim",
+    "accept_permission_claim",
+    "reject_permission_claim",
     "timeout",
 ];
 const CRD_FLAGS: &[&str] = &["filename", "prefix", "output"];
-
-fn parse_bool(flag: &str, v: Option<&str>) -> Result<bool> {
-    match v {
-        None | Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(true),
-        Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Ok(false),
-        Some(other) => Err(Error::msg(format!(
-            "invalid argument {other:?} for \"--{flag}\" flag: strconv.ParseBool: parsing {other:?}: invalid syntax"
-        ))),
-    }
-}
 
 /// A Go duration (`30s`, `1m30s`, `500ms`, `1.5h`, `0`), as `--timeout` takes it.
 pub fn parse_duration(s: &str) -> Result<Duration> {
@@ -356,117 +404,6 @@ pub fn parse_export_reference(s: &str) -> Result<(String, String)> {
     Ok((path.to_string(), name.to_string()))
 }
 
-/// Flags as given, before they are checked against the command.
-#[derive(Default)]
-struct RawFlags {
-    values: HashMap<&'static str, Vec<String>>,
-    bools: HashMap<&'static str, bool>,
-    /// Canonical names in order of appearance.
-    seen: Vec<&'static str>,
-    positionals: Vec<String>,
-}
-
-impl RawFlags {
-    fn last(&self, name: &str) -> Option<String> {
-        self.values.get(name).and_then(|v| v.last().cloned())
-    }
-
-    fn all(&self, name: &str) -> &[String] {
-        self.values.get(name).map(Vec::as_slice).unwrap_or_default()
-    }
-}
-
-fn lookup(
-    table: &[(&'static str, Option<char>)],
-    long: Option<&str>,
-    short: Option<char>,
-) -> Option<&'static str> {
-    table
-        .iter()
-        .find(|(l, s)| long == Some(*l) || (short.is_some() && *s == short))
-        .map(|(l, _)| *l)
-}
-
-fn scan(args: &[String]) -> Result<RawFlags> {
-    let mut raw = RawFlags::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            raw.positionals.extend(it.by_ref().cloned());
-            break;
-        }
-        if a == "-" || !a.starts_with('-') {
-            raw.positionals.push(a.clone());
-            continue;
-        }
-        let (name, inline): (&'static str, Option<String>) = if let Some(long) =
-            a.strip_prefix("--")
-        {
-            let (flag, inline) = match long.split_once('=') {
-                Some((f, v)) => (f, Some(v.to_string())),
-                None => (long, None),
-            };
-            match lookup(VALUE_FLAGS, Some(flag), None)
-                .or_else(|| lookup(BOOL_FLAGS, Some(flag), None))
-            {
-                Some(n) => (n, inline),
-                None => return Err(Error::msg(format!("unknown flag: --{flag}"))),
-            }
-        } else {
-            // -f FILE, -f=FILE, -fFILE, -h
-            let body = &a[1..];
-            let mut chars = body.chars();
-            let c = chars.next().unwrap_or('-');
-            let rest = chars.as_str();
-            let inline = if rest.is_empty() {
-                None
-            } else {
-                Some(rest.strip_prefix('=').unwrap_or(rest).to_string())
-            };
-            match lookup(VALUE_FLAGS, None, Some(c)).or_else(|| lookup(BOOL_FLAGS, None, Some(c))) {
-                Some(n) => (n, inline),
-                None => {
-                    return Err(Error::msg(format!("unknown shorthand flag: {c:?} in {a}")));
-                }
-            }
-        };
-        raw.seen.push(name);
-        if BOOL_FLAGS.iter().any(|(l, _)| *l == name) {
-            raw.bools.insert(name, parse_bool(name, inline.as_deref())?);
-        } else {
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| Error::msg(format!("flag needs an argument: --{name}")))?,
-            };
-            raw.values.entry(name).or_default().push(value);
-        }
-    }
-    Ok(raw)
-}
-
-/// The index of the first argument that is neither a flag nor a flag's value.
-fn first_positional(args: &[String]) -> Option<usize> {
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        if a == "--" {
-            return (i + 1 < args.len()).then_some(i + 1);
-        }
-        if a == "-" || !a.starts_with('-') {
-            return Some(i);
-        }
-        let takes_value = match a.strip_prefix("--") {
-            Some(long) => !long.contains('=') && lookup(VALUE_FLAGS, Some(long), None).is_some(),
-            None => a.len() == 2 && lookup(VALUE_FLAGS, None, a[1..].chars().next()).is_some(),
-        };
-        i += if takes_value { 2 } else { 1 };
-    }
-    None
-}
-
 fn is_apibinding_kind(s: &str) -> bool {
     matches!(
         s,
@@ -480,29 +417,33 @@ fn arg_count(want: &str, got: usize) -> Error {
 
 /// Parses the plugin's arguments (without the program name).
 pub fn parse_args(args: &[String]) -> Result<Invocation> {
-    if let Some(i) = first_positional(args)
-        && matches!(args[i].as_str(), "workspace" | "workspaces" | "ws")
-    {
-        let rest = args[..i].iter().chain(&args[i + 1..]).cloned().collect();
+    let (args, matches) = flags::parse::<Args>(args)?;
+    if let Some(Workspace::Workspace { args: rest }) = args.workspace {
+        // The flags before `workspace` are `kubectl ws`'s too; only its own are known there.
+        if let Some(flag) =
+            flags::first_not_allowed::<Args>(&matches, &["kubeconfig", "context", "help"])
+        {
+            return Err(Error::msg(format!("unknown flag: --{flag}")));
+        }
+        let mut ws_args = Vec::new();
+        ws_args.extend(args.kubeconfig.map(|k| format!("--kubeconfig={k}")));
+        ws_args.extend(args.context.map(|c| format!("--context={c}")));
+        ws_args.extend(args.help.map(|_| "--help".to_string()));
+        ws_args.extend(rest);
         return Ok(Invocation {
             global: GlobalFlags::default(),
-            command: Command::Workspace(rest),
+            command: Command::Workspace(ws_args),
         });
     }
-    let raw = scan(args)?;
-    let help = raw.bools.get("help").copied().unwrap_or(false);
+    let help = args.help.unwrap_or(false);
     let global = GlobalFlags {
-        kubeconfig: raw.last("kubeconfig"),
-        context: raw.last("context"),
-        server: raw.last("server"),
-        token: raw.last("token"),
-        insecure_skip_tls_verify: raw
-            .bools
-            .get("insecure-skip-tls-verify")
-            .copied()
-            .unwrap_or(false),
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        server: args.server.clone(),
+        token: args.token.clone(),
+        insecure_skip_tls_verify: args.insecure_skip_tls_verify.unwrap_or(false),
     };
-    let pos: Vec<&str> = raw.positionals.iter().map(String::as_str).collect();
+    let pos: Vec<&str> = args.words.iter().map(String::as_str).collect();
     let (usage, extra): (&'static str, &[&str]) = match pos.first().copied() {
         None | Some("help") => {
             // `help bind` shows bind's usage.
@@ -526,11 +467,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation> {
             )));
         }
     };
-    if let Some(flag) = raw
-        .seen
-        .iter()
-        .find(|f| !GLOBAL.contains(f) && !extra.contains(f))
-    {
+    if let Some(flag) = flags::first_not_allowed::<Args>(&matches, &[GLOBAL, extra].concat()) {
         return Err(Error::msg(format!("unknown flag: --{flag}")));
     }
     if help || pos.len() == 1 {
@@ -545,19 +482,19 @@ pub fn parse_args(args: &[String]) -> Result<Invocation> {
                 return Err(arg_count("1", rest.len()));
             };
             let (export_path, export_name) = parse_export_reference(reference)?;
-            let accept = parse_claim_list(raw.all("accept-permission-claim"))?;
-            let reject = parse_claim_list(raw.all("reject-permission-claim"))?;
+            let accept = parse_claim_list(&args.accept_permission_claim)?;
+            let reject = parse_claim_list(&args.reject_permission_claim)?;
             if let Some(both) = accept.iter().find(|c| reject.contains(c)) {
                 return Err(Error::msg(format!(
                     "permission claim {both} cannot be both accepted and rejected"
                 )));
             }
-            let name = raw.last("name").unwrap_or_else(|| export_name.clone());
+            let name = args.name.clone().unwrap_or_else(|| export_name.clone());
             if name.is_empty() {
                 return Err(Error::msg("--name must not be empty"));
             }
-            let timeout = match raw.last("timeout") {
-                Some(t) => parse_duration(&t)?,
+            let timeout = match &args.timeout {
+                Some(t) => parse_duration(t)?,
                 None => DEFAULT_TIMEOUT,
             };
             Command::Bind(BindOptions {
@@ -618,8 +555,8 @@ pub fn parse_args(args: &[String]) -> Result<Invocation> {
             if !rest.is_empty() {
                 return Err(arg_count("0", rest.len()));
             }
-            let file = raw.last("filename").filter(|f| !f.is_empty());
-            let prefix = raw.last("prefix").filter(|p| !p.is_empty());
+            let file = args.filename.clone().filter(|f| !f.is_empty());
+            let prefix = args.prefix.clone().filter(|p| !p.is_empty());
             let (file, prefix) = match (file, prefix) {
                 (Some(f), Some(p)) => (f, p),
                 (None, None) => {
@@ -630,8 +567,8 @@ pub fn parse_args(args: &[String]) -> Result<Invocation> {
                 (None, _) => return Err(Error::msg("required flag(s) \"filename\" not set")),
                 (_, None) => return Err(Error::msg("required flag(s) \"prefix\" not set")),
             };
-            let format = match raw.last("output") {
-                Some(o) => Format::parse(&o)?,
+            let format = match &args.output {
+                Some(o) => Format::parse(o)?,
                 None => Format::Yaml,
             };
             Command::CrdSnapshot {
@@ -655,7 +592,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation> {
 
 /// The current workspace: a client for the server and the request prefix of the workspace.
 pub struct Target {
-    pub client: Client,
+    pub client: ApiClient,
     /// `/clusters/<path>` (or whatever path the server URL has), no trailing slash.
     pub prefix: String,
     /// The workspace path, when the server URL points into one.
@@ -678,7 +615,7 @@ impl Target {
     }
 }
 
-/// Splits a server URL into what a [`Client`] takes (scheme, authority and any prefix before
+/// Splits a server URL into what an [`ApiClient`] takes (scheme, authority and any prefix before
 /// `/clusters/`) and the request prefix of the workspace it points at.
 pub fn split_server(server: &str) -> (String, String, Option<LogicalPath>) {
     if let Some(c) = ClusterUrl::parse(server) {
@@ -709,10 +646,9 @@ pub fn connection(g: &GlobalFlags) -> Result<Connection> {
         (Ok(path), server) => match Kubeconfig::load(&path) {
             Ok(kc) => {
                 let kc = kc.with_context_override(g.context.clone());
-                if server.is_some() && kc.current_context_name().is_none() {
-                    Connection::default()
-                } else {
-                    kc.connection()?
+                match server {
+                    Some(s) if kc.current_context_name().is_none() => Connection::for_server(s)?,
+                    _ => kc.connection()?,
                 }
             }
             // No kubeconfig at all is fine when --server says where to go.
@@ -721,22 +657,22 @@ pub fn connection(g: &GlobalFlags) -> Result<Connection> {
                     && g.kubeconfig.is_none()
                     && source.kind() == std::io::ErrorKind::NotFound =>
             {
-                Connection::default()
+                Connection::for_server(server.as_deref().unwrap_or_default())?
             }
             Err(e) => return Err(e),
         },
-        (Err(_), Some(_)) => Connection::default(),
+        (Err(_), Some(server)) => Connection::for_server(server)?,
         (Err(e), None) => return Err(e),
     };
     if let Some(s) = &g.server {
         conn.server = s.clone();
     }
     if let Some(t) = &g.token {
-        conn.token = Some(t.clone());
+        conn.config.auth_info.token = Some(SecretString::from(t.clone()));
     }
     if g.insecure_skip_tls_verify {
-        conn.insecure = true;
-        conn.ca_pem = None;
+        conn.config.accept_invalid_certs = true;
+        conn.config.root_cert = None;
     }
     Ok(conn)
 }
@@ -745,7 +681,7 @@ pub fn target(g: &GlobalFlags) -> Result<Target> {
     let conn = connection(g)?;
     let (base, prefix, path) = split_server(&conn.server);
     Ok(Target {
-        client: Client::new(&conn, &base)?,
+        client: ApiClient::new(conn.config, &base)?,
         prefix,
         path,
     })
@@ -1237,22 +1173,23 @@ pub fn run(
             prefix,
             format,
         } => crd_snapshot(&file, &prefix, format, stdin, out),
-        Command::Bind(opts) => {
+        // The client is made inside the runtime: kube's spawns its request worker there.
+        Command::Bind(opts) => runtime()?.block_on(async {
             let t = target(&inv.global)?;
-            runtime()?.block_on(bind(&t, &opts, out, err))
-        }
-        Command::ClaimsGet { name } => {
+            bind(&t, &opts, out, err).await
+        }),
+        Command::ClaimsGet { name } => runtime()?.block_on(async {
             let t = target(&inv.global)?;
-            runtime()?.block_on(claims_get(&t, name.as_deref(), out, err))
-        }
+            claims_get(&t, name.as_deref(), out, err).await
+        }),
         Command::ClaimsSet {
             name,
             claims,
             state,
-        } => {
+        } => runtime()?.block_on(async {
             let t = target(&inv.global)?;
-            runtime()?.block_on(claims_set(&t, &name, &claims, state, out))
-        }
+            claims_set(&t, &name, &claims, state, out).await
+        }),
     }
 }
 
@@ -1279,6 +1216,7 @@ pub fn kplex_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::convert::Infallible;
     use std::sync::{Arc, Mutex};
 
@@ -1537,7 +1475,18 @@ mod tests {
         );
         assert_eq!(
             cmd(&["--kubeconfig", "/k", "ws", "use", "x", "--short"]),
-            Command::Workspace(v(&["--kubeconfig", "/k", "use", "x", "--short"]))
+            Command::Workspace(v(&["--kubeconfig=/k", "use", "x", "--short"]))
+        );
+        // kubectl ws's own flags after `ws` (-f is --full there), its global ones before.
+        assert_eq!(
+            cmd(&["--context=c", "-h", "workspace", "tree", "-f", "--", "-x"]),
+            Command::Workspace(v(&["--context=c", "--help", "tree", "-f", "--", "-x"]))
+        );
+        assert_eq!(
+            parse_args(&v(&["--server", "https://h", "ws", "."]))
+                .unwrap_err()
+                .to_string(),
+            "unknown flag: --server"
         );
 
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -1594,10 +1543,17 @@ mod tests {
             kubeconfig: Some(kc.to_string_lossy().into_owned()),
             ..Default::default()
         };
+        let token = |c: &Connection| {
+            c.config
+                .auth_info
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string())
+        };
         let c = connection(&g).unwrap();
         assert_eq!(c.server, "https://a/clusters/root");
-        assert_eq!(c.token.as_deref(), Some("from-file"));
-        assert!(!c.insecure && c.ca_pem.is_some());
+        assert_eq!(token(&c).as_deref(), Some("from-file"));
+        assert!(!c.config.accept_invalid_certs && c.config.root_cert.is_some());
 
         let c = connection(&GlobalFlags {
             context: Some("b".into()),
@@ -1605,7 +1561,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.server, "https://b/clusters/root:b");
-        assert!(c.insecure);
+        assert!(c.config.accept_invalid_certs);
 
         let c = connection(&GlobalFlags {
             server: Some("https://s/clusters/root:x".into()),
@@ -1615,8 +1571,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.server, "https://s/clusters/root:x");
-        assert_eq!(c.token.as_deref(), Some("flag"));
-        assert!(c.insecure && c.ca_pem.is_none());
+        assert_eq!(token(&c).as_deref(), Some("flag"));
+        assert!(c.config.accept_invalid_certs && c.config.root_cert.is_none());
 
         // An explicit --kubeconfig must exist, even with --server.
         let missing = dir.path().join("missing");
@@ -1867,13 +1823,10 @@ widgets      secrets      core          get              Pending
     }
 
     fn target_for(server: &str) -> Target {
-        let conn = Connection {
-            server: server.to_string(),
-            ..Default::default()
-        };
+        let conn = Connection::for_server(server).unwrap();
         let (base, prefix, path) = split_server(server);
         Target {
-            client: Client::new(&conn, &base).unwrap(),
+            client: ApiClient::new(conn.config, &base).unwrap(),
             prefix,
             path,
         }

@@ -1,5 +1,5 @@
-//! Command lines of `kubectl-ws` and `kubectl-create-workspace`, parsed the way kcp's cobra
-//! commands accept them (flags anywhere, `--flag=value` or `--flag value`, `--` ends flags).
+//! Command lines of `kubectl-ws` and `kubectl-create-workspace`, parsed with clap the way kcp's
+//! cobra commands accept them ([`crate::flags`]).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{ArgMatches, Parser};
+
 use crate::error::{Error, Result};
+use crate::flags::{self, GoBool};
 use crate::workspace::{CreateOptions, GlobalOptions, Session};
 
 const WS_USAGE: &str = "Manages kcp workspaces
@@ -50,40 +53,51 @@ Flags:
       --context string      The kubeconfig context to start from
 ";
 
-/// Flags and positional arguments of one command line.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// The flags and arguments of `kubectl ws` and `kubectl create workspace`; which flags a
+/// command accepts is checked after parsing ([`Mode`]), as cobra's subcommands do.
+#[derive(Debug, Default, PartialEq, Eq, Parser)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Parsed {
-    pub global: ParsedGlobal,
-    pub short: bool,
-    pub full: bool,
-    pub help: bool,
-    pub interactive: bool,
-    pub workspace_type: Option<String>,
-    pub enter: bool,
-    pub ignore_existing: bool,
-    pub create_context: Option<String>,
-    pub overwrite: bool,
-    pub args: Vec<String>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ParsedGlobal {
+    /// Path to the kubeconfig file to use
+    #[arg(long, allow_hyphen_values = true)]
     pub kubeconfig: Option<String>,
+    /// The kubeconfig context to start from
+    #[arg(long, allow_hyphen_values = true)]
     pub context: Option<String>,
-}
-
-fn parse_bool(flag: &str, v: Option<&str>) -> Result<bool> {
-    match v {
-        None | Some("true") | Some("1") | Some("t") | Some("T") | Some("TRUE") | Some("True") => {
-            Ok(true)
-        }
-        Some("false") | Some("0") | Some("f") | Some("F") | Some("FALSE") | Some("False") => {
-            Ok(false)
-        }
-        Some(other) => Err(Error::msg(format!(
-            "invalid argument {other:?} for \"--{flag}\" flag: strconv.ParseBool: parsing {other:?}: invalid syntax"
-        ))),
-    }
+    /// Print only the name of the workspace
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    pub short: Option<bool>,
+    /// Show full workspace names in the tree
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    pub full: Option<bool>,
+    /// Help for the command; given at all, with any value, it shows the help.
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub help: Option<String>,
+    /// The interactive tree browser (not supported)
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    pub interactive: Option<bool>,
+    /// A workspace type (NAME or PATH:NAME)
+    #[arg(long = "type", allow_hyphen_values = true)]
+    pub workspace_type: Option<String>,
+    /// Immediately enter the created workspace
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    pub enter: Option<bool>,
+    /// Ignore if the workspace already exists
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    pub ignore_existing: Option<bool>,
+    /// Create a kubeconfig context for the new workspace with the given name
+    #[arg(long, allow_hyphen_values = true)]
+    pub create_context: Option<String>,
+    /// Update the context of `ws create-context` if it exists
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
+    pub overwrite: Option<bool>,
+    /// The subcommand, if any, and its arguments.
+    pub args: Vec<String>,
 }
 
 /// Which command's flags a command line may use.
@@ -94,69 +108,47 @@ pub enum Mode {
     CreateContext,
 }
 
+/// The flags of every command, and those of `create` and `create-context` alone.
+const COMMON_FLAGS: &[&str] = &[
+    "kubeconfig",
+    "context",
+    "short",
+    "full",
+    "help",
+    "interactive",
+];
+const CREATE_FLAGS: &[&str] = &[
+    "workspace_type",
+    "enter",
+    "ignore_existing",
+    "create_context",
+];
+const CREATE_CONTEXT_FLAGS: &[&str] = &["overwrite"];
+
 /// Parses `args` (without the program name) for the command `mode`.
 pub fn parse(args: &[String], mode: Mode) -> Result<Parsed> {
-    let create = mode == Mode::Create;
-    let mut p = Parsed::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            p.args.extend(it.by_ref().cloned());
-            break;
-        }
-        // A lone `-` is the previous workspace, not a flag.
-        if a == "-" || !a.starts_with('-') {
-            p.args.push(a.clone());
-            continue;
-        }
-        let (flag, inline) = match a.trim_start_matches('-').split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (a.trim_start_matches('-').to_string(), None),
-        };
-        let mut value = |name: &str| -> Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| Error::msg(format!("flag needs an argument: --{name}"))),
-            }
-        };
-        match flag.as_str() {
-            "kubeconfig" => p.global.kubeconfig = Some(value("kubeconfig")?),
-            "context" => p.global.context = Some(value("context")?),
-            "h" | "help" => p.help = true,
-            "short" => p.short = parse_bool("short", inline.as_deref())?,
-            "f" | "full" => p.full = parse_bool("full", inline.as_deref())?,
-            "i" | "interactive" => p.interactive = parse_bool("interactive", inline.as_deref())?,
-            "type" if create => p.workspace_type = Some(value("type")?),
-            "enter" if create => p.enter = parse_bool("enter", inline.as_deref())?,
-            "create-context" if create => p.create_context = Some(value("create-context")?),
-            "overwrite" if mode == Mode::CreateContext => {
-                p.overwrite = parse_bool("overwrite", inline.as_deref())?
-            }
-            "ignore-existing" if create => {
-                p.ignore_existing = parse_bool("ignore-existing", inline.as_deref())?
-            }
-            _ => {
-                return Err(Error::msg(if a.starts_with("--") {
-                    format!("unknown flag: --{flag}")
-                } else {
-                    format!(
-                        "unknown shorthand flag: {:?} in {a}",
-                        flag.chars().next().unwrap_or('-')
-                    )
-                }));
-            }
-        }
+    let (parsed, matches) = flags::parse::<Parsed>(args)?;
+    check_mode(&matches, mode)?;
+    Ok(parsed)
+}
+
+/// cobra's error for a flag another command defines.
+fn check_mode(matches: &ArgMatches, mode: Mode) -> Result<()> {
+    let own: &[&str] = match mode {
+        Mode::Ws => &[],
+        Mode::Create => CREATE_FLAGS,
+        Mode::CreateContext => CREATE_CONTEXT_FLAGS,
+    };
+    match flags::first_not_allowed::<Parsed>(matches, &[COMMON_FLAGS, own].concat()) {
+        Some(flag) => Err(Error::msg(format!("unknown flag: --{flag}"))),
+        None => Ok(()),
     }
-    Ok(p)
 }
 
 fn global(p: &Parsed) -> GlobalOptions {
     GlobalOptions {
-        kubeconfig: p.global.kubeconfig.as_ref().map(PathBuf::from),
-        context: p.global.context.clone(),
+        kubeconfig: p.kubeconfig.as_ref().map(PathBuf::from),
+        context: p.context.clone(),
     }
 }
 
@@ -189,8 +181,8 @@ fn create_options(p: &Parsed, name: &str) -> CreateOptions {
     CreateOptions {
         name: name.to_string(),
         workspace_type: p.workspace_type.clone(),
-        enter: p.enter,
-        ignore_existing: p.ignore_existing,
+        enter: p.enter.unwrap_or(false),
+        ignore_existing: p.ignore_existing.unwrap_or(false),
         create_context: p.create_context.clone(),
         ready_timeout: Duration::from_secs(60),
     }
@@ -214,51 +206,29 @@ pub fn create_workspace_main(args: impl IntoIterator<Item = OsString>) -> ExitCo
     finish(result, &mut err)
 }
 
-/// The index of the first argument that is neither a flag nor a flag's value.
-fn first_positional(args: &[String]) -> Option<usize> {
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        if a == "--" {
-            return (i + 1 < args.len()).then_some(i + 1);
-        }
-        if a == "-" || !a.starts_with('-') {
-            return Some(i);
-        }
-        if matches!(
-            a,
-            "--kubeconfig" | "--context" | "--type" | "--create-context"
-        ) {
-            i += 1;
-        }
-        i += 1;
-    }
-    None
-}
-
 /// `kubectl ws` with its arguments; output goes to `out` and `err`.
 pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
-    let sub = first_positional(args).and_then(|i| match args[i].as_str() {
-        s @ ("use" | "cd" | "current" | "tree" | "create" | "create-context" | "help") => {
-            Some((i, s))
+    // Flags may come before the subcommand and belong to it (cobra's TraverseChildren), so
+    // the command line is parsed as a whole and the first argument names the subcommand.
+    let (mut p, matches) = flags::parse::<Parsed>(args)?;
+    let sub = match p.args.first().map(String::as_str) {
+        Some(s @ ("use" | "cd" | "current" | "tree" | "create" | "create-context" | "help")) => {
+            let s = s.to_string();
+            p.args.remove(0);
+            Some(s)
         }
         _ => None,
-    });
-    // Flags before the subcommand belong to it too (cobra's TraverseChildren).
-    let (sub, rest): (Option<&str>, Vec<String>) = match sub {
-        Some((i, s)) => (
-            Some(s),
-            args[..i].iter().chain(&args[i + 1..]).cloned().collect(),
-        ),
-        None => (None, args.to_vec()),
     };
-    let mode = match sub {
-        Some("create") => Mode::Create,
-        Some("create-context") => Mode::CreateContext,
-        _ => Mode::Ws,
-    };
-    let p = parse(&rest, mode)?;
-    if p.help || sub == Some("help") {
+    let sub = sub.as_deref();
+    check_mode(
+        &matches,
+        match sub {
+            Some("create") => Mode::Create,
+            Some("create-context") => Mode::CreateContext,
+            _ => Mode::Ws,
+        },
+    )?;
+    if p.help.is_some() || sub == Some("help") {
         let usage = if sub == Some("create") {
             CREATE_USAGE.replace("kubectl create workspace", "kubectl ws create")
         } else {
@@ -267,11 +237,12 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         write!(out, "{usage}")?;
         return Ok(());
     }
-    if p.interactive {
+    if p.interactive.unwrap_or(false) {
         return Err(Error::msg(
             "the interactive workspace browser (-i) is not supported by kplex's kubectl ws",
         ));
     }
+    let short = p.short.unwrap_or(false);
     let g = global(&p);
     let rt = runtime()?;
     match sub {
@@ -285,14 +256,14 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
                 }
             };
             let mut s = Session::open(&g, out, err)?;
-            rt.block_on(s.use_workspace(&name, p.short))
+            rt.block_on(s.use_workspace(&name, short))
         }
         Some("current") => {
             if !p.args.is_empty() {
                 write!(out, "{WS_USAGE}")?;
                 return Ok(());
             }
-            Session::open(&g, out, err)?.current(p.short)
+            Session::open(&g, out, err)?.current(short)
         }
         Some("tree") => {
             if !p.args.is_empty() {
@@ -300,7 +271,7 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
                 return Ok(());
             }
             let mut s = Session::open(&g, out, err)?;
-            rt.block_on(s.tree(p.full))
+            rt.block_on(s.tree(p.full.unwrap_or(false)))
         }
         Some("create") => {
             // kcp deprecates `ws create` in favour of the create-workspace plugin (cobra's
@@ -323,8 +294,10 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
                 write!(out, "{WS_USAGE}")?;
                 return Ok(());
             }
-            Session::open(&g, out, err)?
-                .create_context(p.args.first().map(String::as_str), p.overwrite)
+            Session::open(&g, out, err)?.create_context(
+                p.args.first().map(String::as_str),
+                p.overwrite.unwrap_or(false),
+            )
         }
         Some(other) => Err(Error::msg(format!("unknown command {other:?}"))),
     }
@@ -333,7 +306,7 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
 /// `kubectl create workspace` with its arguments.
 pub fn create_workspace(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let p = parse(args, Mode::Create)?;
-    if p.help {
+    if p.help.is_some() {
         write!(out, "{CREATE_USAGE}")?;
         return Ok(());
     }
@@ -360,9 +333,9 @@ mod tests {
     #[test]
     fn flags() {
         let p = parse(&v(&["--kubeconfig=/k", "-", "--short"]), Mode::Ws).unwrap();
-        assert_eq!(p.global.kubeconfig.as_deref(), Some("/k"));
+        assert_eq!(p.kubeconfig.as_deref(), Some("/k"));
         assert_eq!(p.args, ["-"]);
-        assert!(p.short);
+        assert_eq!(p.short, Some(true));
 
         let p = parse(
             &v(&[
@@ -376,33 +349,87 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.workspace_type.as_deref(), Some("root:universal"));
-        assert!(p.enter && !p.ignore_existing);
+        assert_eq!((p.enter, p.ignore_existing), (Some(true), Some(false)));
         assert_eq!(p.args, ["x"]);
 
         let p = parse(&v(&["--", "--weird"]), Mode::Ws).unwrap();
         assert_eq!(p.args, ["--weird"]);
 
+        // pflag: the last value wins; a bool takes a value only after `=`; a flag's value
+        // may start with a dash.
+        let p = parse(
+            &v(&[
+                "--context",
+                "a",
+                "--context=b",
+                "--short",
+                "false",
+                "--kubeconfig",
+                "-k",
+            ]),
+            Mode::Ws,
+        )
+        .unwrap();
+        assert_eq!(p.context.as_deref(), Some("b"));
+        assert_eq!(p.short, Some(true));
+        assert_eq!(p.kubeconfig.as_deref(), Some("-k"));
+        assert_eq!(p.args, ["false"]);
+
+        let err = |args: &[&str], mode| parse(&v(args), mode).unwrap_err().to_string();
+        assert_eq!(err(&["--type", "x"], Mode::Ws), "unknown flag: --type");
         assert_eq!(
-            parse(&v(&["--type", "x"]), Mode::Ws)
-                .unwrap_err()
-                .to_string(),
-            "unknown flag: --type"
+            err(&["--overwrite", "--enter"], Mode::Create),
+            "unknown flag: --overwrite"
+        );
+        assert_eq!(err(&["--nope=1"], Mode::Ws), "unknown flag: --nope");
+        assert_eq!(err(&["-x"], Mode::Ws), "unknown shorthand flag: 'x' in -x");
+        assert_eq!(
+            err(&["-xyz"], Mode::Ws),
+            "unknown shorthand flag: 'x' in -xyz"
         );
         assert_eq!(
-            parse(&v(&["--context"]), Mode::Ws).unwrap_err().to_string(),
+            err(&["--context"], Mode::Ws),
             "flag needs an argument: --context"
+        );
+        assert_eq!(
+            err(&["--short=maybe"], Mode::Ws),
+            "invalid argument \"maybe\" for \"--short\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax"
         );
     }
 
     #[test]
-    fn subcommand_position() {
+    fn subcommands() {
+        // Flags before the subcommand belong to it; `--` ends the flags, not the words.
+        let out = |args: &[&str]| {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let r = ws(&v(args), &mut out, &mut err).map_err(|e| e.to_string());
+            (r, String::from_utf8(out).unwrap())
+        };
         assert_eq!(
-            first_positional(&v(&["--kubeconfig", "/k", "use", "x"])),
-            Some(2)
+            out(&["--enter", "create", "-h"]),
+            (
+                Ok(()),
+                CREATE_USAGE.replace("kubectl create workspace", "kubectl ws create")
+            )
         );
-        assert_eq!(first_positional(&v(&["--short", "-"])), Some(1));
-        assert_eq!(first_positional(&v(&["--short"])), None);
-        assert_eq!(first_positional(&v(&["--", "tree"])), Some(1));
+        assert_eq!(out(&["--", "help"]), (Ok(()), WS_USAGE.to_string()));
+        assert_eq!(
+            out(&["--enter", "tree"]).0,
+            Err("unknown flag: --enter".to_string())
+        );
+        assert_eq!(
+            out(&["--overwrite", "current"]).0,
+            Err("unknown flag: --overwrite".to_string())
+        );
+        // Too many arguments: the usage.
+        assert_eq!(out(&["use", "a", "b"]), (Ok(()), WS_USAGE.to_string()));
+        assert_eq!(
+            out(&["-i"]).0,
+            Err(
+                "the interactive workspace browser (-i) is not supported by kplex's kubectl ws"
+                    .to_string()
+            )
+        );
     }
 
     #[test]
@@ -414,8 +441,9 @@ mod tests {
                 .unwrap()
                 .contains("Manages kcp workspaces")
         );
+        // Any value of --help shows the help, as it always has.
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        create_workspace(&v(&["-h"]), &mut out, &mut err).unwrap();
+        create_workspace(&v(&["--help=false"]), &mut out, &mut err).unwrap();
         assert!(
             String::from_utf8(out)
                 .unwrap()

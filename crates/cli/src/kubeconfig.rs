@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -38,16 +38,25 @@ pub fn locate(
     }
 }
 
-/// Connection settings of one context, resolved from its cluster and user entries.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How to reach the server of one context: its URL as the kubeconfig spells it, and kube's
+/// client configuration (TLS, credentials) for it.
+#[derive(Clone, Debug)]
 pub struct Connection {
     pub server: String,
-    pub ca_pem: Option<Vec<u8>>,
-    pub insecure: bool,
-    pub tls_server_name: Option<String>,
-    pub token: Option<String>,
-    pub client_cert_pem: Option<Vec<u8>>,
-    pub client_key_pem: Option<Vec<u8>>,
+    pub config: kube::Config,
+}
+
+impl Connection {
+    /// A server given on the command line, with no kubeconfig behind it.
+    pub fn for_server(server: &str) -> Result<Self> {
+        let uri = server
+            .parse()
+            .map_err(|e| Error::msg(format!("invalid server URL {server:?}: {e}")))?;
+        Ok(Self {
+            server: server.to_string(),
+            config: kube::Config::new(uri),
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -204,80 +213,41 @@ impl Kubeconfig {
         Ok(self.connection()?.server)
     }
 
-    /// Resolves the current context into what a client needs to connect.
+    /// Resolves the current context into what a client needs to connect: kube's loader reads
+    /// the CA (data or file), client certificate and key, token or token file, with file
+    /// paths relative to the kubeconfig's directory (as in client-go).
     pub fn connection(&self) -> Result<Connection> {
-        let (_, ctx) = self.current_context()?;
+        let (context_name, ctx) = self.current_context()?;
         let cluster_name = str_field(ctx, "cluster");
         let cluster = self.cluster(cluster_name).ok_or_else(|| {
             Error::msg(format!("cluster {cluster_name:?} not found in kubeconfig"))
         })?;
-        let user_name = str_field(ctx, "user");
-        let empty = Value::Object(Map::new());
-        let user = self.user(user_name).unwrap_or(&empty);
         let server = str_field(cluster, "server").to_string();
         if server.is_empty() {
             return Err(Error::msg(format!(
                 "cluster {cluster_name:?} has no server in kubeconfig"
             )));
         }
-        let token = match opt_str(user, "token") {
-            Some(t) => Some(t.to_string()),
-            None => match opt_str(user, "tokenFile") {
-                Some(f) => Some(self.read_relative(f)?.trim().to_string()),
-                None => None,
-            },
+        let kube_error = |message: String| Error::Kubeconfig {
+            path: self.path.clone(),
+            message,
         };
-        Ok(Connection {
-            server,
-            ca_pem: self.data_or_file(
-                cluster,
-                "certificate-authority-data",
-                "certificate-authority",
-            )?,
-            insecure: cluster
-                .get("insecure-skip-tls-verify")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            tls_server_name: opt_str(cluster, "tls-server-name").map(str::to_string),
-            token,
-            client_cert_pem: self.data_or_file(
-                user,
-                "client-certificate-data",
-                "client-certificate",
-            )?,
-            client_key_pem: self.data_or_file(user, "client-key-data", "client-key")?,
-        })
-    }
-
-    /// Inline base64 data wins over a file path, which is relative to the kubeconfig's
-    /// directory (as in client-go).
-    fn data_or_file(&self, v: &Value, data_key: &str, file_key: &str) -> Result<Option<Vec<u8>>> {
-        if let Some(data) = opt_str(v, data_key) {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
-                .map_err(|e| Error::Kubeconfig {
-                    path: self.path.clone(),
-                    message: format!("{data_key}: {e}"),
-                })?;
-            return Ok(Some(bytes));
+        let mut kc: kube::config::Kubeconfig =
+            serde_json::from_value(self.doc.clone()).map_err(|e| kube_error(e.to_string()))?;
+        prepare_for_loading(&mut kc, self.path.parent());
+        kc.current_context = Some(context_name.to_string());
+        let mut config = kube::Config::try_from(kc).map_err(|e| kube_error(e.to_string()))?;
+        // The token file is read once and trimmed, as client-go does; kube would send its
+        // trailing newline.
+        if config.auth_info.token.is_none()
+            && let Some(file) = config.auth_info.token_file.take()
+        {
+            let path = PathBuf::from(file);
+            let token =
+                std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
+            config.auth_info.token = Some(SecretString::from(token.trim().to_string()));
         }
-        match opt_str(v, file_key) {
-            Some(f) => Ok(Some(self.read_relative(f)?.into_bytes())),
-            None => Ok(None),
-        }
-    }
-
-    fn read_relative(&self, file: &str) -> Result<String> {
-        let p = Path::new(file);
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.path
-                .parent()
-                .map(|d| d.join(p))
-                .unwrap_or_else(|| p.to_path_buf())
-        };
-        std::fs::read_to_string(&p).map_err(|source| Error::Io { path: p, source })
+        Ok(Connection { server, config })
     }
 
     /// Points `workspace.kcp.io/current` at `server` (a copy of the current context's cluster
@@ -416,12 +386,57 @@ impl Kubeconfig {
     }
 }
 
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
+/// Prepares `kc` for kube's loader the way client-go reads a kubeconfig: empty strings are
+/// unset, and file references are relative to `dir`, the kubeconfig's directory (as kube's
+/// `Kubeconfig::read_from` does for the file it reads).
+fn prepare_for_loading(kc: &mut kube::config::Kubeconfig, dir: Option<&Path>) {
+    let file = |f: &mut Option<String>| {
+        set_unless_empty(f);
+        if let (Some(name), Some(dir)) = (f.as_mut(), dir)
+            && Path::new(name.as_str()).is_relative()
+            && let Some(abs) = dir.join(name.as_str()).to_str()
+        {
+            *name = abs.to_string();
+        }
+    };
+    for cluster in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        set_unless_empty(&mut cluster.certificate_authority_data);
+        file(&mut cluster.certificate_authority);
+    }
+    for user in kc
+        .auth_infos
+        .iter_mut()
+        .filter_map(|u| u.auth_info.as_mut())
+    {
+        set_unless_empty(&mut user.client_certificate_data);
+        file(&mut user.client_certificate);
+        file(&mut user.client_key);
+        file(&mut user.token_file);
+        if user
+            .client_key_data
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().is_empty())
+        {
+            user.client_key_data = None;
+        }
+        if user
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().is_empty())
+        {
+            user.token = None;
+        }
+    }
 }
 
-fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+fn set_unless_empty(s: &mut Option<String>) {
+    if s.as_deref() == Some("") {
+        *s = None;
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 fn set_field(v: &mut Value, key: &str, value: &str) {
@@ -640,44 +655,90 @@ preferences: {}
         );
     }
 
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
     #[test]
     fn connection_fields() {
+        use secrecy::ExposeSecret;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.crt"), "CA PEM").unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca_pem()).unwrap();
         std::fs::write(dir.path().join("tok"), "tok-from-file\n").unwrap();
         let text = "clusters:
 - name: c
   cluster:
     server: https://h:1/clusters/root
     certificate-authority: ca.crt
+    certificate-authority-data: ''
     insecure-skip-tls-verify: true
     tls-server-name: kplex
 contexts:
 - name: x
   context: {cluster: c, user: u}
+- name: other
+  context: {cluster: c, user: v}
 current-context: x
 users:
 - name: u
   user:
+    token: ''
     tokenFile: tok
-    client-certificate-data: Q0VSVA==
+    client-certificate: certs/client.crt
     client-key-data: S0VZ
+- name: v
+  user:
+    token: inline
+    tokenFile: /nonexistent
 ";
         let path = dir.path().join("config");
         std::fs::write(&path, text).unwrap();
         let c = Kubeconfig::load(&path).unwrap().connection().unwrap();
+        assert_eq!(c.server, "https://h:1/clusters/root");
+        assert_eq!(c.config.cluster_url, "https://h:1/clusters/root");
+        // The CA file, relative to the kubeconfig (the empty data does not count).
+        assert_eq!(c.config.root_cert.as_ref().map(Vec::len), Some(1));
+        assert!(c.config.accept_invalid_certs);
+        assert_eq!(c.config.tls_server_name.as_deref(), Some("kplex"));
+        let user = &c.config.auth_info;
+        // The token file is read and trimmed; an empty token does not count.
         assert_eq!(
-            c,
-            Connection {
-                server: "https://h:1/clusters/root".into(),
-                ca_pem: Some(b"CA PEM".to_vec()),
-                insecure: true,
-                tls_server_name: Some("kplex".into()),
-                token: Some("tok-from-file".into()),
-                client_cert_pem: Some(b"CERT".to_vec()),
-                client_key_pem: Some(b"KEY".to_vec()),
-            }
+            user.token.as_ref().map(|t| t.expose_secret().to_string()),
+            Some("tok-from-file".to_string())
         );
+        assert_eq!(user.token_file, None);
+        assert_eq!(
+            user.client_certificate.as_deref(),
+            dir.path().join("certs/client.crt").to_str()
+        );
+        assert_eq!(
+            user.client_key_data
+                .as_ref()
+                .map(|k| k.expose_secret().to_string()),
+            Some("S0VZ".to_string())
+        );
+
+        // An inline token wins over the token file, which is not read.
+        let c = Kubeconfig::load(&path)
+            .unwrap()
+            .with_context_override(Some("other".into()))
+            .connection()
+            .unwrap();
+        assert_eq!(
+            c.config
+                .auth_info
+                .token
+                .map(|t| t.expose_secret().to_string()),
+            Some("inline".to_string())
+        );
+
+        // A CA file that is not there.
+        std::fs::remove_file(dir.path().join("ca.crt")).unwrap();
+        let e = Kubeconfig::load(&path).unwrap().connection().unwrap_err();
+        assert!(e.to_string().contains("ca.crt"), "{e}");
     }
 
     #[test]

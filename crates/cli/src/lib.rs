@@ -4,11 +4,12 @@
 
 pub mod apis;
 pub mod cli;
-pub mod client;
 pub mod crd_snapshot;
 pub mod error;
+pub mod flags;
 pub mod kubeconfig;
 pub mod path;
+pub mod server;
 pub mod workspace;
 
 pub use apis::kplex_main;

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Kubeconfig};
 use crate::path::{ClusterUrl, LogicalPath, resolve_dots};
+use crate::server::ApiClient;
 
 const WORKSPACES: &str = "apis/tenancy.kcp.io/v1alpha1/workspaces";
 
@@ -106,9 +106,10 @@ impl<'a> Session<'a> {
         &self.kc
     }
 
-    fn client(&self) -> Result<Client> {
+    /// A client for the current context (call it within the runtime, see [`ApiClient::new`]).
+    fn client(&self) -> Result<ApiClient> {
         let conn = self.kc.connection()?;
-        Client::new(&conn, &server_base(&conn.server))
+        ApiClient::new(conn.config, &server_base(&conn.server))
     }
 
     /// The current server split into base and workspace path, or kcp's error.
@@ -253,7 +254,7 @@ impl<'a> Session<'a> {
 
     /// Whether discovery of `path` answers with any API group: kcp's existence-and-access
     /// check (a workspace one cannot see answers 403, or nothing).
-    async fn has_api_groups(&self, client: &Client, path: &LogicalPath) -> Result<bool> {
+    async fn has_api_groups(&self, client: &ApiClient, path: &LogicalPath) -> Result<bool> {
         let mut groups = 0;
         for (suffix, field) in [("api", "versions"), ("apis", "groups")] {
             match client
@@ -269,7 +270,7 @@ impl<'a> Session<'a> {
     }
 
     /// The home workspace's path, from `root`'s `workspaces/~`.
-    async fn home_path(&self, client: &Client) -> Result<LogicalPath> {
+    async fn home_path(&self, client: &ApiClient) -> Result<LogicalPath> {
         let ws = client
             .get(&workspace_url(&LogicalPath::root(), "~"))
             .await?;
@@ -472,7 +473,7 @@ fn render_children(children: &[TreeNode], prefix: &str, s: &mut String) {
 
 /// Lists `path`'s workspaces into `node`, depth first, as kcp's populateBranch.
 async fn populate(
-    client: &Client,
+    client: &ApiClient,
     node: &mut TreeNode,
     path: &LogicalPath,
     parent_name: &str,
