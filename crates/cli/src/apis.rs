@@ -335,42 +335,11 @@ const CRD_FLAGS: &[&str] = &["filename", "prefix", "output"];
 
 /// A Go duration (`30s`, `1m30s`, `500ms`, `1.5h`, `0`), as `--timeout` takes it.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let bad = || {
+    kplex_gocompat::parse_std_duration(s).ok_or_else(|| {
         Error::msg(format!(
             "invalid argument {s:?} for \"--timeout\" flag: time: invalid duration {s:?}"
         ))
-    };
-    let rest = s.strip_prefix('+').unwrap_or(s);
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    let mut rest = rest;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    })
 }
 
 /// `--accept-permission-claim a,b --accept-permission-claim c`.

@@ -27,10 +27,10 @@ impl clap::builder::TypedValueParser for GoBool {
         value: &OsStr,
     ) -> std::result::Result<bool, clap::Error> {
         let value = value.to_string_lossy();
-        match value.as_ref() {
-            "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
-            "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
-            other => {
+        match kplex_gocompat::parse_bool(&value) {
+            Some(b) => Ok(b),
+            None => {
+                let other = value.as_ref();
                 let flag = arg.and_then(clap::Arg::get_long).unwrap_or_default();
                 let mut e = clap::Error::new(ErrorKind::ValueValidation).with_cmd(cmd);
                 e.insert(
