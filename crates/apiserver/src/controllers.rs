@@ -108,6 +108,7 @@ pub struct Controllers {
     tokens: Option<Arc<crate::serviceaccount::LegacyTokens>>,
     served: Arc<Served>,
     tenancy: Tenancy,
+    apis: crate::apis::Apis,
     queue: mpsc::UnboundedSender<Work>,
     state: Arc<Mutex<QueueState>>,
 }
@@ -118,6 +119,7 @@ const WORKERS: usize = 64;
 /// Starts the controllers; they run until the process ends.
 pub async fn start(
     tenancy: Tenancy,
+    apis: crate::apis::Apis,
     tokens: Option<Arc<crate::serviceaccount::LegacyTokens>>,
 ) -> Result<(), ApiError> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -126,6 +128,7 @@ pub async fn start(
         registry: tenancy.registry.clone(),
         served: tenancy.served.clone(),
         tenancy,
+        apis,
         queue: tx,
         state: Arc::default(),
     };
@@ -481,6 +484,8 @@ impl Controllers {
             Some("CustomResourceDefinition") => self.enqueue(Work::Crd { cluster, name }),
             Some("APIBinding") => self.enqueue(Work::ApiBinding { cluster, name }),
             Some("APIExport") => self.enqueue(Work::ExportConsumers { cluster, name }),
+            // Bindings are gone before their logical cluster; this only catches strays.
+            Some("LogicalCluster") => self.apis.exports.remove_consumer_cluster(&cluster),
             _ => {}
         }
     }
@@ -554,13 +559,13 @@ impl Controllers {
                 self.tenancy.reconcile_workspace(cluster, name).await
             }
             Work::ApiExport { cluster, name } => {
-                crate::apis::export::reconcile(&self.tenancy, cluster, name).await
+                crate::apis::export::reconcile(&self.apis, cluster, name).await
             }
             Work::EndpointSlice { cluster, name } => {
-                crate::apis::export::reconcile_slice(&self.tenancy, cluster, name).await
+                crate::apis::export::reconcile_slice(&self.apis, cluster, name).await
             }
             Work::ApiBinding { cluster, name } => {
-                let r = crate::apis::binding::reconcile(&self.tenancy, cluster, name).await?;
+                let r = crate::apis::binding::reconcile(&self.apis, cluster, name).await?;
                 if let Some((cluster, name)) = r.export_changed {
                     self.enqueue(Work::SlicesOf { cluster, name });
                 }

@@ -34,6 +34,7 @@ pub struct Api {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
     pub tenancy: crate::tenancy::lifecycle::Tenancy,
+    pub apis: crate::apis::Apis,
     pub authz: crate::authz::Authorizer,
     /// `None`: no audit log.
     pub audit: Option<crate::audit::Auditor>,
@@ -407,7 +408,7 @@ impl Api {
         let Target::Resource(r) = target else {
             return Err(not_found_path());
         };
-        let plan = view.plan(&self.served, cluster.as_deref(), &r)?;
+        let plan = view.plan(&self.served, &self.apis.exports, cluster.as_deref(), &r)?;
         // Objects the provider creates under a claim with a selector carry its labels (the
         // body is re-encoded as JSON, whatever it came as).
         let mut headers = headers.clone();

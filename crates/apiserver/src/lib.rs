@@ -16,9 +16,7 @@ pub mod authn;
 pub mod authz;
 pub mod body;
 pub mod builtins;
-pub mod catalog;
 pub mod controllers;
-pub mod crd;
 pub mod discovery;
 pub mod encryption;
 pub mod handler;
@@ -28,11 +26,8 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod pki;
-pub mod quota;
-pub mod registry;
 pub mod request;
 pub mod response;
-pub mod served;
 pub mod server;
 pub mod serviceaccount;
 pub mod table;
@@ -40,6 +35,6 @@ pub mod tenancy;
 
 mod start;
 
-pub use kplex_registry::object;
+pub use kplex_registry::{catalog, crd, object, quota, registry, served};
 
-pub use start::{Config, Running, StartError, StoreConfig, start};
+pub use start::{Config, Running, StartError, StoreConfig, kinds, start};

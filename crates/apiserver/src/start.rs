@@ -197,7 +197,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls = pki.server_config(authn.tls_verifier())?;
 
     let mut registry = Registry::new(store.clone());
-    let served = Arc::new(Served::new());
+    let served = Arc::new(Served::new(kinds()));
     registry.admission = Arc::new(admission_chain(&registry, &served));
     let quota = Arc::new(crate::quota::Quota::new(
         served.clone(),
@@ -218,7 +218,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )?,
         ca_pem: std::fs::read(config.root_directory.join("ca.crt")).unwrap_or_default(),
     });
-    controllers::start(tenancy.clone(), Some(legacy_tokens)).await?;
+    let apis = crate::apis::Apis {
+        registry: registry.clone(),
+        served: served.clone(),
+        base_url: tenancy.base_url.clone(),
+        exports: Arc::default(),
+    };
+    controllers::start(tenancy.clone(), apis.clone(), Some(legacy_tokens)).await?;
     tokio::spawn(compactor(store, config.compaction_interval));
 
     let audit = match &config.audit_log_path {
@@ -245,6 +251,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             served: tenancy.served.clone(),
         },
         tenancy,
+        apis,
         audit,
         limits: crate::limits::Limits::new(&config.limits),
     });
@@ -256,6 +263,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         serving,
     })
+}
+
+/// The kinds every logical cluster serves: Kubernetes' built-ins and kcp's system kinds.
+pub fn kinds() -> Vec<crate::catalog::ResourceDesc> {
+    crate::builtins::all()
+        .into_iter()
+        .chain(tenancy::resources())
+        .chain(crate::apis::resources())
+        .collect()
 }
 
 /// Every write's admission plugins, in kube-apiserver's order: the features' own, then the

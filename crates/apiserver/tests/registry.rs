@@ -26,7 +26,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(dir.path().join("db"))).unwrap());
     let registry = Registry::new(store);
-    let served = Served::new();
+    let served = Served::new(kplex_apiserver::kinds());
     let ns = Scope {
         cluster: Some("c1".into()),
         desc: served.lookup(Some("c1"), "", "v1", "namespaces").unwrap(),

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 
+use super::Apis;
 use super::{AcceptedClaim, BINDING_FINALIZER, Consumer, V1, V2, conditions, get, scope};
 use crate::catalog::{BoundInfo, ResourceDesc};
 use crate::registry::WriteOptions;
 use crate::served::Conflict;
-use crate::tenancy::lifecycle::Tenancy;
 
 /// What a reconcile did, for the controllers.
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ struct Resolved {
 type Unresolved = (&'static str, String);
 
 async fn resolve(
-    t: &Tenancy,
+    t: &Apis,
     cluster: &str,
     name: &str,
     binding: &Value,
@@ -191,7 +191,7 @@ pub fn accepted_claims(export: &Value, binding: &Value) -> Vec<AcceptedClaim> {
         .collect()
 }
 
-fn conflict_message(t: &Tenancy, cluster: &str, conflict: &Conflict) -> String {
+fn conflict_message(t: &Apis, cluster: &str, conflict: &Conflict) -> String {
     match conflict {
         Conflict::Crd(name) if name.is_empty() => {
             "naming conflict with a built-in resource".to_string()
@@ -217,7 +217,7 @@ fn conflict_message(t: &Tenancy, cluster: &str, conflict: &Conflict) -> String {
 }
 
 /// Reconciles one APIBinding.
-pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconciled, ApiError> {
+pub async fn reconcile(t: &Apis, cluster: &str, name: &str) -> Result<Reconciled, ApiError> {
     let Some(bindings) = scope(&t.served, cluster, V2, "apibindings") else {
         return Ok(done());
     };
@@ -311,7 +311,6 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
             .collect(),
     };
     let flipped = t
-        .served
         .exports
         .set((&resolved.cluster, &export_name), cluster, Some(consumer));
     status["apiExportClusterName"] = json!(resolved.cluster);
@@ -392,7 +391,7 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<Reconci
 
 /// Annotations of the export under `extra.apis.kcp.io/` are copied onto its bindings (kcp).
 async fn copy_extra_annotations(
-    t: &Tenancy,
+    t: &Apis,
     scope: &crate::registry::Scope,
     binding: &Value,
     export: &Value,
@@ -425,7 +424,7 @@ async fn copy_extra_annotations(
 
 /// The export's claims on resources that are neither built in nor name an identity hash:
 /// an exported resource can only be claimed with its export's identity (`resource.group`).
-fn invalid_claims(t: &Tenancy, export: &Value) -> Vec<String> {
+fn invalid_claims(t: &Apis, export: &Value) -> Vec<String> {
     export
         .pointer("/spec/permissionClaims")
         .and_then(Value::as_array)
@@ -446,7 +445,7 @@ fn invalid_claims(t: &Tenancy, export: &Value) -> Vec<String> {
 
 /// The export is gone: its resources stay served (their objects are the consumer's), but
 /// its maximal permission policy no longer applies, as in kcp.
-fn drop_policy(t: &Tenancy, cluster: &str, name: &str) {
+fn drop_policy(t: &Apis, cluster: &str, name: &str) {
     let served = t.served.bound_resources(cluster, name);
     if !served
         .iter()
@@ -472,7 +471,7 @@ fn drop_policy(t: &Tenancy, cluster: &str, name: &str) {
 }
 
 /// Forgets a binding that is gone: its served resources and its place in the export index.
-fn forget(t: &Tenancy, cluster: &str, name: &str, export: Option<(String, String)>) -> Reconciled {
+fn forget(t: &Apis, cluster: &str, name: &str, export: Option<(String, String)>) -> Reconciled {
     let served = t.served.unbind(cluster, name);
     let export = export.or_else(|| {
         served
@@ -482,7 +481,7 @@ fn forget(t: &Tenancy, cluster: &str, name: &str, export: Option<(String, String
     });
     let flipped = export
         .as_ref()
-        .is_some_and(|(ec, e)| t.served.exports.set((ec, e), cluster, None));
+        .is_some_and(|(ec, e)| t.exports.set((ec, e), cluster, None));
     Reconciled {
         done: true,
         export_changed: export.filter(|_| flipped),
@@ -491,7 +490,7 @@ fn forget(t: &Tenancy, cluster: &str, name: &str, export: Option<(String, String
 
 /// A deleted binding: delete the objects of its resources, then let it go.
 async fn unbind(
-    t: &Tenancy,
+    t: &Apis,
     cluster: &str,
     name: &str,
     binding: &Value,

@@ -9,9 +9,9 @@ use base64::Engine;
 use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 
+use super::Apis;
 use super::{GROUP, IDENTITY_NAMESPACE, V1, V2, conditions, get, scope};
 use crate::registry::{Scope, WriteOptions};
-use crate::tenancy::lifecycle::Tenancy;
 
 /// Annotation that turns the default endpoint slice off.
 pub const SKIP_ENDPOINT_SLICE: &str = "apiexports.apis.kcp.io/skip-endpointslice";
@@ -25,7 +25,7 @@ fn secret_ref(export: &Value, name: &str) -> (String, String, bool) {
     }
 }
 
-fn core_scope(t: &Tenancy, cluster: &str, plural: &str, ns: Option<&str>) -> Option<Scope> {
+fn core_scope(t: &Apis, cluster: &str, plural: &str, ns: Option<&str>) -> Option<Scope> {
     Some(Scope {
         cluster: Some(cluster.to_string()),
         desc: t.served.lookup(Some(cluster), "", "v1", plural)?,
@@ -35,7 +35,7 @@ fn core_scope(t: &Tenancy, cluster: &str, plural: &str, ns: Option<&str>) -> Opt
 
 /// The identity key in the secret, creating the default secret (and its namespace) if needed.
 async fn identity_key(
-    t: &Tenancy,
+    t: &Apis,
     cluster: &str,
     (ns, name, default): (&str, &str, bool),
 ) -> Result<Option<Vec<u8>>, ApiError> {
@@ -88,7 +88,7 @@ fn missing() -> ApiError {
 }
 
 /// Reconciles one APIExport; Ok(false) = try again later.
-pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<bool, ApiError> {
+pub async fn reconcile(t: &Apis, cluster: &str, name: &str) -> Result<bool, ApiError> {
     let Some(exports) = scope(&t.served, cluster, V2, "apiexports") else {
         return Ok(true);
     };
@@ -141,7 +141,7 @@ pub async fn reconcile(t: &Tenancy, cluster: &str, name: &str) -> Result<bool, A
     Ok(ok)
 }
 
-async fn ensure_default_slice(t: &Tenancy, cluster: &str, name: &str) -> Result<(), ApiError> {
+async fn ensure_default_slice(t: &Apis, cluster: &str, name: &str) -> Result<(), ApiError> {
     let Some(slices) = scope(&t.served, cluster, V1, "apiexportendpointslices") else {
         return Ok(());
     };
@@ -170,7 +170,7 @@ pub fn virtual_workspace_url(base_url: &str, export_cluster: &str, export: &str)
 
 /// Reconciles an APIExportEndpointSlice: the export's virtual workspace URL once it has a
 /// consumer.
-pub async fn reconcile_slice(t: &Tenancy, cluster: &str, name: &str) -> Result<bool, ApiError> {
+pub async fn reconcile_slice(t: &Apis, cluster: &str, name: &str) -> Result<bool, ApiError> {
     let Some(slices) = scope(&t.served, cluster, V1, "apiexportendpointslices") else {
         return Ok(true);
     };
@@ -198,7 +198,7 @@ pub async fn reconcile_slice(t: &Tenancy, cluster: &str, name: &str) -> Result<b
     };
     let mut status = slice.get("status").cloned().unwrap_or_else(|| json!({}));
     let endpoints = match (&export_cluster, &export) {
-        (Some(ec), Some(_)) if !t.served.exports.consumers((ec, export_name)).is_empty() => {
+        (Some(ec), Some(_)) if !t.exports.consumers((ec, export_name)).is_empty() => {
             vec![json!({"url": virtual_workspace_url(&t.base_url, ec, export_name)})]
         }
         _ => vec![],

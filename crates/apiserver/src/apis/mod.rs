@@ -206,6 +206,17 @@ pub struct Consumer {
     pub claims: Vec<AcceptedClaim>,
 }
 
+/// What the `apis.kcp.io` controllers and views work with: the registry, the resource and
+/// cluster indexes, the server's public URL (endpoint slices), and the export index they keep.
+#[derive(Clone)]
+pub struct Apis {
+    pub registry: crate::registry::Registry,
+    pub served: Arc<crate::served::Served>,
+    /// `https://host:port`, the base of every virtual workspace URL.
+    pub base_url: String,
+    pub exports: Arc<Index>,
+}
+
 /// Which logical clusters bind which export: `(export cluster, export)` → consumer cluster →
 /// binding. Kept by the binding controller; read by the virtual workspace.
 #[derive(Default)]

@@ -176,6 +176,7 @@ impl ExportView {
     pub fn plan(
         &self,
         served: &Served,
+        exports: &super::Index,
         consumer: Option<&str>,
         r: &ResourceRequest,
     ) -> Result<Plan, ApiError> {
@@ -188,7 +189,7 @@ impl ExportView {
             .find(|d| d.group == r.group && d.version == r.version && d.plural == plural)
         {
             if let Some(c) = consumer
-                && served.exports.consumer(export, c).is_none()
+                && exports.consumer(export, c).is_none()
             {
                 return Err(not_found());
             }
@@ -253,8 +254,7 @@ impl ExportView {
         };
         match consumer {
             Some(c) => {
-                let accepted = served
-                    .exports
+                let accepted = exports
                     .consumer(export, c)
                     .and_then(|c| accepted(&c))
                     .filter(|a| a.allows(verb))
@@ -267,8 +267,7 @@ impl ExportView {
                 })
             }
             None => {
-                let clusters: BTreeMap<String, AcceptedClaim> = served
-                    .exports
+                let clusters: BTreeMap<String, AcceptedClaim> = exports
                     .consumers(export)
                     .into_iter()
                     .filter_map(|(cluster, c)| Some((cluster, accepted(&c)?)))

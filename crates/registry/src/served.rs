@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use crate::builtins;
 use crate::catalog::ResourceDesc;
 
 /// Source → its descriptions (one per served version). A source is a CRD (its name) or an
@@ -46,29 +45,16 @@ pub struct Served {
     clusters: RwLock<HashMap<String, String>>,
     /// Canonical path → name.
     paths: RwLock<HashMap<String, String>>,
-    /// Which logical clusters bind which APIExport.
-    pub exports: crate::apis::Index,
-}
-
-impl Default for Served {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Served {
-    pub fn new() -> Self {
+    /// Serves `kinds` in every logical cluster (the features' kinds, assembled at start).
+    pub fn new(kinds: Vec<ResourceDesc>) -> Self {
         Self {
-            builtins: builtins::all()
-                .into_iter()
-                .chain(crate::tenancy::resources())
-                .chain(crate::apis::resources())
-                .map(Arc::new)
-                .collect(),
+            builtins: kinds.into_iter().map(Arc::new).collect(),
             crds: RwLock::default(),
             clusters: RwLock::default(),
             paths: RwLock::default(),
-            exports: crate::apis::Index::default(),
         }
     }
 
@@ -92,7 +78,6 @@ impl Served {
         if let Ok(mut crds) = self.crds.write() {
             crds.remove(name);
         }
-        self.exports.remove_consumer_cluster(name);
     }
 
     pub fn has_cluster(&self, name: &str) -> bool {

@@ -185,7 +185,7 @@ impl Registry {
         }
         let store_key = scope.key(name)?;
         let noop_key = |rv: i64| noop_key(&store_key, rv, &manager, body, opts);
-        let mut config = crate::body::decode_yaml(body)?;
+        let mut config = crate::codec::decode_yaml(body)?;
         check_config(&desc, scope, name, &mut config)?;
         let schema = desc.validation_schema();
         let ti: &(dyn kplex_ssa::TypeInfo + Sync) = match &schema {
