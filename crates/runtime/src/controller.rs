@@ -75,6 +75,9 @@ impl<R: Reconciler> Controller<R> {
     /// Reconciles keys from `queue` instead of a queue of its own: a queue that outlives
     /// the controller keeps what was queued when, say, leadership moves away and back.
     pub fn with_queue(mut self, queue: WorkQueue<R::Key>) -> Self {
+        if let Some(m) = &self.metrics {
+            queue.set_depth_gauge(m.depth.clone());
+        }
         self.queue = queue;
         self
     }

@@ -69,6 +69,47 @@
 //! write the gated controllers make is still a compare-and-swap, so the reconciles that
 //! are draining when leadership moves cannot corrupt state, only repeat work.
 
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use kplex_runtime::{
+//!     Action, CancellationToken, Controller, LeaderGate, LeaseConfig, Metrics, Reconciler,
+//! };
+//!
+//! struct Namespaces;
+//!
+//! #[async_trait::async_trait]
+//! impl Reconciler for Namespaces {
+//!     type Key = (String, String); // (logical cluster, name)
+//!     type Error = std::io::Error;
+//!     async fn reconcile(&self, key: &Self::Key) -> Result<Action, Self::Error> {
+//!         // read current state, write with compare-and-swap …
+//!         Ok(Action::RequeueAfter(Duration::from_secs(30)))
+//!     }
+//! }
+//!
+//! # async fn example(store: Arc<dyn kplex_store::Store>) -> Result<(), kplex_runtime::Error> {
+//! let mut registry = prometheus_client::registry::Registry::default();
+//! let metrics = Metrics::register(&mut registry);
+//! let config = LeaseConfig::new("root", "kube-system", "kplex-controllers", "host-1-a8f3");
+//! let gate = LeaderGate::new(store, config)?;
+//! let shutdown = CancellationToken::new();
+//! gate.run(shutdown, move |leading| {
+//!     let controller = Controller::new("namespaces", Arc::new(Namespaces))
+//!         .workers(4)
+//!         .metrics(&metrics);
+//!     // … start the watches that feed `controller.queue().clone()`, stopped by `leading` …
+//!     controller.run(leading)
+//! })
+//! .await;
+//! # Ok(())
+//! # }
+//! ```
+
 mod controller;
 mod error;
 mod leader;

@@ -444,3 +444,38 @@ async fn leader_steps_down_when_the_store_is_unreachable() {
     );
     a.stop().await;
 }
+
+/// Gated work that returns by itself while leading: the gate steps down (releases the
+/// Lease), waits a retry period and competes again, calling `lead` again when it wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gated_work_that_returns_makes_the_gate_step_down_and_retry() {
+    let (store, _dir) = embedded();
+    let config = LeaseConfig::new(CLUSTER, NAMESPACE, NAME, "replica-a").durations(DURATIONS);
+    let gate = LeaderGate::new(store.clone(), config).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(gate.run(cancel.clone(), {
+        let calls = calls.clone();
+        move |token| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if !first {
+                    token.cancelled().await;
+                }
+            }
+        }
+    }));
+    eventually("lead called again", Duration::from_secs(3), || {
+        calls.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let (_, record) = stored_lease(&store).await;
+    assert_eq!(record.holder_identity.as_deref(), Some("replica-a"));
+    assert_eq!(record.lease_transitions, 1, "released, then taken again");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
