@@ -481,6 +481,14 @@ impl LeaderGate {
     }
 }
 
+impl Drop for LeaderGate {
+    /// A gate dropped mid-term (its `run` future dropped) no longer leads: say so to
+    /// subscribers, who would otherwise keep reading the last `true`.
+    fn drop(&mut self) {
+        self.leading.send_replace(false);
+    }
+}
+
 /// Waits for the gated future to finish after its token was cancelled.
 async fn finish(task: JoinHandle<()>) {
     if let Err(e) = task.await {

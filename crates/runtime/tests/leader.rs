@@ -308,6 +308,10 @@ async fn dead_leader_is_replaced_after_the_lease_expires() {
     leader.run.abort();
     let died = Instant::now();
     let _ = leader.run.await;
+    assert!(
+        !*leader.leading.borrow(),
+        "a dropped gate reports that it does not lead"
+    );
     // Its controllers stop (the gate's drop guard cancels their token) ...
     eventually(
         "the dead leader's controllers stop",
