@@ -1,19 +1,22 @@
 //! In-process controllers, cluster-aware from the start: CRD establishing and cleanup,
 //! namespace lifecycle, and garbage collection by ownerReferences.
 //!
-//! One store watch over `/registry/` feeds a de-duplicating work queue; each item is
-//! reconciled from the current state, so a missed or repeated event is harmless. Items that
-//! must wait (finalizers, objects still terminating) are retried after a short delay.
+//! One store watch over `/registry/` feeds the runtime's de-duplicating work queue
+//! (`kplex_runtime`: one item never twice at once, 64 workers, a span and metrics per
+//! reconcile, cancelled at shutdown); each item is reconciled from the current state, so a
+//! missed or repeated event is harmless. Items that must wait (finalizers, objects still
+//! terminating) are looked at again after a short delay; failures back off per item.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kplex_apimachinery::{ApiError, meta};
+use kplex_runtime::{Action, Backoff, CancellationToken, Controller, Reconciler, WorkQueue};
 use kplex_store::{EventKind, KeyRange, RangeRequest};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::catalog::ResourceDesc;
 use crate::crd::{self, CLEANUP_FINALIZER};
@@ -26,8 +29,9 @@ const RETRY: Duration = Duration::from_millis(500);
 /// How often ResourceQuota usage is recounted.
 const QUOTA_RESYNC: Duration = Duration::from_secs(5);
 
+/// What the controllers have to do, one variant per concern: the runtime's queue key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Work {
+pub enum Work {
     Crd {
         cluster: String,
         name: String,
@@ -93,14 +97,6 @@ enum Work {
     },
 }
 
-/// Work items queued, being worked on, and asked for again while being worked on.
-#[derive(Default)]
-struct QueueState {
-    pending: HashSet<Work>,
-    inflight: HashSet<Work>,
-    dirty: HashSet<Work>,
-}
-
 #[derive(Clone)]
 pub struct Controllers {
     registry: Registry,
@@ -109,8 +105,7 @@ pub struct Controllers {
     served: Arc<Served>,
     tenancy: Tenancy,
     apis: crate::apis::Apis,
-    queue: mpsc::UnboundedSender<Work>,
-    state: Arc<Mutex<QueueState>>,
+    queue: WorkQueue<Work>,
 }
 
 /// Items reconciled at once; an item is never worked on twice at the same time.
@@ -121,32 +116,51 @@ pub async fn start(
     tenancy: Tenancy,
     apis: crate::apis::Apis,
     tokens: Option<Arc<crate::serviceaccount::LegacyTokens>>,
+    metrics: &kplex_runtime::Metrics,
+    cancel: CancellationToken,
 ) -> Result<(), ApiError> {
-    let (tx, rx) = mpsc::unbounded_channel();
     let c = Controllers {
         tokens,
         registry: tenancy.registry.clone(),
         served: tenancy.served.clone(),
         tenancy,
         apis,
-        queue: tx,
-        state: Arc::default(),
+        queue: WorkQueue::new(),
     };
     let revision = c.enqueue_existing().await?;
     if let Some(mut unfinished) = c.tenancy.scheduling.unfinished() {
         let c = c.clone();
-        tokio::spawn(async move {
+        spawn_until(&cancel, async move {
             while let Some((cluster, name)) = unfinished.recv().await {
                 c.enqueue(Work::Workspace { cluster, name });
             }
         });
     }
     let watcher = c.clone();
-    tokio::spawn(async move { watcher.watch(revision + 1).await });
-    tokio::spawn(c.clone().resync_quotas());
-    tokio::spawn(c.clone().resume_unfinished());
-    tokio::spawn(c.run(rx));
+    spawn_until(&cancel, async move { watcher.watch(revision + 1).await });
+    spawn_until(&cancel, c.clone().resync_quotas());
+    spawn_until(&cancel, c.clone().resume_unfinished());
+    let controller = Controller::new("kplex", Arc::new(c.clone()))
+        .with_queue(c.queue.clone())
+        .workers(WORKERS)
+        .backoff(Backoff {
+            base: RETRY / 5,
+            cap: RETRY * 4,
+        })
+        .metrics(metrics);
+    tokio::spawn(controller.run(cancel));
     Ok(())
+}
+
+/// Runs `task` until it ends or `cancel` fires.
+fn spawn_until(cancel: &CancellationToken, task: impl Future<Output = ()> + Send + 'static) {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = task => {}
+        }
+    });
 }
 
 /// Key prefixes of the kinds controllers follow on every change.
@@ -215,14 +229,7 @@ fn split_api_version(api_version: &str) -> (&str, &str) {
 
 impl Controllers {
     fn enqueue(&self, work: Work) {
-        let fresh = self
-            .state
-            .lock()
-            .map(|mut q| q.pending.insert(work.clone()))
-            .unwrap_or(true);
-        if fresh {
-            let _ = self.queue.send(work);
-        }
+        self.queue.add(work);
     }
 
     /// Object counts change with every create and delete, which the controllers do not
@@ -237,14 +244,6 @@ impl Controllers {
                 self.enqueue(Work::Quotas { cluster, namespace });
             }
         }
-    }
-
-    fn retry_later(&self, work: Work) {
-        let c = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(RETRY).await;
-            c.enqueue(work);
-        });
     }
 
     /// What a restart left mid-way, which no event would bring back: workspaces and logical
@@ -321,7 +320,7 @@ impl Controllers {
         // them now (the queued copies then find nothing to do).
         futures::stream::iter(serving)
             .for_each_concurrent(16, |work| async move {
-                if let Err(e) = self.reconcile(&work).await {
+                if let Err(e) = self.reconcile_work(&work).await {
                     tracing::debug!(?work, error = %e, "initial reconcile failed");
                 }
             })
@@ -490,50 +489,8 @@ impl Controllers {
         }
     }
 
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Work>) {
-        let workers = Arc::new(tokio::sync::Semaphore::new(WORKERS));
-        while let Some(work) = rx.recv().await {
-            let busy = match self.state.lock() {
-                Ok(mut q) => {
-                    q.pending.remove(&work);
-                    if q.inflight.contains(&work) {
-                        q.dirty.insert(work.clone());
-                        true
-                    } else {
-                        q.inflight.insert(work.clone());
-                        false
-                    }
-                }
-                Err(_) => false,
-            };
-            if busy {
-                continue;
-            }
-            let Ok(permit) = workers.clone().acquire_owned().await else {
-                return;
-            };
-            let c = self.clone();
-            tokio::spawn(async move {
-                let done = c.reconcile(&work).await;
-                drop(permit);
-                let again = c.state.lock().map(|mut q| {
-                    q.inflight.remove(&work);
-                    q.dirty.remove(&work)
-                });
-                match done {
-                    Ok(true) if again.unwrap_or(false) => c.enqueue(work),
-                    Ok(true) => {}
-                    Ok(false) => c.retry_later(work),
-                    Err(e) => {
-                        tracing::debug!(?work, error = %e, "reconcile failed, retrying");
-                        c.retry_later(work);
-                    }
-                }
-            });
-        }
-    }
-
-    async fn reconcile(&self, work: &Work) -> Result<bool, ApiError> {
+    /// Reconciles one item; `Ok(false)`: not done yet, look again shortly.
+    async fn reconcile_work(&self, work: &Work) -> Result<bool, ApiError> {
         match work {
             Work::Crd { cluster, name } => self.reconcile_crd(cluster, name).await,
             Work::Namespace { cluster, name } => self.reconcile_namespace(cluster, name).await,
@@ -1167,6 +1124,20 @@ impl Controllers {
                 .await?;
         }
         Ok(true)
+    }
+}
+
+/// Every controller is one reconciler over one queue for now: the items say what to do.
+#[async_trait::async_trait]
+impl Reconciler for Controllers {
+    type Key = Work;
+    type Error = ApiError;
+
+    async fn reconcile(&self, work: &Work) -> Result<Action, ApiError> {
+        Ok(match self.reconcile_work(work).await? {
+            true => Action::Done,
+            false => Action::RequeueAfter(RETRY),
+        })
     }
 }
 

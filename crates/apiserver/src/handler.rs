@@ -31,6 +31,8 @@ pub struct Api {
     pub served: Arc<Served>,
     pub authn: crate::authn::Authenticator,
     pub metrics: Metrics,
+    /// What `/metrics` serves: every component's metrics.
+    pub exposition: crate::metrics::Exposition,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
     pub tenancy: crate::tenancy::lifecycle::Tenancy,
@@ -269,7 +271,7 @@ impl Api {
             return Ok(response::with_body(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                self.metrics.encode(),
+                self.exposition.encode(),
             ));
         }
         let cluster = match cluster {

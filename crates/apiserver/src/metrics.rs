@@ -1,7 +1,5 @@
 //! Prometheus metrics served at `/metrics`.
 
-use std::sync::Mutex;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,22 +19,16 @@ pub struct VerbLabels {
     pub verb: String,
 }
 
+/// The request metrics of the API server.
 pub struct Metrics {
-    registry: Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
     pub durations: Family<VerbLabels, Histogram>,
     pub watches: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::default();
+    /// Registers the request metrics in `registry` (the server's, or a sub-registry of it).
+    pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<VerbLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -58,7 +50,6 @@ impl Metrics {
             watches.clone(),
         );
         Self {
-            registry: Mutex::new(registry),
             requests,
             durations,
             watches,
@@ -77,12 +68,20 @@ impl Metrics {
             .get_or_create(&VerbLabels { verb: verb.into() })
             .observe(seconds);
     }
+}
+
+/// The one Prometheus registry of the process, built at start: every component registers
+/// its metrics in it (or in a sub-registry of it) before serving starts; `/metrics` encodes it.
+pub struct Exposition(Registry);
+
+impl Exposition {
+    pub fn new(registry: Registry) -> Self {
+        Self(registry)
+    }
 
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        if let Ok(r) = self.registry.lock() {
-            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
-        }
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.0);
         out
     }
 }

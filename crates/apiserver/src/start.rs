@@ -224,7 +224,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         base_url: tenancy.base_url.clone(),
         exports: Arc::default(),
     };
-    controllers::start(tenancy.clone(), apis.clone(), Some(legacy_tokens)).await?;
+    // One Prometheus registry for the process; each component registers its metrics.
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let request_metrics = metrics::Metrics::register(&mut prometheus);
+    let controller_metrics = kplex_runtime::Metrics::register(&mut prometheus);
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    controllers::start(
+        tenancy.clone(),
+        apis.clone(),
+        Some(legacy_tokens),
+        &controller_metrics,
+        cancelled_on(shutdown_rx.clone()),
+    )
+    .await?;
     tokio::spawn(compactor(store, config.compaction_interval));
 
     let audit = match &config.audit_log_path {
@@ -238,12 +250,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
         None => None,
     };
-    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let api = Arc::new(Api {
         registry,
         served,
         authn,
-        metrics: metrics::Metrics::new(),
+        metrics: request_metrics,
+        exposition: metrics::Exposition::new(prometheus),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
         authz: crate::authz::Authorizer {
@@ -263,6 +275,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         serving,
     })
+}
+
+/// A token cancelled once `shutdown` says so (or its sender is gone).
+fn cancelled_on(
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> kplex_runtime::CancellationToken {
+    let token = kplex_runtime::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        cancel.cancel();
+    });
+    token
 }
 
 /// The kinds every logical cluster serves: Kubernetes' built-ins and kcp's system kinds.
