@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use http::{HeaderMap, Response, StatusCode, header};
+use http::{HeaderMap, header};
 use kplex_apimachinery::ApiError;
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -18,9 +18,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use serde_json::{Value, json};
 
-use crate::request::{ResourceRequest, Verb};
-use crate::response::{self, Body, Format};
 use kplex_apimachinery::UserInfo;
+use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
 
 use kplex_apimachinery::user::{ANONYMOUS, UNAUTHENTICATED};
 pub use kplex_apimachinery::user::{AUTHENTICATED, MASTERS};
@@ -73,7 +72,7 @@ pub struct Authenticator {
     hints: Vec<DistinguishedName>,
     algorithms: WebPkiSupportedAlgorithms,
     /// Signs and verifies service-account tokens (`None`: none are issued or accepted).
-    service_accounts: Option<crate::serviceaccount::Signer>,
+    service_accounts: Option<Arc<crate::serviceaccount::Signer>>,
     /// OpenID Connect ID tokens of one issuer (`--oidc-*`).
     oidc: Option<Arc<crate::oidc::Oidc>>,
 }
@@ -128,7 +127,7 @@ impl Authenticator {
 
     /// Issues and accepts service-account tokens signed with `signer`.
     pub fn with_service_accounts(mut self, signer: crate::serviceaccount::Signer) -> Self {
-        self.service_accounts = Some(signer);
+        self.service_accounts = Some(Arc::new(signer));
         self
     }
 
@@ -139,8 +138,8 @@ impl Authenticator {
     }
 
     /// The signer of service-account tokens, if they are issued.
-    pub fn service_account_signer(&self) -> Option<&crate::serviceaccount::Signer> {
-        self.service_accounts.as_ref()
+    pub fn service_account_signer(&self) -> Option<Arc<crate::serviceaccount::Signer>> {
+        self.service_accounts.clone()
     }
 
     /// The TLS side: ask for a client certificate without requiring one, and check only
@@ -257,48 +256,15 @@ impl Authenticator {
 
     /// `authentication.k8s.io/v1` reviews: answered here, never stored. `None` for every
     /// other resource.
-    pub async fn review(
-        &self,
-        accounts: crate::serviceaccount::Accounts<'_>,
-        cluster: Option<&str>,
-        r: &ResourceRequest,
-        user: &UserInfo,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Option<Result<Response<Body>, ApiError>> {
-        let kind = match r.resource.as_str() {
-            "selfsubjectreviews" => "SelfSubjectReview",
-            "tokenreviews" => "TokenReview",
-            _ => return None,
-        };
-        if r.group != GROUP || r.version != "v1" || r.namespace.is_some() {
-            return None;
-        }
-        if r.verb != Verb::Create || r.subresource.is_some() || r.name.is_some() {
-            return Some(Err(ApiError::method_not_supported(
-                GROUP,
-                &r.resource,
-                r.verb.as_str(),
-            )));
-        }
-        Some(
-            self.answer_review(accounts, cluster, kind, user, headers, body)
-                .await,
-        )
-    }
-
     async fn answer_review(
         &self,
         accounts: crate::serviceaccount::Accounts<'_>,
         cluster: Option<&str>,
         kind: &str,
         user: &UserInfo,
-        headers: &HeaderMap,
+        content_type: Option<&str>,
         body: &[u8],
-    ) -> Result<Response<Body>, ApiError> {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+    ) -> Result<Value, ApiError> {
         let input = crate::body::decode_typed(content_type, body, (GROUP, "v1", kind))?;
         if input
             .get("kind")
@@ -363,32 +329,55 @@ impl Authenticator {
             out["spec"] = spec;
             out["status"] = status;
         }
-        respond(headers, &out)
+        Ok(out)
     }
 }
 
-/// A 201 answer of `out` in the format the client accepts (JSON, YAML or protobuf).
-pub fn respond(headers: &HeaderMap, out: &Value) -> Result<Response<Body>, ApiError> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let wanted = response::negotiate(accept, true, &[])
-        .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(true)))?;
-    let bytes = match wanted.format {
-        Format::Protobuf => kplex_protobuf::encode(out)
-            .map_err(|e| ApiError::internal(&format!("encoding protobuf: {e}")))?,
-        Format::Yaml => serde_saphyr::to_string(out)
-            .map(String::into_bytes)
-            .map_err(|e| ApiError::internal(&e.to_string()))?,
-        Format::Json => {
-            let mut v = serde_json::to_vec(out).map_err(|e| ApiError::internal(&e.to_string()))?;
-            v.push(b'\n');
-            v
+/// TokenReview and SelfSubjectReview (`authentication.k8s.io/v1`, create only): answered by
+/// the authenticators, never stored.
+pub struct AuthnReviews {
+    pub authn: Arc<Authenticator>,
+    pub registry: crate::registry::Registry,
+    pub served: Arc<crate::served::Served>,
+}
+
+#[async_trait::async_trait]
+impl VirtualResource for AuthnReviews {
+    fn handles(&self, req: &VirtualRequest<'_>) -> bool {
+        req.desc.group == GROUP
+            && req.namespace.is_none()
+            && matches!(
+                req.desc.plural.as_str(),
+                "selfsubjectreviews" | "tokenreviews"
+            )
+    }
+
+    async fn serve(&self, req: &VirtualRequest<'_>) -> Result<Answer, ApiError> {
+        let desc = req.desc;
+        if req.verb != "create" || req.subresource.is_some() || req.name.is_some() {
+            return Err(ApiError::method_not_supported(
+                GROUP,
+                &desc.plural,
+                req.verb,
+            ));
         }
-    };
-    Ok(response::with_body(
-        StatusCode::CREATED,
-        wanted.format.content_type(),
-        bytes,
-    ))
+        let accounts = crate::serviceaccount::Accounts {
+            registry: &self.registry,
+            served: &self.served,
+        };
+        let object = self
+            .authn
+            .answer_review(
+                accounts,
+                req.cluster,
+                &desc.kind,
+                req.user,
+                req.content_type,
+                req.body,
+            )
+            .await?;
+        Ok(Answer { code: 201, object })
+    }
 }
 
 /// The built-in admin.

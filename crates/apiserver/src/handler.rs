@@ -24,15 +24,18 @@ use crate::response::{self, Body, Format, Shape, Wanted};
 use crate::served::Served;
 use crate::table::{self, IncludeObject};
 use crate::{body, discovery, metrics::Metrics, openapi};
+use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
 
 /// Everything a request handler needs; shared by all connections.
 pub struct Api {
     pub registry: Registry,
     pub served: Arc<Served>,
-    pub authn: crate::authn::Authenticator,
+    pub authn: Arc<crate::authn::Authenticator>,
     pub metrics: Metrics,
     /// What `/metrics` serves: every component's metrics.
     pub exposition: crate::metrics::Exposition,
+    /// Resources answered without being stored (reviews, TokenRequest, `workspaces/~`).
+    pub virtual_resources: Vec<Arc<dyn VirtualResource>>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
     pub tenancy: crate::tenancy::lifecycle::Tenancy,
@@ -445,6 +448,42 @@ impl Api {
         .await
     }
 
+    /// A virtual resource's answer: as the addressed kind when it is one (tables, protobuf),
+    /// else as a plain object in the format the client accepts.
+    fn respond_answer(
+        &self,
+        desc: &ResourceDesc,
+        headers: &HeaderMap,
+        query: &Query,
+        answer: &Answer,
+    ) -> Result<Response<Body>, ApiError> {
+        let code = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::OK);
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let own_kind =
+            answer.object.get("kind").and_then(Value::as_str) == Some(desc.kind.as_str());
+        let protobuf_ok = kplex_protobuf::supports(
+            answer
+                .object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            answer
+                .object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        let shapes: &[Shape] = if own_kind {
+            &[Shape::Table, Shape::PartialObjectMetadata]
+        } else {
+            &[]
+        };
+        let wanted = response::negotiate(accept, protobuf_ok, shapes)
+            .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(protobuf_ok)))?;
+        let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+        Ok(respond_value(desc, wanted, include, code, &answer.object))
+    }
+
     fn accounts(&self) -> crate::serviceaccount::Accounts<'_> {
         crate::serviceaccount::Accounts {
             registry: &self.registry,
@@ -497,20 +536,6 @@ impl Api {
         body: Bytes,
         predicate: Option<crate::registry::Predicate>,
     ) -> Result<Response<Body>, ApiError> {
-        if let Some(resp) = self
-            .authn
-            .review(
-                self.accounts(),
-                cluster.as_deref(),
-                &r,
-                user,
-                headers,
-                &body,
-            )
-            .await
-        {
-            return resp;
-        }
         let desc = match desc {
             Some(d) => d,
             None => self
@@ -518,6 +543,25 @@ impl Api {
                 .lookup(cluster.as_deref(), &r.group, &r.version, &r.resource)
                 .ok_or_else(not_found_path)?,
         };
+        let virtual_request = VirtualRequest {
+            cluster: cluster.as_deref(),
+            desc: &desc,
+            verb: r.verb.as_str(),
+            namespace: r.namespace.as_deref(),
+            name: r.name.as_deref(),
+            subresource: r.subresource.as_deref(),
+            user,
+            content_type: content_type(headers),
+            body: &body,
+        };
+        if let Some(v) = self
+            .virtual_resources
+            .iter()
+            .find(|v| v.handles(&virtual_request))
+        {
+            let answer = v.serve(&virtual_request).await?;
+            return self.respond_answer(&desc, headers, query, &answer);
+        }
         if cluster.is_none() && !matches!(r.verb, Verb::List | Verb::Watch) {
             return Err(ApiError::method_not_supported(
                 &desc.group,
@@ -538,30 +582,6 @@ impl Api {
             Some("status") if desc.status => {}
             Some("scale") if desc.scale.is_some() => {}
             Some("finalize") if desc.group.is_empty() && desc.plural == "namespaces" => {}
-            // TokenRequest: create only, answered by `serviceaccount`, never stored.
-            Some("token") if desc.group.is_empty() && desc.plural == "serviceaccounts" => {
-                if r.verb != Verb::Create {
-                    return Err(ApiError::method_not_supported(
-                        "",
-                        "serviceaccounts/token",
-                        r.verb.as_str(),
-                    ));
-                }
-                let scope = Scope {
-                    cluster,
-                    desc: desc.clone(),
-                    namespace: r.namespace.clone(),
-                };
-                return crate::serviceaccount::token_request(
-                    &self.registry,
-                    self.authn.service_account_signer(),
-                    &scope,
-                    &r,
-                    headers,
-                    &body,
-                )
-                .await;
-            }
             Some(_) => return Err(not_found_path()),
         }
         if sub.is_some() && !matches!(r.verb, Verb::Get | Verb::Update | Verb::Patch) {
@@ -589,30 +609,6 @@ impl Api {
         let wanted = response::negotiate(accept, protobuf_ok, shapes)
             .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(protobuf_ok)))?;
         let name = r.name.clone().unwrap_or_default();
-        if desc.group == "authorization.k8s.io" && r.verb == Verb::Create {
-            let cluster = scope
-                .cluster
-                .as_deref()
-                .unwrap_or(crate::request::ROOT_CLUSTER);
-            let review = body::decode_typed(
-                content_type(headers),
-                &body,
-                (&desc.group, &desc.version, &desc.kind),
-            )?;
-            if let Some(answer) = self
-                .authz
-                .review(cluster, &desc.plural, &user.name, &user.groups, review)
-                .await?
-            {
-                return Ok(respond_value(
-                    &desc,
-                    wanted,
-                    IncludeObject::default(),
-                    StatusCode::CREATED,
-                    &answer,
-                ));
-            }
-        }
         let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
         match (r.verb, sub) {
             (Verb::Get, Some("scale")) => {
@@ -624,10 +620,6 @@ impl Api {
                     StatusCode::OK,
                     &scale_of(&desc, &obj),
                 ))
-            }
-            (Verb::Get, None) if is_tenancy(&desc, "workspaces") && name == "~" => {
-                let home = crate::tenancy::home::home(&self.tenancy, &user.name).await?;
-                Ok(respond_value(&desc, wanted, include, StatusCode::OK, &home))
             }
             (Verb::Get, _) => {
                 let stored = self.registry.get(&scope, &name).await?;

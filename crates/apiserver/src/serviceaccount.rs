@@ -9,7 +9,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http::{HeaderMap, Response};
 use kplex_apimachinery::ApiError;
 use ring::rand::SystemRandom;
 use ring::signature::{
@@ -18,10 +17,13 @@ use ring::signature::{
 };
 use serde_json::{Value, json};
 
-use crate::registry::{Registry, Scope};
-use crate::request::ResourceRequest;
-use crate::response::Body;
+use std::sync::Arc;
+
 use kplex_apimachinery::UserInfo;
+use kplex_registry::served::Served;
+use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
+
+use crate::registry::{Registry, Scope};
 
 /// The issuer (`iss`) of every token, and the audience the API server accepts.
 pub const ISSUER: &str = "https://kplex.local";
@@ -375,7 +377,12 @@ pub fn claims(cluster: &str, sa: &Value, audiences: &[String], now: i64, expirat
 
 /// The uid of the Pod or Secret a TokenRequest binds its token to (in the service account's
 /// namespace); it must exist, with the uid the request names if it names one.
-async fn bind_to_object(registry: &Registry, scope: &Scope, r: &Value) -> Result<String, ApiError> {
+async fn bind_to_object(
+    registry: &Registry,
+    served: &Served,
+    scope: &Scope,
+    r: &Value,
+) -> Result<String, ApiError> {
     let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = r.get("name").and_then(Value::as_str).unwrap_or("");
     let plural = match kind {
@@ -387,10 +394,8 @@ async fn bind_to_object(registry: &Registry, scope: &Scope, r: &Value) -> Result
             )));
         }
     };
-    let desc = crate::builtins::all()
-        .into_iter()
-        .find(|d| d.group.is_empty() && d.plural == plural)
-        .map(std::sync::Arc::new)
+    let desc = served
+        .lookup(scope.cluster.as_deref(), "", "v1", plural)
         .ok_or_else(|| ApiError::internal("no core kinds"))?;
     let object_scope = Scope {
         desc,
@@ -435,26 +440,64 @@ pub fn legacy_claims(cluster: &str, sa: &Value, secret: &Value) -> Value {
 
 /// `POST .../serviceaccounts/<name>/token`: a TokenRequest answered with a signed token for
 /// the ServiceAccount (404 when it does not exist in the logical cluster).
-pub async fn token_request(
+/// TokenRequest (`serviceaccounts/<name>/token`, create only): a token for the
+/// ServiceAccount, signed by the server, never stored.
+pub struct TokenRequests {
+    pub registry: Registry,
+    pub served: Arc<Served>,
+    /// `None`: no service-account tokens are issued (every request is 405).
+    pub signer: Option<Arc<Signer>>,
+}
+
+#[async_trait::async_trait]
+impl VirtualResource for TokenRequests {
+    fn handles(&self, req: &VirtualRequest<'_>) -> bool {
+        req.desc.group.is_empty()
+            && req.desc.plural == "serviceaccounts"
+            && req.subresource == Some("token")
+    }
+
+    async fn serve(&self, req: &VirtualRequest<'_>) -> Result<Answer, ApiError> {
+        if req.verb != "create" {
+            return Err(ApiError::method_not_supported(
+                "",
+                "serviceaccounts/token",
+                req.verb,
+            ));
+        }
+        let scope = Scope {
+            cluster: req.cluster.map(String::from),
+            desc: req.desc.clone(),
+            namespace: req.namespace.map(String::from),
+        };
+        let object = token_request(
+            &self.registry,
+            &self.served,
+            self.signer.as_deref(),
+            &scope,
+            req,
+        )
+        .await?;
+        Ok(Answer { code: 201, object })
+    }
+}
+
+async fn token_request(
     registry: &Registry,
+    served: &Served,
     signer: Option<&Signer>,
     scope: &Scope,
-    r: &ResourceRequest,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response<Body>, ApiError> {
-    let signer = signer.ok_or_else(|| {
-        ApiError::method_not_supported("", "serviceaccounts/token", r.verb.as_str())
-    })?;
+    req: &VirtualRequest<'_>,
+) -> Result<Value, ApiError> {
+    let signer = signer
+        .ok_or_else(|| ApiError::method_not_supported("", "serviceaccounts/token", req.verb))?;
     let cluster = scope
         .cluster
         .as_deref()
         .ok_or_else(|| ApiError::method_not_supported("", "serviceaccounts/token", "create"))?;
-    let name = r.name.clone().unwrap_or_default();
+    let name = req.name.unwrap_or_default().to_string();
     let sa = registry.get(scope, &name).await?.decode()?;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let (content_type, body) = (req.content_type, req.body);
     let input = if body.is_empty() {
         json!({})
     } else {
@@ -505,7 +548,7 @@ pub async fn token_request(
     let mut claims = claims(cluster, &sa, &audiences, now, expiration);
     let mut spec = spec;
     if let Some(r) = spec.get("boundObjectRef").filter(|r| !r.is_null()).cloned() {
-        let uid = bind_to_object(registry, scope, &r).await?;
+        let uid = bind_to_object(registry, served, scope, &r).await?;
         let kind = r["kind"].as_str().unwrap_or("").to_ascii_lowercase();
         claims["kubernetes.io"][kind.as_str()] = json!({"name": r["name"], "uid": uid});
         spec["boundObjectRef"]["uid"] = json!(uid);
@@ -532,7 +575,7 @@ pub async fn token_request(
             "expirationTimestamp": kplex_apimachinery::meta::format_rfc3339(now + expiration),
         },
     });
-    crate::authn::respond(headers, &out)
+    Ok(out)
 }
 
 /// What the token controller needs to fill legacy token Secrets.

@@ -17,6 +17,7 @@ use crate::registry::admission::{AdmissionChain, AdmissionPlugin};
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;
 use crate::{controllers, metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
+use kplex_registry::virtual_resource::VirtualResource;
 
 /// Where objects are kept.
 #[derive(Clone, Debug)]
@@ -195,6 +196,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => authn,
     };
     let tls = pki.server_config(authn.tls_verifier())?;
+    let authn = Arc::new(authn);
 
     let mut registry = Registry::new(store.clone());
     let served = Arc::new(Served::new(kinds()));
@@ -253,6 +255,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api = Arc::new(Api {
         registry,
         served,
+        virtual_resources: virtual_resources(&tenancy, &authn),
         authn,
         metrics: request_metrics,
         exposition: metrics::Exposition::new(prometheus),
@@ -275,6 +278,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         serving,
     })
+}
+
+/// Resources answered without being stored: the features' reviews, TokenRequest, home
+/// workspaces.
+fn virtual_resources(
+    tenancy: &tenancy::lifecycle::Tenancy,
+    authn: &Arc<crate::authn::Authenticator>,
+) -> Vec<Arc<dyn VirtualResource>> {
+    let (registry, served) = (&tenancy.registry, &tenancy.served);
+    vec![
+        Arc::new(crate::authn::AuthnReviews {
+            authn: authn.clone(),
+            registry: registry.clone(),
+            served: served.clone(),
+        }),
+        Arc::new(crate::authz::AccessReviews(crate::authz::Authorizer {
+            registry: registry.clone(),
+            served: served.clone(),
+        })),
+        Arc::new(crate::serviceaccount::TokenRequests {
+            registry: registry.clone(),
+            served: served.clone(),
+            signer: authn.service_account_signer(),
+        }),
+        Arc::new(tenancy::home::HomeWorkspace(tenancy.clone())),
+    ]
 }
 
 /// A token cancelled once `shutdown` says so (or its sender is gone).

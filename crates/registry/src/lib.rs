@@ -14,3 +14,4 @@ pub mod object;
 pub mod quota;
 pub mod registry;
 pub mod served;
+pub mod virtual_resource;

@@ -9,6 +9,7 @@
 
 mod escalation;
 pub use escalation::EscalationCheck;
+pub use review::AccessReviews;
 pub mod rbac;
 pub mod review;
 

@@ -5,7 +5,12 @@
 use kplex_apimachinery::ApiError;
 use serde_json::{Value, json};
 
+use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
+
 use super::{Authorizer, MASTERS, Request, ResourceAttrs, bootstrap_bindings, rbac};
+
+/// Where reviews sent to the wildcard view are answered.
+const ROOT_CLUSTER: &str = "root";
 
 fn s(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
@@ -137,5 +142,47 @@ impl Authorizer {
         Ok(
             json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false}),
         )
+    }
+}
+
+/// SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview and
+/// SelfSubjectRulesReview (create only), answered in the addressed logical cluster (root for
+/// the wildcard view).
+pub struct AccessReviews(pub Authorizer);
+
+#[async_trait::async_trait]
+impl VirtualResource for AccessReviews {
+    fn handles(&self, req: &VirtualRequest<'_>) -> bool {
+        req.desc.group == "authorization.k8s.io"
+    }
+
+    async fn serve(&self, req: &VirtualRequest<'_>) -> Result<Answer, ApiError> {
+        let desc = req.desc;
+        if req.verb != "create" {
+            return Err(ApiError::method_not_supported(
+                &desc.group,
+                &desc.plural,
+                req.verb,
+            ));
+        }
+        let review = kplex_registry::codec::decode_typed(
+            req.content_type,
+            req.body,
+            (&desc.group, &desc.version, &desc.kind),
+        )?;
+        let cluster = req.cluster.unwrap_or(ROOT_CLUSTER);
+        let user = req.user;
+        match self
+            .0
+            .review(cluster, &desc.plural, &user.name, &user.groups, review)
+            .await?
+        {
+            Some(object) => Ok(Answer { code: 201, object }),
+            None => Err(ApiError::method_not_supported(
+                &desc.group,
+                &desc.plural,
+                req.verb,
+            )),
+        }
     }
 }

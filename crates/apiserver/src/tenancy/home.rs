@@ -6,6 +6,8 @@ use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha224};
 
+use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
+
 use super::lifecycle::Tenancy;
 use super::types::TypeRef;
 use super::{TENANCY, VERSION};
@@ -52,6 +54,25 @@ pub async fn home(t: &Tenancy, user: &str) -> Result<Value, ApiError> {
         "spec": {"type": {"name": "home", "path": "root"}, "cluster": name, "URL": t.url_of(&path)},
         "status": {"phase": "Ready"},
     }))
+}
+
+/// `GET workspaces/~` in any workspace: the caller's home Workspace.
+pub struct HomeWorkspace(pub Tenancy);
+
+#[async_trait::async_trait]
+impl VirtualResource for HomeWorkspace {
+    fn handles(&self, req: &VirtualRequest<'_>) -> bool {
+        req.desc.group == TENANCY
+            && req.desc.plural == "workspaces"
+            && req.name == Some("~")
+            && req.verb == "get"
+            && req.subresource.is_none()
+    }
+
+    async fn serve(&self, req: &VirtualRequest<'_>) -> Result<Answer, ApiError> {
+        let object = home(&self.0, &req.user.name).await?;
+        Ok(Answer { code: 200, object })
+    }
 }
 
 #[cfg(test)]
