@@ -12,29 +12,25 @@
 pub mod admission;
 pub mod apis;
 pub mod audit;
-pub mod authn;
-pub mod authz;
 pub mod body;
 pub mod builtins;
 pub mod controllers;
 pub mod discovery;
 pub mod encryption;
 pub mod handler;
-pub mod https;
 pub mod limits;
 pub mod metrics;
-pub mod oidc;
 pub mod openapi;
 pub mod pki;
 pub mod request;
 pub mod response;
 pub mod server;
-pub mod serviceaccount;
 pub mod table;
 pub mod tenancy;
 
 mod start;
 
+pub use kplex_auth::{authn, authz, https, oidc, serviceaccount};
 pub use kplex_registry::{catalog, crd, object, quota, registry, served};
 
 pub use start::{Config, Running, StartError, StoreConfig, kinds, start};

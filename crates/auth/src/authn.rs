@@ -265,7 +265,7 @@ impl Authenticator {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Value, ApiError> {
-        let input = crate::body::decode_typed(content_type, body, (GROUP, "v1", kind))?;
+        let input = crate::codec::decode_typed(content_type, body, (GROUP, "v1", kind))?;
         if input
             .get("kind")
             .and_then(Value::as_str)

@@ -501,7 +501,7 @@ async fn token_request(
     let input = if body.is_empty() {
         json!({})
     } else {
-        crate::body::decode_typed(
+        crate::codec::decode_typed(
             content_type,
             body,
             ("authentication.k8s.io", "v1", "TokenRequest"),
