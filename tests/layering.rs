@@ -1,0 +1,179 @@
+//! The architecture's invariants that a machine can check (see `docs/architecture.md`):
+//! crate arrows point one way, down the layers listed here, and the crates below the server
+//! know no feature's API group by name.
+//!
+//! To add a crate: give it a layer here and list what it may depend on. A new dependency
+//! that is not listed fails this test on purpose: decide whether the arrow is right first.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// Each kplex crate and the kplex crates it may depend on (normal dependencies; dev-only
+/// dependencies may also use `kplex-testing`, and the end-to-end tests anything).
+const ALLOWED: &[(&str, &[&str])] = &[
+    // Pure building blocks: no kplex dependencies, or only each other.
+    ("kplex-gocompat", &[]),
+    ("kplex-testing", &[]),
+    ("kplex-apimachinery", &[]),
+    ("kplex-schema", &[]),
+    ("kplex-store", &[]),
+    ("kplex-protobuf", &["kplex-gocompat"]),
+    ("kplex-openapi", &["kplex-apimachinery", "kplex-schema"]),
+    ("kplex-ssa", &["kplex-openapi", "kplex-schema"]),
+    // The generic registry: below HTTP, above storage and object rules.
+    (
+        "kplex-registry",
+        &[
+            "kplex-apimachinery",
+            "kplex-store",
+            "kplex-schema",
+            "kplex-openapi",
+            "kplex-ssa",
+            "kplex-protobuf",
+        ],
+    ),
+    // Beside each other, on the registry.
+    (
+        "kplex-runtime",
+        &["kplex-apimachinery", "kplex-registry", "kplex-store"],
+    ),
+    ("kplex-auth", &["kplex-apimachinery", "kplex-registry"]),
+    // The server: HTTP, the request chain, and (for now) the features it assembles.
+    (
+        "kplex-apiserver",
+        &[
+            "kplex-apimachinery",
+            "kplex-auth",
+            "kplex-gocompat",
+            "kplex-openapi",
+            "kplex-protobuf",
+            "kplex-registry",
+            "kplex-runtime",
+            "kplex-schema",
+            "kplex-store",
+        ],
+    ),
+    // The kubectl plugins talk to a server over HTTP only.
+    ("kplex-cli", &["kplex-gocompat"]),
+    // Binaries.
+    (
+        "kplex-bench",
+        &[
+            "kplex-apimachinery",
+            "kplex-apiserver",
+            "kplex-store",
+            "kplex-testing",
+        ],
+    ),
+    (
+        "kplex",
+        &[
+            "kplex-apiserver",
+            "kplex-cli",
+            "kplex-gocompat",
+            "kplex-store",
+        ],
+    ),
+];
+
+/// `cargo metadata`: each workspace package's kplex dependencies, by kind.
+fn workspace_edges() -> BTreeMap<String, Vec<(String, Option<String>)>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut edges = BTreeMap::new();
+    for pkg in meta["packages"].as_array().unwrap() {
+        let name = pkg["name"].as_str().unwrap().to_string();
+        let deps = pkg["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["name"].as_str().unwrap().starts_with("kplex"))
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().to_string(),
+                    d["kind"].as_str().map(String::from),
+                )
+            })
+            .collect();
+        edges.insert(name, deps);
+    }
+    edges
+}
+
+#[test]
+fn crate_arrows_point_down_the_layers() {
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = ALLOWED
+        .iter()
+        .map(|(c, deps)| (*c, deps.iter().copied().collect()))
+        .collect();
+    let mut wrong = Vec::new();
+    for (krate, deps) in workspace_edges() {
+        let Some(ok) = allowed.get(krate.as_str()) else {
+            wrong.push(format!("{krate} has no layer in tests/layering.rs"));
+            continue;
+        };
+        for (dep, kind) in deps {
+            let dev = kind.as_deref() == Some("dev");
+            // Tests may use the test support anywhere; the end-to-end tests (the root
+            // package's) may use any crate as a client would.
+            let test_only = dev && (dep == "kplex-testing" || krate == "kplex");
+            if !ok.contains(dep.as_str()) && !test_only {
+                wrong.push(format!(
+                    "{krate} → {dep} ({})",
+                    kind.as_deref().unwrap_or("normal")
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "arrows outside the layering: {wrong:#?}");
+}
+
+/// Features' API groups the crates below the server must not name: they stay generic, and
+/// a feature plugs its kinds, strategies and plugins in at assembly.
+const FEATURE_GROUPS: &[&str] = &["\"tenancy.kcp.io\"", "\"core.kcp.io\"", "\"apis.kcp.io\""];
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn generic_crates_name_no_feature_group() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for krate in ["registry", "runtime", "auth", "store", "apimachinery"] {
+        let mut files = Vec::new();
+        rust_files(&root.join("crates").join(krate).join("src"), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if FEATURE_GROUPS.iter().any(|g| line.contains(g)) {
+                    found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "feature groups named below the server: {found:#?}"
+    );
+}
