@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::authn::ConnInfo;
-use crate::handler::Api;
+use crate::chain::Api;
 
 /// Slow or silent clients must not hold a connection forever during the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

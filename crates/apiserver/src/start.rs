@@ -12,7 +12,7 @@ use kplex_store::{
 };
 use serde_json::{Value, json};
 
-use crate::handler::Api;
+use crate::chain::Api;
 use crate::registry::admission::{AdmissionChain, AdmissionPlugin};
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;

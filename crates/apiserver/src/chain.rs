@@ -1,0 +1,239 @@
+//! The request chain, read top to bottom in the order of Kubernetes'
+//! `DefaultBuildHandlerChain` (apiserver/pkg/server/config.go) and kcp's
+//! `BuildHandlerChainFunc` (pkg/server/config.go); each stage is a file under `filters/`:
+//!
+//! ```text
+//! request info   filters/request_info.rs    the URL: logical cluster, resource, verb; query
+//! authentication filters/authentication.rs  who (kept; a 401 is answered after the body)
+//! audit          filters/audit.rs           the policy's level; the event written at the end
+//! limits         filters/limits.rs          in-flight and watch budgets (429), deadline (504)
+//! body           filters/body.rs            read it (≤ 3 MiB, 413) before any answer
+//! cluster        filters/cluster.rs         /clusters/<path|name> → logical cluster (404)
+//! impersonation  filters/impersonation.rs   Impersonate-* allowed by that workspace's RBAC
+//! virtual ws     filters/virtual_workspaces.rs  /services/apiexport/…, initializingworkspaces
+//! authorization  filters/authorization.rs   RBAC of the workspace (+ maximal permission policy)
+//! dispatch       endpoints/                 discovery, OpenAPI, virtual resources, the registry
+//! ```
+//!
+//! Request state travels explicitly (the parsed request, the user, the body), never in a
+//! task-local. Large awaitees are boxed where they are awaited: a request's future is moved
+//! at least once (into hyper's task), and unboxed it was ~100 KB.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use kplex_apimachinery::{ApiError, UserInfo};
+use kplex_registry::virtual_resource::VirtualResource;
+
+use crate::endpoints::{render::*, resource::*};
+use crate::filters::audit::AuditRecord;
+use crate::filters::body::read_body;
+use crate::filters::limits::{hold_while_streaming, refuse_after_body};
+use crate::filters::request_info::{RequestContext, request_info};
+use crate::filters::virtual_workspaces::*;
+use crate::registry::Registry;
+use crate::request::{self, Target};
+use crate::response::{self, Body};
+use crate::served::Served;
+use crate::{metrics::Metrics, openapi};
+
+/// Everything a request handler needs; shared by all connections.
+pub struct Api {
+    pub registry: Registry,
+    pub served: Arc<Served>,
+    pub authn: Arc<crate::authn::Authenticator>,
+    pub metrics: Metrics,
+    /// What `/metrics` serves: every component's metrics.
+    pub exposition: crate::metrics::Exposition,
+    /// Resources answered without being stored (reviews, TokenRequest, `workspaces/~`).
+    pub virtual_resources: Vec<Arc<dyn VirtualResource>>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub openapi: openapi::Cache,
+    pub tenancy: crate::tenancy::lifecycle::Tenancy,
+    pub apis: crate::apis::Apis,
+    pub authz: crate::authz::Authorizer,
+    /// `None`: no audit log.
+    pub audit: Option<crate::audit::Auditor>,
+    pub limits: crate::limits::Limits,
+}
+
+impl Api {
+    /// The outer chain: what every request passes, probes included.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<crate::authn::ConnInfo>,
+    ) -> Response<Body> {
+        let start = Instant::now();
+        let received = std::time::SystemTime::now();
+        let (parts, body) = req.into_parts();
+        // 1. Request info.
+        let ctx = request_info(&parts, &self.served);
+        // 2. Authentication, once, here: limits and audit need the user before routing;
+        //    `route` answers a 401 from the same result after reading the body.
+        let authenticated = self.authenticate(&parts.headers, &conn, &ctx.workspace);
+        let user = authenticated.as_ref().ok().map(|(user, _)| user.clone());
+        let impersonator = authenticated
+            .as_ref()
+            .ok()
+            .and_then(|(_, i)| i.as_ref().map(|i| i.by.clone()));
+        // 3. Audit: the policy's level for this request.
+        let level = self.audit_level(&ctx, user.as_ref());
+        // 4. Limits: in-flight budgets (watches: per user), then the request deadline.
+        let admitted = self.admit(&ctx, user.as_ref());
+        // Boxed: the future of a request is moved at least once (into hyper's stream task),
+        // and unboxed this one made it ~100 KB, copied on every request.
+        let routed = Box::pin(async {
+            let permit = match admitted {
+                Ok(permit) => permit,
+                Err(e) => {
+                    refuse_after_body(&parts.method, body).await;
+                    return Err(e);
+                }
+            };
+            let routed = self.route(&ctx, &parts.method, &parts.headers, body, authenticated);
+            let resp = if ctx.is_watch {
+                routed.await?
+            } else {
+                self.limits.deadline(routed).await?
+            };
+            Ok::<_, ApiError>((resp, permit))
+        });
+        let (routed, request_body) = if level >= crate::audit::Level::Request {
+            crate::audit::with_body_slot(routed).await
+        } else {
+            (routed.await, None)
+        };
+        let resp = match routed {
+            Ok((resp, permit)) => hold_while_streaming(resp, permit),
+            Err(e) => response::error(&e),
+        };
+        let (resp, response_body) = self.buffer_for_audit(level, &ctx, resp).await;
+        let resp = maybe_gzip(&parts.headers, resp).await;
+        self.record_audit(&AuditRecord {
+            ctx: &ctx,
+            parts: &parts,
+            conn: &conn,
+            level,
+            user: user.as_ref(),
+            impersonator: impersonator.as_ref(),
+            received,
+            code: resp.status().as_u16(),
+            request_body: request_body.as_ref(),
+            response_body: response_body.as_ref(),
+        });
+        self.metrics.record(
+            &ctx.verb,
+            &ctx.resource,
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+        resp
+    }
+
+    /// The inner chain: body → cluster → impersonation → virtual workspaces → authorization
+    /// → dispatch.
+    pub(crate) async fn route(
+        &self,
+        ctx: &RequestContext,
+        method: &Method,
+        headers: &HeaderMap,
+        body: Incoming,
+        authenticated: Result<(UserInfo, Option<crate::authn::Impersonation>), ApiError>,
+    ) -> Result<Response<Body>, ApiError> {
+        let (info, query) = (&ctx.info, &ctx.query);
+        let target = info.target.clone();
+        // Probes and the version answer anyone, as in kube-apiserver.
+        if let Some(answer) = self.probe(&target) {
+            return Ok(answer);
+        }
+        // 5. Body: read before answering anything, a 401 included.
+        let body = read_body(method, body).await;
+        let (user, impersonation) = authenticated?;
+        let body = body?;
+        crate::audit::capture_body(&body);
+        if target == Target::Metrics {
+            return Ok(response::with_body(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.exposition.encode(),
+            ));
+        }
+        // 6. Cluster: the logical cluster addressed (None: the wildcard view).
+        let cluster = self.resolve_cluster(&info.cluster, &user).await?;
+        // 7. Impersonation, allowed by that workspace's RBAC.
+        if let Some(impersonation) = &impersonation {
+            self.authorize_impersonation(cluster.as_deref(), impersonation)
+                .await?;
+        }
+        // 8. Virtual workspaces: a provider's APIExport view authorizes on its own terms.
+        if let Some(request::VirtualWorkspace::ApiExport {
+            cluster: export_cluster,
+            export,
+        }) = &info.virtual_workspace
+        {
+            let view = crate::apis::view::ExportView::load(
+                &self.registry,
+                &self.served,
+                export_cluster,
+                export,
+            )
+            .await?;
+            // Boxed here and below: an inline awaitee makes every request's future as large as
+            // the largest one (see `handle`).
+            return Box::pin(self.export_view(&view, cluster, target, headers, query, body, &user))
+                .await;
+        }
+        // 9. Authorization: RBAC of the workspace (+ the maximal permission policy).
+        self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
+            .await?;
+        let mut predicate = None;
+        if let Some(request::VirtualWorkspace::Initializing { initializer }) =
+            &info.virtual_workspace
+        {
+            match Box::pin(self.initializing(
+                initializer,
+                cluster.as_deref(),
+                &target,
+                headers,
+                &body,
+            ))
+            .await?
+            {
+                Initializing::Answer(resp) => return Ok(resp),
+                Initializing::Filter(p) => predicate = p,
+            }
+        }
+        // 10. Dispatch: discovery and OpenAPI, else the resource verbs.
+        let resources = || self.served.resources(cluster.as_deref());
+        if let Some(answer) = self.discovery(cluster.as_deref(), &target, headers, resources) {
+            return answer;
+        }
+        match target {
+            Target::Resource(r) => {
+                Box::pin(self.resource(cluster, r, None, &user, headers, query, body, predicate))
+                    .await
+            }
+            _ => Err(not_found_path()),
+        }
+    }
+
+    /// `/livez`, `/healthz`, `/readyz` and `/version`.
+    fn probe(&self, target: &Target) -> Option<Response<Body>> {
+        Some(match target {
+            Target::Livez | Target::Healthz => {
+                response::with_body(StatusCode::OK, "text/plain", "ok")
+            }
+            Target::Readyz if *self.shutdown.borrow() => response::with_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "shutting down",
+            ),
+            Target::Readyz => response::with_body(StatusCode::OK, "text/plain", "ok"),
+            Target::Version => response::json_value(StatusCode::OK, &version()),
+            _ => return None,
+        })
+    }
+}

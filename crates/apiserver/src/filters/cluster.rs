@@ -1,0 +1,37 @@
+//! Cluster: `/clusters/<path|name>` → the logical cluster, and what a request's tokens may do there (a service account's token only in
+//! its own logical cluster, only while the account exists).
+
+use kplex_apimachinery::{ApiError, UserInfo};
+
+use crate::chain::Api;
+use crate::request::ClusterTarget;
+
+impl Api {
+    pub(crate) fn accounts(&self) -> crate::serviceaccount::Accounts<'_> {
+        crate::serviceaccount::Accounts {
+            registry: &self.registry,
+            served: &self.served,
+        }
+    }
+}
+
+impl Api {
+    /// The logical cluster a request addresses (None: the wildcard view; unknown: 404), and
+    /// whether the requester's token may still be used there.
+    pub(crate) async fn resolve_cluster(
+        &self,
+        target: &ClusterTarget,
+        user: &UserInfo,
+    ) -> Result<Option<String>, ApiError> {
+        let cluster = match target {
+            ClusterTarget::Named(name) => match self.served.resolve(name) {
+                Some(cluster) => Some(cluster),
+                None => return Err(ApiError::not_found("", "workspaces", name)),
+            },
+            ClusterTarget::Wildcard => None,
+        };
+        crate::serviceaccount::check_still_exists(self.accounts(), cluster.as_deref(), user)
+            .await?;
+        Ok(cluster)
+    }
+}
