@@ -428,27 +428,6 @@ fn as_json(body: &Bytes) -> Option<Value> {
     }
 }
 
-tokio::task_local! {
-    /// The request body, captured by the handler once read, for events at level Request.
-    static BODY: std::cell::RefCell<Option<Bytes>>;
-}
-
-/// Runs `fut` with a slot for the request body (see [`capture_body`]).
-pub async fn with_body_slot<F: std::future::Future>(fut: F) -> (F::Output, Option<Bytes>) {
-    BODY.scope(std::cell::RefCell::new(None), async move {
-        let out = fut.await;
-        let body = BODY.with(|b| b.borrow_mut().take());
-        (out, body)
-    })
-    .await
-}
-
-/// Keeps the request body for the audit event, if this request is audited at Request level
-/// (a clone of `Bytes` is a reference count, not a copy).
-pub fn capture_body(body: &Bytes) {
-    let _ = BODY.try_with(|slot| *slot.borrow_mut() = Some(body.clone()));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use kplex_apimachinery::{ApiError, UserInfo};
 use kplex_registry::virtual_resource::VirtualResource;
 
+use crate::audit::Level;
 use crate::endpoints::{render::*, resource::*};
 use crate::filters::audit::AuditRecord;
 use crate::filters::body::read_body;
@@ -101,11 +102,8 @@ impl Api {
             };
             Ok::<_, ApiError>((resp, permit))
         });
-        let (routed, request_body) = if level >= crate::audit::Level::Request {
-            crate::audit::with_body_slot(routed).await
-        } else {
-            (routed.await, None)
-        };
+        let routed = routed.await;
+        let request_body = ctx.audited_body.get().filter(|_| level >= Level::Request);
         let resp = match routed {
             Ok((resp, permit)) => hold_while_streaming(resp, permit),
             Err(e) => response::error(&e),
@@ -121,7 +119,7 @@ impl Api {
             impersonator: impersonator.as_ref(),
             received,
             code: resp.status().as_u16(),
-            request_body: request_body.as_ref(),
+            request_body,
             response_body: response_body.as_ref(),
         });
         self.metrics.record(
@@ -153,7 +151,9 @@ impl Api {
         let body = read_body(method, body).await;
         let (user, impersonation) = authenticated?;
         let body = body?;
-        crate::audit::capture_body(&body);
+        if self.audit.is_some() {
+            let _ = ctx.audited_body.set(body.clone());
+        }
         if target == Target::Metrics {
             return Ok(response::with_body(
                 StatusCode::OK,

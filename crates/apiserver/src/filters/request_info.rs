@@ -37,6 +37,9 @@ pub(crate) struct RequestContext {
     /// The logical cluster named (resolved if known), or `*`: service-account tokens
     /// authenticate only in their own.
     pub workspace: String,
+    /// The request body once read, kept (a reference count, not a copy) when the audit level
+    /// records it.
+    pub audited_body: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// The request-info stage: the URL's shape, verb and query.
@@ -70,5 +73,6 @@ pub(crate) fn request_info(parts: &http::request::Parts, served: &Served) -> Req
         resource,
         is_watch,
         workspace,
+        audited_body: std::sync::OnceLock::new(),
     }
 }
