@@ -41,12 +41,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["kplex-apimachinery", "kplex-registry", "kplex-store"],
     ),
     ("kplex-auth", &["kplex-apimachinery", "kplex-registry"]),
+    // Features: each plugs its kinds, strategies, plugins and controllers into the server.
+    (
+        "kplex-builtins",
+        &["kplex-apimachinery", "kplex-registry", "kplex-schema"],
+    ),
     // The server: HTTP, the request chain, and (for now) the features it assembles.
     (
         "kplex-apiserver",
         &[
             "kplex-apimachinery",
             "kplex-auth",
+            "kplex-builtins",
             "kplex-gocompat",
             "kplex-openapi",
             "kplex-protobuf",

@@ -13,7 +13,6 @@ pub mod admission;
 pub mod apis;
 pub mod audit;
 pub mod body;
-pub mod builtins;
 pub mod chain;
 pub mod controllers;
 pub mod discovery;
@@ -33,6 +32,7 @@ pub mod tenancy;
 mod start;
 
 pub use kplex_auth::{authn, authz, https, oidc, serviceaccount};
+pub use kplex_builtins as builtins;
 pub use kplex_registry::{catalog, crd, object, quota, registry, served};
 
 pub use start::{Config, Running, StartError, StoreConfig, kinds, start};

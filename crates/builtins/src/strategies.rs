@@ -10,7 +10,7 @@ use kplex_apimachinery::status::BadValue;
 use kplex_apimachinery::{ApiError, StatusCause, meta};
 use serde_json::{Map, Value, json};
 
-use crate::registry::strategy::{self, Strategy};
+use kplex_registry::registry::strategy::{self, Strategy};
 
 /// The strategy of built-in kind `group`/`plural`.
 pub fn for_kind(group: &str, plural: &str) -> Arc<dyn Strategy> {
@@ -245,7 +245,7 @@ struct Crds;
 
 impl Strategy for Crds {
     fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
-        crate::crd::validate(obj)
+        kplex_registry::crd::validate(obj)
     }
 }
 

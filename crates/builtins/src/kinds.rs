@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::catalog::{ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths};
-use crate::registry::strategy;
+use kplex_registry::catalog::{ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths};
+use kplex_registry::registry::strategy;
 
 struct B(ResourceDesc);
 

@@ -1,4 +1,4 @@
-//! The built-in Kubernetes kinds: the table of what every logical cluster serves
+//! The built-in Kubernetes kinds (a feature: data and strategies, no HTTP): the table of what every logical cluster serves
 //! ([`kinds`]) and the rules of the few with rules of their own ([`strategies`]).
 
 pub mod kinds;
