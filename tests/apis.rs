@@ -1079,7 +1079,6 @@ fn the_cluster_annotation_cannot_be_forged() {
                     &json_patch,
                 ],
             ),
-            ("replace", vec!["replace", "-f", file]),
             (
                 "server-side apply",
                 vec!["apply", "--server-side", "--force-conflicts", "-f", file],
@@ -1123,6 +1122,20 @@ fn the_cluster_annotation_cannot_be_forged() {
             ok(&k, "root:tenant", &args);
             check(resource, how);
         }
+        // A PUT of the whole object as read (custom resources need its resourceVersion).
+        let mut current = json(&ok(
+            &k,
+            "root:tenant",
+            &["get", resource, "forged", "-n", "default", "-o", "json"],
+        ));
+        current["metadata"]["annotations"]["kcp.io/cluster"] = victim.clone().into();
+        ok_stdin(
+            &k,
+            "root:tenant",
+            &["replace", "-f", "-"],
+            &current.to_string(),
+        );
+        check(resource, "replace");
     }
 
     // Other encodings of a PUT: YAML and protobuf.

@@ -167,15 +167,40 @@ impl World {
         vec![("Authorization", format!("Bearer {token}"))]
     }
 
+    /// The current resourceVersion of the object at `path`, read as the admin ("" if none).
+    fn resource_version(&self, path: &str) -> String {
+        let a = self
+            .raw
+            .request("GET", path, &self.headers(User::Admin), b"")
+            .unwrap_or_else(|| panic!("GET {path}: no answer"));
+        serde_json::from_slice::<serde_json::Value>(&a.body)
+            .ok()
+            .and_then(|o| {
+                o.pointer("/metadata/resourceVersion")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+            })
+            .unwrap_or_default()
+    }
+
     /// One cell over the wire: (code, body). Writes are dry runs, so the matrix changes
     /// nothing.
     fn cell(&self, user: User, ws: &str, verb: Verb, resource: usize) -> (u16, String) {
         let (path, kind, api_version, _) = RESOURCES[resource];
         let name = "probe";
         let base = format!("/clusters/{ws}{path}");
-        let body = format!(
-            r#"{{"apiVersion":"{api_version}","kind":"{kind}","metadata":{{"name":"{name}","namespace":"default"}}}}"#
-        );
+        let object = |name: &str, rv: &str| {
+            format!(
+                r#"{{"apiVersion":"{api_version}","kind":"{kind}","metadata":{{"name":"{name}","namespace":"default","resourceVersion":"{rv}"}}}}"#
+            )
+        };
+        // A create names a free name and a PUT the version it replaces (as kube requires of
+        // custom resources), so that what decides each cell is authorization alone.
+        let body = match verb {
+            Verb::Create => object("probe-new", ""),
+            Verb::Update => object(name, &self.resource_version(&format!("{base}/{name}"))),
+            _ => String::new(),
+        };
         let (method, url, body) = match verb {
             Verb::Get => ("GET", format!("{base}/{name}"), String::new()),
             Verb::List => ("GET", base, String::new()),

@@ -229,6 +229,13 @@ impl Strategy for Workload {
         validate_workload(obj, &mut out);
         out
     }
+
+    /// A Deployment's annotations bump its generation: its controller copies them to the
+    /// ReplicaSets it makes (kube's deployment strategy).
+    fn bumps_generation(&self, old: &Value, new: &Value) -> bool {
+        self.0 == WorkloadKind::Deployment
+            && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+    }
 }
 
 #[derive(Debug)]

@@ -185,10 +185,7 @@ impl Registry {
                 let rv = parse_resource_version(rv)?;
                 let current = self.store.status().await.map_err(store_error)?.revision;
                 if rv > current {
-                    return Err(ApiError::timeout(
-                        &format!("Too large resource version: {rv}, current: {current}"),
-                        1,
-                    ));
+                    return Err(super::too_large_resource_version(rv, current));
                 }
                 0
             }

@@ -133,6 +133,23 @@ impl Stored {
     }
 }
 
+/// 504 for a resourceVersion the store has not reached yet, with the cause client-go's
+/// reflector looks for (it then waits instead of relisting).
+pub fn too_large_resource_version(requested: i64, current: i64) -> ApiError {
+    let mut err = ApiError::timeout(
+        &format!("Too large resource version: {requested}, current: {current}"),
+        1,
+    );
+    if let Some(d) = err.details.as_mut() {
+        d.causes.push(kplex_apimachinery::StatusCause {
+            reason: "ResourceVersionTooLarge".into(),
+            message: "Too large resource version".into(),
+            field: String::new(),
+        });
+    }
+    err
+}
+
 /// Maps store failures to API errors (a compacted revision is 410 Expired).
 pub fn store_error(e: kplex_store::Error) -> ApiError {
     match e {
@@ -142,10 +159,9 @@ pub fn store_error(e: kplex_store::Error) -> ApiError {
         } => ApiError::resource_expired(format!(
             "too old resource version: {requested} ({compacted})"
         )),
-        kplex_store::Error::FutureRevision { requested, current } => ApiError::timeout(
-            &format!("Too large resource version: {requested}, current: {current}"),
-            1,
-        ),
+        kplex_store::Error::FutureRevision { requested, current } => {
+            too_large_resource_version(requested, current)
+        }
         other => ApiError::internal(&other.to_string()),
     }
 }

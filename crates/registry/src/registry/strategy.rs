@@ -40,6 +40,12 @@ pub trait Strategy: Debug + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Reasons beyond a changed spec to bump `metadata.generation` on an update (a
+    /// Deployment's annotations, which its controller copies to ReplicaSets).
+    fn bumps_generation(&self, _old: &Value, _new: &Value) -> bool {
+        false
+    }
+
     /// What a deletion that must wait (finalizers) changes besides deletionTimestamp.
     fn prepare_delete(&self, _obj: &mut Value) {}
 

@@ -189,8 +189,13 @@ impl Registry {
         check_type(desc, &mut obj)?;
         set_namespace(scope, &mut obj)?;
         if desc.namespaced {
-            self.check_namespace_accepts_content(&cluster, meta::namespace(&obj).unwrap_or(""))
-                .await?;
+            self.check_namespace_accepts_content(
+                &cluster,
+                meta::namespace(&obj).unwrap_or(""),
+                desc,
+                meta::name(&obj).unwrap_or(""),
+            )
+            .await?;
         }
         for f in SYSTEM_FIELDS {
             meta::remove(&mut obj, f);
@@ -237,6 +242,10 @@ impl Registry {
             quota.admit_namespace(self, scope, &name).await?;
         }
         if opts.dry_run {
+            // A dry run answers as the write would: the name must be free.
+            if let Some(current) = self.store.get(&key).await.map_err(store_error)? {
+                return Err(name_taken(desc, &name, &current.value));
+            }
             return Ok(WriteResult {
                 object: obj,
                 created: true,
@@ -254,9 +263,11 @@ impl Registry {
                     warnings,
                 })
             }
-            TxnOutcome::Failed { .. } => {
-                Err(ApiError::already_exists(&desc.group, &desc.plural, &name))
-            }
+            TxnOutcome::Failed { current } => Err(name_taken(
+                desc,
+                &name,
+                current.as_ref().map_or(&[][..], |kv| &kv.value[..]),
+            )),
         }
     }
 
@@ -268,6 +279,20 @@ impl Registry {
         new: Value,
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError> {
+        // Custom resources allow no unconditional update (kube's customResourceStrategy):
+        // a PUT names the version it replaces.
+        if scope.desc.is_custom() && meta::resource_version(&new).is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                &scope.desc.group,
+                &scope.desc.kind,
+                name,
+                vec![StatusCause {
+                    reason: "FieldValueInvalid".into(),
+                    message: "Invalid value: 0x0: must be specified for an update".into(),
+                    field: "metadata.resourceVersion".into(),
+                }],
+            ));
+        }
         self.update_with(
             scope,
             name,
@@ -349,6 +374,22 @@ impl Registry {
                 )));
             }
             set_namespace(scope, &mut new)?;
+            // A PUT body's uid is a precondition too: an object deleted and re-created under
+            // the same name is not overwritten by a client that read the old one.
+            if opts.pin_resource_version
+                && let Some(uid) = meta::uid(&new).filter(|u| !u.is_empty())
+                && Some(uid) != meta::uid(&old)
+            {
+                return Err(ApiError::conflict(
+                    &desc.group,
+                    &desc.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta::uid(&old).unwrap_or("")
+                    ),
+                ));
+            }
             // A resourceVersion the client chose is a precondition: no retry on a lost race.
             // One merely carried over from the stored object (a patch that does not set it,
             // an apply) is not: the loop re-reads and recomputes, like kube's GuaranteedUpdate.
@@ -391,7 +432,10 @@ impl Registry {
             validate(&desc, &new, Some(&old))?;
             self.admit_validating(scope, Operation::Update, opts, &new, Some(&old))
                 .await?;
-            if desc.generation && spec_changed(&old, &new) {
+            if desc.generation
+                && (spec_changed(&old, &new, desc.status)
+                    || desc.strategy.bumps_generation(&old, &new))
+            {
                 meta::set_generation(&mut new, meta::generation(&old) + 1);
             }
             object::set_resource_version(&mut new, current.mod_revision);
@@ -491,7 +535,7 @@ impl Registry {
                 "Background" | "" => None,
                 other => {
                     return Err(ApiError::invalid(
-                        &desc.group,
+                        "meta.k8s.io",
                         "DeleteOptions",
                         "",
                         vec![StatusCause::not_supported(
@@ -502,6 +546,11 @@ impl Registry {
                     ));
                 }
             };
+            // An explicit policy decides the garbage collector's finalizer: the other one
+            // goes (kube's deletionFinalizersForGarbageCollection).
+            if !policy.is_empty() {
+                finalizers.retain(|f| f == marker.unwrap_or("") || !is_gc_finalizer(f));
+            }
             if let Some(m) = marker
                 && !finalizers.iter().any(|f| f == m)
             {
@@ -656,6 +705,8 @@ impl Registry {
         &self,
         cluster: &str,
         namespace: &str,
+        desc: &ResourceDesc,
+        name: &str,
     ) -> Result<(), ApiError> {
         let key = object::keys::object("", "namespaces", cluster, None, namespace);
         // Parsed once per version of the namespace, not on every create in it.
@@ -663,16 +714,14 @@ impl Registry {
             return Err(ApiError::not_found("", "namespaces", namespace));
         };
         if meta::deletion_timestamp(&ns).is_some() {
+            // NamespaceLifecycle's admission.NewForbidden: names the object being created.
             let mut err = ApiError::forbidden(
-                "",
-                "",
-                "",
+                &desc.group,
+                &desc.plural,
+                name,
                 &format!(
                     "unable to create new content in namespace {namespace} because it is being terminated"
                 ),
-            );
-            err.message = format!(
-                "unable to create new content in namespace {namespace} because it is being terminated"
             );
             if let Some(d) = err.details.as_mut() {
                 d.causes.push(StatusCause {
@@ -685,6 +734,15 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// 409 AlreadyExists for a create; kube says why when the name's holder is being deleted.
+fn name_taken(desc: &ResourceDesc, name: &str, holder: &[u8]) -> ApiError {
+    let mut err = ApiError::already_exists(&desc.group, &desc.plural, name);
+    if memchr::memmem::find(holder, b"\"deletionTimestamp\"").is_some() {
+        err.message = format!("object is being deleted: {}", err.message);
+    }
+    err
 }
 
 fn wildcard_write(desc: &ResourceDesc) -> ApiError {
@@ -921,12 +979,17 @@ fn keep_system_fields(old: &Value, new: &mut Value) {
     }
 }
 
-/// Whether anything outside metadata and status changed (the rule for generation).
-fn spec_changed(old: &Value, new: &Value) -> bool {
+fn is_gc_finalizer(f: &str) -> bool {
+    f == "orphan" || f == "foregroundDeletion"
+}
+
+/// Whether anything outside metadata (and status, when it has its own subresource) changed:
+/// the rule for generation.
+fn spec_changed(old: &Value, new: &Value, status_apart: bool) -> bool {
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
         if let Some(m) = v.as_object_mut() {
-            m.retain(|k, _| k != "metadata" && k != "status");
+            m.retain(|k, _| k != "metadata" && !(status_apart && k == "status"));
         }
         v
     };
