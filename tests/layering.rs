@@ -46,6 +46,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "kplex-builtins",
         &["kplex-apimachinery", "kplex-registry", "kplex-schema"],
     ),
+    (
+        "kplex-tenancy",
+        &["kplex-apimachinery", "kplex-auth", "kplex-registry"],
+    ),
     // The server: HTTP, the request chain, and (for now) the features it assembles.
     (
         "kplex-apiserver",
@@ -60,6 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-runtime",
             "kplex-schema",
             "kplex-store",
+            "kplex-tenancy",
         ],
     ),
     // The kubectl plugins talk to a server over HTTP only.

@@ -27,12 +27,12 @@ pub mod request;
 pub mod response;
 pub mod server;
 pub mod table;
-pub mod tenancy;
 
 mod start;
 
 pub use kplex_auth::{authn, authz, https, oidc, serviceaccount};
 pub use kplex_builtins as builtins;
 pub use kplex_registry::{catalog, crd, object, quota, registry, served};
+pub use kplex_tenancy as tenancy;
 
 pub use start::{Config, Running, StartError, StoreConfig, kinds, start};

@@ -7,8 +7,8 @@ use kplex_apimachinery::ApiError;
 use serde_json::{Value, json};
 
 use super::{TENANCY, VERSION};
+use crate::ROOT_CLUSTER;
 use crate::registry::{Registry, Scope};
-use crate::request::ROOT_CLUSTER;
 use crate::served::Served;
 
 /// `{name, path}`: a WorkspaceType named `name` in the workspace at `path`.

@@ -238,13 +238,17 @@ impl Tenancy {
         if exports.is_empty() {
             return Ok(());
         }
-        let Some(scope) = self.scope(cluster, crate::apis::GROUP, crate::apis::V2, "apibindings")
-        else {
+        let Some(scope) = self.scope(
+            cluster,
+            crate::APIS_GROUP,
+            crate::APIS_VERSION,
+            "apibindings",
+        ) else {
             return Ok(());
         };
         for (path, export) in exports {
             let binding = json!({
-                "apiVersion": format!("{}/{}", crate::apis::GROUP, crate::apis::V2),
+                "apiVersion": format!("{}/{}", crate::APIS_GROUP, crate::APIS_VERSION),
                 "kind": "APIBinding",
                 "metadata": {"name": export},
                 "spec": {"reference": {"export": {"path": path, "name": export}}},

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-pub(crate) fn s(description: &str) -> Value {
+pub fn s(description: &str) -> Value {
     json!({"type": "string", "description": description})
 }
 
@@ -16,7 +16,7 @@ fn type_reference(description: &str) -> Value {
 }
 
 /// `status.conditions` as kcp's kinds have it.
-pub(crate) fn conditions() -> Value {
+pub fn conditions() -> Value {
     json!({"type": "array", "description": "Current state of the object.", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
     "items": {"type": "object", "required": ["type", "status"], "properties": {
         "type": s("Type of condition."), "status": s("True, False or Unknown."),
@@ -26,7 +26,7 @@ pub(crate) fn conditions() -> Value {
     }}})
 }
 
-pub(crate) fn strings(description: &str) -> Value {
+pub fn strings(description: &str) -> Value {
     json!({"type": "array", "description": description, "items": {"type": "string"}})
 }
 

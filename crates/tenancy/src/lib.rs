@@ -7,13 +7,27 @@
 //! logical cluster is nothing but a key prefix in the store, so an empty one costs a few
 //! small objects and two index entries in memory.
 
+// ApiError is a Kubernetes Status with details: large, but only on the error path.
+#![allow(clippy::result_large_err)]
+
 pub mod admission;
 pub mod home;
 pub mod lifecycle;
-pub(crate) mod schemas;
+pub mod schemas;
 pub mod types;
 
-use crate::catalog::{Column, ResourceDesc};
+use kplex_registry::catalog::{Column, ResourceDesc};
+
+// The registry's and auth's modules under the names this crate's code uses.
+pub(crate) use kplex_auth::authz;
+pub(crate) use kplex_registry::{catalog, registry, served};
+
+/// The root workspace's logical cluster (and path).
+pub const ROOT_CLUSTER: &str = "root";
+/// kcp's `apis.kcp.io` group and the version default APIBindings are written at (tenancy
+/// creates them for a WorkspaceType's `defaultAPIBindings`; the apis feature serves them).
+const APIS_GROUP: &str = "apis.kcp.io";
+const APIS_VERSION: &str = "v1alpha2";
 
 pub const TENANCY: &str = "tenancy.kcp.io";
 pub const CORE: &str = "core.kcp.io";
