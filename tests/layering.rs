@@ -50,11 +50,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "kplex-tenancy",
         &["kplex-apimachinery", "kplex-auth", "kplex-registry"],
     ),
+    // The one arrow between features: apis builds on tenancy.
+    (
+        "kplex-apis",
+        &[
+            "kplex-apimachinery",
+            "kplex-auth",
+            "kplex-registry",
+            "kplex-tenancy",
+        ],
+    ),
     // The server: HTTP, the request chain, and (for now) the features it assembles.
     (
         "kplex-apiserver",
         &[
             "kplex-apimachinery",
+            "kplex-apis",
             "kplex-auth",
             "kplex-builtins",
             "kplex-gocompat",

@@ -10,7 +10,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
-pub mod apis;
 pub mod audit;
 pub mod body;
 pub mod chain;
@@ -30,6 +29,7 @@ pub mod table;
 
 mod start;
 
+pub use kplex_apis as apis;
 pub use kplex_auth::{authn, authz, https, oidc, serviceaccount};
 pub use kplex_builtins as builtins;
 pub use kplex_registry::{catalog, crd, object, quota, registry, served};

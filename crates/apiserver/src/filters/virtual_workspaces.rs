@@ -64,7 +64,19 @@ impl Api {
         let Target::Resource(r) = target else {
             return Err(not_found_path());
         };
-        let plan = view.plan(&self.served, &self.apis.exports, cluster.as_deref(), &r)?;
+        let view_request = crate::apis::view::ViewRequest {
+            group: &r.group,
+            version: &r.version,
+            resource: &r.resource,
+            verb: r.verb.as_str(),
+            name: r.name.as_deref(),
+        };
+        let plan = view.plan(
+            &self.served,
+            &self.apis.exports,
+            cluster.as_deref(),
+            &view_request,
+        )?;
         // Objects the provider creates under a claim with a selector carry its labels (the
         // body is re-encoded as JSON, whatever it came as).
         let mut headers = headers.clone();

@@ -21,7 +21,6 @@ use super::{AcceptedClaim, GROUP, POLICY_PREFIX, V1, V2, get, scope};
 use crate::authz::{Request, ResourceAttrs};
 use crate::catalog::{BoundInfo, ResourceDesc};
 use crate::registry::{Predicate, Registry};
-use crate::request::{ResourceRequest, Verb};
 use crate::served::Served;
 
 /// One export, as its virtual workspace serves it.
@@ -31,6 +30,17 @@ pub struct ExportView {
     exported: Vec<Arc<ResourceDesc>>,
     /// (group, resource, identityHash) the export claims.
     claims: Vec<(String, String, String)>,
+}
+
+/// What the view needs of a request: the resource addressed and the verb (kube's).
+#[derive(Clone, Copy, Debug)]
+pub struct ViewRequest<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    /// The plural, with `:<identityHash>` in the wildcard view of a bound resource.
+    pub resource: &'a str,
+    pub verb: &'a str,
+    pub name: Option<&'a str>,
 }
 
 /// How one request through the view is served.
@@ -178,7 +188,7 @@ impl ExportView {
         served: &Served,
         exports: &super::Index,
         consumer: Option<&str>,
-        r: &ResourceRequest,
+        r: &ViewRequest<'_>,
     ) -> Result<Plan, ApiError> {
         let export = (self.export_cluster.as_str(), self.export.as_str());
         let plural = r.resource.split(':').next().unwrap_or("");
@@ -201,15 +211,11 @@ impl ExportView {
         }
         // The bindings to this export.
         if r.group == GROUP && plural == "apibindings" {
-            if !matches!(r.verb, Verb::Get | Verb::List | Verb::Watch) {
-                return Err(ApiError::method_not_supported(
-                    GROUP,
-                    "apibindings",
-                    r.verb.as_str(),
-                ));
+            if !matches!(r.verb, "get" | "list" | "watch") {
+                return Err(ApiError::method_not_supported(GROUP, "apibindings", r.verb));
             }
             let desc = served
-                .lookup(None, GROUP, &r.version, "apibindings")
+                .lookup(None, GROUP, r.version, "apibindings")
                 .ok_or_else(not_found)?;
             let (ec, name) = (self.export_cluster.clone(), self.export.clone());
             let predicate: Predicate = Arc::new(move |b: &Value| {
@@ -240,12 +246,12 @@ impl ExportView {
                 .find(|a| a.group == claim.0 && a.resource == claim.1 && a.identity == claim.2)
                 .cloned()
         };
-        let verb = r.verb.as_str();
+        let verb = r.verb;
         let denied = || {
             ApiError::forbidden(
-                &r.group,
+                r.group,
                 plural,
-                r.name.as_deref().unwrap_or(""),
+                r.name.unwrap_or(""),
                 &format!(
                     "the permission claim on {} is not accepted for verb {verb}",
                     desc.qualified()

@@ -14,6 +14,9 @@
 //! (see [`ResourceDesc::storage_resource`]), so two exports of one group/resource never share
 //! storage and the provider's wildcard view is one prefix.
 
+// ApiError is a Kubernetes Status with details: large, but only on the error path.
+#![allow(clippy::result_large_err)]
+
 pub mod admission;
 pub mod binding;
 pub mod convert;
@@ -27,7 +30,12 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{BoundInfo, Column, Origin, ResourceDesc, system};
+use kplex_registry::catalog::{BoundInfo, Column, Origin, ResourceDesc, system};
+
+// The modules of the crates below under the names this crate's code uses.
+pub(crate) use kplex_auth::authz;
+pub(crate) use kplex_registry::{catalog, crd, registry, served};
+pub(crate) use kplex_tenancy as tenancy;
 
 pub const GROUP: &str = "apis.kcp.io";
 pub const V1: &str = "v1alpha1";
