@@ -1,6 +1,6 @@
-//! `kplex`: one binary for the control plane (`kplex start`) and its benchmarks (`kplex bench`).
+//! `kplex`: the control plane (`kplex start`). Its benchmarks are the `kplex-bench` binary
+//! (`crates/bench`).
 
-mod bench;
 mod debug;
 mod start;
 
@@ -26,8 +26,6 @@ struct Cli {
 enum Command {
     /// Run the control plane.
     Start(Box<start::StartArgs>),
-    /// Measure kplex on this machine and print a table.
-    Bench(bench::BenchArgs),
     /// Tools for the test suite (not for users).
     #[command(hide = true)]
     Debug(debug::DebugArgs),
@@ -48,7 +46,6 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Start(args) => start::run(*args).await,
-            Command::Bench(args) => bench::run(args).await,
             Command::Debug(args) => debug::run(args).await,
         }
     })

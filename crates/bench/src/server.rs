@@ -1,15 +1,43 @@
 //! A `kplex start` child process on a temporary root, shared by the benches that load kplex
 //! over the API, and what they read about it from outside: RSS and store size.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use clap::Args;
 use http::{Method, StatusCode};
 
 use super::client::Client;
+
+/// Which `kplex` binary the benches start.
+#[derive(Args)]
+pub struct KplexBinary {
+    /// The `kplex` binary to start (default: `kplex` next to this executable, i.e. in the
+    /// same target directory).
+    #[arg(long, env = "KPLEX_BINARY")]
+    kplex_binary: Option<PathBuf>,
+}
+
+impl KplexBinary {
+    /// The path to start: the one given, or `kplex` beside this executable.
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(path) = &self.kplex_binary {
+            return Ok(path.clone());
+        }
+        let me = std::env::current_exe().context("find this executable")?;
+        let path = me.with_file_name(format!("kplex{}", std::env::consts::EXE_SUFFIX));
+        anyhow::ensure!(
+            path.is_file(),
+            "no kplex binary at {}: build it beside kplex-bench \
+             (cargo build --release -p kplex -p kplex-bench) or pass --kplex-binary",
+            path.display()
+        );
+        Ok(path)
+    }
+}
 
 /// A `kplex start` child on a temporary root.
 pub struct Server {
@@ -33,10 +61,12 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Server {
-    pub async fn start(etcd: &[String]) -> anyhow::Result<Self> {
+    pub async fn start(kplex: &KplexBinary, etcd: &[String]) -> anyhow::Result<Self> {
+        let binary = kplex.path()?;
+        eprintln!("starting {} start …", binary.display());
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let mut cmd = Command::new(&binary);
         cmd.arg("start")
             .arg("--root-directory")
             .arg(dir.path())
@@ -51,7 +81,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("spawn kplex start")?;
+            .with_context(|| format!("spawn {} start", binary.display()))?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let mut server = Self {
             child,

@@ -1,4 +1,4 @@
-//! `kplex bench apis`: an APIExport bound into many workspaces — how long until every binding
+//! `kplex-bench apis`: an APIExport bound into many workspaces — how long until every binding
 //! is Bound, then the provider's virtual workspace: a LIST across all consumers, and how fast
 //! a consumer's write reaches the provider's wildcard watch.
 
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::api::sent_time;
 use super::client::Client;
 use super::report::{Better, Row, Sample, concurrently, fmt_duration, print_table};
-use super::server::{Server, expect};
+use super::server::{KplexBinary, Server, expect};
 use super::workspaces::wait_ready;
 
 #[derive(Args)]
@@ -37,6 +37,8 @@ pub struct ApisBenchArgs {
     /// Run kplex on these etcd endpoints instead of the embedded store.
     #[arg(long, value_delimiter = ',')]
     etcd_servers: Vec<String>,
+    #[command(flatten)]
+    kplex: KplexBinary,
 }
 
 const WORKSPACES: &str = "/apis/tenancy.kcp.io/v1alpha1/workspaces";
@@ -301,7 +303,7 @@ async fn event_latency(
 pub async fn run(args: ApisBenchArgs) -> anyhow::Result<()> {
     let n = args.workspaces.max(1);
     let conc = args.concurrency.max(1);
-    let server = Server::start(&args.etcd_servers).await?;
+    let server = Server::start(&args.kplex, &args.etcd_servers).await?;
     let client = server.client(8).await?;
     println!("setting up: a provider workspace and {n} consumer workspaces…");
     expect(

@@ -1,4 +1,4 @@
-//! `kplex bench store`: the store's own speed, and the embedded backend against etcd.
+//! `kplex-bench store`: the store's own speed, and the embedded backend against etcd.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! `kplex bench workspaces`: many workspaces in one kplex — how fast they are created (POST →
+//! `kplex-bench workspaces`: many workspaces in one kplex — how fast they are created (POST →
 //! `Ready` as one watch sees it), what an empty workspace costs in memory and storage, and
 //! whether a request inside one workspace gets slower as the number of workspaces grows.
 
@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::client::Client;
 use super::report::{Sample, concurrently, fmt_duration, fmt_rate};
-use super::server::{Server, cpu_time, expect};
+use super::server::{KplexBinary, Server, cpu_time, expect};
 
 #[derive(Args)]
 pub struct WorkspacesBenchArgs {
@@ -33,6 +33,8 @@ pub struct WorkspacesBenchArgs {
     /// Run kplex on these etcd endpoints instead of the embedded store.
     #[arg(long, value_delimiter = ',')]
     etcd_servers: Vec<String>,
+    #[command(flatten)]
+    kplex: KplexBinary,
     /// LIST requests per latency measurement.
     #[arg(long, default_value_t = 2000)]
     lists: u64,
@@ -349,7 +351,7 @@ fn mib(kib: u64) -> String {
 pub async fn run(args: WorkspacesBenchArgs) -> anyhow::Result<()> {
     let count = args.count.max(1);
     let conc = args.concurrency.max(1);
-    let server = Server::start(&args.etcd_servers).await?;
+    let server = Server::start(&args.kplex, &args.etcd_servers).await?;
     let client = server.client(8).await?;
     let (parent, base) = BASE.rsplit_once(':').unwrap_or(("root", BASE));
     expect(

@@ -1,4 +1,4 @@
-//! `kplex bench api`: kplex as kubectl and controllers see it — a `kplex start` child process
+//! `kplex-bench api`: kplex as kubectl and controllers see it — a `kplex start` child process
 //! over TLS and HTTP/2 with keep-alive, loaded from inside this process. Baselines measured in
 //! the same run: a bare hyper+rustls server answering a fixed body of the same size (the GET
 //! ceiling of this machine), and the embedded store's own concurrent put rate (the CREATE
@@ -17,13 +17,15 @@ use serde_json::json;
 
 use super::client::{Client, bare_server};
 use super::report::{Sample, concurrently, fmt_duration, fmt_rate};
-use super::server::{Server, expect};
+use super::server::{KplexBinary, Server, expect};
 
 #[derive(Args)]
 pub struct ApiBenchArgs {
     /// Run kplex on these etcd endpoints instead of the embedded store.
     #[arg(long, value_delimiter = ',')]
     etcd_servers: Vec<String>,
+    #[command(flatten)]
+    kplex: KplexBinary,
     /// Scale every workload by this factor (1.0 = the documented sizes).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -50,7 +52,7 @@ struct Row {
 pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     let n = |v: f64| ((v * args.scale).max(1.0)) as u64;
     let conc = args.concurrency.max(1);
-    let server = Server::start(&args.etcd_servers).await?;
+    let server = Server::start(&args.kplex, &args.etcd_servers).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = server.rss_kib();
     let client = server.client(8).await?;
