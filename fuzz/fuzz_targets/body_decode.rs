@@ -1,8 +1,8 @@
-//! Request bodies: `kplex_apiserver::body::decode` by content type (JSON with its depth limit,
+//! Request bodies: `kplex_registry::codec::decode` by content type (JSON with its depth limit,
 //! YAML, Kubernetes protobuf). Input: one byte choosing the content type, then the body.
 #![no_main]
 
-use kplex_apiserver::body;
+use kplex_registry::codec as body;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -205,12 +205,9 @@ impl AdmissionPlugin for ApisAdmission {
         obj: &mut Value,
         _old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let Some(user) = attrs.user else {
+        let Some(user) = attrs.api_create() else {
             return Ok(());
         };
-        if attrs.operation != Operation::Create {
-            return Ok(());
-        }
         if attrs.is(GROUP, "apibindings") {
             return admit_binding(&self.authz, &self.served, attrs.cluster, user, obj).await;
         }

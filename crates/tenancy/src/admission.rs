@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::types::{self, TypeRef};
 use super::{TENANCY, TYPE_ANNOTATION, WORKSPACE_FINALIZER};
-use crate::registry::admission::{AdmissionPlugin, Attributes, Operation};
+use crate::registry::admission::{AdmissionPlugin, Attributes};
 use crate::registry::strategy::Strategy;
 use crate::registry::{Registry, Scope};
 use crate::served::Served;
@@ -181,12 +181,9 @@ impl AdmissionPlugin for TenancyAdmission {
         obj: &mut Value,
         _old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let Some(user) = attrs.user else {
+        let Some(user) = attrs.api_create() else {
             return Ok(());
         };
-        if attrs.operation != Operation::Create {
-            return Ok(());
-        }
         if attrs.is(super::CORE, "logicalclusters") {
             return Err(ApiError::forbidden(
                 super::CORE,

@@ -52,7 +52,13 @@ pub struct Attributes<'a> {
     pub user: Option<&'a UserInfo>,
 }
 
-impl Attributes<'_> {
+impl<'a> Attributes<'a> {
+    /// The requester, if this is an API request creating an object (the server's own
+    /// creations are trusted).
+    pub fn api_create(&self) -> Option<&'a UserInfo> {
+        self.user.filter(|_| self.operation == Operation::Create)
+    }
+
     /// Whether this write is to `group`/`plural`.
     pub fn is(&self, group: &str, plural: &str) -> bool {
         self.scope.desc.group == group && self.scope.desc.plural == plural
