@@ -270,3 +270,38 @@ fn sigterm_ends_watches_cleanly() {
         .unwrap();
     assert!(stdout.contains("\"ADDED\""), "{stdout}");
 }
+
+/// A namespace's `finalize` subresource (the namespace controller's, and kube's way to drop
+/// a stuck `kubernetes` finalizer) changes `spec.finalizers` and nothing else; other kinds
+/// have no such subresource.
+#[test]
+fn namespace_finalize_subresource_changes_only_spec_finalizers() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "namespace", "fin"]);
+    let ns = json(&k.ok(&["get", "namespace", "fin", "-o", "json"]));
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+    let mut body = ns.clone();
+    body["spec"]["finalizers"] = serde_json::json!([]);
+    body["metadata"]["labels"] = serde_json::json!({"ignored": "yes"});
+    let (code, answer) = k.http(
+        "PUT",
+        "/clusters/root/api/v1/namespaces/fin/finalize",
+        "application/json",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    let after = json(&k.ok(&["get", "namespace", "fin", "-o", "json"]));
+    assert_eq!(after["spec"]["finalizers"], serde_json::json!([]));
+    assert!(
+        after["metadata"]["labels"].get("ignored").is_none(),
+        "{after}"
+    );
+    k.ok(&["create", "configmap", "c", "-n", "fin"]);
+    let (code, _) = k.http(
+        "PUT",
+        "/clusters/root/api/v1/namespaces/fin/configmaps/c/finalize",
+        "application/json",
+        b"{}",
+    );
+    assert_eq!(code, 404);
+}

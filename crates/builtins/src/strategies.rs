@@ -58,6 +58,10 @@ impl Strategy for Namespaces {
         meta::finalizers(obj).is_empty() && spec_done
     }
 
+    fn subresources(&self) -> &'static [&'static str] {
+        &["finalize"]
+    }
+
     /// `/finalize` changes `spec.finalizers` and nothing else.
     fn update_subresource(
         &self,

@@ -109,7 +109,7 @@ impl Api {
             None => {}
             Some("status") if desc.status => {}
             Some("scale") if desc.scale.is_some() => {}
-            Some("finalize") if desc.group.is_empty() && desc.plural == "namespaces" => {}
+            Some(own) if desc.strategy.subresources().contains(&own) => {}
             Some(_) => return Err(not_found_path()),
         }
         if sub.is_some() && !matches!(r.verb, Verb::Get | Verb::Update | Verb::Patch) {

@@ -55,6 +55,12 @@ pub trait Strategy: Debug + Send + Sync + 'static {
         meta::finalizers(obj).is_empty()
     }
 
+    /// Subresources of the kind's own beyond `status` and `scale` (a namespace's
+    /// `finalize`), written through [`Strategy::update_subresource`].
+    fn subresources(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// A write through a subresource of the kind's own beyond `status` (e.g. a namespace's
     /// `finalize`): the object to store, from the stored one and the client's. `None`: the
     /// kind has no such subresource.
