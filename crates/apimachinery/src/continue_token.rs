@@ -35,7 +35,12 @@ pub fn encode(resource_version: i64, start: &str) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-/// Decodes a token into (resourceVersion, start key relative to the prefix).
+/// The resourceVersion of a token that continues at the latest revision, as the 410 for an
+/// expired token hands out (kube's -1).
+pub const LATEST: i64 = -1;
+
+/// Decodes a token into (resourceVersion, start key relative to the prefix); a
+/// resourceVersion of [`LATEST`] reads at the current revision.
 /// Errors are 400 BadRequest with kube's "invalid continue token" messages.
 pub fn decode(token: &str) -> Result<(i64, String), ApiError> {
     decode_inner(token).map_err(|e| ApiError::bad_request(format!("invalid continue token: {e}")))
@@ -52,7 +57,8 @@ fn decode_inner(token: &str) -> Result<(i64, String), String> {
             t.v
         ));
     }
-    if t.rv == 0 {
+    // -1: go on at the latest revision (what an expired token's 410 offers).
+    if t.rv == 0 || t.rv < LATEST {
         return Err(format!(
             "{INVALID}: incorrect encoded start resourceVersion (version {VERSION})"
         ));

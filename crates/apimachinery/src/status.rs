@@ -177,6 +177,9 @@ pub struct ApiError {
     pub reason: String,
     pub message: String,
     pub details: Option<StatusDetails>,
+    /// `metadata.continue` of the Status: where a list whose continue token expired may
+    /// go on, inconsistently, from the latest revision (kube's handleCompactedErrorForPaging).
+    pub continue_token: Option<String>,
 }
 
 impl fmt::Display for ApiError {
@@ -255,6 +258,7 @@ impl ApiError {
             reason: reason.into(),
             message: message.into(),
             details: None,
+            continue_token: None,
         }
     }
 
@@ -458,6 +462,9 @@ impl ApiError {
     /// The `Status` object kube-apiserver writes for this error.
     pub fn to_status(&self) -> Value {
         let mut m = status_base("Failure");
+        if let Some(token) = &self.continue_token {
+            m.insert("metadata".into(), json!({"continue": token}));
+        }
         put_str(&mut m, "message", &self.message);
         put_str(&mut m, "reason", &self.reason);
         if let Some(d) = &self.details {
@@ -506,6 +513,19 @@ fn aggregate(causes: &[StatusCause]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_continue_carries_the_token_to_go_on_with() {
+        let mut err = ApiError::resource_expired("too old");
+        assert_eq!(err.to_status()["metadata"], json!({}));
+        err.continue_token = Some("abc".into());
+        let status = err.to_status();
+        assert_eq!(status["metadata"], json!({"continue": "abc"}));
+        assert_eq!(
+            (status["code"].clone(), status["reason"].clone()),
+            (json!(410), json!("Expired"))
+        );
+    }
 
     #[test]
     fn messages_match_kube() {

@@ -98,7 +98,7 @@ pub struct WatchCaches {
 pub enum Miss {
     /// The requested revision is older than the window: use the store.
     TooOld,
-    Error(ApiError),
+    Error(Box<ApiError>),
 }
 
 impl WatchCaches {
@@ -192,12 +192,15 @@ impl WatchCaches {
         ),
         Miss,
     > {
-        let cache = self.cache(resource_prefix).await.map_err(Miss::Error)?;
+        let cache = self
+            .cache(resource_prefix)
+            .await
+            .map_err(|e| Miss::Error(Box::new(e)))?;
         let (head, rx, after) = {
             let st = cache
                 .state
                 .read()
-                .map_err(|_| Miss::Error(ApiError::internal("watch cache poisoned")))?;
+                .map_err(|_| Miss::Error(Box::new(ApiError::internal("watch cache poisoned"))))?;
             if st.closed {
                 return Err(Miss::TooOld);
             }

@@ -32,6 +32,17 @@ pub struct ListResult {
 /// Page size used to scan the store when selectors filter items out.
 const SCAN_PAGE: usize = 500;
 
+/// 410 for a continue token whose revision was compacted, carrying a token that goes on from
+/// the same key at the latest revision (as kube's does: the client may accept an
+/// inconsistent list rather than start over).
+fn expired_continue(prefix: &str, start: &str) -> ApiError {
+    let mut err = ApiError::resource_expired(continue_token::EXPIRED_MESSAGE);
+    if let Some(relative) = start.strip_prefix(prefix).filter(|r| !r.is_empty()) {
+        err.continue_token = Some(continue_token::encode(continue_token::LATEST, relative));
+    }
+    err
+}
+
 pub fn parse_resource_version(rv: &str) -> Result<i64, ApiError> {
     rv.parse::<i64>()
         .ok()
@@ -72,7 +83,7 @@ impl Registry {
                     .await
                     .map_err(|e| match (&e, &opts.continue_token) {
                         (kplex_store::Error::Compacted { .. }, Some(_)) => {
-                            ApiError::resource_expired(continue_token::EXPIRED_MESSAGE)
+                            expired_continue(&prefix, &start)
                         }
                         _ => store_error(e),
                     })?;
@@ -158,6 +169,8 @@ impl Registry {
                 ));
             }
             let (rv, start) = continue_token::decode(token)?;
+            // LATEST: the current revision (a range at revision 0 reads the current state).
+            let rv = if rv == continue_token::LATEST { 0 } else { rv };
             return Ok((rv, format!("{prefix}{start}")));
         }
         let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());

@@ -69,7 +69,7 @@ impl Registry {
     pub async fn watch(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
         match self.watch_cached(scope, &opts).await {
             Ok(stream) => return Ok(stream),
-            Err(super::cache::Miss::Error(e)) => return Err(e),
+            Err(super::cache::Miss::Error(e)) => return Err(*e),
             Err(super::cache::Miss::TooOld) => {}
         }
         self.watch_store(scope, opts).await
@@ -85,7 +85,9 @@ impl Registry {
         let from = match rv {
             _ if opts.send_initial_events => None,
             None | Some("0") => None,
-            Some(rv) => Some(parse_resource_version(rv).map_err(super::cache::Miss::Error)?),
+            Some(rv) => Some(
+                parse_resource_version(rv).map_err(|e| super::cache::Miss::Error(Box::new(e)))?,
+            ),
         };
         let (mut head, at, events) = self
             .caches
