@@ -280,7 +280,7 @@ impl ExportView {
                     .filter(|(_, a)| a.allows(verb))
                     .collect();
                 let predicate: Predicate = Arc::new(move |o: &Value| {
-                    meta::annotation(o, "kcp.io/cluster")
+                    meta::annotation(o, kplex_registry::object::CLUSTER_ANNOTATION)
                         .and_then(|c| clusters.get(c))
                         .is_some_and(|a| a.selects(o))
                 });

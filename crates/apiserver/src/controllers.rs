@@ -220,7 +220,7 @@ fn serving_work(obj: &Value) -> Option<Work> {
 }
 
 fn cluster_of(obj: &Value) -> Option<String> {
-    meta::annotation(obj, "kcp.io/cluster").map(String::from)
+    meta::annotation(obj, object::CLUSTER_ANNOTATION).map(String::from)
 }
 
 fn split_api_version(api_version: &str) -> (&str, &str) {

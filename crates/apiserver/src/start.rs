@@ -200,7 +200,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let mut registry = Registry::new(store.clone());
     let served = Arc::new(Served::new(kinds()));
-    registry.admission = Arc::new(admission_chain(&registry, &served));
+    let authz = crate::authz::Authorizer {
+        registry: registry.clone(),
+        served: served.clone(),
+    };
+    registry.admission = Arc::new(admission_chain(&registry, &served, &authz));
     let quota = Arc::new(crate::quota::Quota::new(
         served.clone(),
         config.logical_cluster_total_object_limit,
@@ -255,16 +259,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api = Arc::new(Api {
         registry,
         served,
-        virtual_resources: virtual_resources(&tenancy, &authn),
+        virtual_resources: virtual_resources(&tenancy, &authn, &authz),
         authn,
         metrics: request_metrics,
         exposition: metrics::Exposition::new(prometheus),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
-        authz: crate::authz::Authorizer {
-            registry: tenancy.registry.clone(),
-            served: tenancy.served.clone(),
-        },
+        authz,
         tenancy,
         apis,
         audit,
@@ -285,6 +286,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 fn virtual_resources(
     tenancy: &tenancy::lifecycle::Tenancy,
     authn: &Arc<crate::authn::Authenticator>,
+    authz: &crate::authz::Authorizer,
 ) -> Vec<Arc<dyn VirtualResource>> {
     let (registry, served) = (&tenancy.registry, &tenancy.served);
     vec![
@@ -293,10 +295,7 @@ fn virtual_resources(
             registry: registry.clone(),
             served: served.clone(),
         }),
-        Arc::new(crate::authz::AccessReviews(crate::authz::Authorizer {
-            registry: registry.clone(),
-            served: served.clone(),
-        })),
+        Arc::new(crate::authz::AccessReviews(authz.clone())),
         Arc::new(crate::serviceaccount::TokenRequests {
             registry: registry.clone(),
             served: served.clone(),
@@ -313,11 +312,7 @@ fn cancelled_on(
     let token = kplex_runtime::CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
+        crate::server::stopped(&mut shutdown).await;
         cancel.cancel();
     });
     token
@@ -334,11 +329,11 @@ pub fn kinds() -> Vec<crate::catalog::ResourceDesc> {
 
 /// Every write's admission plugins, in kube-apiserver's order: the features' own, then the
 /// webhooks (mutating last among mutations, validating last among validations).
-fn admission_chain(registry: &Registry, served: &Arc<Served>) -> AdmissionChain {
-    let authz = crate::authz::Authorizer {
-        registry: registry.clone(),
-        served: served.clone(),
-    };
+fn admission_chain(
+    registry: &Registry,
+    served: &Arc<Served>,
+    authz: &crate::authz::Authorizer,
+) -> AdmissionChain {
     let plugins: Vec<Arc<dyn AdmissionPlugin>> = vec![
         Arc::new(tenancy::admission::TenancyAdmission {
             registry: registry.clone(),
@@ -350,7 +345,7 @@ fn admission_chain(registry: &Registry, served: &Arc<Served>) -> AdmissionChain 
             served: served.clone(),
             authz: authz.clone(),
         }),
-        Arc::new(crate::authz::EscalationCheck(authz)),
+        Arc::new(crate::authz::EscalationCheck(authz.clone())),
         Arc::new(crate::admission::Webhooks::new(registry)),
     ];
     AdmissionChain::new(plugins)

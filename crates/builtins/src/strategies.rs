@@ -99,14 +99,8 @@ impl Strategy for Services {
         names::dns_label_name
     }
 
-    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+    fn apply_defaults(&self, obj: &mut Value) {
         default_service(obj);
-        Ok(())
-    }
-
-    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
-        default_service(obj);
-        Ok(())
     }
 }
 
@@ -114,14 +108,8 @@ impl Strategy for Services {
 struct Secrets;
 
 impl Strategy for Secrets {
-    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+    fn apply_defaults(&self, obj: &mut Value) {
         secret_string_data(obj);
-        Ok(())
-    }
-
-    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
-        secret_string_data(obj);
-        Ok(())
     }
 
     fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
@@ -184,15 +172,10 @@ impl Strategy for ConfigMaps {
 struct Pods;
 
 impl Strategy for Pods {
-    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+    fn apply_defaults(&self, obj: &mut Value) {
         if let Some(spec) = obj.get_mut("spec") {
             default_pod_spec(spec);
         }
-        Ok(())
-    }
-
-    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
-        self.prepare_create(obj)
     }
 }
 
@@ -218,14 +201,8 @@ fn workload_kind(plural: &str) -> WorkloadKind {
 struct Workload(WorkloadKind);
 
 impl Strategy for Workload {
-    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+    fn apply_defaults(&self, obj: &mut Value) {
         default_workload(self.0, obj);
-        Ok(())
-    }
-
-    fn prepare_update(&self, _old: &Value, obj: &mut Value) -> Result<(), ApiError> {
-        default_workload(self.0, obj);
-        Ok(())
     }
 
     fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {

@@ -10,6 +10,12 @@ use bytes::Bytes;
 use kplex_apimachinery::ApiError;
 use serde_json::{Map, Value};
 
+/// The annotation that names an object's logical cluster. It is the storage key's, never the
+/// client's (the registry stamps it on every write): wildcard views and every controller that
+/// routes by it (kcp's, a provider's through its APIExport view) trust it, so a tenant that
+/// could set it would act as another.
+pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+
 const MAGIC: [u8; 2] = [b'k', 1];
 const HEADER: usize = 6;
 

@@ -11,7 +11,7 @@ pub const RESOURCE: &str = "leases";
 pub const API_VERSION: &str = "coordination.k8s.io/v1";
 pub const KIND: &str = "Lease";
 /// The annotation naming an object's logical cluster (always the storage key's cluster).
-pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+pub use kplex_registry::object::CLUSTER_ANNOTATION;
 
 /// A Lease's `spec`, as leader election reads it (client-go's `LeaderElectionRecord`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

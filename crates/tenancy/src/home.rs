@@ -6,6 +6,7 @@ use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha224};
 
+use kplex_registry::object::CLUSTER_ANNOTATION;
 use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
 
 use super::lifecycle::Tenancy;
@@ -50,7 +51,7 @@ pub async fn home(t: &Tenancy, user: &str) -> Result<Value, ApiError> {
     }
     Ok(json!({
         "apiVersion": format!("{TENANCY}/{VERSION}"), "kind": "Workspace",
-        "metadata": {"name": user, "creationTimestamp": meta::now_rfc3339(), "annotations": {"kcp.io/cluster": "root"}},
+        "metadata": {"name": user, "creationTimestamp": meta::now_rfc3339(), "annotations": {CLUSTER_ANNOTATION: "root"}},
         "spec": {"type": {"name": "home", "path": "root"}, "cluster": name, "URL": t.url_of(&path)},
         "status": {"phase": "Ready"},
     }))

@@ -18,6 +18,10 @@ pub trait Strategy: Debug + Send + Sync + 'static {
         names::dns_subdomain_name
     }
 
+    /// kube's defaulting functions: fields users leave out, filled on every create and
+    /// update (kube runs them on every decode).
+    fn apply_defaults(&self, _obj: &mut Value) {}
+
     /// Defaults and derived fields of a new object (after the server's metadata, before
     /// mutating admission and the schema).
     fn prepare_create(&self, _obj: &mut Value) -> Result<(), ApiError> {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::admission::Operation;
 use super::{Registry, Scope, Stored, store_error};
 use crate::catalog::ResourceDesc;
-use crate::object;
+use crate::object::{self, CLUSTER_ANNOTATION};
 
 /// `fieldValidation`: what to do with unknown fields.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -222,6 +222,7 @@ impl Registry {
             map.retain(|k, _| k != "status");
         }
         desc.strategy.prepare_create(&mut obj)?;
+        desc.strategy.apply_defaults(&mut obj);
         self.admit_mutating(scope, Operation::Create, opts, &mut obj, None)
             .await?;
         // A mutating webhook may have rewritten it too.
@@ -380,15 +381,7 @@ impl Registry {
                 && let Some(uid) = meta::uid(&new).filter(|u| !u.is_empty())
                 && Some(uid) != meta::uid(&old)
             {
-                return Err(ApiError::conflict(
-                    &desc.group,
-                    &desc.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta::uid(&old).unwrap_or("")
-                    ),
-                ));
+                return Err(uid_precondition_failed(&desc, name, uid, &old));
             }
             // A resourceVersion the client chose is a precondition: no retry on a lost race.
             // One merely carried over from the stored object (a patch that does not set it,
@@ -429,6 +422,7 @@ impl Registry {
             }
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
             desc.strategy.prepare_update(&old, &mut new)?;
+            desc.strategy.apply_defaults(&mut new);
             validate(&desc, &new, Some(&old))?;
             self.admit_validating(scope, Operation::Update, opts, &new, Some(&old))
                 .await?;
@@ -940,11 +934,6 @@ fn with_field(mut obj: Value, field: &str, value: Option<&Value>) -> Value {
     obj
 }
 
-/// The annotation that names an object's logical cluster. It is the storage key's, never the
-/// client's: wildcard views and every controller that routes by it (kcp's, a provider's
-/// through its APIExport view) trust it, so a tenant that could set it would act as another.
-pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
-
 /// Sets [`CLUSTER_ANNOTATION`] to the cluster the object is stored in, whatever the body said.
 fn stamp_cluster(obj: &mut Value, cluster: &str) {
     if meta::annotation(obj, CLUSTER_ANNOTATION) == Some(cluster) {
@@ -996,6 +985,19 @@ fn spec_changed(old: &Value, new: &Value, status_apart: bool) -> bool {
     strip(old) != strip(new)
 }
 
+/// 409 for a uid precondition the stored object does not meet.
+fn uid_precondition_failed(desc: &ResourceDesc, name: &str, want: &str, obj: &Value) -> ApiError {
+    ApiError::conflict(
+        &desc.group,
+        &desc.plural,
+        name,
+        &format!(
+            "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+            meta::uid(obj).unwrap_or("")
+        ),
+    )
+}
+
 fn check_preconditions(
     desc: &ResourceDesc,
     name: &str,
@@ -1006,15 +1008,7 @@ fn check_preconditions(
     if let Some(uid) = &opts.precondition_uid
         && Some(uid.as_str()) != meta::uid(obj)
     {
-        return Err(ApiError::conflict(
-            &desc.group,
-            &desc.plural,
-            name,
-            &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta::uid(obj).unwrap_or("")
-            ),
-        ));
+        return Err(uid_precondition_failed(desc, name, uid, obj));
     }
     if let Some(want) = &opts.precondition_resource_version
         && want != &rv.to_string()
