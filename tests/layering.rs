@@ -44,11 +44,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Features: each plugs its kinds, strategies, plugins and controllers into the server.
     (
         "kplex-builtins",
-        &["kplex-apimachinery", "kplex-registry", "kplex-schema"],
+        &[
+            "kplex-apimachinery",
+            "kplex-auth",
+            "kplex-registry",
+            "kplex-runtime",
+            "kplex-schema",
+        ],
     ),
     (
         "kplex-tenancy",
-        &["kplex-apimachinery", "kplex-auth", "kplex-registry"],
+        &[
+            "kplex-apimachinery",
+            "kplex-auth",
+            "kplex-registry",
+            "kplex-runtime",
+        ],
     ),
     // The one arrow between features: apis builds on tenancy.
     (
@@ -57,6 +68,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-apimachinery",
             "kplex-auth",
             "kplex-registry",
+            "kplex-runtime",
             "kplex-tenancy",
         ],
     ),

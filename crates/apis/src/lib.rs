@@ -19,6 +19,7 @@
 
 pub mod admission;
 pub mod binding;
+pub mod controllers;
 pub mod convert;
 pub mod export;
 mod schemas;

@@ -1,10 +1,10 @@
-//! The Kubernetes API server of kplex.
+//! The Kubernetes API server of kplex: HTTP, and the assembly of the features.
 //!
-//! Request path (each step a module): [`server`] (TLS, HTTP) → [`handler`] (parse with
-//! [`request`], authenticate, resolve the logical cluster against [`served`], dispatch) →
-//! [`discovery`] / [`openapi`] / the generic [`registry`] (driven by [`catalog`]
-//! descriptions; objects kept as bytes by [`object`]) → the store. [`controllers`] run
-//! in-process over the same store.
+//! Request path: [`server`] (TLS, HTTP) → [`chain`] (request info, authentication, audit,
+//! limits, body, cluster, impersonation, virtual workspaces, authorization; one file per
+//! stage under [`filters`]) → [`endpoints`] (discovery, OpenAPI, the resource verbs over the
+//! generic registry) → the store. `start` assembles the features: their kinds, admission
+//! plugins, virtual resources and controllers (one store watch feeds them all).
 
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]
@@ -13,7 +13,6 @@ pub mod admission;
 pub mod audit;
 pub mod body;
 pub mod chain;
-pub mod controllers;
 pub mod discovery;
 pub mod encryption;
 pub mod endpoints;

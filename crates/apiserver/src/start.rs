@@ -16,7 +16,7 @@ use crate::chain::Api;
 use crate::registry::admission::{AdmissionChain, AdmissionPlugin};
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;
-use crate::{controllers, metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
+use crate::{metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
 use kplex_registry::virtual_resource::VirtualResource;
 
 /// Where objects are kept.
@@ -235,10 +235,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let request_metrics = metrics::Metrics::register(&mut prometheus);
     let controller_metrics = kplex_runtime::Metrics::register(&mut prometheus);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    controllers::start(
-        tenancy.clone(),
-        apis.clone(),
-        Some(legacy_tokens),
+    start_controllers(
+        &store,
+        &tenancy,
+        &apis,
+        legacy_tokens,
         &controller_metrics,
         cancelled_on(shutdown_rx.clone()),
     )
@@ -279,6 +280,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         serving,
     })
+}
+
+/// Every feature's controllers, fed by one store watch; they run until `cancel` fires.
+/// Returns once what CRDs and bindings serve is served.
+async fn start_controllers(
+    store: &Arc<dyn Store>,
+    tenancy: &tenancy::lifecycle::Tenancy,
+    apis: &crate::apis::Apis,
+    tokens: Arc<crate::serviceaccount::LegacyTokens>,
+    metrics: &kplex_runtime::Metrics,
+    cancel: kplex_runtime::CancellationToken,
+) -> Result<(), StartError> {
+    let builtins = Arc::new(crate::builtins::controllers::Builtins::new(
+        tenancy.registry.clone(),
+        tenancy.served.clone(),
+        Some(tokens),
+    ));
+    let lifecycle = Arc::new(tenancy::controllers::Lifecycle::new(tenancy.clone()));
+    let apis = Arc::new(crate::apis::controllers::ApisControllers::new(apis.clone()));
+    builtins.run(metrics, &cancel);
+    lifecycle.run(metrics, &cancel);
+    apis.run(metrics, &cancel);
+    let handlers: Vec<Arc<dyn kplex_runtime::EventHandler>> = vec![builtins, lifecycle, apis];
+    kplex_runtime::Informer::new(store.clone(), handlers)
+        .start(cancel)
+        .await?;
+    Ok(())
 }
 
 /// Resources answered without being stored: the features' reviews, TokenRequest, home

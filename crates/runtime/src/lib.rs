@@ -2,10 +2,22 @@
 //! metrics per reconcile, and a leader gate on a `coordination.k8s.io/v1` Lease.
 //!
 //! ```text
-//! event sources ──add(key)──▶ WorkQueue ──next()──▶ workers (Controller::run)
-//!                               ▲                      │ reconcile(key) in a span
-//!                               └── requeue / backoff ─┘ → Action::Done | RequeueAfter | Err
+//! store ─watch─▶ Informer ─changed/deleted─▶ a feature's EventHandler
+//!                                                  │ add(key)
+//!                                                  ▼
+//!                         ┌── requeue / backoff ── WorkQueue ──next()──▶ workers (Controller::run)
+//!                         └──────────────────────────────────────────── reconcile(key) in a span
+//!                                                      → Action::Done | RequeueAfter | Err
 //! ```
+//!
+//! # The informer ([`Informer`], [`EventHandler`])
+//!
+//! One watch over the store for the whole process. Each feature hands it an
+//! [`EventHandler`] that says, from the key and the raw bytes, which writes may concern it;
+//! only those are parsed, once, and handed over. At start the informer reads what the
+//! handlers ask for at one revision (so what CRDs and bindings serve is served before the
+//! first request) and watches from the next; in the background it looks for work a restart
+//! left unfinished.
 //!
 //! # The work queue ([`WorkQueue`])
 //!
@@ -112,6 +124,7 @@
 
 mod controller;
 mod error;
+mod informer;
 mod leader;
 pub mod lease;
 mod metrics;
@@ -120,6 +133,7 @@ mod reconciler;
 
 pub use controller::{Backoff, Controller};
 pub use error::{Error, Result};
+pub use informer::{EventHandler, Informer, spawn_until};
 pub use leader::{LeaderGate, LeaseConfig, LeaseDurations};
 pub use lease::LeaseRecord;
 pub use metrics::Metrics;

@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod controllers;
 pub mod home;
 pub mod lifecycle;
 pub mod schemas;

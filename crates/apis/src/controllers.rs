@@ -1,0 +1,283 @@
+//! The APIs feature's controllers: export identities and endpoint slices, bindings (which
+//! make bound resources served), and the bindings and slices an export change concerns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use kplex_apimachinery::{ApiError, meta};
+use kplex_registry::object;
+use kplex_registry::registry::{ListOptions, Scope};
+use kplex_runtime::{
+    Action, Backoff, CancellationToken, Controller, EventHandler, Metrics, Reconciler, WorkQueue,
+};
+use serde_json::Value;
+
+use crate::Apis;
+
+/// How soon an item that is not done yet is looked at again.
+const RETRY: Duration = Duration::from_millis(500);
+/// Items reconciled at once.
+const WORKERS: usize = 32;
+/// Where every `apis.kcp.io` object is stored.
+const PREFIX: &str = "/registry/apis.kcp.io/";
+
+/// The queue's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Work {
+    ApiExport {
+        cluster: String,
+        name: String,
+    },
+    ApiBinding {
+        cluster: String,
+        name: String,
+    },
+    EndpointSlice {
+        cluster: String,
+        name: String,
+    },
+    /// An export changed (or appeared, or is gone): every binding referencing it re-binds.
+    ExportConsumers {
+        cluster: String,
+        name: String,
+    },
+    /// An export gained its first or lost its last consumer: every endpoint slice that
+    /// references it (in any workspace) lists or drops its URL.
+    SlicesOf {
+        cluster: String,
+        name: String,
+    },
+}
+
+/// The feature's controllers: an [`EventHandler`] for the informer and the [`Reconciler`]
+/// of their queue.
+pub struct ApisControllers {
+    apis: Apis,
+    queue: WorkQueue<Work>,
+}
+
+fn cluster_of(obj: &Value) -> Option<String> {
+    meta::annotation(obj, object::CLUSTER_ANNOTATION).map(String::from)
+}
+
+impl ApisControllers {
+    pub fn new(apis: Apis) -> Self {
+        Self {
+            apis,
+            queue: WorkQueue::new(),
+        }
+    }
+
+    /// Runs the reconcilers until `cancel` fires.
+    pub fn run(self: &Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
+        let controller = Controller::new("apis", self.clone())
+            .with_queue(self.queue.clone())
+            .workers(WORKERS)
+            .backoff(Backoff {
+                base: RETRY / 5,
+                cap: RETRY * 4,
+            })
+            .metrics(metrics);
+        tokio::spawn(controller.run(cancel.clone()));
+    }
+
+    fn enqueue(&self, work: Work) {
+        self.queue.add(work);
+    }
+
+    /// Reconciles one item; `Ok(false)`: not done yet, look again shortly.
+    async fn reconcile_work(&self, work: &Work) -> Result<bool, ApiError> {
+        match work {
+            Work::ApiExport { cluster, name } => {
+                crate::export::reconcile(&self.apis, cluster, name).await
+            }
+            Work::EndpointSlice { cluster, name } => {
+                crate::export::reconcile_slice(&self.apis, cluster, name).await
+            }
+            Work::ApiBinding { cluster, name } => {
+                let r = crate::binding::reconcile(&self.apis, cluster, name).await?;
+                if let Some((cluster, name)) = r.export_changed {
+                    self.enqueue(Work::SlicesOf { cluster, name });
+                }
+                Ok(r.done)
+            }
+            Work::ExportConsumers { cluster, name } => {
+                self.enqueue_bindings_of(cluster, name).await
+            }
+            Work::SlicesOf { cluster, name } => self.enqueue_slices_of(cluster, name).await,
+        }
+    }
+
+    /// Re-binds every APIBinding that references export `cluster`/`name` (a changed schema
+    /// list, a new identity, a deleted export).
+    async fn enqueue_bindings_of(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
+        for (consumer, binding) in self
+            .referencing(
+                cluster,
+                name,
+                crate::V2,
+                "apibindings",
+                "/spec/reference/export",
+            )
+            .await?
+        {
+            self.enqueue(Work::ApiBinding {
+                cluster: consumer,
+                name: binding,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Refreshes every endpoint slice of export `cluster`/`name`.
+    async fn enqueue_slices_of(&self, cluster: &str, name: &str) -> Result<bool, ApiError> {
+        for (owner, slice) in self
+            .referencing(
+                cluster,
+                name,
+                crate::V1,
+                "apiexportendpointslices",
+                "/spec/export",
+            )
+            .await?
+        {
+            self.enqueue(Work::EndpointSlice {
+                cluster: owner,
+                name: slice,
+            });
+        }
+        Ok(true)
+    }
+
+    /// (cluster, name) of every `apis.kcp.io` object whose export reference at `pointer`
+    /// (`{path, name}`; an empty path is the object's own workspace) names export
+    /// `cluster`/`name`.
+    async fn referencing(
+        &self,
+        cluster: &str,
+        name: &str,
+        version: &str,
+        plural: &str,
+        pointer: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let Some(desc) = self.apis.served.lookup(None, crate::GROUP, version, plural) else {
+            return Ok(vec![]);
+        };
+        let scope = Scope {
+            cluster: None,
+            desc: desc.clone(),
+            namespace: None,
+        };
+        let list = self
+            .apis
+            .registry
+            .list(&scope, &ListOptions::default())
+            .await?;
+        let path = self.apis.served.path_of(cluster);
+        let mut out = Vec::new();
+        for item in &list.items {
+            let obj = item.decode_as(&desc)?;
+            let Some(owner) = cluster_of(&obj) else {
+                continue;
+            };
+            let field = |f: &str| {
+                obj.pointer(&format!("{pointer}/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
+            let (p, n) = (field("path"), field("name"));
+            let same_cluster = if p.is_empty() {
+                owner == cluster
+            } else {
+                p == cluster || Some(p) == path.as_deref()
+            };
+            if n == name && same_cluster {
+                out.push((owner, meta::name(&obj).unwrap_or("").to_string()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl EventHandler for ApisControllers {
+    /// Exports and bindings present at start: what bindings serve is served before the
+    /// first request.
+    fn start_prefixes(&self) -> Vec<String> {
+        vec![PREFIX.to_string()]
+    }
+
+    /// Reconciles the bindings now (the queued copies then find nothing to do).
+    async fn started(&self, objects: &[Value]) {
+        let bindings = objects
+            .iter()
+            .filter(|obj| obj.get("kind").and_then(Value::as_str) == Some("APIBinding"))
+            .map(|obj| Work::ApiBinding {
+                cluster: cluster_of(obj).unwrap_or_default(),
+                name: meta::name(obj).unwrap_or("").to_string(),
+            });
+        futures::stream::iter(bindings)
+            .for_each_concurrent(16, |work| async move {
+                if let Err(e) = self.reconcile_work(&work).await {
+                    tracing::debug!(?work, error = %e, "initial reconcile failed");
+                }
+            })
+            .await;
+    }
+
+    fn wants(&self, key: &str, _value: &[u8]) -> bool {
+        key.starts_with(PREFIX)
+    }
+
+    fn changed(&self, obj: &Value, _created: bool) {
+        let (Some(cluster), Some(name)) = (cluster_of(obj), meta::name(obj)) else {
+            return;
+        };
+        let name = name.to_string();
+        match obj.get("kind").and_then(Value::as_str) {
+            Some("APIExport") => {
+                self.enqueue(Work::ApiExport {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                });
+                self.enqueue(Work::ExportConsumers { cluster, name });
+            }
+            Some("APIBinding") => self.enqueue(Work::ApiBinding { cluster, name }),
+            Some("APIExportEndpointSlice") => self.enqueue(Work::EndpointSlice { cluster, name }),
+            _ => {}
+        }
+    }
+
+    fn deleted(&self, old: &Value) {
+        let Some(cluster) = cluster_of(old) else {
+            return;
+        };
+        let name = meta::name(old).unwrap_or("").to_string();
+        let in_group = old
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.starts_with("apis.kcp.io/"));
+        match old.get("kind").and_then(Value::as_str) {
+            Some("APIBinding") if in_group => self.enqueue(Work::ApiBinding { cluster, name }),
+            Some("APIExport") if in_group => self.enqueue(Work::ExportConsumers { cluster, name }),
+            // Bindings are gone before their logical cluster; this only catches strays.
+            Some("LogicalCluster") => self.apis.exports.remove_consumer_cluster(&cluster),
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl Reconciler for ApisControllers {
+    type Key = Work;
+    type Error = ApiError;
+
+    async fn reconcile(&self, work: &Work) -> Result<Action, ApiError> {
+        Ok(match self.reconcile_work(work).await? {
+            true => Action::Done,
+            false => Action::RequeueAfter(RETRY),
+        })
+    }
+}
