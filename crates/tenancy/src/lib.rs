@@ -12,6 +12,7 @@
 
 pub mod admission;
 pub mod home;
+pub mod initializing;
 pub mod lifecycle;
 pub mod schemas;
 pub mod types;
