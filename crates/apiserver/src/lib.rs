@@ -1,10 +1,10 @@
 //! The Kubernetes API server of kplex.
 //!
-//! Request path (each step a module): [`server`] (TLS, HTTP) → [`handler`] (parse with
-//! [`request`], authenticate, resolve the logical cluster against [`served`], dispatch) →
-//! [`discovery`] / [`openapi`] / the generic [`registry`] (driven by [`catalog`]
-//! descriptions; objects kept as bytes by [`object`]) → the store. [`controllers`] run
-//! in-process over the same store.
+//! Request path: [`server`] (TLS, HTTP) → [`chain`] (parse with [`request`], then one stage
+//! per file under [`filters`]) → [`endpoints`] (discovery, OpenAPI, virtual resources, the
+//! generic [`registry`]) → the store. Features plug in at assembly (`start.rs`): kinds,
+//! admission plugins, virtual resources and workspaces, authorization and create hooks.
+//! [`controllers`] run in-process over the same store.
 
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]

@@ -1,5 +1,5 @@
 //! Authorization: RBAC of the addressed workspace (`kplex_auth::authz`), and around it the
-//! features' [`AuthorizationHook`]s: requests a feature allows without RBAC (home
+//! features' `AuthorizationHook`s: requests a feature allows without RBAC (home
 //! workspaces), conditions it adds once RBAC allowed (the maximal permission policy).
 
 use http::Method;
