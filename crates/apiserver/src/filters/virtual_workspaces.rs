@@ -25,7 +25,6 @@ use crate::filters::request_info::Query;
 
 impl Api {
     /// What the virtual workspace `vw` makes of the request.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn virtual_workspace(
         &self,
         vw: &dyn VirtualWorkspace,
