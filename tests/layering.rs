@@ -1,6 +1,6 @@
 //! The architecture's invariants that a machine can check (see `docs/architecture.md`):
-//! crate arrows point one way, down the layers listed here, and the crates below the server
-//! know no feature's API group by name.
+//! crate arrows point one way, down the layers listed here, the crates below the server
+//! know no feature's API group by name, and the server names features only at assembly.
 //!
 //! To add a crate: give it a layer here and list what it may depend on. A new dependency
 //! that is not listed fails this test on purpose: decide whether the arrow is right first.
@@ -202,5 +202,43 @@ fn generic_crates_name_no_feature_group() {
     assert!(
         found.is_empty(),
         "feature groups named below the server: {found:#?}"
+    );
+}
+
+/// Where the server may use a feature crate: assembly (`start.rs`) and the re-exports of
+/// `lib.rs`.
+/// Everywhere else it reaches features only through the seams they implement
+/// (`VirtualResource`, `VirtualWorkspace`, `AuthorizationHook`, `CreateHook`, …).
+const SERVER_FEATURE_USERS: &[&str] = &["start.rs", "lib.rs"];
+
+#[test]
+fn the_server_names_features_only_at_assembly() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/apiserver/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if SERVER_FEATURE_USERS.contains(&relative.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let names_feature = ["tenancy::", "apis::", "kplex_tenancy", "kplex_apis"]
+                .iter()
+                .any(|f| line.contains(f))
+                || FEATURE_GROUPS.iter().any(|g| line.contains(g));
+            if names_feature {
+                found.push(format!("{relative}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "features named by the server outside assembly: {found:#?}"
     );
 }

@@ -7,8 +7,9 @@
 //! - `export`: identity (secret → `status.identityHash`) and the default endpoint slice;
 //! - `binding`: resolving an export, naming conflicts, serving the bound resources;
 //! - `admission`: `bind` permission, immutable specs, CRDs over bound resources;
-//! - `view`: the virtual workspace (`/services/apiexport/<cluster>/<export>/clusters/…`) and
-//!   the maximal permission policy.
+//! - `view`: what the provider's view serves and how (`/services/apiexport/<cluster>/<export>/
+//!   clusters/…`), mounted as the server's virtual workspace by `virtual_workspace`;
+//! - `policy`: the maximal permission policy, an authorization hook.
 //!
 //! Bound objects are stored under `/registry/<group>/<resource>/<identityHash>/<cluster>/…`
 //! (see [`ResourceDesc::storage_resource`]), so two exports of one group/resource never share
@@ -22,8 +23,10 @@ pub mod binding;
 pub mod controllers;
 pub mod convert;
 pub mod export;
+pub mod policy;
 mod schemas;
 pub mod view;
+pub mod virtual_workspace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};

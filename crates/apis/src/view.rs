@@ -8,8 +8,7 @@
 //!   both sides allow and to the objects the binding's selector picks.
 //!
 //! Access is RBAC on `apiexports/content` (resourceName = the export) in the export's
-//! workspace, with the request's verb. Also here: the maximal permission policy, which
-//! bounds what consumers may do with bound resources by RBAC in the export's workspace.
+//! workspace, with the request's verb (`virtual_workspace.rs` serves it to the server).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use std::sync::Arc;
 use kplex_apimachinery::{ApiError, meta};
 use serde_json::Value;
 
-use super::{AcceptedClaim, GROUP, POLICY_PREFIX, V1, V2, get, scope};
+use super::{AcceptedClaim, GROUP, V1, V2, get, scope};
 use crate::authz::{Request, ResourceAttrs};
 use crate::catalog::{BoundInfo, ResourceDesc};
 use crate::registry::{Predicate, Registry};
@@ -291,37 +290,5 @@ impl ExportView {
                 })
             }
         }
-    }
-}
-
-/// The maximal permission policy's request: the same request by `apis.kcp.io:binding:<user>`
-/// with every group prefixed alike, to be checked in the export's workspace.
-pub fn policy_request(req: &Request) -> Request {
-    Request {
-        user: format!("{POLICY_PREFIX}{}", req.user),
-        groups: req
-            .groups
-            .iter()
-            .map(|g| format!("{POLICY_PREFIX}{g}"))
-            .collect(),
-        ..req.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policy_prefixes_user_and_groups() {
-        let r = policy_request(&Request {
-            user: "alice".into(),
-            groups: vec!["system:authenticated".into()],
-            verb: "update".into(),
-            ..Default::default()
-        });
-        assert_eq!(r.user, "apis.kcp.io:binding:alice");
-        assert_eq!(r.groups, vec!["apis.kcp.io:binding:system:authenticated"]);
-        assert_eq!(r.verb, "update");
     }
 }

@@ -10,8 +10,12 @@
 //! body           filters/body.rs            read it (≤ 3 MiB, 413) before any answer
 //! cluster        filters/cluster.rs         /clusters/<path|name> → logical cluster (404)
 //! impersonation  filters/impersonation.rs   Impersonate-* allowed by that workspace's RBAC
-//! virtual ws     filters/virtual_workspaces.rs  /services/apiexport/…, initializingworkspaces
-//! authorization  filters/authorization.rs   RBAC of the workspace (+ maximal permission policy)
+//! authorization  filters/authorization.rs   RBAC of the workspace, around it the features'
+//!                                           AuthorizationHooks (home workspaces, maximal
+//!                                           permission policy); skipped for a virtual
+//!                                           workspace that authorizes on its own terms
+//! virtual ws     filters/virtual_workspaces.rs  /services/<name>/…: the feature's
+//!                                           VirtualWorkspace answers, or says how to serve
 //! dispatch       endpoints/                 discovery, OpenAPI, virtual resources, the registry
 //! ```
 //!
@@ -25,17 +29,20 @@ use std::time::Instant;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use kplex_apimachinery::{ApiError, UserInfo};
+use kplex_auth::authz::AuthorizationHook;
+use kplex_registry::registry::create_hook::CreateHook;
 use kplex_registry::virtual_resource::VirtualResource;
+use kplex_registry::virtual_workspace::{Authorization, Decision, Serve, VirtualWorkspace};
 
 use crate::audit::Level;
 use crate::endpoints::{render::*, resource::*};
 use crate::filters::audit::AuditRecord;
 use crate::filters::body::read_body;
 use crate::filters::limits::{hold_while_streaming, refuse_after_body};
-use crate::filters::request_info::{RequestContext, request_info};
-use crate::filters::virtual_workspaces::*;
+use crate::filters::request_info::{RequestContext, find_virtual_workspace, request_info};
+use crate::filters::virtual_workspaces::with_labels_on_create;
 use crate::registry::Registry;
-use crate::request::{self, Target};
+use crate::request::Target;
 use crate::response::{self, Body};
 use crate::served::Served;
 use crate::{metrics::Metrics, openapi};
@@ -52,8 +59,12 @@ pub struct Api {
     pub virtual_resources: Vec<Arc<dyn VirtualResource>>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
-    pub tenancy: crate::tenancy::lifecycle::Tenancy,
-    pub apis: crate::apis::Apis,
+    /// The features' views under `/services/<name>/…`.
+    pub virtual_workspaces: Vec<Arc<dyn VirtualWorkspace>>,
+    /// The features' rules around RBAC (home workspaces, the maximal permission policy).
+    pub authorization_hooks: Vec<Arc<dyn AuthorizationHook>>,
+    /// The features' work around a create (workspace scheduling).
+    pub create_hooks: Vec<Arc<dyn CreateHook>>,
     pub authz: crate::authz::Authorizer,
     /// `None`: no audit log.
     pub audit: Option<crate::audit::Auditor>,
@@ -71,7 +82,7 @@ impl Api {
         let received = std::time::SystemTime::now();
         let (parts, body) = req.into_parts();
         // 1. Request info.
-        let ctx = request_info(&parts, &self.served);
+        let ctx = request_info(&parts, &self.served, &self.virtual_workspaces);
         // 2. Authentication, once, here: limits and audit need the user before routing;
         //    `route` answers a 401 from the same result after reading the body.
         let authenticated = self.authenticate(&parts.headers, &conn, &ctx.workspace);
@@ -131,7 +142,7 @@ impl Api {
         resp
     }
 
-    /// The inner chain: body → cluster → impersonation → virtual workspaces → authorization
+    /// The inner chain: body → cluster → impersonation → authorization → virtual workspaces
     /// → dispatch.
     pub(crate) async fn route(
         &self,
@@ -168,56 +179,63 @@ impl Api {
             self.authorize_impersonation(cluster.as_deref(), impersonation)
                 .await?;
         }
-        // 8. Virtual workspaces: a provider's APIExport view authorizes on its own terms.
-        if let Some(request::VirtualWorkspace::ApiExport {
-            cluster: export_cluster,
-            export,
-        }) = &info.virtual_workspace
-        {
-            let view = crate::apis::view::ExportView::load(
-                &self.registry,
-                &self.served,
-                export_cluster,
-                export,
-            )
-            .await?;
-            // Boxed here and below: an inline awaitee makes every request's future as large as
-            // the largest one (see `handle`).
-            return Box::pin(self.export_view(&view, cluster, target, headers, query, body, &user))
-                .await;
+        // 8. Authorization: RBAC of the workspace and the features' hooks — unless the
+        //    virtual workspace addressed authorizes on its own terms (in step 9).
+        let vw = find_virtual_workspace(info, &self.virtual_workspaces);
+        if vw.is_none_or(|vw| vw.authorization() == Authorization::Workspace) {
+            self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
+                .await?;
         }
-        // 9. Authorization: RBAC of the workspace (+ the maximal permission policy).
-        self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
-            .await?;
-        let mut predicate = None;
-        if let Some(request::VirtualWorkspace::Initializing { initializer }) =
-            &info.virtual_workspace
-        {
-            match Box::pin(self.initializing(
-                initializer,
+        // 9. Virtual workspaces: the one addressed answers, or says how to serve.
+        let serve = match vw {
+            // Boxed here and below: an inline awaitee makes every request's future as large
+            // as the largest one (see `handle`).
+            Some(vw) => match Box::pin(self.virtual_workspace(
+                vw.as_ref(),
+                info,
                 cluster.as_deref(),
-                &target,
                 headers,
                 &body,
+                &user,
             ))
             .await?
             {
-                Initializing::Answer(resp) => return Ok(resp),
-                Initializing::Filter(p) => predicate = p,
-            }
-        }
+                Decision::Answer(answer) => {
+                    return self.respond_virtual_answer(
+                        cluster.as_deref(),
+                        &target,
+                        headers,
+                        query,
+                        &answer,
+                    );
+                }
+                Decision::Serve(serve) => serve,
+            },
+            None => Serve::default(),
+        };
         // 10. Dispatch: discovery and OpenAPI, else the resource verbs.
-        let resources = || self.served.resources(cluster.as_deref());
+        let resources = || match &serve.discovery {
+            Some(resources) => resources.clone(),
+            None => self.served.resources(cluster.as_deref()),
+        };
         if let Some(answer) = self.discovery(cluster.as_deref(), &target, headers, resources) {
             return answer;
         }
-        match target {
-            Target::Resource(r) => {
-                Box::pin(self.resource(cluster, r, None, &user, headers, query, body, predicate))
-                    .await
-            }
-            _ => Err(not_found_path()),
-        }
+        let Target::Resource(r) = target else {
+            return Err(not_found_path());
+        };
+        let (headers, body) = with_labels_on_create(&serve, &r, headers, body)?;
+        Box::pin(self.resource(
+            cluster,
+            r,
+            serve.desc,
+            &user,
+            &headers,
+            query,
+            body,
+            serve.predicate,
+        ))
+        .await
     }
 
     /// `/livez`, `/healthz`, `/readyz` and `/version`.

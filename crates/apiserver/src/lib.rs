@@ -1,10 +1,10 @@
 //! The Kubernetes API server of kplex: HTTP, and the assembly of the features.
 //!
-//! Request path: [`server`] (TLS, HTTP) → [`chain`] (request info, authentication, audit,
-//! limits, body, cluster, impersonation, virtual workspaces, authorization; one file per
-//! stage under [`filters`]) → [`endpoints`] (discovery, OpenAPI, the resource verbs over the
-//! generic registry) → the store. `start` assembles the features: their kinds, admission
-//! plugins, virtual resources and controllers (one store watch feeds them all).
+//! Request path: [`server`] (TLS, HTTP) → [`chain`] (parse with [`request`], then one stage
+//! per file under [`filters`]) → [`endpoints`] (discovery, OpenAPI, virtual resources, the
+//! generic [`registry`]) → the store. Features plug in at assembly (`start.rs`): kinds,
+//! admission plugins, virtual resources and workspaces, authorization and create hooks, and
+//! controllers (one store watch feeds them all).
 
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]

@@ -92,16 +92,14 @@ pub enum Target {
     NotFound,
 }
 
-/// A virtual workspace: a filtered, purpose-built view of logical clusters under
-/// `/services/<name>/…`.
+/// A virtual workspace's part of the URL, `/services/<name>/<prefix…>/clusters/…`: which one
+/// serves the request and what it is told (the segments before `/clusters/`). Which names
+/// exist and what prefixes they take is theirs to say (`filters/request_info.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VirtualWorkspace {
-    /// `/services/initializingworkspaces/<initializer>/clusters/…`: the logical clusters
-    /// still waiting on `initializer`, and their content.
-    Initializing { initializer: String },
-    /// `/services/apiexport/<export-cluster>/<export>/clusters/…`: a provider's view of its
-    /// export's resources in every workspace that binds it.
-    ApiExport { cluster: String, export: String },
+pub struct VirtualWorkspacePath {
+    pub name: String,
+    /// Decoded; none of them is `clusters` (the URL splits at the first).
+    pub prefix: Vec<String>,
 }
 
 /// The parsed request line.
@@ -109,7 +107,7 @@ pub enum VirtualWorkspace {
 pub struct RequestInfo {
     pub cluster: ClusterTarget,
     pub target: Target,
-    pub virtual_workspace: Option<VirtualWorkspace>,
+    pub virtual_workspace: Option<VirtualWorkspacePath>,
     /// The path after any `/clusters/<name>` prefix (for non-resource authorization).
     pub path: String,
 }
@@ -137,43 +135,39 @@ pub fn parse(method: &Method, path: &str, watch: bool) -> RequestInfo {
     }
 }
 
-/// `<vw>/<argument>/clusters/<cluster>/…` after `/services/`.
-fn parse_virtual(method: &Method, rest: &str, watch: bool) -> RequestInfo {
-    let not_found = RequestInfo {
-        cluster: ClusterTarget::Wildcard,
-        target: Target::NotFound,
-        virtual_workspace: None,
-        path: String::new(),
-    };
-    let Some((kind, rest)) = rest.split_once('/') else {
-        return not_found;
-    };
-    let arguments = match kind {
-        "initializingworkspaces" => 1,
-        "apiexport" => 2,
-        _ => return not_found,
-    };
-    let mut parts = rest.splitn(arguments + 1, '/');
-    let args: Vec<String> = parts.by_ref().take(arguments).map(decode).collect();
-    let Some(tail) = parts.next() else {
-        return not_found;
-    };
-    let vw = match (kind, args.as_slice()) {
-        ("initializingworkspaces", [initializer]) => VirtualWorkspace::Initializing {
-            initializer: initializer.clone(),
-        },
-        ("apiexport", [cluster, export]) => VirtualWorkspace::ApiExport {
-            cluster: cluster.clone(),
-            export: export.clone(),
-        },
-        _ => return not_found,
-    };
-    let tail = format!("/{tail}");
-    if !tail.starts_with("/clusters/") {
-        return not_found;
+impl RequestInfo {
+    /// A URL no route serves.
+    pub fn not_found() -> Self {
+        RequestInfo {
+            cluster: ClusterTarget::Wildcard,
+            target: Target::NotFound,
+            virtual_workspace: None,
+            path: String::new(),
+        }
     }
-    let mut info = parse(method, &tail, watch);
-    info.virtual_workspace = Some(vw);
+}
+
+/// `<name>/<prefix…>/clusters/<cluster>/…` after `/services/`.
+fn parse_virtual(method: &Method, rest: &str, watch: bool) -> RequestInfo {
+    let Some((name, mut tail)) = rest.split_once('/') else {
+        return RequestInfo::not_found();
+    };
+    let mut prefix = Vec::new();
+    loop {
+        let Some((segment, after)) = tail.split_once('/') else {
+            return RequestInfo::not_found();
+        };
+        if segment == "clusters" {
+            break;
+        }
+        prefix.push(decode(segment));
+        tail = after;
+    }
+    let mut info = parse(method, &format!("/{tail}"), watch);
+    info.virtual_workspace = Some(VirtualWorkspacePath {
+        name: decode(name),
+        prefix,
+    });
     info
 }
 
@@ -375,6 +369,13 @@ mod tests {
         );
     }
 
+    fn vw(name: &str, prefix: &[&str]) -> Option<VirtualWorkspacePath> {
+        Some(VirtualWorkspacePath {
+            name: name.into(),
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
     #[test]
     fn virtual_workspace_paths() {
         let info = parse(
@@ -384,9 +385,7 @@ mod tests {
         );
         assert_eq!(
             info.virtual_workspace,
-            Some(VirtualWorkspace::Initializing {
-                initializer: "root:org:init".into()
-            })
+            vw("initializingworkspaces", &["root:org:init"])
         );
         assert_eq!(info.cluster, ClusterTarget::Wildcard);
         assert!(matches!(
@@ -396,10 +395,6 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(
-            parse(&Method::GET, "/services/nope/x/clusters/a/api", false).target,
-            Target::NotFound
-        );
         assert_eq!(
             parse(
                 &Method::GET,
@@ -416,19 +411,31 @@ mod tests {
         );
         assert_eq!(
             info.virtual_workspace,
-            Some(VirtualWorkspace::ApiExport {
-                cluster: "root:org".into(),
-                export: "widgets".into()
-            })
+            vw("apiexport", &["root:org", "widgets"])
         );
         assert_eq!(info.cluster, ClusterTarget::Named("abc".into()));
+        // The prefix ends at the first `clusters` segment, however many came before
+        // (whether that many fits is the virtual workspace's to say).
+        let info = parse(
+            &Method::GET,
+            "/services/syncer/root:org/target/uid%201/clusters/*/api/v1/configmaps",
+            false,
+        );
+        assert_eq!(
+            info.virtual_workspace,
+            vw("syncer", &["root:org", "target", "uid 1"])
+        );
         assert_eq!(
             parse(
                 &Method::GET,
                 "/services/apiexport/root/clusters/*/api",
                 false
             )
-            .target,
+            .virtual_workspace,
+            vw("apiexport", &["root"])
+        );
+        assert_eq!(
+            parse(&Method::GET, "/services/apiexport/clusters", false).target,
             Target::NotFound
         );
     }

@@ -17,7 +17,9 @@ use crate::registry::admission::{AdmissionChain, AdmissionPlugin};
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;
 use crate::{metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
+use kplex_auth::authz::AuthorizationHook;
 use kplex_registry::virtual_resource::VirtualResource;
+use kplex_registry::virtual_workspace::VirtualWorkspace;
 
 /// Where objects are kept.
 #[derive(Clone, Debug)]
@@ -266,9 +268,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         exposition: metrics::Exposition::new(prometheus),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
+        virtual_workspaces: virtual_workspaces(&tenancy, &apis, &authz),
+        authorization_hooks: authorization_hooks(&authz),
+        create_hooks: vec![Arc::new(tenancy::lifecycle::ScheduleAtCreation(tenancy))],
         authz,
-        tenancy,
-        apis,
         audit,
         limits: crate::limits::Limits::new(&config.limits),
     });
@@ -330,6 +333,32 @@ fn virtual_resources(
             signer: authn.service_account_signer(),
         }),
         Arc::new(tenancy::home::HomeWorkspace(tenancy.clone())),
+    ]
+}
+
+/// The features' views under `/services/<name>/…`.
+fn virtual_workspaces(
+    tenancy: &tenancy::lifecycle::Tenancy,
+    apis: &crate::apis::Apis,
+    authz: &crate::authz::Authorizer,
+) -> Vec<Arc<dyn VirtualWorkspace>> {
+    vec![
+        Arc::new(crate::apis::virtual_workspace::ExportVirtualWorkspace {
+            apis: apis.clone(),
+            authz: authz.clone(),
+        }),
+        Arc::new(tenancy::initializing::InitializingWorkspaces(
+            tenancy.clone(),
+        )),
+    ]
+}
+
+/// The features' rules around RBAC: anyone's home workspace, the maximal permission policy
+/// of bound resources.
+fn authorization_hooks(authz: &crate::authz::Authorizer) -> Vec<Arc<dyn AuthorizationHook>> {
+    vec![
+        Arc::new(tenancy::home::HomeWorkspaceAccess),
+        Arc::new(crate::apis::policy::MaximalPermissionPolicy(authz.clone())),
     ]
 }
 

@@ -2,7 +2,10 @@
 //! ([`catalog`]: descriptions with a per-kind [`registry::strategy`]), what each logical
 //! cluster serves ([`served`], [`crd`]: CRDs → descriptions), and generic REST over the store
 //! ([`registry`]: write, list, watch, apply, the watch cache and the admission chain), with
-//! body decoding ([`codec`]) and object-count quotas ([`quota`]).
+//! body decoding ([`codec`]) and object-count quotas ([`quota`]); and the seams features plug
+//! into the server through: answers without storage ([`virtual_resource`]), views under
+//! `/services/…` ([`virtual_workspace`]), work around a create
+//! ([`registry::create_hook`]).
 
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]
@@ -15,3 +18,4 @@ pub mod quota;
 pub mod registry;
 pub mod served;
 pub mod virtual_resource;
+pub mod virtual_workspace;

@@ -6,6 +6,7 @@ use kplex_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha224};
 
+use kplex_auth::authz::hooks::{Attributes, AuthorizationHook};
 use kplex_registry::object::CLUSTER_ANNOTATION;
 use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
 
@@ -73,6 +74,18 @@ impl VirtualResource for HomeWorkspace {
     async fn serve(&self, req: &VirtualRequest<'_>) -> Result<Answer, ApiError> {
         let object = home(&self.0, &req.user.name).await?;
         Ok(Answer { code: 200, object })
+    }
+}
+
+/// Anyone signed in may ask for (and so create) their home workspace: `workspaces/~` needs
+/// no RBAC.
+pub struct HomeWorkspaceAccess;
+
+impl AuthorizationHook for HomeWorkspaceAccess {
+    fn allows_without_rbac(&self, attrs: &Attributes<'_>) -> bool {
+        attrs.request.resource.as_ref().is_some_and(|r| {
+            r.group == TENANCY && r.resource == "workspaces" && r.name.as_deref() == Some("~")
+        })
     }
 }
 

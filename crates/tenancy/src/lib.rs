@@ -13,6 +13,7 @@
 pub mod admission;
 pub mod controllers;
 pub mod home;
+pub mod initializing;
 pub mod lifecycle;
 pub mod schemas;
 pub mod types;

@@ -24,6 +24,7 @@ use super::types::{self, TypeRef};
 use super::{
     CORE, LOGICAL_CLUSTER, PATH_ANNOTATION, TENANCY, TYPE_ANNOTATION, VERSION, WORKSPACE_FINALIZER,
 };
+use crate::registry::create_hook::{CreateHook, FinishCreate};
 use crate::registry::{DeleteOptions, Registry, Scope, WriteOptions};
 use crate::served::Served;
 
@@ -588,6 +589,50 @@ impl Tenancy {
             remaining += self.registry.delete_all(&scope).await?;
         }
         Ok(remaining)
+    }
+}
+
+/// Scheduling at creation (see [`Tenancy::claim`]): a Workspace about to be created through
+/// the API is claimed for its own POST, which schedules it right after the create; the
+/// controller, woken by the creation, leaves it alone meanwhile.
+pub struct ScheduleAtCreation(pub Tenancy);
+
+impl CreateHook for ScheduleAtCreation {
+    fn begin_create(
+        &self,
+        scope: &Scope,
+        opts: &WriteOptions,
+        obj: &Value,
+    ) -> Option<Box<dyn FinishCreate>> {
+        let workspaces = matches!(scope.desc.group.as_str(), TENANCY | CORE)
+            && scope.desc.plural == "workspaces";
+        if !workspaces || opts.dry_run {
+            return None;
+        }
+        let claim = self.0.claim(scope.cluster.as_deref()?, meta::name(obj)?)?;
+        Some(Box::new(Claimed {
+            tenancy: self.0.clone(),
+            claim,
+        }))
+    }
+}
+
+/// A Workspace created under its claim, to be scheduled before its POST is answered.
+struct Claimed {
+    tenancy: Tenancy,
+    claim: Claim,
+}
+
+#[async_trait::async_trait]
+impl FinishCreate for Claimed {
+    async fn finish(self: Box<Self>) -> Option<Value> {
+        match self.tenancy.schedule_claimed(self.claim).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = %e, "scheduling at creation failed; the controller retries");
+                None
+            }
+        }
     }
 }
 

@@ -22,15 +22,7 @@ pub(crate) fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub(crate) fn patch_kind(headers: &HeaderMap) -> Result<PatchKind, ApiError> {
-    content_type(headers)
-        .and_then(PatchKind::from_content_type)
-        .ok_or_else(|| {
-            ApiError::unsupported_media_type(&[
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-            ])
-        })
+    PatchKind::of_request(content_type(headers))
 }
 
 pub(crate) fn delete_options(
@@ -66,25 +58,6 @@ pub(crate) fn delete_options(
         precondition_resource_version: text(pre.and_then(|p| p.get("resourceVersion"))),
         user: Some(Arc::new(user.clone())),
     })
-}
-
-pub(crate) fn apply_patch(
-    kind: PatchKind,
-    current: &Value,
-    patch: &[u8],
-) -> Result<Value, ApiError> {
-    use kplex_apimachinery::{patch, patch_schema};
-    match kind {
-        PatchKind::Json => patch::json_patch(current, patch),
-        PatchKind::Merge => patch::merge_patch(current, patch),
-        PatchKind::Apply => Err(ApiError::unsupported_media_type(&[
-            "application/json-patch+json",
-            "application/merge-patch+json",
-        ])),
-        PatchKind::Strategic => {
-            patch::strategic_merge_patch(current, patch, patch_schema::untyped())
-        }
-    }
 }
 
 pub(crate) fn list_options(desc: &ResourceDesc, q: &Query) -> Result<ListOptions, ApiError> {

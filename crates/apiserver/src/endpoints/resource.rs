@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::body;
 use crate::catalog::ResourceDesc;
-use crate::registry::{DeleteOutcome, ListOptions, PatchKind, Scope, WriteOptions};
+use crate::registry::{DeleteOutcome, ListOptions, PatchKind, Scope};
 use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Body, Format, Shape, Wanted};
 use crate::table::IncludeObject;
@@ -23,13 +23,6 @@ use kplex_registry::virtual_resource::VirtualRequest;
 use crate::chain::Api;
 use crate::endpoints::{options::*, render::*};
 use crate::filters::request_info::*;
-
-pub(crate) fn is_tenancy(desc: &ResourceDesc, plural: &str) -> bool {
-    matches!(
-        desc.group.as_str(),
-        crate::tenancy::TENANCY | crate::tenancy::CORE
-    ) && desc.plural == plural
-}
 
 /// Keeps the open-watch gauge right when a stream is dropped.
 pub(crate) struct WatchGauge(prometheus_client::metrics::gauge::Gauge);
@@ -193,10 +186,16 @@ impl Api {
                 let obj = body::decode(content_type(headers), &body)?;
                 let opts = write_options(query, None, headers, user)?;
                 strict_json(&opts, headers, &body)?;
-                let claim = self.claim_workspace(&scope, &opts, &obj);
+                let begun: Vec<_> = self
+                    .create_hooks
+                    .iter()
+                    .filter_map(|h| h.begin_create(&scope, &opts, &obj))
+                    .collect();
                 let mut result = self.registry.create(&scope, obj, &opts).await?;
-                if let Some(scheduled) = self.schedule_created(claim).await {
-                    result.object = scheduled;
+                for finish in begun {
+                    if let Some(object) = finish.finish().await {
+                        result.object = object;
+                    }
                 }
                 let mut resp =
                     respond_value(&desc, wanted, include, StatusCode::CREATED, &result.object);
@@ -230,7 +229,7 @@ impl Api {
                     wanted,
                     include,
                     user,
-                    move |current| apply_patch(kind, current, &patch),
+                    move |current| kind.apply_untyped(current, &patch),
                 )
                 .await
             }
@@ -408,37 +407,6 @@ impl Api {
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
         resp
-    }
-
-    /// A Workspace about to be created is claimed for its own request, which schedules
-    /// it right after the create (see `Tenancy::schedule_claimed`); the controller, woken
-    /// by the creation, leaves it alone meanwhile.
-    pub(crate) fn claim_workspace(
-        &self,
-        scope: &Scope,
-        opts: &WriteOptions,
-        obj: &Value,
-    ) -> Option<crate::tenancy::lifecycle::Claim> {
-        if !is_tenancy(&scope.desc, "workspaces") || opts.dry_run {
-            return None;
-        }
-        self.tenancy
-            .claim(scope.cluster.as_deref()?, meta::name(obj)?)
-    }
-
-    /// Schedules a claimed Workspace just created; returns it as now stored. A failure here
-    /// is the controller's to retry: the creation itself succeeded.
-    pub(crate) async fn schedule_created(
-        &self,
-        claim: Option<crate::tenancy::lifecycle::Claim>,
-    ) -> Option<Value> {
-        match self.tenancy.schedule_claimed(claim?).await {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::debug!(error = %e, "scheduling at creation failed; the controller retries");
-                None
-            }
-        }
     }
 }
 

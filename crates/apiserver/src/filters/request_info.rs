@@ -1,7 +1,11 @@
 //! Request info: the query parameters, read as kube reads them (the URL's shape is
-//! `request.rs`).
+//! `request.rs`), and whether a `/services/<name>/…` URL names a virtual workspace that is
+//! there, with a prefix of its shape.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use kplex_registry::virtual_workspace::VirtualWorkspace;
 
 use crate::request::{self, ClusterTarget, RequestInfo, ResourceRequest, Target, Verb};
 use crate::served::Served;
@@ -43,9 +47,14 @@ pub(crate) struct RequestContext {
 }
 
 /// The request-info stage: the URL's shape, verb and query.
-pub(crate) fn request_info(parts: &http::request::Parts, served: &Served) -> RequestContext {
+pub(crate) fn request_info(
+    parts: &http::request::Parts,
+    served: &Served,
+    virtual_workspaces: &[Arc<dyn VirtualWorkspace>],
+) -> RequestContext {
     let query = parse_query(parts.uri.query());
     let info = request::parse(&parts.method, parts.uri.path(), flag(&query, "watch"));
+    let info = mounted(info, virtual_workspaces);
     let resource_request = match &info.target {
         Target::Resource(r) => Some(r.clone()),
         _ => None,
@@ -74,5 +83,79 @@ pub(crate) fn request_info(parts: &http::request::Parts, served: &Served) -> Req
         is_watch,
         workspace,
         audited_body: std::sync::OnceLock::new(),
+    }
+}
+
+/// The virtual workspace a request addresses, if it is one of `mounted` and takes its
+/// prefix; a `/services/…` URL that is not is a 404 before anything else runs.
+pub(crate) fn find_virtual_workspace<'a>(
+    info: &RequestInfo,
+    mounted: &'a [Arc<dyn VirtualWorkspace>],
+) -> Option<&'a Arc<dyn VirtualWorkspace>> {
+    let path = info.virtual_workspace.as_ref()?;
+    mounted
+        .iter()
+        .find(|vw| vw.name() == path.name && vw.accepts(&path.prefix))
+}
+
+fn mounted(info: RequestInfo, virtual_workspaces: &[Arc<dyn VirtualWorkspace>]) -> RequestInfo {
+    if info.virtual_workspace.is_some()
+        && find_virtual_workspace(&info, virtual_workspaces).is_none()
+    {
+        return RequestInfo::not_found();
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use kplex_apimachinery::ApiError;
+    use kplex_registry::virtual_workspace::{
+        Authorization, Decision, Serve, VirtualWorkspaceRequest,
+    };
+
+    use super::*;
+
+    /// A virtual workspace taking two prefix segments.
+    struct Two;
+
+    #[async_trait::async_trait]
+    impl VirtualWorkspace for Two {
+        fn name(&self) -> &str {
+            "two"
+        }
+        fn accepts(&self, prefix: &[String]) -> bool {
+            prefix.len() == 2
+        }
+        fn authorization(&self) -> Authorization {
+            Authorization::Own
+        }
+        async fn serve(&self, _: &VirtualWorkspaceRequest<'_>) -> Result<Decision, ApiError> {
+            Ok(Decision::Serve(Serve::default()))
+        }
+    }
+
+    fn info(path: &str) -> RequestInfo {
+        let vws: Vec<Arc<dyn VirtualWorkspace>> = vec![Arc::new(Two)];
+        mounted(request::parse(&Method::GET, path, false), &vws)
+    }
+
+    #[test]
+    fn only_mounted_virtual_workspaces_with_their_prefix() {
+        assert!(
+            info("/services/two/a/b/clusters/x/api")
+                .virtual_workspace
+                .is_some()
+        );
+        assert_eq!(
+            info("/services/nope/a/b/clusters/x/api"),
+            RequestInfo::not_found()
+        );
+        assert_eq!(
+            info("/services/two/a/clusters/x/api"),
+            RequestInfo::not_found()
+        );
+        assert_eq!(info("/api").target, Target::CoreVersions);
     }
 }

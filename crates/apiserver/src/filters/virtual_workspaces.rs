@@ -1,227 +1,112 @@
-//! Virtual workspaces: `/services/apiexport/<cluster>/<export>/…` (a provider's view over
-//! every consumer, authorized by `apiexports/content` in the export's workspace) and
-//! `/services/initializingworkspaces/<initializer>/…` (what an initializer may see and do).
+//! Virtual workspaces, `/services/<name>/<prefix…>/clusters/{*|<cluster>}/…`: the
+//! features' [`VirtualWorkspace`]s (kcp's APIExport view in `kplex-apis`, initializing
+//! workspaces in `kplex-tenancy`) decide how each request is served; this stage asks the one
+//! the URL names and carries out what it says — render its answer, or hand the generic
+//! endpoints its description, predicate and discovery, stamping its labels on creates.
+//! Who authorizes is also theirs to say (see `chain.rs`).
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use kplex_apimachinery::{ApiError, UserInfo, meta};
+use kplex_registry::virtual_workspace::{
+    Answer, Decision, ResourceRef, Serve, VirtualWorkspace, VirtualWorkspaceRequest,
+};
 use serde_json::Value;
 
 use crate::body;
-use crate::registry::{Scope, WriteOptions};
-use crate::request::{ResourceRequest, Target, Verb};
-use crate::response::{self, Body, Format, Shape, Wanted};
-use crate::table::IncludeObject;
+use crate::request::{RequestInfo, ResourceRequest, Target, Verb};
+use crate::response::{self, Body};
 
 use crate::chain::Api;
-use crate::endpoints::{options::*, render::*, resource::*};
-use crate::filters::request_info::*;
-
-/// What the initializing virtual workspace makes of a request.
-pub(crate) enum Initializing {
-    /// Answered here (an initializer removing itself).
-    Answer(Response<Body>),
-    /// Served as usual, restricted to what the predicate lets through.
-    Filter(Option<crate::registry::Predicate>),
-}
-
-pub(crate) fn has_initializer(lc: &Value, initializer: &str) -> bool {
-    lc.pointer("/status/initializers")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|i| i.as_str() == Some(initializer)))
-}
+use crate::endpoints::{options::*, resource::not_found_path};
+use crate::filters::request_info::Query;
 
 impl Api {
-    /// The APIExport virtual workspace (see `apis::view`): access by `apiexports/content`
-    /// in the export's workspace, then the view's resources in `cluster` (None: all).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn export_view(
+    /// What the virtual workspace `vw` makes of the request.
+    pub(crate) async fn virtual_workspace(
         &self,
-        view: &crate::apis::view::ExportView,
-        cluster: Option<String>,
-        target: Target,
+        vw: &dyn VirtualWorkspace,
+        info: &RequestInfo,
+        cluster: Option<&str>,
         headers: &HeaderMap,
-        query: &Query,
-        body: Bytes,
+        body: &Bytes,
         user: &UserInfo,
-    ) -> Result<Response<Body>, ApiError> {
-        let verb = match &target {
-            Target::Resource(r) => r.verb.as_str(),
-            _ => "get",
-        };
-        self.authz
-            .authorize(
-                Some(&view.export_cluster),
-                &view.content_request(user, verb),
-            )
-            .await?;
-        let resources = || view.resources(&self.served);
-        if let Some(answer) = self.discovery(cluster.as_deref(), &target, headers, resources) {
-            return answer;
-        }
-        let Target::Resource(r) = target else {
-            return Err(not_found_path());
-        };
-        let view_request = crate::apis::view::ViewRequest {
-            group: &r.group,
-            version: &r.version,
-            resource: &r.resource,
-            verb: r.verb.as_str(),
-            name: r.name.as_deref(),
-        };
-        let plan = view.plan(
-            &self.served,
-            &self.apis.exports,
-            cluster.as_deref(),
-            &view_request,
-        )?;
-        // Objects the provider creates under a claim with a selector carry its labels (the
-        // body is re-encoded as JSON, whatever it came as).
-        let mut headers = headers.clone();
-        let body = match (&plan.labels, r.verb) {
-            (Some(labels), Verb::Create) => {
-                let mut obj = body::decode(content_type(&headers), &body)?;
-                let mut all = meta::labels(&obj);
-                for (k, v) in labels {
-                    all.insert(k.clone(), Value::String(v.clone()));
-                }
-                meta::set_labels(&mut obj, all);
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(response::JSON),
-                );
-                Bytes::from(
-                    serde_json::to_vec(&obj).map_err(|e| ApiError::internal(&e.to_string()))?,
-                )
-            }
-            _ => body,
-        };
-        self.resource(
+    ) -> Result<Decision, ApiError> {
+        let prefix = info
+            .virtual_workspace
+            .as_ref()
+            .map_or(&[][..], |p| &p.prefix[..]);
+        let req = VirtualWorkspaceRequest {
+            prefix,
             cluster,
-            r,
-            Some(plan.desc),
+            resource: match &info.target {
+                Target::Resource(r) => Some(resource_ref(r)),
+                _ => None,
+            },
             user,
-            &headers,
-            query,
+            content_type: content_type(headers),
             body,
-            plan.predicate,
-        )
-        .await
+        };
+        vw.serve(&req).await
     }
 
-    /// The initializing-workspaces virtual workspace: across clusters, the LogicalClusters that
-    /// still wait on `initializer`; inside one of them, its content, and the right to remove
-    /// `initializer` (and only that) from its LogicalCluster's status.
-    pub(crate) async fn initializing(
+    /// A virtual workspace's answer, as the addressed resource's kind when it is one.
+    pub(crate) fn respond_virtual_answer(
         &self,
-        initializer: &str,
         cluster: Option<&str>,
         target: &Target,
         headers: &HeaderMap,
-        body: &Bytes,
-    ) -> Result<Initializing, ApiError> {
-        let lc_write = |r: &ResourceRequest| {
-            r.group == crate::tenancy::CORE && r.resource == "logicalclusters"
-        };
-        let Some(cluster) = cluster else {
-            if let Target::Resource(r) = target
-                && !(lc_write(r) && matches!(r.verb, Verb::List | Verb::Watch))
-            {
-                return Err(not_found_path());
-            }
-            let init = initializer.to_string();
-            let predicate: crate::registry::Predicate =
-                Arc::new(move |lc: &Value| has_initializer(lc, &init));
-            return Ok(Initializing::Filter(Some(predicate)));
+        query: &Query,
+        answer: &Answer,
+    ) -> Result<Response<Body>, ApiError> {
+        let Target::Resource(r) = target else {
+            let code = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::OK);
+            return Ok(response::json_value(code, &answer.object));
         };
         let desc = self
             .served
-            .lookup(
-                Some(cluster),
-                crate::tenancy::CORE,
-                crate::tenancy::VERSION,
-                "logicalclusters",
-            )
+            .lookup(cluster, &r.group, &r.version, &r.resource)
             .ok_or_else(not_found_path)?;
-        let scope = Scope {
-            cluster: Some(cluster.to_string()),
-            desc: desc.clone(),
-            namespace: None,
-        };
-        let lc = self
-            .registry
-            .get(&scope, crate::tenancy::LOGICAL_CLUSTER)
-            .await?
-            .decode()?;
-        if !has_initializer(&lc, initializer) {
-            return Err(ApiError::forbidden(
-                "",
-                "",
-                "",
-                &format!("logical cluster {cluster} is not waiting on initializer {initializer}"),
-            ));
-        }
-        let Target::Resource(r) = target else {
-            return Ok(Initializing::Filter(None));
-        };
-        if !(lc_write(r) && matches!(r.verb, Verb::Update | Verb::Patch)) {
-            return Ok(Initializing::Filter(None));
-        }
-        let patch = if r.verb == Verb::Patch {
-            Some(patch_kind(headers)?)
-        } else {
-            None
-        };
-        let init = initializer.to_string();
-        let opts = WriteOptions {
-            system: true,
-            ..Default::default()
-        };
-        let result = self
-            .registry
-            .update_with(&scope, crate::tenancy::LOGICAL_CLUSTER, &opts, |cur, _| {
-                let new = match patch {
-                    Some(kind) => apply_patch(kind, cur, body)?,
-                    None => body::decode(content_type(headers), body)?,
-                };
-                let mut expected = cur.clone();
-                if let Some(list) = expected
-                    .pointer_mut("/status/initializers")
-                    .and_then(Value::as_array_mut)
-                {
-                    list.retain(|i| i.as_str() != Some(init.as_str()));
-                }
-                let comparable = |v: &Value| {
-                    let mut v = v.clone();
-                    meta::remove(&mut v, "resourceVersion");
-                    meta::remove(&mut v, "managedFields");
-                    v
-                };
-                if comparable(&new) != comparable(&expected) {
-                    return Err(ApiError::forbidden(
-                        crate::tenancy::CORE,
-                        "logicalclusters",
-                        crate::tenancy::LOGICAL_CLUSTER,
-                        &format!(
-                            "only removing initializer {init} from status.initializers is allowed"
-                        ),
-                    ));
-                }
-                Ok(expected)
-            })
-            .await?;
-        let wanted = Wanted {
-            format: Format::Json,
-            shape: Shape::Object,
-        };
-        Ok(Initializing::Answer(respond_value(
-            &desc,
-            wanted,
-            IncludeObject::default(),
-            StatusCode::OK,
-            &result.object,
-        )))
+        self.respond_answer(&desc, headers, query, answer)
     }
+}
+
+fn resource_ref(r: &ResourceRequest) -> ResourceRef<'_> {
+    ResourceRef {
+        verb: r.verb.as_str(),
+        group: &r.group,
+        version: &r.version,
+        resource: &r.resource,
+        namespace: r.namespace.as_deref(),
+        name: r.name.as_deref(),
+        subresource: r.subresource.as_deref(),
+    }
+}
+
+/// The headers and body a create through `serve` is written with: its labels added to the
+/// object (re-encoded as JSON, whatever it came as); anything else as it came.
+pub(crate) fn with_labels_on_create<'h>(
+    serve: &Serve,
+    r: &ResourceRequest,
+    headers: &'h HeaderMap,
+    body: Bytes,
+) -> Result<(Cow<'h, HeaderMap>, Bytes), ApiError> {
+    let (Some(labels), Verb::Create) = (&serve.labels_on_create, r.verb) else {
+        return Ok((Cow::Borrowed(headers), body));
+    };
+    let mut obj = body::decode(content_type(headers), &body)?;
+    let mut all = meta::labels(&obj);
+    for (k, v) in labels {
+        all.insert(k.clone(), Value::String(v.clone()));
+    }
+    meta::set_labels(&mut obj, all);
+    let mut headers = headers.clone();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(response::JSON),
+    );
+    let body = serde_json::to_vec(&obj).map_err(|e| ApiError::internal(&e.to_string()))?;
+    Ok((Cow::Owned(headers), Bytes::from(body)))
 }

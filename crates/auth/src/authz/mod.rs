@@ -9,6 +9,8 @@
 
 mod escalation;
 pub use escalation::EscalationCheck;
+pub mod hooks;
+pub use hooks::AuthorizationHook;
 pub use review::AccessReviews;
 pub mod rbac;
 pub mod review;

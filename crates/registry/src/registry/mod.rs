@@ -5,6 +5,7 @@
 pub mod admission;
 mod apply;
 pub mod cache;
+pub mod create_hook;
 pub mod list;
 pub mod strategy;
 pub mod watch;

@@ -141,6 +141,35 @@ impl PatchKind {
             _ => None,
         }
     }
+
+    /// A PATCH's format from its content type; 415 when it names none.
+    pub fn of_request(content_type: Option<&str>) -> Result<Self, ApiError> {
+        content_type
+            .and_then(Self::from_content_type)
+            .ok_or_else(|| {
+                ApiError::unsupported_media_type(&[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ])
+            })
+    }
+
+    /// Applies a patch with no schema (strategic merge as on an untyped object), for the
+    /// subresources and views that patch outside [`Registry::patch`]; apply is refused.
+    pub fn apply_untyped(self, current: &Value, patch: &[u8]) -> Result<Value, ApiError> {
+        match self {
+            Self::Json => patch::json_patch(current, patch),
+            Self::Merge => patch::merge_patch(current, patch),
+            Self::Apply => Err(ApiError::unsupported_media_type(&[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+            ])),
+            Self::Strategic => {
+                patch::strategic_merge_patch(current, patch, patch_schema::untyped())
+            }
+        }
+    }
 }
 
 /// DeleteOptions from the body or query.
