@@ -41,12 +41,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["kplex-apimachinery", "kplex-registry", "kplex-store"],
     ),
     ("kplex-auth", &["kplex-apimachinery", "kplex-registry"]),
+    // The plugin interface: what a feature hands the server.
+    (
+        "kplex-feature",
+        &["kplex-auth", "kplex-registry", "kplex-runtime"],
+    ),
     // Features: each plugs its kinds, strategies, plugins and controllers into the server.
     (
         "kplex-builtins",
         &[
             "kplex-apimachinery",
             "kplex-auth",
+            "kplex-feature",
             "kplex-registry",
             "kplex-runtime",
             "kplex-schema",
@@ -57,6 +63,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "kplex-apimachinery",
             "kplex-auth",
+            "kplex-feature",
             "kplex-registry",
             "kplex-runtime",
         ],
@@ -67,6 +74,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "kplex-apimachinery",
             "kplex-auth",
+            "kplex-feature",
             "kplex-registry",
             "kplex-runtime",
             "kplex-tenancy",
@@ -79,6 +87,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-apimachinery",
             "kplex-apis",
             "kplex-auth",
+            "kplex-feature",
             "kplex-builtins",
             "kplex-gocompat",
             "kplex-openapi",
@@ -187,7 +196,14 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn generic_crates_name_no_feature_group() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut found = Vec::new();
-    for krate in ["registry", "runtime", "auth", "store", "apimachinery"] {
+    for krate in [
+        "registry",
+        "runtime",
+        "auth",
+        "feature",
+        "store",
+        "apimachinery",
+    ] {
         let mut files = Vec::new();
         rust_files(&root.join("crates").join(krate).join("src"), &mut files);
         for file in files {

@@ -10,7 +10,8 @@ use kplex_apimachinery::{ApiError, meta};
 use kplex_registry::object;
 use kplex_registry::registry::{ListOptions, Scope};
 use kplex_runtime::{
-    Action, Backoff, CancellationToken, Controller, EventHandler, Metrics, Reconciler, WorkQueue,
+    Action, Backoff, CancellationToken, Controller, ControllerSet, EventHandler, Metrics,
+    Reconciler, WorkQueue,
 };
 use serde_json::Value;
 
@@ -69,9 +70,11 @@ impl ApisControllers {
             queue: WorkQueue::new(),
         }
     }
+}
 
+impl ControllerSet for ApisControllers {
     /// Runs the reconcilers until `cancel` fires.
-    pub fn run(self: &Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
+    fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
         let controller = Controller::new("apis", self.clone())
             .with_queue(self.queue.clone())
             .workers(WORKERS)
@@ -82,7 +85,9 @@ impl ApisControllers {
             .metrics(metrics);
         tokio::spawn(controller.run(cancel.clone()));
     }
+}
 
+impl ApisControllers {
     fn enqueue(&self, work: Work) {
         self.queue.add(work);
     }

@@ -23,6 +23,7 @@ pub mod binding;
 pub mod controllers;
 pub mod convert;
 pub mod export;
+pub mod feature;
 pub mod policy;
 mod schemas;
 pub mod view;

@@ -13,13 +13,12 @@ use kplex_store::{
 use serde_json::{Value, json};
 
 use crate::chain::Api;
-use crate::registry::admission::{AdmissionChain, AdmissionPlugin};
+use crate::registry::admission::AdmissionPlugin;
 use crate::registry::{Registry, Scope, WriteOptions};
 use crate::served::Served;
 use crate::{metrics, object, openapi, pki, request::ROOT_CLUSTER, tenancy};
-use kplex_auth::authz::AuthorizationHook;
-use kplex_registry::virtual_resource::VirtualResource;
-use kplex_registry::virtual_workspace::VirtualWorkspace;
+use kplex_feature::{Context, Feature, Plugin};
+use kplex_runtime::ControllerSet;
 
 /// Where objects are kept.
 #[derive(Clone, Debug)]
@@ -206,32 +205,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         registry: registry.clone(),
         served: served.clone(),
     };
-    registry.admission = Arc::new(admission_chain(&registry, &served, &authz));
     let quota = Arc::new(crate::quota::Quota::new(
         served.clone(),
         config.logical_cluster_total_object_limit,
     ));
     registry.quota = Some(quota.clone());
-    load_clusters(&registry, &served, &quota).await?;
-    bootstrap_root(&registry, &served).await?;
-    let tenancy = tenancy::lifecycle::Tenancy {
-        registry: registry.clone(),
-        served: served.clone(),
-        base_url: format!("https://{host}:{}", addr.port()),
-        scheduling: Default::default(),
-    };
     let legacy_tokens = Arc::new(crate::serviceaccount::LegacyTokens {
         signer: crate::serviceaccount::Signer::load_or_create(
             &config.root_directory.join("sa.key"),
         )?,
         ca_pem: std::fs::read(config.root_directory.join("ca.crt")).unwrap_or_default(),
     });
-    let apis = crate::apis::Apis {
+    let context = Context {
         registry: registry.clone(),
         served: served.clone(),
-        base_url: tenancy.base_url.clone(),
-        exports: Arc::default(),
+        authz: authz.clone(),
+        base_url: format!("https://{host}:{}", addr.port()),
+        legacy_tokens: Some(legacy_tokens),
     };
+    let features = assemble(&context, &authn);
+    registry
+        .admission
+        .install(admission_plugins(&features, &registry))
+        .map_err(|e| StartError::Bootstrap(ApiError::internal(&e.to_string())))?;
+    load_clusters(&registry, &served, &quota).await?;
+    bootstrap_root(&registry, &served).await?;
     // One Prometheus registry for the process; each component registers its metrics.
     let mut prometheus = prometheus_client::registry::Registry::default();
     let request_metrics = metrics::Metrics::register(&mut prometheus);
@@ -239,9 +237,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     start_controllers(
         &store,
-        &tenancy,
-        &apis,
-        legacy_tokens,
+        &features.controllers,
         &controller_metrics,
         cancelled_on(shutdown_rx.clone()),
     )
@@ -262,15 +258,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api = Arc::new(Api {
         registry,
         served,
-        virtual_resources: virtual_resources(&tenancy, &authn, &authz),
+        virtual_resources: features.virtual_resources,
         authn,
         metrics: request_metrics,
         exposition: metrics::Exposition::new(prometheus),
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
-        virtual_workspaces: virtual_workspaces(&tenancy, &apis, &authz),
-        authorization_hooks: authorization_hooks(&authz),
-        create_hooks: vec![Arc::new(tenancy::lifecycle::ScheduleAtCreation(tenancy))],
+        virtual_workspaces: features.virtual_workspaces,
+        authorization_hooks: features.authorization_hooks,
+        create_hooks: features.create_hooks,
         authz,
         audit,
         limits: crate::limits::Limits::new(&config.limits),
@@ -285,81 +281,73 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
+/// The features, in admission order. Adding one: its crate, and one line here.
+const PLUGINS: &[Plugin] = &[
+    crate::builtins::feature::PLUGIN,
+    tenancy::feature::PLUGIN,
+    crate::apis::feature::PLUGIN,
+];
+
+/// The kinds every logical cluster serves: Kubernetes' built-ins and kcp's system kinds.
+pub fn kinds() -> Vec<crate::catalog::ResourceDesc> {
+    PLUGINS.iter().flat_map(|p| (p.kinds)()).collect()
+}
+
+/// Every feature's parts, then the server's own: authentication's and authorization's
+/// reviews and TokenRequest, and RBAC's escalation check.
+fn assemble(context: &Context, authn: &Arc<crate::authn::Authenticator>) -> Feature {
+    let (registry, served) = (&context.registry, &context.served);
+    let own = Feature {
+        admission: vec![Arc::new(crate::authz::EscalationCheck(
+            context.authz.clone(),
+        ))],
+        virtual_resources: vec![
+            Arc::new(crate::authn::AuthnReviews {
+                authn: authn.clone(),
+                registry: registry.clone(),
+                served: served.clone(),
+            }),
+            Arc::new(crate::authz::AccessReviews(context.authz.clone())),
+            Arc::new(crate::serviceaccount::TokenRequests {
+                registry: registry.clone(),
+                served: served.clone(),
+                signer: authn.service_account_signer(),
+            }),
+        ],
+        ..Default::default()
+    };
+    PLUGINS
+        .iter()
+        .map(|p| (p.build)(context))
+        .fold(Feature::default(), Feature::merge)
+        .merge(own)
+}
+
+/// Every write's admission plugins, in kube-apiserver's order: the features' own, then the
+/// webhooks (mutating last among mutations, validating last among validations).
+fn admission_plugins(features: &Feature, registry: &Registry) -> Vec<Arc<dyn AdmissionPlugin>> {
+    let mut plugins = features.admission.clone();
+    plugins.push(Arc::new(crate::admission::Webhooks::new(registry)));
+    plugins
+}
+
 /// Every feature's controllers, fed by one store watch; they run until `cancel` fires.
 /// Returns once what CRDs and bindings serve is served.
 async fn start_controllers(
     store: &Arc<dyn Store>,
-    tenancy: &tenancy::lifecycle::Tenancy,
-    apis: &crate::apis::Apis,
-    tokens: Arc<crate::serviceaccount::LegacyTokens>,
+    controllers: &[Arc<dyn ControllerSet>],
     metrics: &kplex_runtime::Metrics,
     cancel: kplex_runtime::CancellationToken,
 ) -> Result<(), StartError> {
-    let builtins = Arc::new(crate::builtins::controllers::Builtins::new(
-        tenancy.registry.clone(),
-        tenancy.served.clone(),
-        Some(tokens),
-    ));
-    let lifecycle = Arc::new(tenancy::controllers::Lifecycle::new(tenancy.clone()));
-    let apis = Arc::new(crate::apis::controllers::ApisControllers::new(apis.clone()));
-    builtins.run(metrics, &cancel);
-    lifecycle.run(metrics, &cancel);
-    apis.run(metrics, &cancel);
-    let handlers: Vec<Arc<dyn kplex_runtime::EventHandler>> = vec![builtins, lifecycle, apis];
+    let mut handlers: Vec<Arc<dyn kplex_runtime::EventHandler>> = Vec::new();
+    for set in controllers {
+        set.clone().run(metrics, &cancel);
+        handlers.push(set.clone());
+    }
     kplex_runtime::Informer::new(store.clone(), handlers)
         .start(cancel)
         .await?;
     Ok(())
-}
-
-/// Resources answered without being stored: the features' reviews, TokenRequest, home
-/// workspaces.
-fn virtual_resources(
-    tenancy: &tenancy::lifecycle::Tenancy,
-    authn: &Arc<crate::authn::Authenticator>,
-    authz: &crate::authz::Authorizer,
-) -> Vec<Arc<dyn VirtualResource>> {
-    let (registry, served) = (&tenancy.registry, &tenancy.served);
-    vec![
-        Arc::new(crate::authn::AuthnReviews {
-            authn: authn.clone(),
-            registry: registry.clone(),
-            served: served.clone(),
-        }),
-        Arc::new(crate::authz::AccessReviews(authz.clone())),
-        Arc::new(crate::serviceaccount::TokenRequests {
-            registry: registry.clone(),
-            served: served.clone(),
-            signer: authn.service_account_signer(),
-        }),
-        Arc::new(tenancy::home::HomeWorkspace(tenancy.clone())),
-    ]
-}
-
-/// The features' views under `/services/<name>/…`.
-fn virtual_workspaces(
-    tenancy: &tenancy::lifecycle::Tenancy,
-    apis: &crate::apis::Apis,
-    authz: &crate::authz::Authorizer,
-) -> Vec<Arc<dyn VirtualWorkspace>> {
-    vec![
-        Arc::new(crate::apis::virtual_workspace::ExportVirtualWorkspace {
-            apis: apis.clone(),
-            authz: authz.clone(),
-        }),
-        Arc::new(tenancy::initializing::InitializingWorkspaces(
-            tenancy.clone(),
-        )),
-    ]
-}
-
-/// The features' rules around RBAC: anyone's home workspace, the maximal permission policy
-/// of bound resources.
-fn authorization_hooks(authz: &crate::authz::Authorizer) -> Vec<Arc<dyn AuthorizationHook>> {
-    vec![
-        Arc::new(tenancy::home::HomeWorkspaceAccess),
-        Arc::new(crate::apis::policy::MaximalPermissionPolicy(authz.clone())),
-    ]
 }
 
 /// A token cancelled once `shutdown` says so (or its sender is gone).
@@ -373,39 +361,6 @@ fn cancelled_on(
         cancel.cancel();
     });
     token
-}
-
-/// The kinds every logical cluster serves: Kubernetes' built-ins and kcp's system kinds.
-pub fn kinds() -> Vec<crate::catalog::ResourceDesc> {
-    crate::builtins::all()
-        .into_iter()
-        .chain(tenancy::resources())
-        .chain(crate::apis::resources())
-        .collect()
-}
-
-/// Every write's admission plugins, in kube-apiserver's order: the features' own, then the
-/// webhooks (mutating last among mutations, validating last among validations).
-fn admission_chain(
-    registry: &Registry,
-    served: &Arc<Served>,
-    authz: &crate::authz::Authorizer,
-) -> AdmissionChain {
-    let plugins: Vec<Arc<dyn AdmissionPlugin>> = vec![
-        Arc::new(tenancy::admission::TenancyAdmission {
-            registry: registry.clone(),
-            served: served.clone(),
-            authz: authz.clone(),
-        }),
-        Arc::new(crate::apis::admission::ApisAdmission {
-            registry: registry.clone(),
-            served: served.clone(),
-            authz: authz.clone(),
-        }),
-        Arc::new(crate::authz::EscalationCheck(authz.clone())),
-        Arc::new(crate::admission::Webhooks::new(registry)),
-    ];
-    AdmissionChain::new(plugins)
 }
 
 const LOGICAL_CLUSTERS: &str = "/registry/core.kcp.io/logicalclusters/";

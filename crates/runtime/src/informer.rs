@@ -222,3 +222,10 @@ pub fn spawn_until(
         }
     });
 }
+
+/// A feature's controllers: the store events they follow ([`EventHandler`]) and the
+/// workers that reconcile what those events enqueue.
+pub trait ControllerSet: EventHandler {
+    /// Starts the workers (and any periodic work); they run until `cancel` fires.
+    fn run(self: Arc<Self>, metrics: &crate::Metrics, cancel: &CancellationToken);
+}

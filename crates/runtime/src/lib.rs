@@ -133,7 +133,7 @@ mod reconciler;
 
 pub use controller::{Backoff, Controller};
 pub use error::{Error, Result};
-pub use informer::{EventHandler, Informer, spawn_until};
+pub use informer::{ControllerSet, EventHandler, Informer, spawn_until};
 pub use leader::{LeaderGate, LeaseConfig, LeaseDurations};
 pub use lease::LeaseRecord;
 pub use metrics::Metrics;

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use kplex_apimachinery::{ApiError, meta};
 use kplex_registry::object;
 use kplex_runtime::{
-    Action, Backoff, CancellationToken, Controller, EventHandler, Metrics, Reconciler, WorkQueue,
-    spawn_until,
+    Action, Backoff, CancellationToken, Controller, ControllerSet, EventHandler, Metrics,
+    Reconciler, WorkQueue, spawn_until,
 };
 use serde_json::Value;
 
@@ -48,10 +48,12 @@ impl Lifecycle {
             queue: WorkQueue::new(),
         }
     }
+}
 
+impl ControllerSet for Lifecycle {
     /// Runs the reconcilers until `cancel` fires; workspaces whose scheduling at creation
     /// was let go unfinished are taken up here.
-    pub fn run(self: &Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
+    fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
         if let Some(mut unfinished) = self.tenancy.scheduling.unfinished() {
             let queue = self.queue.clone();
             spawn_until(cancel, async move {

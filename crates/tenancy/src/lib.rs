@@ -12,6 +12,7 @@
 
 pub mod admission;
 pub mod controllers;
+pub mod feature;
 pub mod home;
 pub mod initializing;
 pub mod lifecycle;

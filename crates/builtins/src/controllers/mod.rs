@@ -25,8 +25,8 @@ use kplex_registry::object::{self, keys};
 use kplex_registry::registry::{Registry, Scope};
 use kplex_registry::served::Served;
 use kplex_runtime::{
-    Action, Backoff, CancellationToken, Controller, EventHandler, Metrics, Reconciler, WorkQueue,
-    spawn_until,
+    Action, Backoff, CancellationToken, Controller, ControllerSet, EventHandler, Metrics,
+    Reconciler, WorkQueue, spawn_until,
 };
 use serde_json::Value;
 
@@ -116,9 +116,11 @@ impl Builtins {
             queue: WorkQueue::new(),
         }
     }
+}
 
+impl ControllerSet for Builtins {
     /// Runs the reconcilers (and the periodic quota recount) until `cancel` fires.
-    pub fn run(self: &Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
+    fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
         spawn_until(cancel, self.clone().resync_quotas());
         let controller = Controller::new("builtins", self.clone())
             .with_queue(self.queue.clone())
@@ -130,7 +132,9 @@ impl Builtins {
             .metrics(metrics);
         tokio::spawn(controller.run(cancel.clone()));
     }
+}
 
+impl Builtins {
     fn enqueue(&self, work: Work) {
         self.queue.add(work);
     }

@@ -93,27 +93,45 @@ pub trait AdmissionPlugin: Send + Sync + 'static {
     }
 }
 
-/// The plugins in order; assembled once at start from every feature's.
-#[derive(Clone, Default)]
+/// The plugins in order; assembled once at start from every feature's. Installed after
+/// the registry was handed out ([`install`](Self::install)): the features that hold a
+/// registry are built before their plugins are known, and their writes must pass the chain.
+#[derive(Default)]
 pub struct AdmissionChain {
-    plugins: Vec<Arc<dyn AdmissionPlugin>>,
+    plugins: std::sync::OnceLock<Vec<Arc<dyn AdmissionPlugin>>>,
 }
 
 impl std::fmt::Debug for AdmissionChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.plugins.iter().map(|p| p.name()))
+            .entries(self.plugins().iter().map(|p| p.name()))
             .finish()
     }
 }
 
+/// The chain was installed already.
+#[derive(Debug, thiserror::Error)]
+#[error("the admission chain is installed once")]
+pub struct AlreadyInstalled;
+
 impl AdmissionChain {
     pub fn new(plugins: Vec<Arc<dyn AdmissionPlugin>>) -> Self {
-        Self { plugins }
+        Self {
+            plugins: std::sync::OnceLock::from(plugins),
+        }
+    }
+
+    /// Sets the plugins of a chain created empty; every clone of the registry sees them.
+    pub fn install(&self, plugins: Vec<Arc<dyn AdmissionPlugin>>) -> Result<(), AlreadyInstalled> {
+        self.plugins.set(plugins).map_err(|_| AlreadyInstalled)
+    }
+
+    fn plugins(&self) -> &[Arc<dyn AdmissionPlugin>] {
+        self.plugins.get().map_or(&[], Vec::as_slice)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.plugins.is_empty()
+        self.plugins().is_empty()
     }
 
     pub async fn admit(
@@ -122,7 +140,7 @@ impl AdmissionChain {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        for plugin in &self.plugins {
+        for plugin in self.plugins() {
             plugin.admit(attrs, obj, old).await?;
         }
         Ok(())
@@ -134,7 +152,7 @@ impl AdmissionChain {
         obj: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        for plugin in &self.plugins {
+        for plugin in self.plugins() {
             plugin.validate(attrs, obj, old).await?;
         }
         Ok(())

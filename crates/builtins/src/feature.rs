@@ -1,0 +1,25 @@
+//! What the built-in kinds hand the server (see `kplex_feature`): their kinds and their
+//! controllers; their rules are the kinds' strategies.
+
+use std::sync::Arc;
+
+use kplex_feature::{Context, Feature, Plugin};
+
+use crate::controllers::Builtins;
+
+pub const PLUGIN: Plugin = Plugin {
+    name: "builtins",
+    kinds: crate::all,
+    build,
+};
+
+fn build(ctx: &Context) -> Feature {
+    Feature {
+        controllers: vec![Arc::new(Builtins::new(
+            ctx.registry.clone(),
+            ctx.served.clone(),
+            ctx.legacy_tokens.clone(),
+        ))],
+        ..Default::default()
+    }
+}
