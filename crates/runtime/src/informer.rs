@@ -157,18 +157,16 @@ impl Informer {
         }
     }
 
-    /// Decodes a written object once, if any handler wants it.
+    /// Decodes a written object once, if any handler wants it. (`wants` runs twice for a
+    /// wanted write rather than collecting the handlers: this runs for every write.)
     fn put(&self, key: &str, value: &[u8], revision: i64, created: bool) {
-        let wanting: Vec<&Arc<dyn EventHandler>> = self
-            .handlers
-            .iter()
-            .filter(|h| h.wants(key, value))
-            .collect();
-        if wanting.is_empty() {
+        if !self.handlers.iter().any(|h| h.wants(key, value)) {
             return;
         }
         if let Ok(obj) = object::decode(value, revision) {
-            wanting.iter().for_each(|h| h.changed(&obj, created));
+            for handler in self.handlers.iter().filter(|h| h.wants(key, value)) {
+                handler.changed(&obj, created);
+            }
         }
     }
 
