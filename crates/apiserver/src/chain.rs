@@ -113,7 +113,16 @@ impl Api {
             };
             Ok::<_, ApiError>((resp, permit))
         });
-        let routed = routed.await;
+        // One span per request (debug level: free unless asked for with RUST_LOG), so what
+        // the registry, admission and the store log is tied to who asked for what, where.
+        let span = tracing::debug_span!(
+            "request",
+            cluster = %ctx.workspace,
+            verb = %ctx.verb,
+            resource = %ctx.resource,
+            user = user.as_ref().map_or("", |u| u.name.as_str()),
+        );
+        let routed = tracing::Instrument::instrument(routed, span).await;
         let request_body = ctx.audited_body.get().filter(|_| level >= Level::Request);
         let resp = match routed {
             Ok((resp, permit)) => hold_while_streaming(resp, permit),

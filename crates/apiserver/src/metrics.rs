@@ -28,27 +28,25 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers the request metrics in `registry` (the server's, or a sub-registry of it).
+    /// Registers under `apiserver_` in the process's registry.
     pub fn register(registry: &mut Registry) -> Self {
+        let registry = registry.sub_registry_with_prefix("apiserver");
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<VerbLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 20))
         });
         let watches = Gauge::default();
         registry.register(
-            "apiserver_request",
+            "request",
             "Requests by verb, resource and HTTP code",
             requests.clone(),
         );
         registry.register(
-            "apiserver_request_duration_seconds",
+            "request_duration_seconds",
             "Request latency by verb",
             durations.clone(),
         );
-        registry.register(
-            "apiserver_registered_watchers",
-            "Open watch streams",
-            watches.clone(),
-        );
+        registry.register("registered_watchers", "Open watch streams", watches.clone());
         Self {
             requests,
             durations,

@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod catalog;
+pub mod clusters;
 pub mod codec;
 pub mod crd;
 pub mod object;

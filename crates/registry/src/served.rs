@@ -1,11 +1,12 @@
 //! What each logical cluster serves — the built-in and system resources (shared, one copy)
-//! plus the CRDs established in that cluster — and which logical clusters exist, by name and
-//! by workspace path. An empty logical cluster costs two index entries here.
+//! plus the CRDs and bindings established in that cluster: the resource index — beside
+//! which logical clusters exist ([`ClusterIndex`]), which requests resolve against both.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use crate::catalog::ResourceDesc;
+pub use crate::clusters::ClusterIndex;
 
 /// Source → its descriptions (one per served version). A source is a CRD (its name) or an
 /// APIBinding (`apibinding/<name>`: CRD names never contain a slash).
@@ -41,10 +42,7 @@ fn names_collide(a: &ResourceDesc, b: &ResourceDesc) -> bool {
 pub struct Served {
     builtins: Vec<Arc<ResourceDesc>>,
     crds: RwLock<HashMap<String, CrdResources>>,
-    /// Logical clusters that exist: name → canonical path.
-    clusters: RwLock<HashMap<String, String>>,
-    /// Canonical path → name.
-    paths: RwLock<HashMap<String, String>>,
+    clusters: ClusterIndex,
 }
 
 impl Served {
@@ -53,62 +51,44 @@ impl Served {
         Self {
             builtins: kinds.into_iter().map(Arc::new).collect(),
             crds: RwLock::default(),
-            clusters: RwLock::default(),
-            paths: RwLock::default(),
+            clusters: ClusterIndex::default(),
         }
+    }
+
+    /// The logical clusters that exist.
+    pub fn clusters(&self) -> &ClusterIndex {
+        &self.clusters
     }
 
     /// Makes logical cluster `name`, reachable as `path`, servable.
     pub fn add_cluster(&self, name: &str, path: &str) {
-        if let Ok(mut c) = self.clusters.write() {
-            c.insert(name.to_string(), path.to_string());
-        }
-        if let Ok(mut p) = self.paths.write() {
-            p.insert(path.to_string(), name.to_string());
-        }
+        self.clusters.add(name, path);
     }
 
+    /// Forgets logical cluster `name` and what it served.
     pub fn remove_cluster(&self, name: &str) {
-        let path = self.clusters.write().ok().and_then(|mut c| c.remove(name));
-        if let (Some(path), Ok(mut p)) = (path, self.paths.write())
-            && p.get(&path).is_some_and(|n| n == name)
-        {
-            p.remove(&path);
-        }
+        self.clusters.remove(name);
         if let Ok(mut crds) = self.crds.write() {
             crds.remove(name);
         }
     }
 
     pub fn has_cluster(&self, name: &str) -> bool {
-        self.clusters
-            .read()
-            .map(|c| c.contains_key(name))
-            .unwrap_or(false)
+        self.clusters.contains(name)
     }
 
-    /// The logical cluster a `/clusters/<x>` segment names: a workspace path (`root:org:team`,
-    /// `user:alice`) or a logical cluster name.
+    /// See [`ClusterIndex::resolve`].
     pub fn resolve(&self, name_or_path: &str) -> Option<String> {
-        if let Some(name) = self
-            .paths
-            .read()
-            .ok()
-            .and_then(|p| p.get(name_or_path).cloned())
-        {
-            return Some(name);
-        }
-        self.has_cluster(name_or_path)
-            .then(|| name_or_path.to_string())
+        self.clusters.resolve(name_or_path)
     }
 
     /// The canonical path of logical cluster `name`.
     pub fn path_of(&self, name: &str) -> Option<String> {
-        self.clusters.read().ok()?.get(name).cloned()
+        self.clusters.path_of(name)
     }
 
     pub fn cluster_count(&self) -> usize {
-        self.clusters.read().map(|c| c.len()).unwrap_or(0)
+        self.clusters.len()
     }
 
     pub fn set_crd(&self, cluster: &str, crd: &str, descs: Vec<ResourceDesc>) {

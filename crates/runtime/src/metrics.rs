@@ -45,7 +45,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Registers under `kplex_controller_` in the process's registry.
     pub fn register(registry: &mut Registry) -> Self {
+        let registry = registry.sub_registry_with_prefix("kplex_controller");
         let m = Self {
             reconciles: Family::default(),
             durations: Family::new_with_constructor(duration_histogram),
@@ -53,17 +55,17 @@ impl Metrics {
         };
         // prometheus-client appends `_total` to counters.
         registry.register(
-            "kplex_controller_reconcile",
+            "reconcile",
             "Reconciles by controller and result (ok, requeue, error)",
             m.reconciles.clone(),
         );
         registry.register(
-            "kplex_controller_reconcile_duration_seconds",
+            "reconcile_duration_seconds",
             "Time taken by one reconcile",
             m.durations.clone(),
         );
         registry.register(
-            "kplex_controller_queue_depth",
+            "queue_depth",
             "Keys waiting in the controller's work queue",
             m.depth.clone(),
         );

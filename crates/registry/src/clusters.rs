@@ -1,0 +1,93 @@
+//! Which logical clusters exist, by name and by workspace path: the cluster index. An empty
+//! logical cluster costs its two entries here and nothing else.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+#[derive(Default)]
+pub struct ClusterIndex {
+    /// Logical clusters that exist: name → canonical path.
+    paths_by_name: RwLock<HashMap<String, String>>,
+    /// Canonical path → name.
+    names_by_path: RwLock<HashMap<String, String>>,
+}
+
+impl ClusterIndex {
+    /// Records logical cluster `name`, reachable as `path`.
+    pub fn add(&self, name: &str, path: &str) {
+        if let Ok(mut c) = self.paths_by_name.write() {
+            c.insert(name.to_string(), path.to_string());
+        }
+        if let Ok(mut p) = self.names_by_path.write() {
+            p.insert(path.to_string(), name.to_string());
+        }
+    }
+
+    /// Forgets `name` (and its path, unless another cluster took that path since).
+    pub fn remove(&self, name: &str) {
+        let path = self
+            .paths_by_name
+            .write()
+            .ok()
+            .and_then(|mut c| c.remove(name));
+        if let (Some(path), Ok(mut p)) = (path, self.names_by_path.write())
+            && p.get(&path).is_some_and(|n| n == name)
+        {
+            p.remove(&path);
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.paths_by_name
+            .read()
+            .map(|c| c.contains_key(name))
+            .unwrap_or(false)
+    }
+
+    /// The logical cluster a `/clusters/<x>` segment names: a workspace path (`root:org:team`,
+    /// `user:alice`) or a logical cluster name.
+    pub fn resolve(&self, name_or_path: &str) -> Option<String> {
+        if let Some(name) = self
+            .names_by_path
+            .read()
+            .ok()
+            .and_then(|p| p.get(name_or_path).cloned())
+        {
+            return Some(name);
+        }
+        self.contains(name_or_path)
+            .then(|| name_or_path.to_string())
+    }
+
+    /// The canonical path of logical cluster `name`.
+    pub fn path_of(&self, name: &str) -> Option<String> {
+        self.paths_by_name.read().ok()?.get(name).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths_by_name.read().map(|c| c.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_paths_and_names_and_forgets_only_its_own_path() {
+        let index = ClusterIndex::default();
+        index.add("abc", "root:team");
+        assert_eq!(index.resolve("root:team").as_deref(), Some("abc"));
+        assert_eq!(index.resolve("abc").as_deref(), Some("abc"));
+        assert_eq!(index.resolve("root:other"), None);
+        // The path moved to a new cluster before the old one was forgotten.
+        index.add("def", "root:team");
+        index.remove("abc");
+        assert_eq!(index.resolve("root:team").as_deref(), Some("def"));
+        assert_eq!(index.len(), 1);
+    }
+}
