@@ -58,6 +58,19 @@ pub struct StartArgs {
     logical_cluster_total_object_limit: u64,
     #[command(flatten)]
     oidc: Box<OidcArgs>,
+    /// The URL clients reach this control plane at (kcp's flag), written into Workspaces'
+    /// `spec.URL` and endpoint slices: a load balancer's in front of replicas. Default: this
+    /// process's own `https://<bind address>:<port>`.
+    #[arg(long)]
+    shard_external_url: Option<String>,
+    /// The PKCS#8 PEM key (ECDSA P-256) that signs service-account tokens; default:
+    /// `<root-directory>/sa.key`, generated on first start.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// PEM keys (P-256 public, or PKCS#8 private) whose service-account tokens also verify,
+    /// e.g. the signing key before a rotation; repeatable.
+    #[arg(long)]
+    service_account_key_file: Vec<PathBuf>,
 }
 
 /// An OpenID Connect issuer whose ID tokens authenticate, as kube-apiserver's flags.
@@ -125,6 +138,9 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     };
     config.encryption_provider_config = args.encryption_provider_config.clone();
     config.logical_cluster_total_object_limit = args.logical_cluster_total_object_limit;
+    config.external_url = args.shard_external_url.clone();
+    config.service_account_signing_key_file = args.service_account_signing_key_file.clone();
+    config.service_account_key_files = args.service_account_key_file.clone();
     let o = &args.oidc;
     config.oidc = o
         .oidc_issuer_url

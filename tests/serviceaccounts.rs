@@ -300,3 +300,53 @@ fn legacy_token_secrets_and_bound_object_tokens() {
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+/// kube's `--service-account-key-file` and `--service-account-signing-key-file`: a signing
+/// key rotated out keeps verifying the tokens it signed while it is listed, and the signing
+/// key may live outside the root directory (a mounted Secret, for replicas).
+#[test]
+fn the_signing_key_rotates_without_logging_anyone_out() {
+    let mut k = Kplex::start(Backend::Embedded);
+    k.ok_stdin(&["apply", "-f", "-"], WHOAMI);
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let old_token = k.ok(&["create", "token", "robot"]).trim().to_string();
+    assert!(whoami(&k, "root", &old_token).is_ok());
+
+    // Rotate: the old key leaves the root directory (a new one is generated) and is listed
+    // as a verification key.
+    let old_key = k.dir.path().join("old-sa.pem");
+    std::fs::rename(k.root().join("sa.key"), &old_key).unwrap();
+    let old_key = old_key.to_str().unwrap().to_string();
+    k.restart_with_args(&["--service-account-key-file", &old_key]);
+    assert!(k.root().join("sa.key").exists());
+    let new_token = k.ok(&["create", "token", "robot"]).trim().to_string();
+    assert!(whoami(&k, "root", &new_token).is_ok());
+    assert!(
+        whoami(&k, "root", &old_token).is_ok(),
+        "a listed old key still verifies: {}",
+        k.log()
+    );
+
+    // Dropped from the list, its tokens no longer authenticate.
+    k.restart_with_args(&[]);
+    assert!(whoami(&k, "root", &old_token).is_err());
+    assert!(whoami(&k, "root", &new_token).is_ok());
+
+    // The signing key given by path signs and verifies instead of `<root>/sa.key`.
+    k.restart_with_args(&["--service-account-signing-key-file", &old_key]);
+    assert!(whoami(&k, "root", &old_token).is_ok());
+    assert!(whoami(&k, "root", &new_token).is_err());
+
+    // A signing key that is not there is an error at start, naming the file.
+    let missing = k.dir.path().join("missing.pem");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kplex"))
+        .args(["start", "--secure-port", "0", "--root-directory"])
+        .arg(k.dir.path().join("other-root"))
+        .arg("--service-account-signing-key-file")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.pem"), "{stderr}");
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kplex_testing::{EtcdServer, free_port};
+pub use kplex_testing::{EtcdServer, free_port};
 
 /// RBAC that lets every authenticated user into the root workspace and ask who they are
 /// (what kube's system:basic-user grants).
@@ -71,6 +71,8 @@ pub struct Kplex {
     pub dir: tempfile::TempDir,
     pub port: u16,
     etcd: Option<EtcdServer>,
+    /// The etcd a replica shares with the process it was copied from.
+    shared_etcd: Option<String>,
     /// Extra `kplex start` arguments (see [`Kplex::start_with_args`]).
     extra_args: Vec<String>,
 }
@@ -94,9 +96,40 @@ impl Kplex {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             etcd,
+            shared_etcd: None,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
         };
         std::fs::create_dir_all(k.home()).unwrap();
+        k.spawn();
+        k
+    }
+
+    /// A replica: a second process started from a copy of this one's root directory (CA,
+    /// serving certificate, service-account key, admin credentials) on the same etcd, with
+    /// the same extra arguments — the replica contract.
+    pub fn replica(&self) -> Self {
+        let endpoint = self
+            .etcd
+            .as_ref()
+            .map(|e| e.endpoint())
+            .or_else(|| self.shared_etcd.clone())
+            .expect("replicas need etcd");
+        let mut k = Self {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            etcd: None,
+            shared_etcd: Some(endpoint),
+            extra_args: self.extra_args.clone(),
+        };
+        std::fs::create_dir_all(k.home()).unwrap();
+        std::fs::create_dir_all(k.root()).unwrap();
+        for entry in std::fs::read_dir(self.root()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, k.root().join(path.file_name().unwrap())).unwrap();
+            }
+        }
         k.spawn();
         k
     }
@@ -141,8 +174,13 @@ impl Kplex {
             .stderr(Stdio::from(
                 std::fs::File::create(self.dir.path().join("kplex.log")).unwrap(),
             ));
-        if let Some(etcd) = &self.etcd {
-            cmd.arg("--etcd-servers").arg(etcd.endpoint());
+        if let Some(endpoint) = self
+            .etcd
+            .as_ref()
+            .map(|e| e.endpoint())
+            .or(self.shared_etcd.clone())
+        {
+            cmd.arg("--etcd-servers").arg(endpoint);
         }
         cmd.args(&self.extra_args);
         self.child = Some(cmd.spawn().unwrap());
@@ -178,6 +216,12 @@ impl Kplex {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kplex.log")).unwrap_or_default()
+    }
+
+    /// Restarts (as [`Kplex::restart`]) with these extra `kplex start` arguments instead.
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        self.restart();
     }
 
     /// Stops kplex with SIGTERM (graceful) and starts it again on the same root and store.

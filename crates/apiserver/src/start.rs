@@ -62,6 +62,16 @@ pub struct Config {
     /// Serve this certificate chain and key instead of the generated serving certificate.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_private_key_file: Option<PathBuf>,
+    /// The URL clients reach the control plane at (kcp's `--shard-external-url`: a load
+    /// balancer's in front of replicas), written into Workspaces and endpoint slices; `None`:
+    /// this process's own address.
+    pub external_url: Option<String>,
+    /// kube's `--service-account-signing-key-file`: the key that signs service-account tokens;
+    /// `None`: `<root>/sa.key`, generated on first start.
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// kube's `--service-account-key-file`: further keys whose tokens verify (a rotated-out
+    /// signing key); the signing key always verifies.
+    pub service_account_key_files: Vec<PathBuf>,
 }
 
 impl Config {
@@ -82,6 +92,9 @@ impl Config {
             oidc: None,
             tls_cert_file: None,
             tls_private_key_file: None,
+            external_url: None,
+            service_account_signing_key_file: None,
+            service_account_key_files: Vec::new(),
         }
     }
 }
@@ -185,9 +198,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(&client_ca),
         config.token_auth_file.as_deref(),
     )?
-    .with_service_accounts(crate::serviceaccount::Signer::load_or_create(
-        &config.root_directory.join("sa.key"),
-    )?);
+    .with_service_accounts(service_account_signer(&config)?);
     let authn = match &config.oidc {
         Some(oidc) => {
             let oidc = crate::oidc::Oidc::new(oidc.clone())?;
@@ -211,16 +222,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     ));
     registry.quota = Some(quota.clone());
     let legacy_tokens = Arc::new(crate::serviceaccount::LegacyTokens {
-        signer: crate::serviceaccount::Signer::load_or_create(
-            &config.root_directory.join("sa.key"),
-        )?,
+        signer: service_account_signer(&config)?,
         ca_pem: std::fs::read(config.root_directory.join("ca.crt")).unwrap_or_default(),
     });
     let context = Context {
         registry: registry.clone(),
         served: served.clone(),
         authz: authz.clone(),
-        base_url: format!("https://{host}:{}", addr.port()),
+        base_url: match &config.external_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("https://{host}:{}", addr.port()),
+        },
         legacy_tokens: Some(legacy_tokens),
     };
     let features = assemble(&context, &authn);
@@ -279,6 +291,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         serving,
     })
+}
+
+/// The service-account token key: the configured one or `<root>/sa.key`, and the further
+/// keys whose tokens verify.
+fn service_account_signer(
+    config: &Config,
+) -> Result<crate::serviceaccount::Signer, crate::serviceaccount::KeyError> {
+    let signer = match &config.service_account_signing_key_file {
+        Some(path) => crate::serviceaccount::Signer::load(path)?,
+        None => {
+            crate::serviceaccount::Signer::load_or_create(&config.root_directory.join("sa.key"))?
+        }
+    };
+    config
+        .service_account_key_files
+        .iter()
+        .try_fold(signer, |signer, path| signer.accept_keys_from(path))
 }
 
 /// The features, in admission order. Adding one: its crate, and one line here.

@@ -49,9 +49,76 @@ pub struct Signer {
     key: EcdsaKeyPair,
     kid: String,
     rng: SystemRandom,
+    /// Further public keys (uncompressed P-256 points) whose tokens verify: kube's
+    /// `--service-account-key-file`, for rotating the signing key without logging anyone out.
+    verifying: Vec<Vec<u8>>,
 }
 
+/// The DER header of a P-256 public key (SubjectPublicKeyInfo: id-ecPublicKey, prime256v1,
+/// a 66-byte BIT STRING); the uncompressed point follows it.
+const P256_SPKI_HEADER: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
 impl Signer {
+    /// Reads the PKCS#8 PEM key at `path` (kube's `--service-account-signing-key-file`);
+    /// only ECDSA P-256 (ES256) keys.
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let invalid = |reason: String| KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|source| KeyError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let der = rustls_pemfile::pkcs8_private_keys(&mut pem.as_slice())
+            .next()
+            .ok_or_else(|| invalid("no PKCS#8 private key".into()))?
+            .map_err(|e| invalid(e.to_string()))?;
+        Self::from_pkcs8(der.secret_pkcs8_der()).map_err(invalid)
+    }
+
+    /// Also accepts tokens signed by the keys in the PEM file at `path` (kube's
+    /// `--service-account-key-file`): P-256 public keys (`PUBLIC KEY`) or private keys
+    /// (`PRIVATE KEY`, PKCS#8), whose public half is used.
+    pub fn accept_keys_from(mut self, path: &Path) -> Result<Self, KeyError> {
+        let invalid = |reason: String| KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|source| KeyError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let before = self.verifying.len();
+        for item in rustls_pemfile::read_all(&mut pem.as_slice()) {
+            let point = match item.map_err(|e| invalid(e.to_string()))? {
+                rustls_pemfile::Item::SubjectPublicKeyInfo(spki) => spki
+                    .as_ref()
+                    .strip_prefix(P256_SPKI_HEADER.as_slice())
+                    .filter(|p| p.len() == 65)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| invalid("only ECDSA P-256 public keys are supported".into()))?,
+                rustls_pemfile::Item::Pkcs8Key(key) => Self::from_pkcs8(key.secret_pkcs8_der())
+                    .map_err(invalid)?
+                    .key
+                    .public_key()
+                    .as_ref()
+                    .to_vec(),
+                _ => continue,
+            };
+            self.verifying.push(point);
+        }
+        if self.verifying.len() == before {
+            return Err(invalid("no PUBLIC KEY or PRIVATE KEY block".into()));
+        }
+        Ok(self)
+    }
+
     /// Reads the PKCS#8 PEM key at `path`, generating it (P-256) on first start.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let invalid = |reason: String| KeyError::Invalid {
@@ -66,12 +133,7 @@ impl Signer {
             }
         };
         if path.exists() {
-            let pem = std::fs::read(path).map_err(io("read"))?;
-            let der = rustls_pemfile::pkcs8_private_keys(&mut pem.as_slice())
-                .next()
-                .ok_or_else(|| invalid("no PKCS#8 private key".into()))?
-                .map_err(|e| invalid(e.to_string()))?;
-            return Self::from_pkcs8(der.secret_pkcs8_der()).map_err(invalid);
+            return Self::load(path);
         }
         let rng = SystemRandom::new();
         let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -104,7 +166,12 @@ impl Signer {
             .map_err(|e| e.to_string())?;
         let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
         let kid = URL_SAFE_NO_PAD.encode(digest.as_ref());
-        Ok(Self { key, kid, rng })
+        Ok(Self {
+            key,
+            kid,
+            rng,
+            verifying: Vec::new(),
+        })
     }
 
     /// A compact JWS (ES256) of `claims`.
@@ -135,12 +202,15 @@ impl Signer {
             return None;
         }
         let signature = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref())
-            .verify(
-                &token.as_bytes()[..header.len() + 1 + payload.len()],
-                &signature,
-            )
-            .ok()?;
+        let signed = &token.as_bytes()[..header.len() + 1 + payload.len()];
+        std::iter::once(self.key.public_key().as_ref())
+            .chain(self.verifying.iter().map(Vec::as_slice))
+            .any(|key| {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key)
+                    .verify(signed, &signature)
+                    .is_ok()
+            })
+            .then_some(())?;
         let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         if claims.get("iss").and_then(Value::as_str) != Some(ISSUER) {
             return None;

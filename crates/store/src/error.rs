@@ -19,6 +19,12 @@ pub enum Error {
     /// A key or request the store cannot accept.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The embedded store's file is open in another process: one process owns it.
+    #[error(
+        "the embedded store {path} is in use by another kplex process; replicas share one etcd \
+         (--etcd-servers), not an embedded store"
+    )]
+    InUse { path: String },
     /// The embedded engine failed (I/O, corruption).
     #[error("embedded store: {0}")]
     Engine(String),

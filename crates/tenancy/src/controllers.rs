@@ -111,6 +111,10 @@ impl EventHandler for Lifecycle {
                 name: meta::name(obj).unwrap_or("").to_string(),
             }),
             Some("LogicalCluster") => {
+                // Every replica learns of logical clusters from the store, whichever one
+                // created them (the creating one also adds its own at once).
+                let path = meta::annotation(obj, crate::PATH_ANNOTATION).unwrap_or(cluster);
+                self.tenancy.served.add_cluster(cluster, path);
                 if let Some(quota) = &self.tenancy.registry.quota {
                     quota.observe_logical_cluster(cluster, obj);
                 }
@@ -125,6 +129,15 @@ impl EventHandler for Lifecycle {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A logical cluster deleted (through any replica) is served no more.
+    fn deleted(&self, old: &Value) {
+        if old.get("kind").and_then(Value::as_str) == Some("LogicalCluster")
+            && let Some(cluster) = meta::annotation(old, object::CLUSTER_ANNOTATION)
+        {
+            self.tenancy.served.remove_cluster(cluster);
         }
     }
 

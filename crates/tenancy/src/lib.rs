@@ -110,6 +110,26 @@ pub fn random_cluster_name() -> String {
         .collect()
 }
 
+/// The logical cluster of the Workspace with uid `uid`: 16 base36 characters of
+/// sha256(uid). Derived, not random, so that replicas scheduling one Workspace at once
+/// name the same logical cluster and the store's create-if-absent lets only one exist (the
+/// uid is random, so the name is no easier to guess than a random one).
+pub fn cluster_name_of(uid: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(uid.as_bytes());
+    let mut n = digest
+        .iter()
+        .take(10)
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let mut out = [b'0'; 16];
+    for slot in out.iter_mut().rev() {
+        let d = (n % 36) as u8;
+        *slot = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        n /= 36;
+    }
+    out.iter().map(|b| char::from(*b)).collect()
+}
+
 /// Whether `s` is a valid workspace path (`root`, `root:org:team`, `user:alice`).
 pub fn is_path(s: &str) -> bool {
     !s.is_empty()
@@ -126,6 +146,18 @@ pub fn is_path(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_workspace_names_one_logical_cluster() {
+        let a = cluster_name_of("5f0c8c3e-6f8a-4c7e-9f44-0f2d6a1b2c3d");
+        assert_eq!(a, cluster_name_of("5f0c8c3e-6f8a-4c7e-9f44-0f2d6a1b2c3d"));
+        assert_ne!(a, cluster_name_of("another-uid"));
+        assert_eq!(a.len(), 16);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -433,7 +433,7 @@ impl Tenancy {
                 &t,
                 &initializers,
                 &terminators,
-                None,
+                meta::uid(&ws).map(super::cluster_name_of).as_deref(),
                 creator(&ws).as_deref(),
             )
             .await?;
@@ -448,6 +448,11 @@ impl Tenancy {
             .registry
             .update_with(scope, &name, &system(), |cur, _| {
                 let mut next = cur.clone();
+                let taken = cur.pointer("/spec/cluster").and_then(Value::as_str);
+                if taken.is_some_and(|c| !c.is_empty()) {
+                    // Scheduled meanwhile (by another replica): its cluster stands.
+                    return Ok(next);
+                }
                 next["spec"]["cluster"] = json!(cluster);
                 next["spec"]["URL"] = json!(url);
                 next["status"] = json!({"phase": phase, "initializers": initializers, "terminators": terminators});

@@ -85,9 +85,17 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Engine(format!("create {dir:?}: {e}")))?;
         }
+        // redb locks the file: a second process gets `DatabaseAlreadyOpen` before reading
+        // or writing anything.
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
-            .create(&options.path)?;
+            .create(&options.path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                    path: options.path.display().to_string(),
+                },
+                e => e.into(),
+            })?;
         let (revision, compacted) = writer::init_tables(&db)?;
         let (events, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {

@@ -1,0 +1,97 @@
+//! Replicas: two `kplex start` processes on one etcd, the second started from a copy of the
+//! first's root directory (the replica contract), and what one embedded store refuses.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Kplex, create_workspace, eventually, free_port, json, ws_ok};
+
+const LB: &str = "https://lb.example.test:6443";
+
+/// What `GET /clusters/<path>/api/v1/namespaces/default` answers on `k`.
+fn default_namespace(k: &Kplex, path: &str) -> u16 {
+    k.http(
+        "GET",
+        &format!("/clusters/{path}/api/v1/namespaces/default"),
+        "",
+        b"",
+    )
+    .0
+}
+
+#[test]
+fn a_workspace_made_through_one_replica_is_served_by_the_other() {
+    let a = Kplex::start_with_args(Backend::Etcd, &["--shard-external-url", LB]);
+    let b = a.replica();
+
+    create_workspace(&b, "root", "r2", None);
+    // A learns of the new logical cluster from the store, not from B.
+    eventually(10, "replica A to serve root:r2", || {
+        (default_namespace(&a, "root:r2") == 200).then_some(())
+    });
+    assert_eq!(
+        ws_ok(
+            &a,
+            "root",
+            &["get", "workspace", "r2", "-o", "jsonpath={.spec.URL}"]
+        ),
+        format!("{LB}/clusters/root:r2"),
+        "every replica writes the load balancer's URL"
+    );
+    // Both replicas' controllers saw the Workspace; one logical cluster was made for it.
+    let (code, body) = a.http(
+        "GET",
+        "/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters",
+        "",
+        b"",
+    );
+    assert_eq!(code, 200, "{body}");
+    let for_r2 = json(&body)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|lc| lc["metadata"]["annotations"]["kcp.io/path"] == "root:r2")
+        .count();
+    assert_eq!(for_r2, 1, "{body}");
+    ws_ok(&a, "root:r2", &["create", "configmap", "made-on-a"]);
+    ws_ok(&b, "root:r2", &["get", "configmap", "made-on-a"]);
+
+    // Deleted through A: B stops serving it too.
+    ws_ok(&a, "root", &["delete", "workspace", "r2", "--wait=true"]);
+    eventually(20, "replica B to forget root:r2", || {
+        (default_namespace(&b, "root:r2") == 404).then_some(())
+    });
+}
+
+#[test]
+fn a_second_process_on_one_embedded_store_is_refused_and_harms_nothing() {
+    let a = Kplex::start(Backend::Embedded);
+    a.ok(&["create", "configmap", "kept"]);
+    let started = Instant::now();
+    let second = Command::new(env!("CARGO_BIN_EXE_kplex"))
+        .arg("start")
+        .arg("--root-directory")
+        .arg(a.root())
+        .arg("--secure-port")
+        .arg(free_port().to_string())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second process must not start");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it fails at once"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another kplex process") && stderr.contains("--etcd-servers"),
+        "a clear message: {stderr}"
+    );
+    // The first process goes on serving what it stored.
+    a.ok(&["get", "configmap", "kept"]);
+    a.ok(&["create", "configmap", "after"]);
+}
