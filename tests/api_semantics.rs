@@ -305,3 +305,60 @@ fn namespace_finalize_subresource_changes_only_spec_finalizers() {
     );
     assert_eq!(code, 404);
 }
+
+/// Namespaces as kube keeps them: labelled with their own name on every write (namespace
+/// selectors rely on it), and `default`, `kube-system`, `kube-public` never deleted by a
+/// client (kube's NamespaceLifecycle), while deleting a workspace still empties it.
+#[test]
+fn namespaces_carry_their_name_label_and_the_standard_ones_stay() {
+    let k = Kplex::start(Backend::Embedded);
+    let label = |ns: &str| {
+        k.ok(&[
+            "get",
+            "namespace",
+            ns,
+            "-o",
+            r"jsonpath={.metadata.labels.kubernetes\.io/metadata\.name}",
+        ])
+    };
+    k.ok(&["create", "namespace", "team-a"]);
+    assert_eq!(label("team-a"), "team-a");
+    // A client cannot make it lie.
+    k.ok(&[
+        "label",
+        "namespace",
+        "team-a",
+        "kubernetes.io/metadata.name=other",
+        "--overwrite",
+    ]);
+    assert_eq!(label("team-a"), "team-a");
+    for ns in ["default", "kube-system", "kube-public"] {
+        let err = k.fails(&["delete", "namespace", ns, "--wait=false"]);
+        assert!(
+            err.contains(&format!(
+                "namespaces \"{ns}\" is forbidden: this namespace may not be deleted"
+            )),
+            "{err}"
+        );
+        k.ok(&["get", "namespace", ns]);
+    }
+    k.ok(&["delete", "namespace", "team-a", "--wait=true"]);
+
+    // A new workspace's `default` namespace has the label too; the workspace still deletes.
+    common::create_workspace(&k, "root", "labelled", None);
+    assert_eq!(
+        common::ws_ok(
+            &k,
+            "root:labelled",
+            &[
+                "get",
+                "namespace",
+                "default",
+                "-o",
+                r"jsonpath={.metadata.labels.kubernetes\.io/metadata\.name}",
+            ],
+        ),
+        "default"
+    );
+    k.ok(&["delete", "workspace", "labelled", "--wait=true"]);
+}

@@ -65,6 +65,8 @@ pub struct Api {
     pub authorization_hooks: Vec<Arc<dyn AuthorizationHook>>,
     /// The features' work around a create (workspace scheduling).
     pub create_hooks: Vec<Arc<dyn CreateHook>>,
+    /// Where a logical cluster missing from the index is looked for before a 404.
+    pub cluster_lookups: Vec<Arc<dyn kplex_registry::clusters::ClusterLookup>>,
     pub authz: crate::authz::Authorizer,
     /// `None`: no audit log.
     pub audit: Option<crate::audit::Auditor>,

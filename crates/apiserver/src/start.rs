@@ -279,6 +279,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         virtual_workspaces: features.virtual_workspaces,
         authorization_hooks: features.authorization_hooks,
         create_hooks: features.create_hooks,
+        cluster_lookups: features.cluster_lookups,
         authz,
         audit,
         limits: crate::limits::Limits::new(&config.limits),

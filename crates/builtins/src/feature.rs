@@ -1,5 +1,6 @@
 //! What the built-in kinds hand the server (see `kplex_feature`): their kinds and their
-//! controllers; their rules are the kinds' strategies.
+//! controllers and kube's namespace lifecycle admission; the rest of their rules are the
+//! kinds' strategies.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ pub const PLUGIN: Plugin = Plugin {
 
 fn build(ctx: &Context) -> Feature {
     Feature {
+        admission: vec![Arc::new(crate::admission::NamespaceLifecycle)],
         controllers: vec![Arc::new(Builtins::new(
             ctx.registry.clone(),
             ctx.served.clone(),

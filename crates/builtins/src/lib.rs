@@ -4,6 +4,7 @@
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod controllers;
 pub mod feature;
 pub mod kinds;

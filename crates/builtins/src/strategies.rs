@@ -29,12 +29,25 @@ pub fn for_kind(group: &str, plural: &str) -> Arc<dyn Strategy> {
     }
 }
 
+/// The label kube gives every namespace: its name.
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 #[derive(Debug)]
 struct Namespaces;
 
 impl Strategy for Namespaces {
     fn name_validator(&self) -> NameValidator {
         names::dns_label_name
+    }
+
+    /// kube labels every namespace with its own name, on every write, whatever the client
+    /// sent: namespace selectors of webhooks and NetworkPolicies rely on it.
+    fn apply_defaults(&self, obj: &mut Value) {
+        if let Some(name) = meta::name(obj).map(String::from) {
+            let mut labels = meta::labels(obj);
+            labels.insert(NAME_LABEL.into(), Value::String(name));
+            meta::set_labels(obj, labels);
+        }
     }
 
     fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {

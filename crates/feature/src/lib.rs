@@ -14,6 +14,7 @@ use std::sync::Arc;
 use kplex_auth::authz::{AuthorizationHook, Authorizer};
 use kplex_auth::serviceaccount::LegacyTokens;
 use kplex_registry::catalog::ResourceDesc;
+use kplex_registry::clusters::ClusterLookup;
 use kplex_registry::registry::Registry;
 use kplex_registry::registry::admission::AdmissionPlugin;
 use kplex_registry::registry::create_hook::CreateHook;
@@ -58,6 +59,8 @@ pub struct Feature {
     pub authorization_hooks: Vec<Arc<dyn AuthorizationHook>>,
     pub create_hooks: Vec<Arc<dyn CreateHook>>,
     pub controllers: Vec<Arc<dyn ControllerSet>>,
+    /// Where a logical cluster missing from the index is looked for before a 404.
+    pub cluster_lookups: Vec<Arc<dyn ClusterLookup>>,
 }
 
 impl Feature {
@@ -69,6 +72,7 @@ impl Feature {
         self.authorization_hooks.extend(other.authorization_hooks);
         self.create_hooks.extend(other.create_hooks);
         self.controllers.extend(other.controllers);
+        self.cluster_lookups.extend(other.cluster_lookups);
         self
     }
 }

@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use async_trait::async_trait;
+use kplex_apimachinery::ApiError;
+
 #[derive(Default)]
 pub struct ClusterIndex {
     /// Logical clusters that exist: name → canonical path.
@@ -71,6 +74,16 @@ impl ClusterIndex {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Finds in the store a logical cluster the index does not know yet — made a moment ago
+/// through another replica, whose watch event has not arrived here. The feature that owns
+/// logical clusters provides it; the server asks before it answers 404.
+#[async_trait]
+pub trait ClusterLookup: Send + Sync + 'static {
+    /// The name and canonical path of the logical cluster `name_or_path` names, if the store
+    /// holds it.
+    async fn lookup(&self, name_or_path: &str) -> Result<Option<(String, String)>, ApiError>;
 }
 
 #[cfg(test)]

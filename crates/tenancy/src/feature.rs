@@ -9,6 +9,7 @@ use crate::controllers::Lifecycle;
 use crate::home::{HomeWorkspace, HomeWorkspaceAccess};
 use crate::initializing::InitializingWorkspaces;
 use crate::lifecycle::{ScheduleAtCreation, Tenancy};
+use crate::lookup::StoreLookup;
 
 pub const PLUGIN: Plugin = Plugin {
     name: "tenancy",
@@ -33,6 +34,7 @@ fn build(ctx: &Context) -> Feature {
         virtual_workspaces: vec![Arc::new(InitializingWorkspaces(tenancy.clone()))],
         authorization_hooks: vec![Arc::new(HomeWorkspaceAccess)],
         create_hooks: vec![Arc::new(ScheduleAtCreation(tenancy.clone()))],
+        cluster_lookups: vec![Arc::new(StoreLookup(tenancy.clone()))],
         controllers: vec![Arc::new(Lifecycle::new(tenancy))],
     }
 }

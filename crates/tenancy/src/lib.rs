@@ -16,6 +16,7 @@ pub mod feature;
 pub mod home;
 pub mod initializing;
 pub mod lifecycle;
+pub mod lookup;
 pub mod schemas;
 pub mod types;
 

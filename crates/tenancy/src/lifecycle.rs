@@ -159,15 +159,15 @@ impl Tenancy {
         })
     }
 
-    fn workspaces(&self, cluster: &str) -> Option<Scope> {
+    pub(crate) fn workspaces(&self, cluster: &str) -> Option<Scope> {
         self.scope(cluster, TENANCY, VERSION, "workspaces")
     }
 
-    fn logical_clusters(&self, cluster: &str) -> Option<Scope> {
+    pub(crate) fn logical_clusters(&self, cluster: &str) -> Option<Scope> {
         self.scope(cluster, CORE, VERSION, "logicalclusters")
     }
 
-    async fn get(&self, scope: &Scope, name: &str) -> Result<Option<Value>, ApiError> {
+    pub(crate) async fn get(&self, scope: &Scope, name: &str) -> Result<Option<Value>, ApiError> {
         match self.registry.get(scope, name).await {
             Ok(s) => Ok(Some(s.decode()?)),
             Err(e) if e.is_not_found() => Ok(None),

@@ -16,6 +16,18 @@ impl Api {
 }
 
 impl Api {
+    /// A logical cluster the index misses, found in the store by the features (made a
+    /// moment ago through another replica); the index learns it at once.
+    async fn look_up_cluster(&self, name_or_path: &str) -> Result<Option<String>, ApiError> {
+        for lookup in &self.cluster_lookups {
+            if let Some((name, path)) = lookup.lookup(name_or_path).await? {
+                self.served.add_cluster(&name, &path);
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
     /// The logical cluster a request addresses (None: the wildcard view; unknown: 404), and
     /// whether the requester's token may still be used there.
     pub(crate) async fn resolve_cluster(
@@ -26,7 +38,10 @@ impl Api {
         let cluster = match target {
             ClusterTarget::Named(name) => match self.served.resolve(name) {
                 Some(cluster) => Some(cluster),
-                None => return Err(ApiError::not_found("", "workspaces", name)),
+                None => match self.look_up_cluster(name).await? {
+                    Some(cluster) => Some(cluster),
+                    None => return Err(ApiError::not_found("", "workspaces", name)),
+                },
             },
             ClusterTarget::Wildcard => None,
         };
