@@ -544,3 +544,35 @@ fn kplex_plugin_binds_manages_claims_and_snapshots_crds() {
         "{created}"
     );
 }
+
+/// A namespace chosen in one workspace (`kubens team1`) does not follow `kubectl ws` into
+/// another, where it would name nothing; `kubectl ws -` brings it back with its workspace.
+#[test]
+fn switching_workspace_leaves_the_namespace_behind() {
+    let k = Kplex::start(Backend::Embedded);
+    ok(&k, &["create", "namespace", "team1"]);
+    ok(
+        &k,
+        &["config", "set-context", "--current", "--namespace", "team1"],
+    );
+    ok(&k, &["create", "configmap", "in-team1"]);
+    ok(&k, &["create", "workspace", "other"]);
+    let namespace = |k: &Kplex| {
+        ok(
+            k,
+            &["config", "view", "--minify", "-o", "jsonpath={..namespace}"],
+        )
+        .0
+    };
+    assert_eq!(namespace(&k), "team1");
+
+    ok(&k, &["ws", "other"]);
+    assert_eq!(namespace(&k), "");
+    // kubectl's own default namespace works at once in the new workspace.
+    ok(&k, &["create", "configmap", "in-other"]);
+    ok(&k, &["get", "configmap", "in-other", "-n", "default"]);
+
+    ok(&k, &["ws", "-"]);
+    assert_eq!(namespace(&k), "team1");
+    ok(&k, &["get", "configmap", "in-team1"]);
+}

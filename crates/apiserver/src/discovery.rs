@@ -100,10 +100,20 @@ pub fn api_resource_list(
 ) -> Option<Value> {
     let mut list = Vec::new();
     for d in in_group_version(resources, group, version) {
-        list.push(json!({
+        let mut entry = json!({
             "name": d.plural, "singularName": d.singular, "namespaced": d.namespaced, "kind": d.kind,
-            "verbs": d.verbs, "shortNames": d.short_names, "categories": d.categories,
-        }));
+            "verbs": d.verbs,
+        });
+        // Go's `omitempty`: kube leaves out empty short names and categories.
+        if let Some(m) = entry.as_object_mut() {
+            if !d.short_names.is_empty() {
+                m.insert("shortNames".into(), json!(d.short_names));
+            }
+            if !d.categories.is_empty() {
+                m.insert("categories".into(), json!(d.categories));
+            }
+        }
+        list.push(entry);
         for (sub, kind, g, v) in subresources(d) {
             let mut entry = json!({"name": format!("{}/{sub}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": ["get", "patch", "update"]});
             if !g.is_empty()
@@ -250,6 +260,20 @@ mod tests {
             .find(|r| r["resource"] == "deployments")
             .unwrap();
         assert_eq!(deploy["categories"], json!(["all"]));
+        // Empty short names and categories are left out, as Go's `omitempty` does.
+        let resource = |name: &str| {
+            core["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+                .unwrap()
+                .clone()
+        };
+        let secrets = resource("secrets");
+        assert!(secrets.get("categories").is_none() && secrets.get("shortNames").is_none());
+        assert_eq!(resource("pods")["categories"], json!(["all"]));
+        assert_eq!(resource("configmaps")["shortNames"], json!(["cm"]));
         assert_eq!(deploy["subresources"][1]["responseKind"]["kind"], "Scale");
         assert!(api_resource_list(&all, "nope", "v1").is_none());
     }

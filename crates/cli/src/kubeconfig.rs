@@ -271,6 +271,12 @@ impl Kubeconfig {
         self.set_named("clusters", "cluster", CURRENT, new_cluster);
         let mut new_ctx = current_ctx.clone();
         set_field(&mut new_ctx, "cluster", CURRENT);
+        // A namespace belongs to the workspace it was chosen in (`kubens team1` names one
+        // there): in another workspace it would point at nothing, so the new one starts at
+        // kubectl's default. `ws -` brings the old context, namespace included, back.
+        if let Some(ctx) = new_ctx.as_object_mut() {
+            ctx.remove("namespace");
+        }
         self.set_named("contexts", "context", CURRENT, new_ctx);
 
         // The old cluster entry is about to be overwritten: keep it under the previous name.
@@ -538,7 +544,8 @@ preferences: {}
             );
             // The context keeps its user and other fields.
             assert_eq!(kc.context(CURRENT).unwrap()["user"], json!("admin"));
-            assert_eq!(kc.context(CURRENT).unwrap()["namespace"], json!("default"));
+            // … but not its namespace, which named one in the workspace it left.
+            assert_eq!(kc.context(CURRENT).unwrap().get("namespace"), None);
             // Untouched entries stay as they were.
             assert_eq!(server_of(&kc, "root"), format!("{base}root"));
             assert_eq!(ctx_cluster(&kc, "base"), "base");
