@@ -362,3 +362,37 @@ fn namespaces_carry_their_name_label_and_the_standard_ones_stay() {
     );
     k.ok(&["delete", "workspace", "labelled", "--wait=true"]);
 }
+
+/// Indented JSON as kube-apiserver gives it: for `?pretty=true`, and for curl, Wget and
+/// browsers unless `?pretty=false`; compact for programs (kubectl, client libraries).
+#[test]
+fn pretty_json_for_people_compact_for_programs() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "configmap", "shown", "--from-literal=a=1"]);
+    let path = "/api/v1/namespaces/default/configmaps/shown";
+    let indented = |body: &str| body.contains("\n  \"metadata\": {\n");
+    // curl's own user agent.
+    let (body, _) = k.curl(&[&k.url(path)]);
+    assert!(indented(&body), "{body}");
+    assert_eq!(json(&body)["data"]["a"], "1");
+    let (body, _) = k.curl(&[&k.url(&format!("{path}?pretty=false"))]);
+    assert!(
+        !body.contains('\n') || body.trim_end().lines().count() == 1,
+        "{body}"
+    );
+    // A program's user agent: compact unless asked.
+    let program = ["-A", "kubectl/v1.33.0 (linux/amd64) kubernetes/abc"];
+    let (body, _) = k.curl(&[program[0], program[1], &k.url(path)]);
+    assert_eq!(body.trim_end().lines().count(), 1, "{body}");
+    let (body, _) = k.curl(&[
+        program[0],
+        program[1],
+        &k.url(&format!("{path}?pretty=true")),
+    ]);
+    assert!(indented(&body), "{body}");
+    // Lists and errors too.
+    let (body, _) = k.curl(&[&k.url("/api/v1/namespaces/default/configmaps?pretty=1")]);
+    assert!(body.contains("\n  \"items\": ["), "{body}");
+    let (body, _) = k.curl(&[&k.url("/api/v1/namespaces/default/configmaps/missing")]);
+    assert!(body.contains("\n  \"reason\": \"NotFound\""), "{body}");
+}

@@ -131,6 +131,7 @@ impl Api {
             Err(e) => response::error(&e),
         };
         let (resp, response_body) = self.buffer_for_audit(level, &ctx, resp).await;
+        let resp = maybe_pretty(wants_pretty(&ctx.query, &parts.headers), resp).await;
         let resp = maybe_gzip(&parts.headers, resp).await;
         self.record_audit(&AuditRecord {
             ctx: &ctx,

@@ -259,6 +259,53 @@ pub(crate) fn render_event(
 }
 
 /// gzip large responses for clients that accept it (kube-apiserver does above 128 KiB).
+/// Whether the client asked for indented JSON, as kube-apiserver decides it: `?pretty=`
+/// (Go's ParseBool) when given, else a user agent that is a person at a terminal or a
+/// browser (`curl`, `Wget`, `Mozilla/5.0`).
+pub(crate) fn wants_pretty(query: &Query, req_headers: &HeaderMap) -> bool {
+    if let Some(value) = query.get("pretty").filter(|v| !v.is_empty()) {
+        return kplex_gocompat::parse_bool(value).unwrap_or(false);
+    }
+    req_headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| {
+            ["curl", "Wget", "Mozilla/5.0"]
+                .iter()
+                .any(|p| ua.starts_with(p))
+        })
+}
+
+/// Indents a whole JSON answer (two spaces, as Go's `json.MarshalIndent`); streams
+/// (watches) and other formats pass as they are.
+pub(crate) async fn maybe_pretty(pretty: bool, resp: Response<Body>) -> Response<Body> {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(response::JSON));
+    let whole = resp.body().size_hint().exact().is_some();
+    if !pretty || !is_json || !whole {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return response::error(&ApiError::internal("response body failed"));
+    };
+    let raw = collected.to_bytes();
+    let indented = serde_json::from_slice::<Value>(&raw)
+        .ok()
+        .and_then(|v| serde_json::to_vec_pretty(&v).ok());
+    match indented {
+        Some(mut body) => {
+            body.push(b'\n');
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, response::full(body))
+        }
+        None => Response::from_parts(parts, response::full(raw)),
+    }
+}
+
 pub(crate) async fn maybe_gzip(req_headers: &HeaderMap, resp: Response<Body>) -> Response<Body> {
     const THRESHOLD: usize = 128 * 1024;
     let accepts = req_headers
