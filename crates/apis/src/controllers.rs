@@ -78,10 +78,7 @@ impl ControllerSet for ApisControllers {
         let controller = Controller::new("apis", self.clone())
             .with_queue(self.queue.clone())
             .workers(WORKERS)
-            .backoff(Backoff {
-                base: RETRY / 5,
-                cap: RETRY * 4,
-            })
+            .backoff(Backoff::around(RETRY))
             .metrics(metrics);
         tokio::spawn(controller.run(cancel.clone()));
     }
@@ -280,9 +277,7 @@ impl Reconciler for ApisControllers {
     type Error = ApiError;
 
     async fn reconcile(&self, work: &Work) -> Result<Action, ApiError> {
-        Ok(match self.reconcile_work(work).await? {
-            true => Action::Done,
-            false => Action::RequeueAfter(RETRY),
-        })
+        let done = self.reconcile_work(work).await?;
+        Ok(Action::done_or_after(done, RETRY))
     }
 }

@@ -44,6 +44,14 @@ pub enum KeyError {
     Invalid { path: PathBuf, reason: String },
 }
 
+fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The key that signs and verifies service-account tokens.
 pub struct Signer {
     key: EcdsaKeyPair,
@@ -69,11 +77,7 @@ impl Signer {
             path: path.to_path_buf(),
             reason,
         };
-        let pem = std::fs::read(path).map_err(|source| KeyError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let pem = read_key_file(path)?;
         let der = rustls_pemfile::pkcs8_private_keys(&mut pem.as_slice())
             .next()
             .ok_or_else(|| invalid("no PKCS#8 private key".into()))?
@@ -89,11 +93,7 @@ impl Signer {
             path: path.to_path_buf(),
             reason,
         };
-        let pem = std::fs::read(path).map_err(|source| KeyError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let pem = read_key_file(path)?;
         let before = self.verifying.len();
         for item in rustls_pemfile::read_all(&mut pem.as_slice()) {
             let point = match item.map_err(|e| invalid(e.to_string()))? {

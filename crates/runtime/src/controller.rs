@@ -39,6 +39,15 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Failures retried from a fifth of `retry` up to four times it: for controllers that
+    /// look again every `retry` while waiting.
+    pub fn around(retry: Duration) -> Self {
+        Self {
+            base: retry / 5,
+            cap: retry * 4,
+        }
+    }
+
     /// The delay after the `failures`-th consecutive failure (1 = the first).
     pub fn delay(&self, failures: u32) -> Duration {
         let factor = 1u32

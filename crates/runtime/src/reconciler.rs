@@ -32,3 +32,15 @@ pub enum Action {
     /// if the key is added again meanwhile.
     RequeueAfter(Duration),
 }
+
+impl Action {
+    /// `Done` when `done`, else look again after `after`: the shape of reconcilers that
+    /// answer "finished, or not yet".
+    pub fn done_or_after(done: bool, after: Duration) -> Self {
+        if done {
+            Action::Done
+        } else {
+            Action::RequeueAfter(after)
+        }
+    }
+}

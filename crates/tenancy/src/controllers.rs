@@ -65,10 +65,7 @@ impl ControllerSet for Lifecycle {
         let controller = Controller::new("tenancy", self.clone())
             .with_queue(self.queue.clone())
             .workers(WORKERS)
-            .backoff(Backoff {
-                base: RETRY / 5,
-                cap: RETRY * 4,
-            })
+            .backoff(Backoff::around(RETRY))
             .metrics(metrics);
         tokio::spawn(controller.run(cancel.clone()));
     }
@@ -168,11 +165,7 @@ impl Reconciler for Lifecycle {
                 true
             }
         };
-        Ok(if done {
-            Action::Done
-        } else {
-            Action::RequeueAfter(RETRY)
-        })
+        Ok(Action::done_or_after(done, RETRY))
     }
 }
 

@@ -36,6 +36,21 @@ fn split_api_version(api_version: &str) -> (&str, &str) {
 }
 
 impl Builtins {
+    /// The resource serving `kind` of `api_version` in `cluster` (an ownerReference's
+    /// terms).
+    fn desc_of_kind(
+        &self,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<Arc<ResourceDesc>> {
+        let (group, version) = split_api_version(api_version);
+        self.served
+            .resources(Some(cluster))
+            .into_iter()
+            .find(|d| d.group == group && d.version == version && d.kind == kind)
+    }
+
     /// Objects (in the owner's namespace, or anywhere for a cluster-scoped owner) whose
     /// ownerReferences name `uid`, with the resource that serves each.
     async fn dependents(
@@ -135,13 +150,7 @@ impl Builtins {
             .and_then(Value::as_str)
             .unwrap_or("");
         let kind = owner_ref.get("kind").and_then(Value::as_str).unwrap_or("");
-        let (group, version) = split_api_version(api_version);
-        let Some(desc) = self
-            .served
-            .resources(Some(cluster))
-            .into_iter()
-            .find(|d| d.group == group && d.version == version && d.kind == kind)
-        else {
+        let Some(desc) = self.desc_of_kind(cluster, api_version, kind) else {
             return false;
         };
         let ns = if desc.namespaced { namespace } else { None };
@@ -175,13 +184,7 @@ impl Builtins {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<bool, ApiError> {
-        let (group, version) = split_api_version(api_version);
-        let Some(desc) = self
-            .served
-            .resources(Some(cluster))
-            .into_iter()
-            .find(|d| d.group == group && d.version == version && d.kind == kind)
-        else {
+        let Some(desc) = self.desc_of_kind(cluster, api_version, kind) else {
             return Ok(true);
         };
         let scope = self.scope(cluster, desc.clone(), namespace);
