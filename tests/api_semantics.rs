@@ -393,3 +393,39 @@ fn pretty_json_for_people_compact_for_programs() {
     let (body, _) = k.curl(&[&k.url("/api/v1/namespaces/default/configmaps/missing")]);
     assert!(body.contains("\n  \"reason\": \"NotFound\""), "{body}");
 }
+
+/// kube's cacher sends a BOOKMARK shortly before a watch's `timeoutSeconds` deadline, at
+/// the revision it has reached — also for a watcher whose selector matched none of the
+/// writes meanwhile — so the client resumes from there instead of falling behind compaction.
+#[test]
+fn a_watch_gets_a_bookmark_before_its_deadline_at_the_latest_revision() {
+    let k = Kplex::start(Backend::Embedded);
+    let url = k.url(
+        "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true\
+         &labelSelector=app%3Dnothing&timeoutSeconds=5",
+    );
+    let (out, last_rv) = std::thread::scope(|s| {
+        let watch = s.spawn(|| k.curl(&["-N", &url]).0);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut rv = String::new();
+        for name in ["c1", "c2", "c3"] {
+            rv = k.ok(&[
+                "create",
+                "configmap",
+                name,
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ]);
+        }
+        (watch.join().unwrap(), rv.parse::<i64>().unwrap())
+    });
+    let events: Vec<Value> = out.lines().map(json).collect();
+    assert_eq!(events.len(), 1, "one bookmark and nothing else: {out}");
+    assert_eq!(events[0]["type"], "BOOKMARK");
+    let rv: i64 = events[0]["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rv >= last_rv, "bookmark at {rv}, last write at {last_rv}");
+}

@@ -92,6 +92,7 @@ pub(crate) fn watch_options(desc: &ResourceDesc, q: &Query) -> Result<WatchOptio
         allow_bookmarks: flag(q, "allowWatchBookmarks"),
         send_initial_events: flag(q, "sendInitialEvents"),
         bookmark_interval: None,
+        timeout: None,
     })
 }
 

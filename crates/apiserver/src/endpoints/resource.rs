@@ -165,7 +165,6 @@ impl Api {
                     // `GET …/configmaps/x?watch=1` is a watch on one name.
                     let _ = name;
                 }
-                let stream = self.registry.watch(&scope, opts).await?;
                 // Unset or 0: kube's default, a random 30–60 minutes.
                 let seconds = match query.get("timeoutSeconds") {
                     None => 0,
@@ -180,6 +179,8 @@ impl Api {
                 } else {
                     Duration::from_secs(1800 + rand::random::<u64>() % 1800)
                 };
+                opts.timeout = Some(timeout);
+                let stream = self.registry.watch(&scope, opts).await?;
                 Ok(self.watch_response(desc, wanted, include, stream, timeout))
             }
             (Verb::Create, _) => {

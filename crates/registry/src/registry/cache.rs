@@ -8,6 +8,7 @@
 //! gets what kube-apiserver gives: the store's own history, or 410 Expired.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
@@ -184,6 +185,7 @@ impl WatchCaches {
         scope_prefix: String,
         from: Option<i64>,
         selectors: Selectors,
+        progress: Arc<AtomicI64>,
     ) -> Result<
         (
             Vec<WatchEvent>,
@@ -234,6 +236,7 @@ impl WatchCaches {
             scope_prefix,
             rx,
             last: after.max(from.unwrap_or(0)),
+            progress,
             done: false,
         };
         Ok((
@@ -372,6 +375,10 @@ struct Watcher {
     rx: broadcast::Receiver<Message>,
     /// The last revision delivered (or skipped).
     last: i64,
+    /// Raised past the events this watcher skips (other workspaces, unmatched selectors),
+    /// so its bookmarks advance even when nothing it shows changes. Delivered events raise
+    /// it as they leave the stream, never ahead of them.
+    progress: Arc<AtomicI64>,
     done: bool,
 }
 
@@ -388,11 +395,16 @@ impl Watcher {
                         continue;
                     }
                     self.last = e.revision;
-                    if !e.key.starts_with(&self.scope_prefix) {
-                        continue;
-                    }
-                    if let Some(event) = convert(&self.desc, &self.selectors, &e) {
-                        return Some((vec![event], self));
+                    let event = e
+                        .key
+                        .starts_with(&self.scope_prefix)
+                        .then(|| convert(&self.desc, &self.selectors, &e))
+                        .flatten();
+                    match event {
+                        Some(event) => return Some((vec![event], self)),
+                        None => {
+                            self.progress.fetch_max(e.revision, Ordering::Relaxed);
+                        }
                     }
                 }
                 Ok(Message::Closed) | Err(broadcast::error::RecvError::Closed) => return None,

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::{Stream, StreamExt, stream};
 use kplex_apimachinery::ApiError;
 use kplex_store::{EventKind, KeyRange};
@@ -24,6 +26,9 @@ pub struct WatchOptions {
     /// `sendInitialEvents=true`: a streaming list, ended by an annotated bookmark.
     pub send_initial_events: bool,
     pub bookmark_interval: Option<Duration>,
+    /// When the server ends the watch (`timeoutSeconds`): one bookmark goes out shortly
+    /// before, as kube's cacher sends one, so a client resumes from a fresh revision.
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +94,7 @@ impl Registry {
                 parse_resource_version(rv).map_err(|e| super::cache::Miss::Error(Box::new(e)))?,
             ),
         };
+        let last = Arc::new(AtomicI64::new(0));
         let (mut head, at, events) = self
             .caches
             .watch(
@@ -97,15 +103,16 @@ impl Registry {
                 scope.prefix(),
                 from,
                 opts.selectors.clone(),
+                last.clone(),
             )
             .await?;
+        last.fetch_max(at, Ordering::Relaxed);
         if opts.send_initial_events && opts.allow_bookmarks {
             head.push(WatchEvent::Bookmark {
                 resource_version: at,
                 initial_events_end: true,
             });
         }
-        let last = Arc::new(AtomicI64::new(at));
         let seen = last.clone();
         let events = stream::iter(head).chain(events).inspect(move |e| {
             let rv = match e {
@@ -181,6 +188,18 @@ impl Registry {
     }
 }
 
+/// When the next bookmark is due (kube's `nextBookmarkTime`): every `interval`, but at the
+/// latest two seconds before the watch's deadline; none once that moment has passed.
+fn next_bookmark(now: Instant, interval: Duration, deadline: Option<Instant>) -> Option<Instant> {
+    let periodic = now + interval;
+    let Some(deadline) = deadline else {
+        return Some(periodic);
+    };
+    let before_deadline = deadline.checked_sub(Duration::from_secs(2))?;
+    let at = periodic.min(before_deadline);
+    (at > now).then_some(at)
+}
+
 /// Adds periodic BOOKMARK events (at the last revision seen) when the client allows them.
 fn with_bookmarks(
     events: impl Stream<Item = WatchEvent> + Send + 'static,
@@ -191,8 +210,12 @@ fn with_bookmarks(
         return Box::pin(events);
     }
     let interval = opts.bookmark_interval.unwrap_or(DEFAULT_BOOKMARK_INTERVAL);
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
     let bookmarks = stream::unfold(last, move |last| async move {
-        tokio::time::sleep(interval).await;
+        match next_bookmark(Instant::now(), interval, deadline) {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => futures::future::pending::<()>().await,
+        }
         let rv = last.load(Ordering::Relaxed);
         Some((
             WatchEvent::Bookmark {
@@ -283,5 +306,33 @@ where
             Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
             _ => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookmarks_come_periodically_and_once_just_before_the_deadline() {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        assert_eq!(next_bookmark(now, minute, None), Some(now + minute));
+        // A deadline before the next periodic one: two seconds before it.
+        let deadline = now + Duration::from_secs(10);
+        assert_eq!(
+            next_bookmark(now, minute, Some(deadline)),
+            Some(now + Duration::from_secs(8))
+        );
+        // A far deadline: periodic as usual.
+        let far = now + Duration::from_secs(3600);
+        assert_eq!(next_bookmark(now, minute, Some(far)), Some(now + minute));
+        // Once sent (or within the last two seconds): no more.
+        let at = now + Duration::from_secs(8);
+        assert_eq!(next_bookmark(at, minute, Some(deadline)), None);
+        assert_eq!(
+            next_bookmark(now, minute, Some(now + Duration::from_secs(1))),
+            None
+        );
     }
 }
