@@ -43,6 +43,12 @@ impl Strategy for Namespaces {
     /// kube labels every namespace with its own name, on every write, whatever the client
     /// sent: namespace selectors of webhooks and NetworkPolicies rely on it.
     fn apply_defaults(&self, obj: &mut Value) {
+        let labelled = obj
+            .pointer("/metadata/labels/kubernetes.io~1metadata.name")
+            .and_then(Value::as_str);
+        if labelled.is_some() && labelled == meta::name(obj) {
+            return;
+        }
         if let Some(name) = meta::name(obj).map(String::from) {
             let mut labels = meta::labels(obj);
             labels.insert(NAME_LABEL.into(), Value::String(name));
