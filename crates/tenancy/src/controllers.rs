@@ -81,19 +81,24 @@ fn workspace_needs_work(ws: &Value) -> bool {
         || ws.pointer("/status/phase").and_then(Value::as_str) != Some("Ready")
 }
 
+/// Ready and not being deleted: nothing left to do for its Workspace or LogicalCluster.
+fn settled(value: &[u8]) -> bool {
+    memchr::memmem::find(value, b"\"phase\":\"Ready\"").is_some()
+        && memchr::memmem::find(value, b"\"deletionTimestamp\"").is_none()
+}
+
 /// What may have work left after a restart: workspaces and logical clusters that are not
-/// Ready or are being deleted (nearly all of them are neither).
+/// settled (nearly all of them are).
 fn unfinished(key: &str, value: &[u8]) -> bool {
-    const SETTLED: &[u8] = b"\"phase\":\"Ready\"";
-    (key.starts_with(LOGICAL_CLUSTERS) || key.starts_with(WORKSPACES))
-        && (memchr::memmem::find(value, SETTLED).is_none()
-            || memchr::memmem::find(value, b"\"deletionTimestamp\"").is_some())
+    (key.starts_with(LOGICAL_CLUSTERS) || key.starts_with(WORKSPACES)) && !settled(value)
 }
 
 #[async_trait]
 impl EventHandler for Lifecycle {
-    fn wants(&self, key: &str, _value: &[u8]) -> bool {
-        key.starts_with(WORKSPACES) || key.starts_with(LOGICAL_CLUSTERS)
+    /// Every LogicalCluster (the cluster index follows them); a Workspace only while it has
+    /// work left — a settled one is not even parsed (most Workspace writes are its status).
+    fn wants(&self, key: &str, value: &[u8]) -> bool {
+        key.starts_with(LOGICAL_CLUSTERS) || (key.starts_with(WORKSPACES) && !settled(value))
     }
 
     fn changed(&self, obj: &Value, created: bool) {
