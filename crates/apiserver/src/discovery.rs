@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::catalog::ResourceDesc;
+use crate::catalog::{Origin, ResourceDesc};
 
 /// Kubernetes' version priority: GA before beta before alpha, higher numbers first.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
@@ -31,22 +31,35 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     key(b).cmp(&key(a)).then_with(|| a.cmp(b))
 }
 
-/// Groups in serving order, each with its versions in priority order.
+/// Groups in serving order, each with its versions in priority order: the server's own
+/// groups in their order, then CRD and bound groups by name — kube gives every CRD group the
+/// same priority (1000) and breaks the tie by name, and kubectl resolves a short name to the
+/// first group that has it.
 pub fn groups(resources: &[Arc<ResourceDesc>]) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    // (group, versions, custom)
+    let mut out: Vec<(String, Vec<String>, bool)> = Vec::new();
     for d in resources.iter().filter(|d| !d.group.is_empty()) {
-        match out.iter_mut().find(|(g, _)| *g == d.group) {
-            Some((_, versions)) if !versions.contains(&d.version) => {
-                versions.push(d.version.clone())
+        let custom = matches!(d.origin, Origin::Crd { .. } | Origin::Bound(_));
+        match out.iter_mut().find(|(g, _, _)| *g == d.group) {
+            Some((_, versions, c)) => {
+                *c |= custom;
+                if !versions.contains(&d.version) {
+                    versions.push(d.version.clone());
+                }
             }
-            Some(_) => {}
-            None => out.push((d.group.clone(), vec![d.version.clone()])),
+            None => out.push((d.group.clone(), vec![d.version.clone()], custom)),
         }
     }
-    for (_, versions) in &mut out {
+    for (_, versions, _) in &mut out {
         versions.sort_by(|a, b| compare_versions(a, b));
     }
-    out
+    // Stable: the server's own groups keep their order.
+    out.sort_by(|a, b| match (a.2, b.2) {
+        (false, false) => Ordering::Equal,
+        (true, true) => a.0.cmp(&b.0),
+        (own, _) => own.cmp(&b.2),
+    });
+    out.into_iter().map(|(g, v, _)| (g, v)).collect()
 }
 
 pub fn api_versions(server_address: &str) -> Value {
@@ -276,5 +289,36 @@ mod tests {
         assert_eq!(resource("configmaps")["shortNames"], json!(["cm"]));
         assert_eq!(deploy["subresources"][1]["responseKind"]["kind"], "Scale");
         assert!(api_resource_list(&all, "nope", "v1").is_none());
+    }
+
+    #[test]
+    fn crd_groups_follow_the_servers_own_by_name() {
+        let crd = |group: &str| {
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": format!("things.{group}")},
+                "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "things", "kind": "Thing", "shortNames": ["th"]},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+        };
+        let mut all: Vec<_> = builtins::all().into_iter().map(Arc::new).collect();
+        // Served in whatever order the CRD index yields them.
+        for group in ["zeta.example.com", "alpha.example.com"] {
+            all.extend(
+                crate::crd::descriptions(&crd(group))
+                    .into_iter()
+                    .map(Arc::new),
+            );
+        }
+        let names: Vec<String> = groups(&all).into_iter().map(|(g, _)| g).collect();
+        let builtin_count = names.len() - 2;
+        assert_eq!(
+            names[builtin_count..],
+            ["alpha.example.com", "zeta.example.com"]
+        );
+        // The server's own groups keep their order.
+        let own: Vec<_> = builtins::all().into_iter().map(Arc::new).collect();
+        let own: Vec<String> = groups(&own).into_iter().map(|(g, _)| g).collect();
+        assert_eq!(names[..builtin_count], own[..]);
     }
 }
