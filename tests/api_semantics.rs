@@ -2,7 +2,7 @@
 //! metadata-only answers, gzip, deletecollection, bookmarks and timeouts, and watches ending
 //! cleanly on shutdown. Driven with curl (the wire) and kubectl.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

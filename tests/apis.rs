@@ -2,7 +2,7 @@
 //! exports `widgets.example.dev` from its workspace, consumers bind it, the provider's view
 //! spans every consumer; conflicts, permissions, claims and the maximal permission policy.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! Client certificates (signed by the root directory's CA, and by a foreign one), static
 //! tokens, anonymous requests, impersonation, SelfSubjectReview and TokenReview.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Per-workspace RBAC with kcp's access rules, driven with kubectl impersonating users
 //! (the admin is in system:masters, so it may impersonate).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

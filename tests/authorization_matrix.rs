@@ -5,7 +5,7 @@
 //! agrees with the matrix; and nothing of A leaks to B's users through watches, the
 //! wildcard view, discovery of A's CRDs, or error messages.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Bad input gets kube-apiserver's Status error (right code and reason), loses nothing, and
 //! never stops the server from serving.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

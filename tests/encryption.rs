@@ -1,7 +1,7 @@
 //! Encryption of Secrets at rest (`--encryption-provider-config`): kubectl sees plaintext,
 //! the store file does not; keys rotate; unsupported providers are refused at start.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

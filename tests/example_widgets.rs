@@ -3,7 +3,7 @@
 //! fresh kplex, and the example controller (`widgets-controller`) as a real process that
 //! watches every consumer through the APIExport's virtual workspace and writes status.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! wildcard view `/clusters/*` sees every workspace's objects, each annotated with its
 //! logical cluster, and follows new ones live.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! kubectl, unmodified, against kplex: the everyday commands, on the embedded store and on a
 //! real etcd.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

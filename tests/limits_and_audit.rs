@@ -1,7 +1,7 @@
 //! Audit logging (policy levels, event shape, kcp's workspace annotation) and overload
 //! protection (in-flight budgets, watches per user), end to end against real kplex processes.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! keys over HTTPS, or its keys in a file), ES256 tokens it signs, the real kubectl presenting
 //! them; users and groups as kube names them, RBAC on them, and every invalid token refused.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

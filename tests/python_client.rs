@@ -1,7 +1,7 @@
 //! The official Python client (`kubernetes` package, Debian's python3-kubernetes) against a
 //! real kplex: list, create, read, patch, delete, watch, and kube's error codes.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

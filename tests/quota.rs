@@ -2,7 +2,7 @@
 //! LogicalCluster's `core.kcp.io/max-total-objects`), and ResourceQuota object counts, each
 //! confined to its own workspace.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Replicas: two `kplex start` processes on one etcd, the second started from a copy of the
 //! first's root directory (the replica contract), and what one embedded store refuses.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -6,7 +6,7 @@
 //! answered 200, as kube-apiserver does), the server never fails or dies, its RSS stays
 //! bounded, and nothing stored changes.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! conflicts and force, pruning, list-map merges, dry run, the client-side to server-side
 //! migration, status managers — with the real kubectl and the `kube` crate.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,7 +3,7 @@
 //! another workspace and when tampered with, and TokenReview. (Expiry is unit-tested on the
 //! verifier with a fixed clock: TokenRequest does not go below ten minutes.)
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

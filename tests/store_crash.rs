@@ -2,7 +2,7 @@
 //! is killed with SIGKILL at a random moment; on reopening, every acknowledged write is there
 //! with its value, nothing torn is visible, and the store opens without repair by hand.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

@@ -1,7 +1,7 @@
 //! Admission webhooks, end to end: a real kplex, the real kubectl, and an HTTPS webhook
 //! server run by the test (self-signed certificate for 127.0.0.1, passed as `caBundle`).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! The kubectl plugins (`kubectl ws`, `kubectl create workspace`) end to end: the real
 //! kubectl finds our binaries on PATH and drives a real kplex; messages are kcp's.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Logical clusters and the workspace tree, through the real kubectl: kcp's quickstart tour,
 //! isolation between workspaces, wildcard views, home workspaces, initializers, and deletion.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

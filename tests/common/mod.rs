@@ -113,7 +113,7 @@ impl Kplex {
             .as_ref()
             .map(|e| e.endpoint())
             .or_else(|| self.shared_etcd.clone())
-            .expect("replicas need etcd");
+            .unwrap_or_else(|| panic!("replicas need etcd"));
         let mut k = Self {
             child: None,
             dir: tempfile::tempdir().unwrap(),

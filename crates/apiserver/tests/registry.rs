@@ -2,7 +2,7 @@
 //! does not pin down (watch from a past revision, selector transitions, lists at
 //! resourceVersion 0, watches older than the cache window).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //! older than the cache window), which `registry.rs` covers; and `/scale`, which is served
 //! above the registry (`handler.rs`, `write_scale` over `Registry::update_with`).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! every change handed to the handlers that want it, deletions to all, and the search for
 //! work a restart left unfinished.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

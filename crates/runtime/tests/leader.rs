@@ -2,7 +2,7 @@
 //! running a real controller only while it leads. The embedded store runs every scenario;
 //! a real etcd runs the handover and a store outage.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The conformance suite on the embedded backend, plus what only it can do: restart with
 //! history intact.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
 

@@ -1,7 +1,7 @@
 //! The conformance suite against a real etcd (one process per test, on free loopback ports),
 //! plus watch resumption across an etcd restart and TLS.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
 
