@@ -300,6 +300,18 @@ impl Kplex {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// kubectl with `input` on stdin, expecting failure; returns stderr.
+    #[track_caller]
+    pub fn fails_stdin(&self, args: &[&str], input: &str) -> String {
+        let out = output_with_stdin(&mut self.kubectl_command(args), input);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// A kubectl process left running (e.g. `get -w`), with stdout piped.
     pub fn spawn_kubectl(&self, args: &[&str]) -> Child {
         self.kubectl_command(args)

@@ -127,8 +127,15 @@ pub fn api_resource_list(
             }
         }
         list.push(entry);
-        for (sub, kind, g, v) in subresources(d) {
-            let mut entry = json!({"name": format!("{}/{sub}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": ["get", "patch", "update"]});
+        for Sub {
+            name,
+            kind,
+            group: g,
+            version: v,
+            verbs,
+        } in subresources(d)
+        {
+            let mut entry = json!({"name": format!("{}/{name}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": verbs});
             if !g.is_empty()
                 && let Some(m) = entry.as_object_mut()
             {
@@ -151,17 +158,53 @@ pub fn api_resource_list(
     )
 }
 
-/// (subresource, response kind, kind's group, kind's version).
-fn subresources(d: &ResourceDesc) -> Vec<(&'static str, String, &'static str, &'static str)> {
+/// A subresource as discovery shows it: name, response kind, the kind's group and version
+/// (empty: the parent's), verbs.
+struct Sub<'a> {
+    name: &'a str,
+    kind: String,
+    group: &'a str,
+    version: &'a str,
+    verbs: &'a [&'a str],
+}
+
+const SUB_VERBS: &[&str] = &["get", "patch", "update"];
+
+fn subresources(d: &ResourceDesc) -> Vec<Sub<'_>> {
+    let own = |name| Sub {
+        name,
+        kind: d.kind.clone(),
+        group: "",
+        version: "",
+        verbs: SUB_VERBS,
+    };
     let mut out = Vec::new();
     if d.status {
-        out.push(("status", d.kind.clone(), "", ""));
+        out.push(own("status"));
     }
     if d.scale.is_some() {
-        out.push(("scale", "Scale".to_string(), "autoscaling", "v1"));
+        out.push(Sub {
+            name: "scale",
+            kind: "Scale".into(),
+            group: "autoscaling",
+            version: "v1",
+            verbs: SUB_VERBS,
+        });
     }
-    if d.group.is_empty() && d.plural == "namespaces" {
-        out.push(("finalize", d.kind.clone(), "", ""));
+    for s in &d.subresources {
+        out.push(match s.kind {
+            None => Sub {
+                verbs: s.verbs,
+                ..own(s.name)
+            },
+            Some((group, version, kind)) => Sub {
+                name: s.name,
+                kind: kind.into(),
+                group,
+                version,
+                verbs: s.verbs,
+            },
+        });
     }
     out
 }
@@ -169,9 +212,9 @@ fn subresources(d: &ResourceDesc) -> Vec<(&'static str, String, &'static str, &'
 fn discovery_resource(d: &ResourceDesc) -> Value {
     let subs: Vec<Value> = subresources(d)
         .into_iter()
-        .map(|(sub, kind, g, v)| {
+        .map(|Sub { name, kind, group: g, version: v, verbs }| {
             let (g, v) = if g.is_empty() { (d.group.as_str(), d.version.as_str()) } else { (g, v) };
-            json!({"subresource": sub, "responseKind": {"group": g, "version": v, "kind": kind}, "verbs": ["get", "patch", "update"]})
+            json!({"subresource": name, "responseKind": {"group": g, "version": v, "kind": kind}, "verbs": verbs})
         })
         .collect();
     let mut r = json!({

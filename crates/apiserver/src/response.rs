@@ -49,7 +49,9 @@ pub fn json_value(code: StatusCode, value: &serde_json::Value) -> Response<Body>
 pub fn error(err: &ApiError) -> Response<Body> {
     let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = json_value(code, &err.to_status());
+    // As kube: no header for a zero suggestion (clients would retry at once).
     if let Some(secs) = err.details.as_ref().and_then(|d| d.retry_after_seconds)
+        && secs > 0
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
         resp.headers_mut().insert(header::RETRY_AFTER, v);

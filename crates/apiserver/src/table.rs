@@ -442,6 +442,154 @@ fn computed(name: &str, obj: &Value) -> Value {
             c if c.is_empty() => "Pending".to_string(),
             c => c,
         }),
+        other => computed_cluster_kinds(other, obj),
+    }
+}
+
+/// Cells of the kinds a cluster's infrastructure owns: nodes, storage, networking plumbing,
+/// policies, as kube's printers show them.
+fn computed_cluster_kinds(name: &str, obj: &Value) -> Value {
+    let or_none = |path: &[&str]| none_if_empty(text(obj, path).to_string());
+    match name {
+        "nodeStatus" => {
+            let ready = arr(obj, &["status", "conditions"])
+                .iter()
+                .find(|c| text(c, &["type"]) == "Ready");
+            let mut status = match ready.map(|c| text(c, &["status"])) {
+                Some("True") => "Ready".to_string(),
+                Some("False") => "NotReady".to_string(),
+                _ => "Unknown".to_string(),
+            };
+            if get(obj, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true) {
+                status.push_str(",SchedulingDisabled");
+            }
+            json!(status)
+        }
+        "nodeRoles" => {
+            let labels = get(obj, &["metadata", "labels"]).and_then(Value::as_object);
+            let roles: Vec<String> = labels
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/"))
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect();
+            none_if_empty(roles.join(","))
+        }
+        "nodeInternalIP" => none_if_empty(join(
+            arr(obj, &["status", "addresses"])
+                .iter()
+                .filter(|a| text(a, &["type"]) == "InternalIP")
+                .map(|a| text(a, &["address"]).to_string()),
+        )),
+        "pvClaim" => json!(match text(obj, &["spec", "claimRef", "name"]) {
+            "" => String::new(),
+            name => format!("{}/{name}", text(obj, &["spec", "claimRef", "namespace"])),
+        }),
+        "templateLabels" => none_if_empty(join(
+            get(obj, &["template", "metadata", "labels"])
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        )),
+        "ownerController" => none_if_empty(
+            arr(obj, &["metadata", "ownerReferences"])
+                .iter()
+                .find(|o| get(o, &["controller"]).and_then(Value::as_bool) == Some(true))
+                .map(|o| {
+                    let group = text(o, &["apiVersion"]).split('/').next().unwrap_or("");
+                    format!(
+                        "{}.{group}/{}",
+                        text(o, &["kind"]).to_lowercase(),
+                        text(o, &["name"])
+                    )
+                })
+                .unwrap_or_default(),
+        ),
+        "ingressClassParameters" => {
+            none_if_empty(match text(obj, &["spec", "parameters", "name"]) {
+                "" => String::new(),
+                name => format!("{}/{name}", text(obj, &["spec", "parameters", "kind"])),
+            })
+        }
+        "ipParentRef" => json!(format!(
+            "{}/{}",
+            text(obj, &["spec", "parentRef", "resource"]),
+            text(obj, &["spec", "parentRef", "name"])
+        )),
+        "cidrs" => json!(join(
+            arr(obj, &["spec", "cidrs"])
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+        )),
+        "slicePorts" => none_if_empty(join(
+            arr(obj, &["ports"])
+                .iter()
+                .filter_map(|p| get(p, &["port"]).and_then(Value::as_i64))
+                .map(|p| p.to_string()),
+        )),
+        "sliceEndpoints" => none_if_empty(join(
+            arr(obj, &["endpoints"])
+                .iter()
+                .flat_map(|e| arr(e, &["addresses"]).iter())
+                .filter_map(Value::as_str)
+                .map(String::from),
+        )),
+        "reclaimPolicy" => json!(match text(obj, &["reclaimPolicy"]) {
+            "" => "Delete",
+            p => p,
+        }),
+        "volumeBindingMode" => json!(match text(obj, &["volumeBindingMode"]) {
+            "" => "Immediate",
+            m => m,
+        }),
+        "allowVolumeExpansion" => json!(
+            get(obj, &["allowVolumeExpansion"])
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string()
+        ),
+        "attached" => json!(
+            get(obj, &["status", "attached"])
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+        "csiModes" => match join(
+            arr(obj, &["spec", "volumeLifecycleModes"])
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from),
+        ) {
+            m if m.is_empty() => json!("Persistent"),
+            m => json!(m),
+        },
+        "templateContainers" | "templateImages" => {
+            let field = if name == "templateImages" {
+                "image"
+            } else {
+                "name"
+            };
+            json!(join(
+                arr(obj, &["template", "spec", "containers"])
+                    .iter()
+                    .map(|c| text(c, &[field]).to_string())
+            ))
+        }
+        "csiDrivers" => json!(count(obj, &["spec", "drivers"])),
+        "globalDefault" => json!(
+            get(obj, &["globalDefault"])
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+        "distinguisherMethod" => or_none(&["spec", "distinguisherMethod", "type"]),
+        "validationsCount" => json!(count(obj, &["spec", "validations"])),
+        "paramKind" => none_if_empty(match text(obj, &["spec", "paramKind", "kind"]) {
+            "" => String::new(),
+            kind => format!("{}/{kind}", text(obj, &["spec", "paramKind", "apiVersion"])),
+        }),
+        "paramRef" => or_none(&["spec", "paramRef", "name"]),
         _ => Value::Null,
     }
 }

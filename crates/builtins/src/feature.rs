@@ -16,7 +16,14 @@ pub const PLUGIN: Plugin = Plugin {
 
 fn build(ctx: &Context) -> Feature {
     Feature {
-        admission: vec![Arc::new(crate::admission::NamespaceLifecycle)],
+        admission: vec![
+            Arc::new(crate::admission::NamespaceLifecycle),
+            Arc::new(crate::admission::CsrRequester),
+        ],
+        virtual_resources: vec![Arc::new(crate::pods::PodRequests {
+            registry: ctx.registry.clone(),
+            served: ctx.served.clone(),
+        })],
         controllers: vec![Arc::new(Builtins::new(
             ctx.registry.clone(),
             ctx.served.clone(),

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kplex_registry::catalog::{ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths};
+use kplex_registry::catalog::{
+    ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths, Subresource,
+};
 use kplex_registry::registry::strategy;
 
 struct B(ResourceDesc);
@@ -20,6 +22,7 @@ fn r(group: &str, version: &str, kind: &str, plural: &str) -> B {
         namespaced: true,
         status: false,
         scale: None,
+        subresources: vec![],
         generation: false,
         columns: vec![],
         field_labels: vec![],
@@ -159,6 +162,7 @@ pub fn all() -> Vec<ResourceDesc> {
             .cluster()
             .short(&["ns"])
             .status()
+            .sub("finalize", None, &["update"])
             .fields(&[("status.phase", ".status.phase")])
             .cols(&[NAME, ("Status", "string", 0, ".status.phase"), AGE]),
         r("", "v1", "ConfigMap", "configmaps")
@@ -174,6 +178,11 @@ pub fn all() -> Vec<ResourceDesc> {
             ]),
         r("", "v1", "ServiceAccount", "serviceaccounts")
             .short(&["sa"])
+            .sub(
+                "token",
+                Some(("authentication.k8s.io", "v1", "TokenRequest")),
+                &["create"],
+            )
             .cols(&[NAME, ("Secrets", "integer", 0, "=secretsCount"), AGE]),
         r("", "v1", "Event", "events")
             .short(&["ev"])
@@ -190,6 +199,9 @@ pub fn all() -> Vec<ResourceDesc> {
             .short(&["po"])
             .all()
             .status()
+            .sub("binding", Some(("", "v1", "Binding")), &["create"])
+            .sub("ephemeralcontainers", None, &["get", "patch", "update"])
+            .sub("eviction", Some(("policy", "v1", "Eviction")), &["create"])
             .fields(&[
                 ("spec.nodeName", ".spec.nodeName"),
                 ("spec.restartPolicy", ".spec.restartPolicy"),
@@ -239,6 +251,75 @@ pub fn all() -> Vec<ResourceDesc> {
                 ("StorageClass", "string", 0, ".spec.storageClassName"),
                 AGE,
             ]),
+        r("", "v1", "Node", "nodes")
+            .cluster()
+            .short(&["no"])
+            .status()
+            .fields(&[("spec.unschedulable", ".spec.unschedulable")])
+            .cols(&[
+                NAME,
+                ("Status", "string", 0, "=nodeStatus"),
+                ("Roles", "string", 0, "=nodeRoles"),
+                AGE,
+                ("Version", "string", 0, ".status.nodeInfo.kubeletVersion"),
+                ("Internal-IP", "string", 1, "=nodeInternalIP"),
+                ("OS-Image", "string", 1, ".status.nodeInfo.osImage"),
+                (
+                    "Kernel-Version",
+                    "string",
+                    1,
+                    ".status.nodeInfo.kernelVersion",
+                ),
+                (
+                    "Container-Runtime",
+                    "string",
+                    1,
+                    ".status.nodeInfo.containerRuntimeVersion",
+                ),
+            ]),
+        r("", "v1", "PersistentVolume", "persistentvolumes")
+            .cluster()
+            .short(&["pv"])
+            .status()
+            .cols(&[
+                NAME,
+                ("Capacity", "string", 0, ".spec.capacity.storage"),
+                ("Access Modes", "string", 0, "=accessModes"),
+                (
+                    "Reclaim Policy",
+                    "string",
+                    0,
+                    ".spec.persistentVolumeReclaimPolicy",
+                ),
+                ("Status", "string", 0, ".status.phase"),
+                ("Claim", "string", 0, "=pvClaim"),
+                ("StorageClass", "string", 0, ".spec.storageClassName"),
+                ("Reason", "string", 0, ".status.reason"),
+                AGE,
+                ("VolumeMode", "string", 1, ".spec.volumeMode"),
+            ]),
+        r("", "v1", "PodTemplate", "podtemplates").cols(&[
+            NAME,
+            ("Containers", "string", 0, "=templateContainers"),
+            ("Images", "string", 0, "=templateImages"),
+            ("Pod Labels", "string", 0, "=templateLabels"),
+        ]),
+        r("", "v1", "ReplicationController", "replicationcontrollers")
+            .short(&["rc"])
+            .all()
+            .status()
+            .scale()
+            .generation()
+            .cols(&with(
+                &[
+                    NAME,
+                    ("Desired", "integer", 0, "=specReplicas"),
+                    ("Current", "integer", 0, "=statusReplicas"),
+                    ("Ready", "integer", 0, "=readyReplicas"),
+                    AGE,
+                ],
+                WORKLOAD_WIDE,
+            )),
         // apps/v1
         r("apps", "v1", "Deployment", "deployments")
             .short(&["deploy"])
@@ -300,6 +381,12 @@ pub fn all() -> Vec<ResourceDesc> {
                 ],
                 WORKLOAD_WIDE,
             )),
+        r("apps", "v1", "ControllerRevision", "controllerrevisions").cols(&[
+            NAME,
+            ("Controller", "string", 0, "=ownerController"),
+            ("Revision", "integer", 0, ".revision"),
+            AGE,
+        ]),
         // batch/v1
         r("batch", "v1", "Job", "jobs")
             .all()
@@ -351,6 +438,138 @@ pub fn all() -> Vec<ResourceDesc> {
         .short(&["netpol"])
         .generation()
         .cols(&[NAME, ("Pod-Selector", "string", 0, "=podSelector"), AGE]),
+        r("networking.k8s.io", "v1", "IngressClass", "ingressclasses")
+            .cluster()
+            .cols(&[
+                NAME,
+                ("Controller", "string", 0, ".spec.controller"),
+                ("Parameters", "string", 0, "=ingressClassParameters"),
+                AGE,
+            ]),
+        r("networking.k8s.io", "v1", "IPAddress", "ipaddresses")
+            .cluster()
+            .short(&["ip"])
+            .cols(&[NAME, ("ParentRef", "string", 0, "=ipParentRef")]),
+        r("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs")
+            .cluster()
+            .status()
+            .cols(&[NAME, ("CIDRs", "string", 0, "=cidrs"), AGE]),
+        // discovery.k8s.io/v1
+        r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices").cols(&[
+            NAME,
+            ("AddressType", "string", 0, ".addressType"),
+            ("Ports", "string", 0, "=slicePorts"),
+            ("Endpoints", "string", 0, "=sliceEndpoints"),
+            AGE,
+        ]),
+        // storage.k8s.io/v1
+        r("storage.k8s.io", "v1", "StorageClass", "storageclasses")
+            .cluster()
+            .short(&["sc"])
+            .cols(&[
+                NAME,
+                ("Provisioner", "string", 0, ".provisioner"),
+                ("ReclaimPolicy", "string", 0, "=reclaimPolicy"),
+                ("VolumeBindingMode", "string", 0, "=volumeBindingMode"),
+                ("AllowVolumeExpansion", "string", 0, "=allowVolumeExpansion"),
+                AGE,
+            ]),
+        r(
+            "storage.k8s.io",
+            "v1",
+            "VolumeAttachment",
+            "volumeattachments",
+        )
+        .cluster()
+        .status()
+        .cols(&[
+            NAME,
+            ("Attacher", "string", 0, ".spec.attacher"),
+            ("PV", "string", 0, ".spec.source.persistentVolumeName"),
+            ("Node", "string", 0, ".spec.nodeName"),
+            ("Attached", "boolean", 0, "=attached"),
+            AGE,
+        ]),
+        r("storage.k8s.io", "v1", "CSIDriver", "csidrivers")
+            .cluster()
+            .cols(&[
+                NAME,
+                ("AttachRequired", "boolean", 0, ".spec.attachRequired"),
+                ("PodInfoOnMount", "boolean", 0, ".spec.podInfoOnMount"),
+                ("StorageCapacity", "boolean", 0, ".spec.storageCapacity"),
+                ("Modes", "string", 0, "=csiModes"),
+                AGE,
+            ]),
+        r("storage.k8s.io", "v1", "CSINode", "csinodes")
+            .cluster()
+            .cols(&[NAME, ("Drivers", "integer", 0, "=csiDrivers"), AGE]),
+        r(
+            "storage.k8s.io",
+            "v1",
+            "CSIStorageCapacity",
+            "csistoragecapacities",
+        )
+        .cols(&[
+            NAME,
+            ("StorageClassName", "string", 0, ".storageClassName"),
+            ("Capacity", "string", 0, ".capacity"),
+        ]),
+        // scheduling.k8s.io/v1, node.k8s.io/v1
+        r(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+        )
+        .cluster()
+        .short(&["pc"])
+        .cols(&[
+            NAME,
+            ("Value", "integer", 0, ".value"),
+            ("Global-Default", "boolean", 0, "=globalDefault"),
+            AGE,
+            ("PreemptionPolicy", "string", 0, ".preemptionPolicy"),
+        ]),
+        r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses")
+            .cluster()
+            .cols(&[NAME, ("Handler", "string", 0, ".handler"), AGE]),
+        // flowcontrol.apiserver.k8s.io/v1
+        r(
+            "flowcontrol.apiserver.k8s.io",
+            "v1",
+            "FlowSchema",
+            "flowschemas",
+        )
+        .cluster()
+        .status()
+        .generation()
+        .cols(&[
+            NAME,
+            (
+                "PriorityLevel",
+                "string",
+                0,
+                ".spec.priorityLevelConfiguration.name",
+            ),
+            (
+                "MatchingPrecedence",
+                "string",
+                0,
+                ".spec.matchingPrecedence",
+            ),
+            ("DistinguisherMethod", "string", 0, "=distinguisherMethod"),
+            AGE,
+        ]),
+        r(
+            "flowcontrol.apiserver.k8s.io",
+            "v1",
+            "PriorityLevelConfiguration",
+            "prioritylevelconfigurations",
+        )
+        .cluster()
+        .status()
+        .generation()
+        .cols(&[NAME, ("Type", "string", 0, ".spec.type"), AGE]),
         // autoscaling
         r(
             "autoscaling",
@@ -484,6 +703,37 @@ pub fn all() -> Vec<ResourceDesc> {
         .cluster()
         .generation()
         .cols(&[NAME, ("Webhooks", "integer", 0, "=webhooksCount"), AGE]),
+        r(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+        )
+        .cluster()
+        .status()
+        .generation()
+        .categories(&["api-extensions"])
+        .cols(&[
+            NAME,
+            ("Validations", "integer", 0, "=validationsCount"),
+            ("ParamKind", "string", 0, "=paramKind"),
+            AGE,
+        ]),
+        r(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+        )
+        .cluster()
+        .generation()
+        .categories(&["api-extensions"])
+        .cols(&[
+            NAME,
+            ("PolicyName", "string", 0, ".spec.policyName"),
+            ("ParamRef", "string", 0, "=paramRef"),
+            AGE,
+        ]),
         // certificates.k8s.io/v1
         r(
             "certificates.k8s.io",
@@ -494,6 +744,7 @@ pub fn all() -> Vec<ResourceDesc> {
         .cluster()
         .short(&["csr"])
         .status()
+        .sub("approval", None, &["get", "patch", "update"])
         .fields(&[("spec.signerName", ".spec.signerName")])
         .cols(&[
             NAME,
@@ -572,6 +823,17 @@ impl B {
     /// Reviews: POST only, answered without being stored.
     fn create_only(mut self) -> Self {
         self.0.verbs = vec!["create"];
+        self
+    }
+
+    /// A subresource discovery lists (the kind's strategy or a virtual resource serves it).
+    fn sub(
+        mut self,
+        name: &'static str,
+        kind: Option<(&'static str, &'static str, &'static str)>,
+        verbs: &'static [&'static str],
+    ) -> Self {
+        self.0.subresources.push(Subresource { name, kind, verbs });
         self
     }
 

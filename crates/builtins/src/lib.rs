@@ -8,6 +8,7 @@ pub mod admission;
 pub mod controllers;
 pub mod feature;
 pub mod kinds;
+pub mod pods;
 pub mod strategies;
 
 pub use kinds::all;

@@ -20,11 +20,13 @@ pub fn for_kind(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("", "secrets") => Arc::new(Secrets),
         ("", "configmaps") => Arc::new(ConfigMaps),
         ("", "pods") => Arc::new(Pods),
+        ("", "nodes") => Arc::new(Nodes),
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
             Arc::new(Workload(workload_kind(plural)))
         }
         ("rbac.authorization.k8s.io", _) => Arc::new(Rbac),
         ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(Crds),
+        ("certificates.k8s.io", "certificatesigningrequests") => Arc::new(Csrs),
         _ => strategy::generic(),
     }
 }
@@ -88,25 +90,7 @@ impl Strategy for Namespaces {
         old: &Value,
         new: Value,
     ) -> Option<Result<Value, ApiError>> {
-        if subresource != "finalize" {
-            return None;
-        }
-        let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned();
-        let mut out = old.clone();
-        if let Some(spec) = out
-            .as_object_mut()
-            .map(|m| m.entry("spec").or_insert_with(|| Value::Object(Map::new())))
-        {
-            match (spec.as_object_mut(), finalizers) {
-                (Some(s), Some(f)) => {
-                    s.insert("finalizers".into(), f);
-                }
-                (Some(s), None) => s.retain(|k, _| k != "finalizers"),
-                _ => {}
-            }
-        }
-        meta::remove(&mut out, "resourceVersion");
-        Some(Ok(out))
+        (subresource == "finalize").then(|| Ok(take_field(old, &new, &["spec", "finalizers"])))
     }
 }
 
@@ -196,6 +180,132 @@ impl Strategy for Pods {
             default_pod_spec(spec);
         }
     }
+
+    /// A pod's spec is fixed once created, but for what kube lets change: images, deadlines,
+    /// tolerations, scheduling gates; the node only through `binding`, ephemeral containers
+    /// only through their subresource.
+    fn check_update(&self, old: &Value, obj: &Value, sub: Option<&str>) -> Result<(), ApiError> {
+        let allowed: &[&str] = match sub {
+            Some("binding") => &["nodeName"],
+            Some("ephemeralcontainers") => &["ephemeralContainers"],
+            _ => &[],
+        };
+        if mutable_pod_spec_view(old, allowed) == mutable_pod_spec_view(obj, allowed) {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            "",
+            "Pod",
+            meta::name(obj).unwrap_or(""),
+            vec![StatusCause::forbidden("spec", POD_UPDATE_FORBIDDEN)],
+        ))
+    }
+
+    fn subresources(&self) -> &'static [&'static str] {
+        &["ephemeralcontainers"]
+    }
+
+    /// `/ephemeralcontainers` changes `spec.ephemeralContainers` and nothing else.
+    fn update_subresource(
+        &self,
+        subresource: &str,
+        old: &Value,
+        new: Value,
+    ) -> Option<Result<Value, ApiError>> {
+        (subresource == "ephemeralcontainers")
+            .then(|| Ok(take_field(old, &new, &["spec", "ephemeralContainers"])))
+    }
+}
+
+#[derive(Debug)]
+struct Nodes;
+
+impl Strategy for Nodes {
+    fn status_on_create(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct Csrs;
+
+impl Strategy for Csrs {
+    fn subresources(&self) -> &'static [&'static str] {
+        &["approval"]
+    }
+
+    /// `/approval` (`kubectl certificate approve|deny`) changes the conditions only.
+    fn update_subresource(
+        &self,
+        subresource: &str,
+        old: &Value,
+        new: Value,
+    ) -> Option<Result<Value, ApiError>> {
+        (subresource == "approval").then(|| Ok(take_field(old, &new, &["status", "conditions"])))
+    }
+}
+
+/// kube's message for a pod update that changes what may not change.
+const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than \
+`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,\
+`spec.tolerations` (only additions to existing tolerations),\
+`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// A pod's spec without what an update may change (plus `extra`, what the subresource
+/// written through may change).
+fn mutable_pod_spec_view(pod: &Value, extra: &[&str]) -> Value {
+    let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+    let Some(m) = spec.as_object_mut() else {
+        return spec;
+    };
+    for field in [
+        "activeDeadlineSeconds",
+        "tolerations",
+        "terminationGracePeriodSeconds",
+        "schedulingGates",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        m.remove(*field);
+    }
+    for list in ["containers", "initContainers"] {
+        for c in m
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(c) = c.as_object_mut() {
+                c.remove("image");
+            }
+        }
+    }
+    spec
+}
+
+/// `old` with the value at `path` taken from `new` (removed when `new` has none): what a
+/// subresource that owns one field writes. The stored resourceVersion is dropped so that
+/// only the client's (if any) is a precondition.
+fn take_field(old: &Value, new: &Value, path: &[&str]) -> Value {
+    let mut out = old.clone();
+    let value = path.iter().try_fold(new, |v, p| v.get(*p)).cloned();
+    match value {
+        Some(v) => meta::set_path(&mut out, path, v),
+        None => {
+            if let Some((last, parents)) = path.split_last() {
+                let parent: String = parents.iter().map(|p| format!("/{p}")).collect();
+                if let Some(m) = out.pointer_mut(&parent).and_then(Value::as_object_mut) {
+                    m.retain(|k, _| k != last);
+                }
+            }
+        }
+    }
+    meta::remove(&mut out, "resourceVersion");
+    if let Some(rv) = meta::resource_version(new).map(String::from) {
+        meta::set_resource_version(&mut out, &rv);
+    }
+    out
 }
 
 /// The pod-template workload kinds of `apps/v1`.

@@ -208,8 +208,9 @@ mod tests {
     #[test]
     fn data_loads_with_patch_extensions() {
         let b = builtin();
-        // 32 served kinds, Scale, and six request bodies answered without being stored.
-        assert_eq!(b.kinds.len(), 39);
+        // 53 stored kinds (and ComponentStatus), Scale, and seven request bodies answered
+        // without being stored.
+        assert_eq!(b.kinds.len(), 62);
         assert!(
             b.kind("authentication.k8s.io", "v1", "TokenRequest")
                 .is_some()

@@ -64,7 +64,8 @@ impl Kinds {
 pub fn builtin_data() -> Result<String, serde_json::Error> {
     use k8s_openapi::api::{
         admissionregistration, apps, authentication, authorization, autoscaling, batch,
-        certificates, coordination, core, events, networking, policy, rbac,
+        certificates, coordination, core, discovery, events, flowcontrol, networking, node, policy,
+        rbac, scheduling, storage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
     use k8s_openapi::apimachinery::pkg::apis::meta;
@@ -85,14 +86,33 @@ pub fn builtin_data() -> Result<String, serde_json::Error> {
         .add::<core::v1::Service>()
         .add::<core::v1::Endpoints>()
         .add::<core::v1::PersistentVolumeClaim>()
+        .add::<core::v1::Node>()
+        .add::<core::v1::PersistentVolume>()
+        .add::<core::v1::PodTemplate>()
+        .add::<core::v1::ReplicationController>()
+        .add::<core::v1::ComponentStatus>()
         .add::<apps::v1::Deployment>()
         .add::<apps::v1::ReplicaSet>()
         .add::<apps::v1::StatefulSet>()
         .add::<apps::v1::DaemonSet>()
+        .add::<apps::v1::ControllerRevision>()
         .add::<batch::v1::Job>()
         .add::<batch::v1::CronJob>()
         .add::<networking::v1::Ingress>()
         .add::<networking::v1::NetworkPolicy>()
+        .add::<networking::v1::IngressClass>()
+        .add::<networking::v1::IPAddress>()
+        .add::<networking::v1::ServiceCIDR>()
+        .add::<discovery::v1::EndpointSlice>()
+        .add::<storage::v1::StorageClass>()
+        .add::<storage::v1::VolumeAttachment>()
+        .add::<storage::v1::CSIDriver>()
+        .add::<storage::v1::CSINode>()
+        .add::<storage::v1::CSIStorageCapacity>()
+        .add::<scheduling::v1::PriorityClass>()
+        .add::<node::v1::RuntimeClass>()
+        .add::<flowcontrol::v1::FlowSchema>()
+        .add::<flowcontrol::v1::PriorityLevelConfiguration>()
         .add::<autoscaling::v1::HorizontalPodAutoscaler>()
         .add::<autoscaling::v2::HorizontalPodAutoscaler>()
         .add::<policy::v1::PodDisruptionBudget>()
@@ -104,9 +124,14 @@ pub fn builtin_data() -> Result<String, serde_json::Error> {
         .add::<events::v1::Event>()
         .add::<admissionregistration::v1::MutatingWebhookConfiguration>()
         .add::<admissionregistration::v1::ValidatingWebhookConfiguration>()
+        .add::<admissionregistration::v1::ValidatingAdmissionPolicy>()
+        .add::<admissionregistration::v1::ValidatingAdmissionPolicyBinding>()
         .add::<certificates::v1::CertificateSigningRequest>()
         .add::<apiextensions::v1::CustomResourceDefinition>()
         .add_sub::<autoscaling::v1::Scale>()
+        // Pod subresource bodies: binding (the scheduler's) and eviction.
+        .add_sub::<core::v1::Binding>()
+        .add_sub::<policy::v1::Eviction>()
         // Bodies answered without being stored: their schemas type-check the requests.
         .add_sub::<authentication::v1::TokenRequest>()
         .add_sub::<authentication::v1::TokenReview>()

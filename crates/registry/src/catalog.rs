@@ -83,6 +83,16 @@ pub struct ScalePaths {
     pub label_selector: Option<String>,
 }
 
+/// A subresource beyond `status` and `scale`, as discovery lists it. Its handler is the
+/// kind's strategy (`update_subresource`) or a feature's virtual resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subresource {
+    pub name: &'static str,
+    /// The body's (group, version, kind); `None`: the parent kind itself.
+    pub kind: Option<(&'static str, &'static str, &'static str)>,
+    pub verbs: &'static [&'static str],
+}
+
 /// Everything the server needs to serve one group/version/resource.
 #[derive(Clone, Debug)]
 pub struct ResourceDesc {
@@ -97,6 +107,8 @@ pub struct ResourceDesc {
     pub namespaced: bool,
     pub status: bool,
     pub scale: Option<ScalePaths>,
+    /// Subresources beyond status and scale (discovery; see [`Subresource`]).
+    pub subresources: Vec<Subresource>,
     /// Bump `metadata.generation` when anything but metadata (and status) changes.
     pub generation: bool,
     pub columns: Vec<Column>,
@@ -271,6 +283,7 @@ pub fn system(
         namespaced: false,
         status: true,
         scale: None,
+        subresources: vec![],
         generation: true,
         columns,
         field_labels: vec![],

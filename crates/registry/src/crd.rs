@@ -198,6 +198,7 @@ pub fn descriptions(crd: &Value) -> Vec<ResourceDesc> {
                 namespaced,
                 status: sub.and_then(|s| s.get("status")).is_some(),
                 scale,
+                subresources: vec![],
                 generation: true,
                 columns: columns(v),
                 field_labels,

@@ -155,7 +155,7 @@ impl Strategy for WorkspaceRules {
         Ok(())
     }
 
-    fn check_update(&self, old: &Value, obj: &Value) -> Result<(), ApiError> {
+    fn check_update(&self, old: &Value, obj: &Value, _sub: Option<&str>) -> Result<(), ApiError> {
         check_update(old, obj)
     }
 }

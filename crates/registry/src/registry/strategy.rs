@@ -22,6 +22,12 @@ pub trait Strategy: Debug + Send + Sync + 'static {
     /// update (kube runs them on every decode).
     fn apply_defaults(&self, _obj: &mut Value) {}
 
+    /// Whether a client's create may set `status` although the kind has a status
+    /// subresource (kube's Nodes: a kubelet registers its node with its status).
+    fn status_on_create(&self) -> bool {
+        false
+    }
+
     /// Defaults and derived fields of a new object (after the server's metadata, before
     /// mutating admission and the schema).
     fn prepare_create(&self, _obj: &mut Value) -> Result<(), ApiError> {
@@ -34,8 +40,14 @@ pub trait Strategy: Debug + Send + Sync + 'static {
     }
 
     /// Checks that answer with an error of their own, before field validation (an update's
-    /// immutable fields, for instance).
-    fn check_update(&self, _old: &Value, _obj: &Value) -> Result<(), ApiError> {
+    /// immutable fields, for instance). `subresource`: the endpoint written through (`None`
+    /// for the main resource); the server's own writes name theirs too (a pod's `binding`).
+    fn check_update(
+        &self,
+        _old: &Value,
+        _obj: &Value,
+        _subresource: Option<&str>,
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 

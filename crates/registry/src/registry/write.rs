@@ -246,6 +246,7 @@ impl Registry {
         stamp_cluster(&mut obj, &cluster);
         if desc.status
             && !opts.system
+            && !desc.strategy.status_on_create()
             && let Some(map) = obj.as_object_mut()
         {
             map.retain(|k, _| k != "status");
@@ -452,7 +453,7 @@ impl Registry {
             let warnings = apply_schema(&desc, &mut new, opts.field_validation)?;
             desc.strategy.prepare_update(&old, &mut new)?;
             desc.strategy.apply_defaults(&mut new);
-            validate(&desc, &new, Some(&old))?;
+            validate(&desc, &new, Some((&old, opts.subresource.as_deref())))?;
             self.admit_validating(scope, Operation::Update, opts, &new, Some(&old))
                 .await?;
             if desc.generation
@@ -883,10 +884,16 @@ fn apply_schema(
 }
 
 /// Metadata validation plus the kind's own rules.
-fn validate(desc: &ResourceDesc, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    if let Some(old) = old {
-        desc.strategy.check_update(old, obj)?;
+/// `old`: the stored object and the subresource an update writes through.
+fn validate(
+    desc: &ResourceDesc,
+    obj: &Value,
+    update: Option<(&Value, Option<&str>)>,
+) -> Result<(), ApiError> {
+    if let Some((old, subresource)) = update {
+        desc.strategy.check_update(old, obj, subresource)?;
     }
+    let old = update.map(|(old, _)| old);
     let metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let validator = desc.strategy.name_validator();
     let mut causes = names::validate_object_meta(&metadata, desc.namespaced, validator);

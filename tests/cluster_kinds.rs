@@ -1,0 +1,230 @@
+//! What a cluster serves beyond workloads, driven by the real kubectl: nodes and the
+//! scheduler's `pods/binding`, `kubectl drain` (cordon and `pods/eviction` against a
+//! disruption budget), `kubectl debug` (`pods/ephemeralcontainers`), `kubectl certificate
+//! approve` (`certificatesigningrequests/approval`), legacy `kubectl apply --prune`, and
+//! the storage, scheduling and networking kinds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, Kplex, json};
+
+const NODE: &str = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: n1, labels: {node-role.kubernetes.io/worker: ""}}
+status:
+  conditions: [{type: Ready, status: "True"}]
+  nodeInfo: {kubeletVersion: v1.33.0, osImage: sim, kernelVersion: "6", containerRuntimeVersion: "sim://1",
+    machineID: m, systemUUID: s, bootID: b, kubeProxyVersion: "", operatingSystem: linux, architecture: amd64}
+"#;
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec: {containers: [{name: c, image: nginx:1.27}]}
+"#;
+
+fn binding(node: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"web"}},"target":{{"apiVersion":"v1","kind":"Node","name":"{node}"}}}}"#
+    )
+}
+
+#[test]
+fn every_kind_a_cluster_serves_is_listed_and_stored() {
+    let k = Kplex::start(Backend::Embedded);
+    let resources = k.ok(&["api-resources", "-o", "name"]);
+    for r in [
+        "nodes",
+        "persistentvolumes",
+        "podtemplates",
+        "replicationcontrollers",
+        "controllerrevisions.apps",
+        "storageclasses.storage.k8s.io",
+        "csidrivers.storage.k8s.io",
+        "priorityclasses.scheduling.k8s.io",
+        "runtimeclasses.node.k8s.io",
+        "ingressclasses.networking.k8s.io",
+        "endpointslices.discovery.k8s.io",
+        "validatingadmissionpolicies.admissionregistration.k8s.io",
+        "flowschemas.flowcontrol.apiserver.k8s.io",
+    ] {
+        assert!(
+            resources.lines().any(|l| l == r),
+            "{r} missing:\n{resources}"
+        );
+    }
+    // Discovery names the subresources clients look for.
+    let core = json(&k.ok(&["get", "--raw", "/api/v1"]));
+    let names: Vec<&str> = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for sub in [
+        "pods/binding",
+        "pods/eviction",
+        "pods/ephemeralcontainers",
+        "serviceaccounts/token",
+        "nodes/status",
+    ] {
+        assert!(names.contains(&sub), "{sub} missing from {names:?}");
+    }
+
+    // A node with its printer columns; a storage class with kube's defaults shown.
+    k.ok_stdin(&["apply", "-f", "-"], NODE);
+    let nodes = k.ok(&["get", "nodes"]);
+    assert!(
+        nodes.contains("n1") && nodes.contains("Ready") && nodes.contains("worker"),
+        "{nodes}"
+    );
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast}\nprovisioner: example.com/fast\n",
+    );
+    let sc = k.ok(&["get", "sc", "fast"]);
+    assert!(
+        sc.contains("example.com/fast") && sc.contains("Delete") && sc.contains("Immediate"),
+        "{sc}"
+    );
+    // Validated like every built-in kind: a PriorityClass needs its value.
+    let err = k.fails_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: high\n",
+    );
+    assert!(err.contains("value"), "{err}");
+
+    // `kubectl get all` includes replication controllers.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: legacy}\nspec:\n  replicas: 1\n  selector: {app: legacy}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: c, image: nginx}]}\n",
+    );
+    let all = k.ok(&["get", "all"]);
+    assert!(all.contains("replicationcontroller/legacy"), "{all}");
+
+    // Legacy prune walks kubectl's built-in list (which needs these kinds) and prunes.
+    let manifests = k.write_file(
+        "prune.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {set: p}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, labels: {set: p}}\n",
+    );
+    k.ok(&["apply", "-f", manifests.to_str().unwrap(), "-l", "set=p"]);
+    std::fs::write(
+        &manifests,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {set: p}}\n",
+    )
+    .unwrap();
+    let out = k.ok(&[
+        "apply",
+        "-f",
+        manifests.to_str().unwrap(),
+        "-l",
+        "set=p",
+        "--prune",
+    ]);
+    assert!(out.contains("configmap/b pruned"), "{out}");
+}
+
+#[test]
+fn scheduling_draining_debugging_and_certificates() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok_stdin(&["apply", "-f", "-"], NODE);
+    k.ok_stdin(&["apply", "-f", "-"], POD);
+    let path = "/clusters/root/api/v1/namespaces/default/pods/web/binding";
+
+    // The scheduler's binding places the pod once.
+    let (code, body) = k.http("POST", path, "application/json", binding("n1").as_bytes());
+    assert_eq!(code, 201, "{body}");
+    let pod = json(&k.ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(pod["spec"]["nodeName"], "n1");
+    let scheduled = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "PodScheduled" && c["status"] == "True");
+    assert!(scheduled, "{pod}");
+    let (code, body) = k.http("POST", path, "application/json", binding("n2").as_bytes());
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("already assigned to node"), "{body}");
+
+    // A pod's spec is fixed but for its images; the node only moves through a binding.
+    let err = k.fails(&["patch", "pod", "web", "-p", r#"{"spec":{"nodeName":"n2"}}"#]);
+    assert!(err.contains("pod updates may not change fields"), "{err}");
+    k.ok(&["set", "image", "pod/web", "c=nginx:1.28"]);
+
+    // kubectl debug adds an ephemeral container through its subresource.
+    k.ok(&["debug", "web", "--image=busybox", "--container=dbg"]);
+    let pod = json(&k.ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(
+        pod["spec"]["ephemeralContainers"][0]["name"], "dbg",
+        "{pod}"
+    );
+
+    // Drain: a disruption budget that allows nothing holds the pod (429, retried) ...
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec: {minAvailable: 1, selector: {matchLabels: {app: web}}}\n",
+    );
+    let budget = |allowed: u32| {
+        k.ok(&[
+            "patch",
+            "pdb",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(
+                r#"{{"status":{{"observedGeneration":1,"disruptionsAllowed":{allowed},"currentHealthy":1,"desiredHealthy":1,"expectedPods":1}}}}"#
+            ),
+        ])
+    };
+    budget(0);
+    let err = k.fails(&["drain", "n1", "--force", "--grace-period=0", "--timeout=3s"]);
+    assert!(
+        err.contains("would violate the pod's disruption budget"),
+        "{err}"
+    );
+    let nodes = k.ok(&["get", "node", "n1"]);
+    assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
+    // ... and once it allows one disruption, the drain evicts it.
+    budget(1);
+    k.ok(&[
+        "drain",
+        "n1",
+        "--force",
+        "--grace-period=0",
+        "--timeout=20s",
+    ]);
+    assert!(
+        k.kubectl(&["get", "pod", "web"]).status.code() == Some(1),
+        "the pod was evicted"
+    );
+
+    // A CSR names its requester; `kubectl certificate approve` writes the condition.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: c1}}\nspec:\n  username: somebody-else\n  signerName: example.com/signer\n  usages: [client auth]\n  request: {}\n",
+            common::base64(CSR_PEM.as_bytes())
+        ),
+    );
+    let csr = json(&k.ok(&["get", "csr", "c1", "-o", "json"]));
+    assert_ne!(csr["spec"]["username"], "somebody-else", "{csr}");
+    assert!(csr["spec"]["groups"].as_array().is_some(), "{csr}");
+    k.ok(&["certificate", "approve", "c1"]);
+    let listed = k.ok(&["get", "csr", "c1"]);
+    assert!(listed.contains("Approved"), "{listed}");
+}
+
+/// A certificate request for CN=demo (its contents are not checked by the server).
+const CSR_PEM: &str = "-----BEGIN CERTIFICATE REQUEST-----
+MIHeMIGGAgEAMA8xDTALBgNVBAMMBGRlbW8wWTATBgcqhkjOPQIBBggqhkjOPQMB
+BwNCAAQ8H3v0eQ4O2Vq3aRkqX7sT4S3WJ0V3a0b8c6m0S8FqkR8aY0S4Y7cJ2s3m
+Vv6mQbGZ9j6Q9o0gWd3q3tS2cU1XoAAwCgYIKoZIzj0EAwIDRwAwRAIgZk8f0p0v
+y5oR1W8d6j4VZQ2Y0r3iGm4I2xv7Yw7m8zQCIFcRk1mXH3Xq5bXq7q9n8Tj2aWmR
+Xw8b3j8k3o3m5r6p
+-----END CERTIFICATE REQUEST-----
+";
