@@ -80,6 +80,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-tenancy",
         ],
     ),
+    // Placement builds on workspaces as the APIs do.
+    (
+        "kplex-workload",
+        &[
+            "kplex-apimachinery",
+            "kplex-auth",
+            "kplex-feature",
+            "kplex-registry",
+            "kplex-runtime",
+            "kplex-tenancy",
+        ],
+    ),
     // The server: HTTP, the request chain, and (for now) the features it assembles.
     (
         "kplex-apiserver",
@@ -97,6 +109,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-schema",
             "kplex-store",
             "kplex-tenancy",
+            "kplex-workload",
         ],
     ),
     // The kubectl plugins talk to a server over HTTP only.

@@ -87,7 +87,7 @@ impl Api {
         let ctx = request_info(&parts, &self.served, &self.virtual_workspaces);
         // 2. Authentication, once, here: limits and audit need the user before routing;
         //    `route` answers a 401 from the same result after reading the body.
-        let authenticated = self.authenticate(&parts.headers, &conn, &ctx.workspace);
+        let authenticated = self.authenticate(&parts.headers, &conn, &ctx.authn_workspace);
         let user = authenticated.as_ref().ok().map(|(user, _)| user.clone());
         let impersonator = authenticated
             .as_ref()
@@ -185,7 +185,15 @@ impl Api {
             ));
         }
         // 6. Cluster: the logical cluster addressed (None: the wildcard view).
-        let cluster = self.resolve_cluster(&info.cluster, &user).await?;
+        let cluster = self.resolve_cluster(&info.cluster).await?;
+        //    A service account's token is good only while the account exists, where it
+        //    authenticated (a virtual workspace's home cluster, else the one addressed).
+        let authn_cluster = match &cluster {
+            Some(c) if ctx.authn_workspace == ctx.workspace => Some(c.as_str()),
+            _ if ctx.authn_workspace == "*" => None,
+            _ => Some(ctx.authn_workspace.as_str()),
+        };
+        crate::serviceaccount::check_still_exists(self.accounts(), authn_cluster, &user).await?;
         // 7. Impersonation, allowed by that workspace's RBAC.
         if let Some(impersonation) = &impersonation {
             self.authorize_impersonation(cluster.as_deref(), impersonation)

@@ -316,6 +316,7 @@ const PLUGINS: &[Plugin] = &[
     crate::builtins::feature::PLUGIN,
     tenancy::feature::PLUGIN,
     crate::apis::feature::PLUGIN,
+    kplex_workload::feature::PLUGIN,
 ];
 
 /// The kinds every logical cluster serves: Kubernetes' built-ins and kcp's system kinds.

@@ -93,6 +93,13 @@ pub trait VirtualWorkspace: Send + Sync + 'static {
     /// Who authorizes its requests.
     fn authorization(&self) -> Authorization;
 
+    /// The logical cluster (name or path) whose service-account tokens authenticate
+    /// requests to the view at `prefix` (a syncer's SyncTarget workspace); `None`: the
+    /// addressed cluster's, as for any request.
+    fn home_cluster(&self, _prefix: &[String]) -> Option<String> {
+        None
+    }
+
     /// How to serve `req` (after the workspace's RBAC when [`Authorization::Workspace`]).
     async fn serve(&self, req: &VirtualWorkspaceRequest<'_>) -> Result<Decision, ApiError>;
 }

@@ -1,7 +1,7 @@
 //! Cluster: `/clusters/<path|name>` → the logical cluster, and what a request's tokens may do there (a service account's token only in
 //! its own logical cluster, only while the account exists).
 
-use kplex_apimachinery::{ApiError, UserInfo};
+use kplex_apimachinery::ApiError;
 
 use crate::chain::Api;
 use crate::request::ClusterTarget;
@@ -28,12 +28,10 @@ impl Api {
         Ok(None)
     }
 
-    /// The logical cluster a request addresses (None: the wildcard view; unknown: 404), and
-    /// whether the requester's token may still be used there.
+    /// The logical cluster a request addresses (None: the wildcard view; unknown: 404).
     pub(crate) async fn resolve_cluster(
         &self,
         target: &ClusterTarget,
-        user: &UserInfo,
     ) -> Result<Option<String>, ApiError> {
         let cluster = match target {
             ClusterTarget::Named(name) => match self.served.resolve(name) {
@@ -45,8 +43,6 @@ impl Api {
             },
             ClusterTarget::Wildcard => None,
         };
-        crate::serviceaccount::check_still_exists(self.accounts(), cluster.as_deref(), user)
-            .await?;
         Ok(cluster)
     }
 }

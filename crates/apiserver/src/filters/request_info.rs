@@ -41,6 +41,9 @@ pub(crate) struct RequestContext {
     /// The logical cluster named (resolved if known), or `*`: service-account tokens
     /// authenticate only in their own.
     pub workspace: String,
+    /// Whose service-account tokens authenticate the request: `workspace`, or a virtual
+    /// workspace's home cluster (see `VirtualWorkspace::home_cluster`).
+    pub authn_workspace: String,
     /// The request body once read, kept (a reference count, not a copy) when the audit level
     /// records it.
     pub audited_body: std::sync::OnceLock<bytes::Bytes>,
@@ -74,6 +77,13 @@ pub(crate) fn request_info(
         ClusterTarget::Named(name) => served.resolve(name).unwrap_or_else(|| name.clone()),
         ClusterTarget::Wildcard => "*".to_string(),
     };
+    let home = find_virtual_workspace(&info, virtual_workspaces).and_then(|vw| {
+        let prefix = &info.virtual_workspace.as_ref()?.prefix;
+        vw.home_cluster(prefix)
+    });
+    let authn_workspace = home
+        .map(|h| served.resolve(&h).unwrap_or(h))
+        .unwrap_or_else(|| workspace.clone());
     RequestContext {
         info,
         query,
@@ -82,6 +92,7 @@ pub(crate) fn request_info(
         resource,
         is_watch,
         workspace,
+        authn_workspace,
         audited_body: std::sync::OnceLock::new(),
     }
 }

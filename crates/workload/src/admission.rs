@@ -1,0 +1,72 @@
+//! Objects written into a scheduled namespace carry its state labels at once
+//! (`state.workload.kcp.io/<key>=Sync`), so the syncer sees a new Deployment with its
+//! first event instead of after a relabelling write; the scheduling controller labels the
+//! objects that were there before the namespace was scheduled.
+
+use async_trait::async_trait;
+use kplex_apimachinery::{ApiError, meta};
+use kplex_registry::registry::admission::{AdmissionPlugin, Attributes, Operation};
+use kplex_registry::registry::{Registry, Scope};
+use serde_json::Value;
+
+use crate::scheduling::{SYNCED, apply_sync_labels, sync_labels};
+
+pub struct StateLabels {
+    pub registry: Registry,
+    pub served: std::sync::Arc<kplex_registry::served::Served>,
+}
+
+impl StateLabels {
+    /// The `Sync` state labels of namespace `ns` (none when it does not exist yet).
+    async fn namespace_labels(
+        &self,
+        cluster: &str,
+        ns: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let Some(desc) = self.served.lookup(Some(cluster), "", "v1", "namespaces") else {
+            return Ok(Default::default());
+        };
+        let scope = Scope {
+            cluster: Some(cluster.to_string()),
+            desc,
+            namespace: None,
+        };
+        match self.registry.get_parsed(&scope, ns).await {
+            Ok(namespace) => Ok(sync_labels(&meta::labels(&namespace))),
+            Err(e) if e.code == 404 => Ok(Default::default()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl AdmissionPlugin for StateLabels {
+    fn name(&self) -> &'static str {
+        "WorkloadStateLabels"
+    }
+
+    async fn admit(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        _old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let desc = &attrs.scope.desc;
+        let synced = SYNCED
+            .iter()
+            .any(|(g, v, r)| desc.group == *g && desc.version == *v && desc.plural == *r);
+        if !synced || attrs.operation == Operation::Delete || !attrs.subresource.is_empty() {
+            return Ok(());
+        }
+        let Some(ns) = attrs.scope.namespace.as_deref() else {
+            return Ok(());
+        };
+        let wanted = self.namespace_labels(attrs.cluster, ns).await?;
+        let mut labels = meta::labels(obj);
+        if sync_labels(&labels) != wanted {
+            apply_sync_labels(&mut labels, &wanted);
+            meta::set_labels(obj, labels);
+        }
+        Ok(())
+    }
+}

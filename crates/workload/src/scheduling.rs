@@ -1,0 +1,874 @@
+//! The scheduling controllers (kcp v0.11's `pkg/reconciler/workload` and
+//! `pkg/reconciler/scheduling`), one queue:
+//!
+//! - a **SyncTarget** gets its key label, the syncer virtual workspace's URL and its health
+//!   conditions from the agent's heartbeat (`HeartbeatHealthy=False` once it is older than
+//!   [`HEARTBEAT_THRESHOLD`]);
+//! - a **Location** counts its instances and the available ones;
+//! - a **tenant** workspace (one with Placements): each Placement selects a Location; each
+//!   namespace a Placement selects is put on one SyncTarget of it (kept there while the
+//!   target exists: losing a heartbeat does not move workloads — failover is explicit), by
+//!   labelling the namespace `state.workload.kcp.io/<key>=Sync`;
+//! - the objects of a scheduled namespace get the same label ([`SYNCED`] kinds; new ones at
+//!   admission, existing ones here).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use kplex_apimachinery::selector::LabelSelector;
+use kplex_apimachinery::{ApiError, meta};
+use kplex_registry::object::CLUSTER_ANNOTATION;
+use kplex_registry::registry::{ListOptions, Registry, Scope, WriteOptions};
+use kplex_registry::served::Served;
+use kplex_runtime::{
+    Action, Backoff, CancellationToken, Controller, ControllerSet, EventHandler, Metrics,
+    Reconciler, WorkQueue,
+};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    KEY_LABEL, PLACEMENT_ANNOTATION, SCHEDULING, STATE_LABEL_PREFIX, UNSCHEDULED_NAMESPACES,
+    VERSION, WORKLOAD, state_label, sync_target_key,
+};
+
+/// A target whose agent has not reported for this long is unhealthy.
+pub const HEARTBEAT_THRESHOLD: Duration = Duration::from_secs(15);
+/// The namespaced kinds a scheduled namespace's objects of are labelled (group, version,
+/// plural): what every syncer syncs.
+pub const SYNCED: &[(&str, &str, &str)] = &[
+    ("", "v1", "configmaps"),
+    ("", "v1", "secrets"),
+    ("", "v1", "serviceaccounts"),
+    ("", "v1", "services"),
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("batch", "v1", "jobs"),
+    ("networking.k8s.io", "v1", "ingresses"),
+];
+
+const TARGETS: &str = "/registry/workload.kcp.io/synctargets/";
+const LOCATIONS: &str = "/registry/scheduling.kcp.io/locations/";
+const PLACEMENTS: &str = "/registry/scheduling.kcp.io/placements/";
+const NAMESPACES: &str = "/registry/namespaces/";
+const RETRY: Duration = Duration::from_millis(500);
+const WORKERS: usize = 8;
+
+/// What the controllers need of the server.
+#[derive(Clone)]
+pub struct Workload {
+    pub registry: Registry,
+    pub served: Arc<Served>,
+    /// `https://host:port`, the base of the syncer virtual workspace's URL.
+    pub base_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Work {
+    Target { cluster: String, name: String },
+    LocationsIn { cluster: String },
+    Tenant { cluster: String },
+    Namespace { cluster: String, name: String },
+}
+
+pub struct Scheduling {
+    w: Workload,
+    queue: WorkQueue<Work>,
+    /// Logical clusters with Placements (rebuilt from the watch): only their namespaces
+    /// concern scheduling, and a target or location change reschedules each of them.
+    tenants: Mutex<HashSet<String>>,
+}
+
+impl Scheduling {
+    pub fn new(w: Workload) -> Self {
+        Self {
+            w,
+            queue: WorkQueue::new(),
+            tenants: Mutex::default(),
+        }
+    }
+
+    fn tenants(&self) -> Vec<String> {
+        self.tenants
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn is_tenant(&self, cluster: &str) -> bool {
+        self.tenants.lock().is_ok_and(|t| t.contains(cluster))
+    }
+
+    /// Every tenant reschedules: a target or location changed under them.
+    fn reschedule_all(&self) {
+        for cluster in self.tenants() {
+            self.queue.add(Work::Tenant { cluster });
+        }
+    }
+}
+
+impl ControllerSet for Scheduling {
+    fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
+        let controller = Controller::new("workload-scheduling", self.clone())
+            .with_queue(self.queue.clone())
+            .workers(WORKERS)
+            .backoff(Backoff::around(RETRY))
+            .metrics(metrics);
+        tokio::spawn(controller.run(cancel.clone()));
+    }
+}
+
+fn cluster_of(obj: &Value) -> String {
+    meta::annotation(obj, CLUSTER_ANNOTATION)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The logical cluster in a key `<prefix><cluster>/…`.
+fn key_cluster<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    key.strip_prefix(prefix)?.split('/').next()
+}
+
+#[async_trait]
+impl EventHandler for Scheduling {
+    fn start_prefixes(&self) -> Vec<String> {
+        vec![TARGETS.into(), LOCATIONS.into(), PLACEMENTS.into()]
+    }
+
+    fn wants(&self, key: &str, _value: &[u8]) -> bool {
+        key.starts_with(TARGETS)
+            || key.starts_with(LOCATIONS)
+            || key.starts_with(PLACEMENTS)
+            || key_cluster(key, NAMESPACES).is_some_and(|c| self.is_tenant(c))
+    }
+
+    fn changed(&self, obj: &Value, _created: bool) {
+        let cluster = cluster_of(obj);
+        let name = meta::name(obj).unwrap_or_default().to_string();
+        match obj.get("kind").and_then(Value::as_str) {
+            Some("SyncTarget") => self.queue.add(Work::Target { cluster, name }),
+            Some("Location") => {
+                self.queue.add(Work::LocationsIn { cluster });
+                self.reschedule_all();
+            }
+            Some("Placement") => {
+                if let Ok(mut t) = self.tenants.lock() {
+                    t.insert(cluster.clone());
+                }
+                self.queue.add(Work::Tenant { cluster });
+            }
+            Some("Namespace") => {
+                self.queue.add(Work::Tenant {
+                    cluster: cluster.clone(),
+                });
+                self.queue.add(Work::Namespace { cluster, name });
+            }
+            _ => {}
+        }
+    }
+
+    fn deleted(&self, old: &Value) {
+        let cluster = cluster_of(old);
+        match old.get("kind").and_then(Value::as_str) {
+            Some("SyncTarget" | "Location") => {
+                self.queue.add(Work::LocationsIn { cluster });
+                self.reschedule_all();
+            }
+            Some("Placement") => self.queue.add(Work::Tenant { cluster }),
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl Reconciler for Scheduling {
+    type Key = Work;
+    type Error = ApiError;
+
+    async fn reconcile(&self, work: &Work) -> Result<Action, ApiError> {
+        match work {
+            Work::Target { cluster, name } => {
+                let (after, health_changed) = self.reconcile_target(cluster, name).await?;
+                if health_changed {
+                    self.queue.add(Work::LocationsIn {
+                        cluster: cluster.clone(),
+                    });
+                    self.reschedule_all();
+                }
+                Ok(after.map_or(Action::Done, Action::RequeueAfter))
+            }
+            Work::LocationsIn { cluster } => {
+                self.reconcile_locations(cluster).await?;
+                Ok(Action::Done)
+            }
+            Work::Tenant { cluster } => {
+                self.reconcile_tenant(cluster).await?;
+                Ok(Action::Done)
+            }
+            Work::Namespace { cluster, name } => {
+                self.label_namespace_objects(cluster, name).await?;
+                Ok(Action::Done)
+            }
+        }
+    }
+}
+
+/// A SyncTarget as scheduling sees it.
+#[derive(Clone, Debug)]
+struct Target {
+    key: String,
+    labels: Map<String, Value>,
+    /// Ready and not cordoned: new namespaces may go there.
+    schedulable: bool,
+}
+
+impl Scheduling {
+    fn scope(&self, cluster: Option<&str>, gvr: (&str, &str, &str)) -> Option<Scope> {
+        let desc = self.w.served.lookup(cluster, gvr.0, gvr.1, gvr.2)?;
+        Some(Scope {
+            cluster: cluster.map(String::from),
+            desc,
+            namespace: None,
+        })
+    }
+
+    async fn list(&self, scope: &Scope) -> Result<Vec<Value>, ApiError> {
+        let list = self.w.registry.list(scope, &ListOptions::default()).await?;
+        list.items
+            .iter()
+            .map(|i| i.decode_as(&scope.desc))
+            .collect()
+    }
+
+    async fn list_kind(
+        &self,
+        cluster: &str,
+        gvr: (&str, &str, &str),
+    ) -> Result<Vec<Value>, ApiError> {
+        match self.scope(Some(cluster), gvr) {
+            Some(scope) => self.list(&scope).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Key label, syncer URL and health; returns when to look again (the heartbeat's
+    /// expiry) and whether the target's readiness changed.
+    async fn reconcile_target(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<(Option<Duration>, bool), ApiError> {
+        let Some(scope) = self.scope(Some(cluster), (WORKLOAD, VERSION, "synctargets")) else {
+            return Ok((None, false));
+        };
+        let target = match self.w.registry.get(&scope, name).await {
+            Ok(stored) => stored.decode_as(&scope.desc)?,
+            Err(e) if e.code == 404 => return Ok((None, false)),
+            Err(e) => return Err(e),
+        };
+        let key = sync_target_key(cluster, name);
+        if meta::labels(&target).get(KEY_LABEL).and_then(Value::as_str) != Some(key.as_str()) {
+            let opts = WriteOptions {
+                system: true,
+                ..Default::default()
+            };
+            self.w
+                .registry
+                .update_with(&scope, name, &opts, |cur, _| {
+                    let mut next = cur.clone();
+                    let mut labels = meta::labels(&next);
+                    labels.insert(KEY_LABEL.into(), json!(key));
+                    meta::set_labels(&mut next, labels);
+                    Ok(next)
+                })
+                .await?;
+            // The write comes back as an event: the rest is done then.
+            return Ok((None, false));
+        }
+        let uid = meta::uid(&target).unwrap_or_default();
+        let url = |vw: &str| format!("{}/services/{vw}/{cluster}/{name}/{uid}", self.w.base_url);
+        let last = target
+            .pointer("/status/lastSyncerHeartbeatTime")
+            .and_then(Value::as_str)
+            .and_then(parse_time);
+        let now = now_secs();
+        let health = heartbeat_health(last, now);
+        let was_ready = condition_true(&target, "Ready");
+        let mut status = target.get("status").cloned().unwrap_or_else(|| json!({}));
+        status["virtualWorkspaces"] =
+            json!([{"syncerURL": url("syncer"), "upsyncerURL": url("upsyncer")}]);
+        let conditions = health_conditions(&target, &health);
+        status["conditions"] = Value::Array(conditions);
+        self.w.registry.set_status(&scope, &target, status).await?;
+        let after = match (health.healthy, last) {
+            (true, Some(last)) => {
+                let left = (last + HEARTBEAT_THRESHOLD.as_secs() as i64 - now).max(0) as u64;
+                Some(Duration::from_secs(left + 1))
+            }
+            _ => None,
+        };
+        Ok((after, was_ready != health.healthy))
+    }
+
+    async fn targets_in(&self, cluster: &str) -> Result<Vec<Target>, ApiError> {
+        let targets = self
+            .list_kind(cluster, (WORKLOAD, VERSION, "synctargets"))
+            .await?;
+        Ok(targets
+            .iter()
+            .map(|t| Target {
+                key: sync_target_key(cluster, meta::name(t).unwrap_or_default()),
+                labels: meta::labels(t),
+                schedulable: condition_true(t, "Ready")
+                    && !t
+                        .pointer("/spec/unschedulable")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                    && t.pointer("/spec/evictAfter").is_none(),
+            })
+            .collect())
+    }
+
+    async fn reconcile_locations(&self, cluster: &str) -> Result<(), ApiError> {
+        let Some(scope) = self.scope(Some(cluster), (SCHEDULING, VERSION, "locations")) else {
+            return Ok(());
+        };
+        let targets = self.targets_in(cluster).await?;
+        for location in self.list(&scope).await? {
+            let members = members(&location, &targets);
+            let mut status = location.get("status").cloned().unwrap_or_else(|| json!({}));
+            status["instances"] = json!(members.len());
+            status["availableInstances"] = json!(members.iter().filter(|t| t.schedulable).count());
+            self.w
+                .registry
+                .set_status(&scope, &location, status)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Placements choose locations; namespaces are put on targets.
+    async fn reconcile_tenant(&self, cluster: &str) -> Result<(), ApiError> {
+        let Some(scope) = self.scope(Some(cluster), (SCHEDULING, VERSION, "placements")) else {
+            return Ok(());
+        };
+        let mut placements = self.list(&scope).await?;
+        if placements.is_empty()
+            && let Ok(mut t) = self.tenants.lock()
+        {
+            t.remove(cluster);
+        }
+        placements.sort_by(|a, b| meta::name(a).cmp(&meta::name(b)));
+        let mut chosen = Vec::new();
+        for placement in &placements {
+            chosen.push(self.choose_location(cluster, placement).await?);
+        }
+        let namespaces = self.list_kind(cluster, ("", "v1", "namespaces")).await?;
+        let mut bound: BTreeSet<usize> = BTreeSet::new();
+        for ns in &namespaces {
+            if let Some(i) = self
+                .schedule_namespace(cluster, ns, &placements, &chosen)
+                .await?
+            {
+                bound.insert(i);
+            }
+        }
+        for (i, (placement, choice)) in placements.iter().zip(&chosen).enumerate() {
+            let status = placement_status(placement, choice, bound.contains(&i));
+            self.w
+                .registry
+                .set_status(&scope, placement, status)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The Location a Placement uses (kept while it still matches) and its targets.
+    async fn choose_location(&self, cluster: &str, placement: &Value) -> Result<Choice, ApiError> {
+        let path = placement
+            .pointer("/spec/locationWorkspace")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty());
+        let location_cluster = match path {
+            None => cluster.to_string(),
+            Some(p) => match self.w.served.resolve(p) {
+                Some(c) => c,
+                None => {
+                    return Ok(Choice::failed(
+                        "LocationNotFound",
+                        format!("workspace {p} not found"),
+                    ));
+                }
+            },
+        };
+        let locations = self
+            .list_kind(&location_cluster, (SCHEDULING, VERSION, "locations"))
+            .await?;
+        if locations.is_empty() {
+            return Ok(Choice::failed(
+                "LocationNotFound",
+                format!("no locations in workspace {}", path.unwrap_or(cluster)),
+            ));
+        }
+        let selectors: Vec<LabelSelector> = placement
+            .pointer("/spec/locationSelectors")
+            .and_then(Value::as_array)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|s| LabelSelector::from_json(s).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut matching: Vec<&Value> = locations
+            .iter()
+            .filter(|l| {
+                selectors.is_empty() || selectors.iter().any(|s| s.matches(&meta::labels(l)))
+            })
+            .collect();
+        matching.sort_by(|a, b| meta::name(a).cmp(&meta::name(b)));
+        let current = placement
+            .pointer("/status/selectedLocation/locationName")
+            .and_then(Value::as_str);
+        let Some(location) = matching
+            .iter()
+            .find(|l| meta::name(l) == current)
+            .or_else(|| matching.first())
+        else {
+            return Ok(Choice::failed(
+                "LocationNoMatch",
+                "no location matches the placement's selectors".into(),
+            ));
+        };
+        let targets = self.targets_in(&location_cluster).await?;
+        Ok(Choice {
+            location: Some((
+                path.map(String::from)
+                    .or_else(|| self.w.served.path_of(&location_cluster))
+                    .unwrap_or(location_cluster.clone()),
+                meta::name(location).unwrap_or_default().to_string(),
+            )),
+            targets: members(location, &targets),
+            failure: None,
+        })
+    }
+
+    /// Puts `ns` on a target of the first placement that selects it; returns that
+    /// placement's index.
+    async fn schedule_namespace(
+        &self,
+        cluster: &str,
+        ns: &Value,
+        placements: &[Value],
+        chosen: &[Choice],
+    ) -> Result<Option<usize>, ApiError> {
+        let name = meta::name(ns).unwrap_or_default();
+        if UNSCHEDULED_NAMESPACES.contains(&name) {
+            return Ok(None);
+        }
+        let labels = meta::labels(ns);
+        let selected = placements
+            .iter()
+            .zip(chosen)
+            .position(|(p, c)| c.location.is_some() && selects_namespace(p, &labels));
+        let current: Vec<String> = synced_keys(&labels);
+        let desired = selected
+            .and_then(|i| pick_target(&chosen[i].targets, &current, &format!("{cluster}/{name}")));
+        let placement_name = selected.and_then(|i| meta::name(&placements[i]).map(String::from));
+        let mut next_labels = labels.clone();
+        next_labels
+            .retain(|k, v| !(k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync")));
+        if let Some(key) = &desired {
+            next_labels.insert(state_label(key), json!("Sync"));
+        }
+        let annotation = meta::annotation(ns, PLACEMENT_ANNOTATION).map(String::from);
+        if next_labels != labels || annotation != placement_name {
+            let scope = self
+                .scope(Some(cluster), ("", "v1", "namespaces"))
+                .ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
+            let opts = WriteOptions {
+                system: true,
+                ..Default::default()
+            };
+            self.w
+                .registry
+                .update_with(&scope, name, &opts, |cur, _| {
+                    let mut next = cur.clone();
+                    meta::set_labels(&mut next, next_labels.clone());
+                    let mut annotations = meta::annotations(&next);
+                    match &placement_name {
+                        Some(p) => annotations.insert(PLACEMENT_ANNOTATION.into(), json!(p)),
+                        None => annotations.remove(PLACEMENT_ANNOTATION),
+                    };
+                    meta::set_annotations(&mut next, annotations);
+                    Ok(next)
+                })
+                .await?;
+        }
+        Ok(selected.filter(|_| desired.is_some()))
+    }
+
+    /// Gives the synced objects of namespace `ns` its state labels.
+    async fn label_namespace_objects(&self, cluster: &str, ns: &str) -> Result<(), ApiError> {
+        let Some(ns_scope) = self.scope(Some(cluster), ("", "v1", "namespaces")) else {
+            return Ok(());
+        };
+        let namespace = match self.w.registry.get(&ns_scope, ns).await {
+            Ok(stored) => stored.decode()?,
+            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let wanted = sync_labels(&meta::labels(&namespace));
+        for gvr in SYNCED {
+            let Some(mut scope) = self.scope(Some(cluster), *gvr) else {
+                continue;
+            };
+            scope.namespace = Some(ns.to_string());
+            for obj in self.list(&scope).await? {
+                let labels = meta::labels(&obj);
+                if sync_labels(&labels) == wanted {
+                    continue;
+                }
+                let name = meta::name(&obj).unwrap_or_default().to_string();
+                let opts = WriteOptions {
+                    system: true,
+                    ..Default::default()
+                };
+                let result = self
+                    .w
+                    .registry
+                    .update_with(&scope, &name, &opts, |cur, _| {
+                        let mut next = cur.clone();
+                        let mut labels = meta::labels(&next);
+                        apply_sync_labels(&mut labels, &wanted);
+                        meta::set_labels(&mut next, labels);
+                        Ok(next)
+                    })
+                    .await;
+                match result {
+                    Ok(_) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Placement's location and that location's targets, or why there is none.
+#[derive(Clone, Debug, Default)]
+struct Choice {
+    /// (workspace path, location name).
+    location: Option<(String, String)>,
+    targets: Vec<Target>,
+    failure: Option<(&'static str, String)>,
+}
+
+impl Choice {
+    fn failed(reason: &'static str, message: String) -> Self {
+        Self {
+            failure: Some((reason, message)),
+            ..Self::default()
+        }
+    }
+}
+
+/// The targets of a location: those its instance selector matches (empty: all).
+fn members(location: &Value, targets: &[Target]) -> Vec<Target> {
+    let selector = location
+        .pointer("/spec/instanceSelector")
+        .and_then(|s| LabelSelector::from_json(s).ok());
+    targets
+        .iter()
+        .filter(|t| selector.as_ref().is_none_or(|s| s.matches(&t.labels)))
+        .cloned()
+        .collect()
+}
+
+/// kcp's rule: no namespace selector selects nothing; an empty one selects every namespace.
+fn selects_namespace(placement: &Value, labels: &Map<String, Value>) -> bool {
+    placement
+        .pointer("/spec/namespaceSelector")
+        .and_then(|s| LabelSelector::from_json(s).ok())
+        .is_some_and(|s| s.matches(labels))
+}
+
+/// Keys of the targets a namespace is synced to.
+fn synced_keys(labels: &Map<String, Value>) -> Vec<String> {
+    labels
+        .iter()
+        .filter(|(_, v)| v.as_str() == Some("Sync"))
+        .filter_map(|(k, _)| k.strip_prefix(STATE_LABEL_PREFIX).map(String::from))
+        .collect()
+}
+
+/// The target for a namespace: the current one while it is still a member of the location
+/// (even unhealthy — moving workloads is failover's decision, not a heartbeat's), else a
+/// schedulable one chosen by a hash of the namespace (spreads namespaces, stable across
+/// replicas and restarts).
+fn pick_target(targets: &[Target], current: &[String], seed: &str) -> Option<String> {
+    if let Some(key) = current
+        .iter()
+        .find(|k| targets.iter().any(|t| &t.key == *k))
+    {
+        return Some(key.clone());
+    }
+    let mut schedulable: Vec<&Target> = targets.iter().filter(|t| t.schedulable).collect();
+    schedulable.sort_by(|a, b| a.key.cmp(&b.key));
+    if schedulable.is_empty() {
+        return None;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    seed.hash(&mut hasher);
+    let i = (hasher.finish() % schedulable.len() as u64) as usize;
+    Some(schedulable[i].key.clone())
+}
+
+/// The `Sync` state labels of a label set.
+pub fn sync_labels(labels: &Map<String, Value>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, v)| k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync"))
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// Replaces the `Sync` state labels of `labels` with `wanted` (other states stay).
+pub fn apply_sync_labels(labels: &mut Map<String, Value>, wanted: &BTreeMap<String, String>) {
+    labels.retain(|k, v| !(k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync")));
+    for (k, v) in wanted {
+        labels.insert(k.clone(), json!(v));
+    }
+}
+
+fn placement_status(placement: &Value, choice: &Choice, bound: bool) -> Value {
+    let mut status = placement
+        .get("status")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let old = placement.clone();
+    let (phase, ready, scheduled) = match (&choice.location, &choice.failure) {
+        (Some((path, name)), _) => {
+            status["selectedLocation"] = json!({"path": path, "locationName": name});
+            let scheduled = if choice.targets.iter().any(|t| t.schedulable) || bound {
+                condition("Scheduled", true, "", "")
+            } else {
+                condition(
+                    "Scheduled",
+                    false,
+                    "NoValidTarget",
+                    "no ready, schedulable SyncTarget in the location",
+                )
+            };
+            (
+                if bound { "Bound" } else { "Unbound" },
+                condition("Ready", true, "", ""),
+                scheduled,
+            )
+        }
+        (None, failure) => {
+            if let Some(m) = status.as_object_mut() {
+                m.remove("selectedLocation");
+            }
+            let (reason, message) = failure
+                .clone()
+                .unwrap_or(("LocationNotFound", String::new()));
+            (
+                "Pending",
+                condition("Ready", false, reason, &message),
+                condition("Scheduled", false, "ScheduleLocationNotFound", &message),
+            )
+        }
+    };
+    status["phase"] = json!(phase);
+    status["conditions"] = json!(with_transition_times(&old, vec![ready, scheduled]));
+    status
+}
+
+/// Health as the heartbeat tells it.
+struct Health {
+    healthy: bool,
+    message: String,
+}
+
+fn heartbeat_health(last: Option<i64>, now: i64) -> Health {
+    match last {
+        None => Health {
+            healthy: false,
+            message: "the syncer has not sent a heartbeat yet".into(),
+        },
+        Some(t) if now - t > HEARTBEAT_THRESHOLD.as_secs() as i64 => Health {
+            healthy: false,
+            message: format!("no heartbeat for {}s", now - t),
+        },
+        Some(_) => Health {
+            healthy: true,
+            message: String::new(),
+        },
+    }
+}
+
+fn health_conditions(target: &Value, health: &Health) -> Vec<Value> {
+    let (reason, message) = if health.healthy {
+        ("", "")
+    } else {
+        ("ErrorHeartbeat", health.message.as_str())
+    };
+    with_transition_times(
+        target,
+        vec![
+            condition("Ready", health.healthy, reason, message),
+            condition("HeartbeatHealthy", health.healthy, reason, message),
+            condition("SyncerReady", health.healthy, reason, message),
+        ],
+    )
+}
+
+fn condition(type_: &str, ok: bool, reason: &str, message: &str) -> Value {
+    let mut c = json!({"type": type_, "status": if ok { "True" } else { "False" }});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+        c["severity"] = json!("Error");
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    c
+}
+
+/// Conditions keep their `lastTransitionTime` while their status does not change.
+fn with_transition_times(old: &Value, conditions: Vec<Value>) -> Vec<Value> {
+    let previous = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    conditions
+        .into_iter()
+        .map(|mut c| {
+            let before = previous.iter().find(|p| p.get("type") == c.get("type"));
+            let time = match before {
+                Some(p) if p.get("status") == c.get("status") => p
+                    .get("lastTransitionTime")
+                    .cloned()
+                    .unwrap_or_else(|| json!(meta::now_rfc3339())),
+                _ => json!(meta::now_rfc3339()),
+            };
+            c["lastTransitionTime"] = time;
+            c
+        })
+        .collect()
+}
+
+fn condition_true(obj: &Value, type_: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(type_)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time (`2026-12-05T01:02:03Z`, fractions
+/// allowed).
+fn parse_time(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + min * 60 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(key: &str, schedulable: bool) -> Target {
+        Target {
+            key: key.into(),
+            labels: Map::new(),
+            schedulable,
+        }
+    }
+
+    #[test]
+    fn a_namespace_stays_on_its_target_and_new_ones_spread() {
+        let targets = [target("a", true), target("b", true), target("c", false)];
+        // Kept while a member, even unschedulable.
+        assert_eq!(
+            pick_target(&targets, &["c".into()], "x").as_deref(),
+            Some("c")
+        );
+        // New ones only on schedulable targets, deterministically.
+        let picks: BTreeSet<String> = (0..50)
+            .filter_map(|i| pick_target(&targets, &[], &format!("ns{i}")))
+            .collect();
+        assert_eq!(picks, BTreeSet::from(["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            pick_target(&targets, &[], "ns1"),
+            pick_target(&targets, &[], "ns1")
+        );
+        assert_eq!(pick_target(&[target("c", false)], &[], "x"), None);
+    }
+
+    #[test]
+    fn heartbeat_health_and_times() {
+        let t = parse_time("2026-12-05T01:02:03Z").unwrap();
+        assert_eq!(parse_time("2026-12-05T01:02:03.123456Z"), Some(t));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
+        assert!(heartbeat_health(Some(t), t + 15).healthy);
+        assert!(!heartbeat_health(Some(t), t + 16).healthy);
+        assert!(!heartbeat_health(None, t).healthy);
+    }
+
+    #[test]
+    fn namespace_selectors_follow_kcp() {
+        let labels: Map<String, Value> = serde_json::from_value(json!({"team": "a"})).unwrap();
+        assert!(!selects_namespace(&json!({"spec": {}}), &labels));
+        assert!(selects_namespace(
+            &json!({"spec": {"namespaceSelector": {}}}),
+            &labels
+        ));
+        assert!(!selects_namespace(
+            &json!({"spec": {"namespaceSelector": {"matchLabels": {"team": "b"}}}}),
+            &labels
+        ));
+    }
+
+    #[test]
+    fn sync_labels_replace_only_sync_states() {
+        let mut labels: Map<String, Value> = serde_json::from_value(json!({
+            "app": "x", "state.workload.kcp.io/old": "Sync", "state.workload.kcp.io/up": "Upsync",
+        }))
+        .unwrap();
+        let wanted =
+            BTreeMap::from([("state.workload.kcp.io/new".to_string(), "Sync".to_string())]);
+        apply_sync_labels(&mut labels, &wanted);
+        assert_eq!(
+            json!(labels),
+            json!({"app": "x", "state.workload.kcp.io/up": "Upsync", "state.workload.kcp.io/new": "Sync"})
+        );
+    }
+}
