@@ -51,9 +51,10 @@ Usage:
   kubectl kplex [command]
 
 Available Commands:
-  bind        Bind an APIExport into the current workspace
+  bind        Bind an APIExport (bind apiexport) or compute (bind compute) into the current workspace
   claims      View, accept or reject the permission claims of APIBindings
   crd         Snapshot CustomResourceDefinitions into APIResourceSchemas
+  workload    Connect clusters (workload sync) and cordon, uncordon or drain them
   workspace   Manages workspaces, same as kubectl ws (alias: ws)
   help        Help about any command
 
@@ -1173,7 +1174,12 @@ pub fn kplex_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     let mut stdin = std::io::stdin().lock();
-    match run(&args, &mut stdin, &mut out, &mut err) {
+    let result = if crate::workload::handles(&args) {
+        crate::workload::run(&args, &mut out)
+    } else {
+        run(&args, &mut stdin, &mut out, &mut err)
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(err, "Error: {e}");

@@ -10,6 +10,7 @@ pub mod flags;
 pub mod kubeconfig;
 pub mod path;
 pub mod server;
+pub mod workload;
 pub mod workspace;
 
 pub use apis::kplex_main;

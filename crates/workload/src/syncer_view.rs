@@ -2,7 +2,8 @@
 //! {*|<cluster>}/…` (kcp v0.11's `pkg/virtual/syncer`): what one SyncTarget's agent reads
 //! and writes, across every workspace.
 //!
-//! - `clusters/*`: list and watch the objects scheduled to the target (state label `Sync`);
+//! - `clusters/*`: list and watch the objects scheduled to the target (state label `Sync`)
+//!   and those it shows upstream (`Upsync`);
 //! - `clusters/<cluster>`: get, update and patch those (status included), and create,
 //!   update and delete the objects the agent shows upstream (pods; stamped `Upsync`) in
 //!   namespaces scheduled to it.
@@ -80,7 +81,9 @@ impl VirtualWorkspace for SyncerView {
             return Ok(Decision::Serve(Serve::default()));
         };
         match req.cluster {
-            None if matches!(r.verb, "list" | "watch") => Ok(serve_with(&label, &["Sync"])),
+            None if matches!(r.verb, "list" | "watch") => {
+                Ok(serve_with(&label, &["Sync", "Upsync"]))
+            }
             None => Err(ApiError::method_not_supported(
                 r.group,
                 r.resource,
