@@ -222,6 +222,8 @@ struct Target {
     labels: Map<String, Value>,
     /// Ready and not cordoned: new namespaces may go there.
     schedulable: bool,
+    /// Drained (`evictAfter` has passed): everything moves off.
+    evicting: bool,
 }
 
 impl Scheduling {
@@ -327,6 +329,11 @@ impl Scheduling {
                         .and_then(Value::as_bool)
                         .unwrap_or(false)
                     && t.pointer("/spec/evictAfter").is_none(),
+                evicting: t
+                    .pointer("/spec/evictAfter")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time)
+                    .is_some_and(|at| at <= now_secs()),
             })
             .collect())
     }
@@ -605,14 +612,13 @@ fn synced_keys(labels: &Map<String, Value>) -> Vec<String> {
 }
 
 /// The target for a namespace: the current one while it is still a member of the location
-/// (even unhealthy — moving workloads is failover's decision, not a heartbeat's), else a
+/// and not drained (even unhealthy — moving workloads is failover's decision, not a
+/// heartbeat's), else a
 /// schedulable one chosen by a hash of the namespace (spreads namespaces, stable across
 /// replicas and restarts).
 fn pick_target(targets: &[Target], current: &[String], seed: &str) -> Option<String> {
-    if let Some(key) = current
-        .iter()
-        .find(|k| targets.iter().any(|t| &t.key == *k))
-    {
+    let kept = |k: &&String| targets.iter().any(|t| &t.key == *k && !t.evicting);
+    if let Some(key) = current.iter().find(kept) {
         return Some(key.clone());
     }
     let mut schedulable: Vec<&Target> = targets.iter().filter(|t| t.schedulable).collect();
@@ -810,6 +816,7 @@ mod tests {
             key: key.into(),
             labels: Map::new(),
             schedulable,
+            evicting: false,
         }
     }
 
@@ -831,6 +838,15 @@ mod tests {
             pick_target(&targets, &[], "ns1")
         );
         assert_eq!(pick_target(&[target("c", false)], &[], "x"), None);
+        // A drained target lets its namespaces go.
+        let drained = Target {
+            evicting: true,
+            ..target("c", false)
+        };
+        assert_eq!(
+            pick_target(&[drained, target("a", true)], &["c".into()], "x").as_deref(),
+            Some("a")
+        );
     }
 
     #[test]
