@@ -66,6 +66,118 @@ fn a_workspace_made_through_one_replica_is_served_by_the_other() {
     });
 }
 
+/// The controllers' Lease holder (`kube-system/kplex-controllers` in root), as seen by `k`.
+fn leader(k: &Kplex) -> String {
+    let (code, body) = k.http(
+        "GET",
+        "/clusters/root/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kplex-controllers",
+        "",
+        b"",
+    );
+    if code != 200 {
+        return String::new();
+    }
+    json(&body)["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn port_of(k: &Kplex) -> String {
+    k.url("").rsplit(':').next().unwrap().to_string()
+}
+
+/// What the target's syncer would send: a heartbeat (a Ready target takes new namespaces).
+fn heartbeat(k: &Kplex) {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    let now = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    ws_ok(
+        k,
+        "root:compute",
+        &[
+            "patch",
+            "synctarget",
+            "east",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{{"lastSyncerHeartbeatTime":"{now}"}}}}"#),
+        ],
+    );
+}
+
+fn state_labelled(k: &Kplex, ns: &str) -> bool {
+    let labels = ws_ok(
+        k,
+        "root:team",
+        &["get", "ns", ns, "-o", "jsonpath={.metadata.labels}"],
+    );
+    labels.contains("state.workload.kcp.io/")
+}
+
+#[test]
+fn leader_only_controllers_run_on_one_replica_and_fail_over() {
+    let a = Kplex::start(Backend::Etcd);
+    let b = a.replica();
+    let holder = eventually(10, "a leader", || {
+        Some(leader(&a)).filter(|h| !h.is_empty())
+    });
+    assert_eq!(leader(&b), holder, "both replicas see one Lease");
+    let (leading, follower) = if holder.ends_with(&format!("_{}", port_of(&a))) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    // Placement (leader-only) works whichever replica takes the writes.
+    create_workspace(&follower, "root", "compute", None);
+    create_workspace(&follower, "root", "team", None);
+    common::ws_ok_stdin(
+        &follower,
+        "root:compute",
+        &["apply", "-f", "-"],
+        "apiVersion: workload.kcp.io/v1alpha1\nkind: SyncTarget\nmetadata: {name: east}\n---\napiVersion: scheduling.kcp.io/v1alpha1\nkind: Location\nmetadata: {name: default}\nspec:\n  resource: {group: workload.kcp.io, version: v1alpha1, resource: synctargets}\n",
+    );
+    heartbeat(&follower);
+    let team = follower.url("/clusters/root:team");
+    follower.ok(&[
+        "kplex",
+        "bind",
+        "compute",
+        "root:compute",
+        "--server",
+        &team,
+    ]);
+    eventually(10, "the placement to schedule default", || {
+        state_labelled(&follower, "default").then_some(())
+    });
+
+    // kill -9 the leader: the follower takes the Lease within 10 s and carries on.
+    let killed = Instant::now();
+    let status = Command::new("kill")
+        .args(["-9", &leading.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let new_holder = eventually(12, "the follower to lead", || {
+        Some(leader(&follower)).filter(|h| h.ends_with(&format!("_{}", port_of(&follower))))
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        killed.elapsed()
+    );
+    assert_ne!(new_holder, holder);
+    heartbeat(&follower);
+    ws_ok(&follower, "root:team", &["create", "namespace", "later"]);
+    eventually(10, "the new leader to schedule a new namespace", || {
+        state_labelled(&follower, "later").then_some(())
+    });
+    drop(leading);
+}
+
 #[test]
 fn a_second_process_on_one_embedded_store_is_refused_and_harms_nothing() {
     let a = Kplex::start(Backend::Embedded);

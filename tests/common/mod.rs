@@ -251,6 +251,7 @@ impl Kplex {
     fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(kubectl_binary());
         cmd.args(args)
+            .env("PATH", plugin_path())
             .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", self.home())
             .env_remove("KUBECTL_EXTERNAL_DIFF");
@@ -402,6 +403,18 @@ pub fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// PATH with this build's kubectl plugins (`kubectl ws`, `kubectl kplex`) first.
+pub fn plugin_path() -> std::ffi::OsString {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-kplex"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap_or_default()
 }
 
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {

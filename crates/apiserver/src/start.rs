@@ -247,10 +247,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let request_metrics = metrics::Metrics::register(&mut prometheus);
     let controller_metrics = kplex_runtime::Metrics::register(&mut prometheus);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    // One process owns an embedded store, so it always leads; replicas on etcd elect one.
+    let lease = match &config.store {
+        StoreConfig::Embedded => None,
+        StoreConfig::Etcd { .. } => Some(controllers_lease(addr.port())),
+    };
     start_controllers(
         &store,
         &features.controllers,
         &controller_metrics,
+        lease,
         cancelled_on(shutdown_rx.clone()),
     )
     .await?;
@@ -364,21 +370,64 @@ fn admission_plugins(features: &Feature, registry: &Registry) -> Vec<Arc<dyn Adm
 
 /// Every feature's controllers, fed by one store watch; they run until `cancel` fires.
 /// Returns once what CRDs and bindings serve is served.
+/// Leader-only sets run while this replica holds `lease` (`None`: always).
 async fn start_controllers(
     store: &Arc<dyn Store>,
     controllers: &[Arc<dyn ControllerSet>],
     metrics: &kplex_runtime::Metrics,
+    lease: Option<kplex_runtime::LeaseConfig>,
     cancel: kplex_runtime::CancellationToken,
 ) -> Result<(), StartError> {
     let mut handlers: Vec<Arc<dyn kplex_runtime::EventHandler>> = Vec::new();
+    let mut gated = Vec::new();
     for set in controllers {
-        set.clone().run(metrics, &cancel);
+        if set.leader_only() && lease.is_some() {
+            gated.push(set.clone());
+        } else {
+            set.clone().run(metrics, &cancel);
+        }
         handlers.push(set.clone());
+    }
+    if let Some(lease) = lease {
+        let gate = kplex_runtime::LeaderGate::new(store.clone(), lease)
+            .map_err(|e| StartError::Bootstrap(ApiError::internal(&e.to_string())))?;
+        let metrics = metrics.clone();
+        tokio::spawn(gate.run(cancel.clone(), move |term| {
+            for set in &gated {
+                set.clone().run(&metrics, &term);
+            }
+            async move { term.cancelled().await }
+        }));
     }
     kplex_runtime::Informer::new(store.clone(), handlers)
         .start(cancel)
         .await?;
     Ok(())
+}
+
+/// The Lease the replicas of one control plane elect their controllers' leader with:
+/// `kube-system/kplex-controllers` in the root workspace (`kubectl get leases -n
+/// kube-system`). The identity is stable across restarts of one replica (host and port),
+/// so a restarted leader takes its term back at once instead of waiting for it to expire.
+fn controllers_lease(port: u16) -> kplex_runtime::LeaseConfig {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kplex".into());
+    kplex_runtime::LeaseConfig::new(
+        tenancy::ROOT_CLUSTER,
+        "kube-system",
+        "kplex-controllers",
+        format!("{host}_{port}"),
+    )
+    // A follower takes over within 10 s of the leader's death (kube's 15 s is too slow
+    // for the replicas' promise).
+    .durations(kplex_runtime::LeaseDurations {
+        lease: Duration::from_secs(8),
+        renew_deadline: Duration::from_secs(6),
+        retry_period: Duration::from_secs(1),
+    })
 }
 
 /// A token cancelled once `shutdown` says so (or its sender is gone).

@@ -224,6 +224,15 @@ pub fn spawn_until(
 /// A feature's controllers: the store events they follow ([`EventHandler`]) and the
 /// workers that reconcile what those events enqueue.
 pub trait ControllerSet: EventHandler {
-    /// Starts the workers (and any periodic work); they run until `cancel` fires.
+    /// Starts the workers (and any periodic work); they run until `cancel` fires. A set
+    /// that runs only on the leader is started again on each new term, with the same queue:
+    /// what its events enqueued while another replica led is reconciled then.
     fn run(self: Arc<Self>, metrics: &crate::Metrics, cancel: &CancellationToken);
+
+    /// Whether the workers run only on the replica holding the controllers' Lease (their
+    /// events are followed everywhere, so in-memory state stays derived on every replica).
+    /// `false` for sets whose reconcilers also make things servable on this replica.
+    fn leader_only(&self) -> bool {
+        false
+    }
 }

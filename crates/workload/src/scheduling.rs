@@ -110,6 +110,11 @@ impl Scheduling {
 }
 
 impl ControllerSet for Scheduling {
+    /// Placement writes labels and statuses only: one replica does it.
+    fn leader_only(&self) -> bool {
+        true
+    }
+
     fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
         let controller = Controller::new("workload-scheduling", self.clone())
             .with_queue(self.queue.clone())
