@@ -9,7 +9,7 @@ use kplex_registry::registry::admission::{AdmissionPlugin, Attributes, Operation
 use kplex_registry::registry::{Registry, Scope};
 use serde_json::Value;
 
-use crate::scheduling::{SYNCED, apply_sync_labels, sync_labels};
+use crate::scheduling::{SYNCED, apply_sync_labels, placeable, sync_labels};
 
 pub struct StateLabels {
     pub registry: Registry,
@@ -55,7 +55,11 @@ impl AdmissionPlugin for StateLabels {
         let synced = SYNCED
             .iter()
             .any(|(g, v, r)| desc.group == *g && desc.version == *v && desc.plural == *r);
-        if !synced || attrs.operation == Operation::Delete || !attrs.subresource.is_empty() {
+        if !synced
+            || attrs.operation == Operation::Delete
+            || !attrs.subresource.is_empty()
+            || !placeable(&desc.plural, attrs.name)
+        {
             return Ok(());
         }
         let Some(ns) = attrs.scope.namespace.as_deref() else {

@@ -49,6 +49,18 @@ pub const SYNCED: &[(&str, &str, &str)] = &[
     ("networking.k8s.io", "v1", "ingresses"),
 ];
 
+/// Objects every namespace has on every cluster (their downstream twins are the downstream
+/// cluster's own): never placed, as kcp's syncer never synced them.
+pub const NEVER_SYNCED: &[(&str, &str)] = &[
+    ("serviceaccounts", "default"),
+    ("configmaps", "kube-root-ca.crt"),
+];
+
+/// Whether an object of `plural` named `name` may be placed.
+pub fn placeable(plural: &str, name: &str) -> bool {
+    !NEVER_SYNCED.contains(&(plural, name))
+}
+
 const TARGETS: &str = "/registry/workload.kcp.io/synctargets/";
 const LOCATIONS: &str = "/registry/scheduling.kcp.io/locations/";
 const PLACEMENTS: &str = "/registry/scheduling.kcp.io/placements/";
@@ -539,7 +551,9 @@ impl Scheduling {
             scope.namespace = Some(ns.to_string());
             for obj in self.list(&scope).await? {
                 let labels = meta::labels(&obj);
-                if sync_labels(&labels) == wanted {
+                if sync_labels(&labels) == wanted
+                    || !placeable(gvr.2, meta::name(&obj).unwrap_or_default())
+                {
                     continue;
                 }
                 let name = meta::name(&obj).unwrap_or_default().to_string();
