@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the control plane.
     Start(Box<start::StartArgs>),
+    /// Sync the workloads placed on a SyncTarget to this cluster (the placement agent).
+    Syncer(kplex_syncer::SyncerArgs),
     /// Tools for the test suite (not for users).
     #[command(hide = true)]
     Debug(debug::DebugArgs),
@@ -47,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Start(args) => start::run(*args).await,
             Command::Debug(args) => debug::run(args).await,
+            Command::Syncer(args) => Ok(kplex_syncer::run(args).await?),
         }
     })
 }

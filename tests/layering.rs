@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Pure building blocks: no kplex dependencies, or only each other.
     ("kplex-gocompat", &[]),
     ("kplex-testing", &[]),
-    ("kplex-apimachinery", &[]),
+    ("kplex-apimachinery", &["kplex-gocompat"]),
     ("kplex-schema", &[]),
     ("kplex-store", &[]),
     ("kplex-protobuf", &["kplex-gocompat"]),
@@ -114,6 +114,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     // The kubectl plugins talk to a server over HTTP only.
     ("kplex-cli", &["kplex-gocompat"]),
+    // The agent talks to kplex over HTTP only.
+    ("kplex-syncer", &["kplex-gocompat"]),
     // Binaries.
     // The benchmarks reach the server only as clients do (the store bench opens a store).
     ("kplex-bench", &["kplex-store"]),
@@ -124,6 +126,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-cli",
             "kplex-gocompat",
             "kplex-store",
+            "kplex-syncer",
         ],
     ),
 ];

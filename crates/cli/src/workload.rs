@@ -548,31 +548,7 @@ async fn bind_compute(t: &Target, a: &ComputeArgs, out: &mut dyn Write) -> Resul
 }
 
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    civil_rfc3339(secs)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of seconds since the epoch (Howard Hinnant's civil-from-days).
-fn civil_rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    kplex_gocompat::now_rfc3339()
 }
 
 #[cfg(test)]
@@ -610,8 +586,6 @@ mod tests {
             group_resource("configmaps"),
             (String::new(), "configmaps".into())
         );
-        assert_eq!(civil_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(civil_rfc3339(1796428800 + 3723), "2026-12-05T01:02:03Z");
     }
 
     #[test]

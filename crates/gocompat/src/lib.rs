@@ -1,6 +1,44 @@
 //! Go's text forms that Kubernetes clients and flags use, in one place: `strconv.ParseBool`
-//! (query parameters such as the Python client's `watch=True`, kubectl-style boolean flags)
-//! and `time.Duration` (metav1.Duration in JSON, `--timeout=1m30s`).
+//! (query parameters such as the Python client's `watch=True`, kubectl-style boolean flags),
+//! `time.Duration` (metav1.Duration in JSON, `--timeout=1m30s`) and RFC 3339 times
+//! (metav1.Time).
+
+/// Go's `time.Unix(secs, 0).UTC().Format(time.RFC3339)`: `2026-12-05T01:02:03Z`.
+pub fn format_rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// [`format_rfc3339`] of the current time.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format_rfc3339(secs)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), using
+/// 400-year eras so the arithmetic stays exact for any input.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
 
 /// Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`; anything
 /// else is not a boolean.

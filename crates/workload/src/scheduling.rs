@@ -318,7 +318,22 @@ impl Scheduling {
         let mut status = target.get("status").cloned().unwrap_or_else(|| json!({}));
         status["virtualWorkspaces"] =
             json!([{"syncerURL": url("syncer"), "upsyncerURL": url("upsyncer")}]);
-        let conditions = health_conditions(&target, &health);
+        // The agent's own conditions (e.g. `SyncConflicts`) stay; the server owns these three.
+        let mut conditions = health_conditions(&target, &health);
+        let owned = ["Ready", "HeartbeatHealthy", "SyncerReady"];
+        conditions.extend(
+            target
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|c| {
+                    c.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| !owned.contains(&t))
+                })
+                .cloned(),
+        );
         status["conditions"] = Value::Array(conditions);
         self.w.registry.set_status(&scope, &target, status).await?;
         let after = match (health.healthy, last) {

@@ -1,0 +1,911 @@
+//! The agent's loop: watches upstream (through the syncer virtual workspace) and downstream
+//! feed one de-duplicated queue of keys; one worker reconciles each key from what is known
+//! now (level-triggered), so a missed or repeated event changes nothing.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::transform::{
+    CLUSTER_ANNOTATION, LOCATOR_ANNOTATION, OWNER_LABEL, Target, downstream_namespace,
+    downstream_object, is_ours, locator, status_update, syncable, upstream_of, upstream_pod,
+};
+use crate::{ConflictPolicy, Error, SyncerArgs};
+
+const FIELD_MANAGER: &str = "kplex-syncer";
+const KEY_LABEL: &str = "internal.workload.kcp.io/key";
+/// A failed key is looked at again after this long.
+const RETRY: Duration = Duration::from_secs(1);
+/// Everything is looked at again this often, whatever the events said.
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// What every agent syncs: (group, version, kind, plural).
+const DEFAULT_RESOURCES: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("", "v1", "Secret", "secrets"),
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
+    ("", "v1", "Service", "services"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+];
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// (cluster, namespace, name) of an upstream object.
+type Key = (String, String, String);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Work {
+    /// An upstream object of resource `res` (or its downstream copy) changed.
+    Object(usize, Key),
+    /// A downstream object of resource `res` changed, in downstream namespace `.1`.
+    Downstream(usize, String, String),
+    /// An upstream namespace (cluster, namespace) changed.
+    Namespace(String, String),
+    /// A pod to show upstream: (cluster, namespace, name).
+    Pod(Key),
+    /// A downstream pod changed, in downstream namespace `.0`.
+    DownstreamPod(String, String),
+}
+
+#[derive(Default)]
+struct State {
+    /// Per resource, the upstream objects placed here.
+    upstream: Vec<HashMap<Key, Value>>,
+    /// Per resource, whether a complete upstream list has been seen: only then is an
+    /// object's absence evidence.
+    listed: Vec<bool>,
+    /// Per resource, our downstream objects (downstream namespace, name).
+    downstream: Vec<HashSet<(String, String)>>,
+    /// Upstream namespaces placed here, and whether they were listed completely.
+    namespaces: HashSet<(String, String)>,
+    namespaces_listed: bool,
+    /// Upstream namespaces gone since when (their downstream twin waits the clean delay).
+    namespaces_gone: HashMap<(String, String), Instant>,
+    /// Our downstream namespaces → upstream (cluster, namespace).
+    mapped: HashMap<String, (String, String)>,
+    conflicts: BTreeSet<String>,
+}
+
+struct Syncer {
+    args: SyncerArgs,
+    target: Target,
+    /// Upstream TLS and credentials (the URL changes per request target).
+    config: Config,
+    /// The syncer virtual workspace's URL.
+    view: String,
+    down: Client,
+    resources: Vec<ApiResource>,
+    writers: Mutex<HashMap<String, Client>>,
+    state: Mutex<State>,
+    queue: mpsc::UnboundedSender<Work>,
+    pending: Mutex<HashSet<Work>>,
+}
+
+/// Runs the agent until the process is stopped.
+pub async fn run(args: SyncerArgs) -> Result<(), Error> {
+    let kubeconfig =
+        Kubeconfig::read_from(&args.from_kubeconfig).map_err(|source| Error::Kubeconfig {
+            path: args.from_kubeconfig.clone(),
+            source,
+        })?;
+    let options = KubeConfigOptions {
+        context: args.from_context.clone(),
+        ..Default::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|source| Error::Kubeconfig {
+            path: args.from_kubeconfig.clone(),
+            source,
+        })?;
+    let down = downstream_client(&args).await?;
+    let (target, view) = find_target(&config, &args).await?;
+    tracing::info!(target = %args.sync_target_name, key = %target.key, %view, "syncing");
+    let mut resources: Vec<ApiResource> = DEFAULT_RESOURCES
+        .iter()
+        .map(|(g, v, k, p)| resource(g, v, k, p))
+        .collect();
+    let wildcard = client_at(&config, &format!("{view}/clusters/*"))?;
+    for extra in &args.resources {
+        let ar = discover(&wildcard, extra).await?;
+        if !resources
+            .iter()
+            .any(|r| r.group == ar.group && r.plural == ar.plural)
+        {
+            resources.push(ar);
+        }
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let syncer = Arc::new(Syncer {
+        args,
+        target,
+        config,
+        view,
+        down,
+        state: Mutex::new(State {
+            upstream: vec![HashMap::new(); resources.len()],
+            listed: vec![false; resources.len()],
+            downstream: vec![HashSet::new(); resources.len()],
+            ..State::default()
+        }),
+        resources,
+        writers: Mutex::default(),
+        queue: tx,
+        pending: Mutex::default(),
+    });
+    syncer.report_resources().await;
+    tokio::spawn(syncer.clone().heartbeat());
+    for i in 0..syncer.resources.len() {
+        tokio::spawn(syncer.clone().watch_upstream(i));
+        tokio::spawn(syncer.clone().watch_downstream(i));
+    }
+    tokio::spawn(syncer.clone().watch_upstream_namespaces());
+    tokio::spawn(syncer.clone().watch_upstream_pods());
+    tokio::spawn(syncer.clone().watch_downstream_pods());
+    tokio::spawn(syncer.clone().resync());
+    syncer.work(rx).await;
+    Ok(())
+}
+
+async fn downstream_client(args: &SyncerArgs) -> Result<Client, Error> {
+    let options = KubeConfigOptions {
+        context: args.to_context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.to_kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                path: path.clone(),
+                source,
+            })?;
+            Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|source| Error::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?
+        }
+        None => Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// A client with the upstream credentials, sending requests under `url`.
+fn client_at(config: &Config, url: &str) -> Result<Client, Error> {
+    let mut config = config.clone();
+    config.cluster_url = url.parse().map_err(|_| Error::Url(url.to_string()))?;
+    Ok(Client::try_from(config)?)
+}
+
+fn synctargets() -> ApiResource {
+    resource("workload.kcp.io", "v1alpha1", "SyncTarget", "synctargets")
+}
+
+/// The SyncTarget (checked against its uid) and its syncer view's URL, once kplex has given
+/// it a key and a URL.
+async fn find_target(config: &Config, args: &SyncerArgs) -> Result<(Target, String), Error> {
+    let api: Api<DynamicObject> = Api::all_with(Client::try_from(config.clone())?, &synctargets());
+    loop {
+        let st = serde_json::to_value(api.get(&args.sync_target_name).await?).unwrap_or_default();
+        let text = |p: &str| {
+            st.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let uid = text("/metadata/uid");
+        if uid != args.sync_target_uid {
+            return Err(Error::WrongTarget {
+                name: args.sync_target_name.clone(),
+                found: uid,
+                expected: args.sync_target_uid.clone(),
+            });
+        }
+        let key = st
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(KEY_LABEL))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let view = text("/status/virtualWorkspaces/0/syncerURL");
+        let cluster = st
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(CLUSTER_ANNOTATION))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if !key.is_empty() && !view.is_empty() {
+            let target = Target {
+                cluster,
+                name: args.sync_target_name.clone(),
+                uid,
+                key,
+            };
+            return Ok((target, view));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `plural.group` → the resource as the upstream view serves it.
+async fn discover(client: &Client, name: &str) -> Result<ApiResource, Error> {
+    let (plural, group) = name.split_once('.').unwrap_or((name, ""));
+    let discovery = kube::Discovery::new(client.clone())
+        .filter(&[group])
+        .run()
+        .await?;
+    discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .map(|(ar, _)| ar)
+        .find(|ar| ar.plural == plural && ar.group == group)
+        .ok_or_else(|| Error::UnknownResource(name.to_string()))
+}
+
+fn value_of(obj: &DynamicObject) -> Value {
+    serde_json::to_value(obj).unwrap_or_default()
+}
+
+fn key_of(obj: &Value) -> Key {
+    let text = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let cluster = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(CLUSTER_ANNOTATION))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    (cluster, text("/metadata/namespace"), text("/metadata/name"))
+}
+
+fn finalizer(key: &str) -> String {
+    format!("workload.kcp.io/syncer-{key}")
+}
+
+impl Syncer {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, work: Work) {
+        let fresh = self
+            .pending
+            .lock()
+            .map(|mut p| p.insert(work.clone()))
+            .unwrap_or(true);
+        if fresh {
+            let _ = self.queue.send(work);
+        }
+    }
+
+    fn enqueue_after(self: &Arc<Self>, work: Work, delay: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            this.enqueue(work);
+        });
+    }
+
+    fn wildcard(&self) -> Result<Client, Error> {
+        client_at(&self.config, &format!("{}/clusters/*", self.view))
+    }
+
+    /// A client writing into upstream workspace `cluster` through the view.
+    fn writer(&self, cluster: &str) -> Result<Client, Error> {
+        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = writers.get(cluster) {
+            return Ok(c.clone());
+        }
+        let client = client_at(&self.config, &format!("{}/clusters/{cluster}", self.view))?;
+        writers.insert(cluster.to_string(), client.clone());
+        Ok(client)
+    }
+
+    fn downstream_namespace(&self, cluster: &str, namespace: &str) -> String {
+        downstream_namespace(&locator(&self.target, cluster, namespace))
+    }
+
+    async fn work(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Work>) {
+        while let Some(work) = rx.recv().await {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&work);
+            }
+            if let Err(e) = self.reconcile(&work).await {
+                tracing::debug!(?work, error = %e, "retrying");
+                self.enqueue_after(work, RETRY);
+            }
+        }
+    }
+
+    async fn reconcile(self: &Arc<Self>, work: &Work) -> Result<(), Error> {
+        match work {
+            Work::Object(res, key) => self.reconcile_object(*res, key).await,
+            Work::Downstream(res, ns, name) => {
+                if let Some((cluster, namespace)) = self.upstream_namespace_of(ns).await? {
+                    self.reconcile_object(*res, &(cluster, namespace, name.clone()))
+                        .await?;
+                }
+                Ok(())
+            }
+            Work::Namespace(cluster, namespace) => {
+                self.reconcile_namespace(cluster, namespace).await
+            }
+            Work::Pod(key) => self.reconcile_pod(key).await,
+            Work::DownstreamPod(ns, name) => {
+                if let Some((cluster, namespace)) = self.upstream_namespace_of(ns).await? {
+                    self.reconcile_pod(&(cluster, namespace, name.clone()))
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The upstream (cluster, namespace) of one of our downstream namespaces.
+    async fn upstream_namespace_of(&self, ns: &str) -> Result<Option<(String, String)>, Error> {
+        if let Some(m) = self.state().mapped.get(ns) {
+            return Ok(Some(m.clone()));
+        }
+        let api: Api<DynamicObject> = Api::all_with(
+            self.down.clone(),
+            &resource("", "v1", "Namespace", "namespaces"),
+        );
+        let Some(obj) = api.get_opt(ns).await? else {
+            return Ok(None);
+        };
+        let obj = value_of(&obj);
+        if !is_ours(&obj, &self.target.key) {
+            return Ok(None);
+        }
+        let up = upstream_of(&obj);
+        if let Some(up) = &up {
+            self.state().mapped.insert(ns.to_string(), up.clone());
+        }
+        Ok(up)
+    }
+
+    /// Spec down, status up, finalizer on; or the downstream copy away.
+    async fn reconcile_object(self: &Arc<Self>, res: usize, key: &Key) -> Result<(), Error> {
+        let (cluster, namespace, name) = key;
+        let (up, listed) = {
+            let s = self.state();
+            (s.upstream[res].get(key).cloned(), s.listed[res])
+        };
+        let ar = &self.resources[res];
+        let ns = self.downstream_namespace(cluster, namespace);
+        let api: Api<DynamicObject> = Api::namespaced_with(self.down.clone(), &ns, ar);
+        let existing = api.get_opt(name).await?.map(|o| value_of(&o));
+        let ours = existing
+            .as_ref()
+            .is_some_and(|e| is_ours(e, &self.target.key));
+        match up {
+            Some(up) if up.pointer("/metadata/deletionTimestamp").is_none() => {
+                if !syncable(&up) {
+                    return Ok(());
+                }
+                let conflict = format!("{cluster}/{namespace}/{}/{name}", ar.plural);
+                if existing.is_some()
+                    && !ours
+                    && self.args.conflict_policy == ConflictPolicy::Refuse
+                {
+                    tracing::warn!(object = %conflict, "exists downstream without the syncer's mark; refusing to touch it");
+                    return self.set_conflict(&conflict, true).await;
+                }
+                self.ensure_namespace(cluster, namespace).await?;
+                let obj = downstream_object(&up, Some(&ns), &self.target.key);
+                api.patch(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&obj),
+                )
+                .await?;
+                self.set_conflict(&conflict, false).await?;
+                self.ensure_finalizer(res, &up, true).await?;
+                if let Some(status) = existing.as_ref().and_then(|e| status_update(&up, e)) {
+                    let writer =
+                        Api::<DynamicObject>::namespaced_with(self.writer(cluster)?, namespace, ar);
+                    writer
+                        .patch_status(
+                            name,
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({"status": status})),
+                        )
+                        .await?;
+                }
+                self.state().downstream[res].insert((ns, name.clone()));
+                Ok(())
+            }
+            // Being deleted upstream: the downstream copy goes first, then our finalizer.
+            Some(up) => {
+                if ours {
+                    api.delete(name, &DeleteParams::background()).await?;
+                    self.enqueue_after(Work::Object(res, key.clone()), RETRY);
+                    return Ok(());
+                }
+                self.ensure_finalizer(res, &up, false).await
+            }
+            // Gone from a complete upstream view (deleted, or no longer placed here).
+            None if listed && ours => {
+                api.delete(name, &DeleteParams::background()).await?;
+                self.state().downstream[res].remove(&(ns, name.clone()));
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn ensure_finalizer(&self, res: usize, up: &Value, present: bool) -> Result<(), Error> {
+        let fin = finalizer(&self.target.key);
+        let mut finalizers: Vec<String> = up
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect();
+        let has = finalizers.contains(&fin);
+        if has == present {
+            return Ok(());
+        }
+        if present {
+            finalizers.push(fin);
+        } else {
+            finalizers.retain(|f| *f != fin);
+        }
+        let (cluster, namespace, name) = key_of(up);
+        let rv = up
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rv}});
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.writer(&cluster)?, &namespace, &self.resources[res]);
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The downstream namespace of an upstream one, created (marked, with its locator) on
+    /// first use.
+    async fn ensure_namespace(&self, cluster: &str, namespace: &str) -> Result<String, Error> {
+        let ns = self.downstream_namespace(cluster, namespace);
+        if self.state().mapped.contains_key(&ns) {
+            return Ok(ns);
+        }
+        let api: Api<DynamicObject> = Api::all_with(
+            self.down.clone(),
+            &resource("", "v1", "Namespace", "namespaces"),
+        );
+        let loc = locator(&self.target, cluster, namespace);
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
+            "labels": {OWNER_LABEL: self.target.key},
+            "annotations": {LOCATOR_ANNOTATION: loc.to_string()}}});
+        match api.get_opt(&ns).await? {
+            Some(existing) if !is_ours(&value_of(&existing), &self.target.key) => {
+                return Err(Error::Url(format!(
+                    "downstream namespace {ns} exists and is not the syncer's"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                let obj: DynamicObject =
+                    serde_json::from_value(obj).map_err(|e| Error::Url(e.to_string()))?;
+                match api.create(&PostParams::default(), &obj).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.state()
+            .mapped
+            .insert(ns.clone(), (cluster.to_string(), namespace.to_string()));
+        Ok(ns)
+    }
+
+    /// An upstream namespace placed here gets its downstream twin; one no longer placed
+    /// here loses it after the clean delay, once nothing synced is left in it.
+    async fn reconcile_namespace(
+        self: &Arc<Self>,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<(), Error> {
+        let up = (cluster.to_string(), namespace.to_string());
+        let (present, listed, since) = {
+            let mut s = self.state();
+            let present = s.namespaces.contains(&up);
+            let since = if present {
+                s.namespaces_gone.remove(&up);
+                None
+            } else {
+                Some(
+                    *s.namespaces_gone
+                        .entry(up.clone())
+                        .or_insert_with(Instant::now),
+                )
+            };
+            (present, s.namespaces_listed, since)
+        };
+        if present {
+            self.ensure_namespace(cluster, namespace).await?;
+            return Ok(());
+        }
+        let Some(since) = since.filter(|_| listed) else {
+            return Ok(());
+        };
+        let delay = self.args.downstream_namespace_clean_delay;
+        if since.elapsed() < delay {
+            self.enqueue_after(Work::Namespace(up.0, up.1), delay - since.elapsed());
+            return Ok(());
+        }
+        let ns = self.downstream_namespace(cluster, namespace);
+        let still_used = self.state().upstream.iter().any(|objects| {
+            objects
+                .keys()
+                .any(|(c, n, _)| c == cluster && n == namespace)
+        });
+        if still_used {
+            return Ok(());
+        }
+        let api: Api<DynamicObject> = Api::all_with(
+            self.down.clone(),
+            &resource("", "v1", "Namespace", "namespaces"),
+        );
+        if let Some(existing) = api.get_opt(&ns).await?
+            && is_ours(&value_of(&existing), &self.target.key)
+        {
+            api.delete(&ns, &DeleteParams::background()).await?;
+            self.state().mapped.remove(&ns);
+        }
+        Ok(())
+    }
+
+    /// A downstream pod shown upstream (created, its status kept), or its upstream copy
+    /// removed once it is gone downstream.
+    async fn reconcile_pod(&self, key: &Key) -> Result<(), Error> {
+        let (cluster, namespace, name) = key;
+        let pods = resource("", "v1", "Pod", "pods");
+        let ns = self.downstream_namespace(cluster, namespace);
+        let down: Api<DynamicObject> = Api::namespaced_with(self.down.clone(), &ns, &pods);
+        let up: Api<DynamicObject> = Api::namespaced_with(self.writer(cluster)?, namespace, &pods);
+        let down_pod = down.get_opt(name).await?.map(|p| value_of(&p));
+        let up_pod = up.get_opt(name).await?.map(|p| value_of(&p));
+        match (down_pod, up_pod) {
+            (Some(d), None) => {
+                let obj: DynamicObject = serde_json::from_value(upstream_pod(&d, namespace))
+                    .map_err(|e| Error::Url(e.to_string()))?;
+                let created = value_of(&up.create(&PostParams::default(), &obj).await?);
+                if let Some(status) = status_update(&created, &d) {
+                    up.patch_status(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"status": status})),
+                    )
+                    .await?;
+                }
+            }
+            (Some(d), Some(u)) => {
+                if let Some(status) = status_update(&u, &d) {
+                    up.patch_status(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"status": status})),
+                    )
+                    .await?;
+                }
+            }
+            (None, Some(_)) => {
+                match up
+                    .delete(name, &DeleteParams::background().grace_period(0))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    async fn watch_upstream(self: Arc<Self>, res: usize) {
+        let client = match self.wildcard() {
+            Ok(c) => c,
+            Err(e) => return tracing::error!(error = %e, "no upstream client"),
+        };
+        let api: Api<DynamicObject> = Api::all_with(client, &self.resources[res]);
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut listing: HashSet<Key> = HashSet::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                    let v = value_of(&o);
+                    let key = key_of(&v);
+                    listing.insert(key.clone());
+                    self.state().upstream[res].insert(key.clone(), v);
+                    self.enqueue(Work::Object(res, key));
+                }
+                Ok(Event::Delete(o)) => {
+                    let key = key_of(&value_of(&o));
+                    self.state().upstream[res].remove(&key);
+                    self.enqueue(Work::Object(res, key));
+                }
+                Ok(Event::Init) => listing.clear(),
+                Ok(Event::InitDone) => {
+                    let (gone, ours) = {
+                        let mut s = self.state();
+                        let gone: Vec<Key> = s.upstream[res]
+                            .keys()
+                            .filter(|k| !listing.contains(*k))
+                            .cloned()
+                            .collect();
+                        for k in &gone {
+                            s.upstream[res].remove(k);
+                        }
+                        s.listed[res] = true;
+                        (gone, s.downstream[res].iter().cloned().collect::<Vec<_>>())
+                    };
+                    for k in gone {
+                        self.enqueue(Work::Object(res, k));
+                    }
+                    // Downstream copies whose upstream object is missing go now.
+                    for (ns, name) in ours {
+                        self.enqueue(Work::Downstream(res, ns, name));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, resource = %self.resources[res].plural, "upstream watch (retrying)")
+                }
+            }
+        }
+    }
+
+    async fn watch_downstream(self: Arc<Self>, res: usize) {
+        let api: Api<DynamicObject> = Api::all_with(self.down.clone(), &self.resources[res]);
+        let config =
+            watcher::Config::default().labels(&format!("{OWNER_LABEL}={}", self.target.key));
+        let mut stream = watcher(api, config).boxed();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                    let (_, ns, name) = key_of(&value_of(&o));
+                    self.state().downstream[res].insert((ns.clone(), name.clone()));
+                    self.enqueue(Work::Downstream(res, ns, name));
+                }
+                // Deleted downstream by someone: put back if it is still placed here.
+                Ok(Event::Delete(o)) => {
+                    let (_, ns, name) = key_of(&value_of(&o));
+                    self.state().downstream[res].remove(&(ns.clone(), name.clone()));
+                    self.enqueue(Work::Downstream(res, ns, name));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "downstream watch (retrying)"),
+            }
+        }
+    }
+
+    async fn watch_upstream_namespaces(self: Arc<Self>) {
+        let client = match self.wildcard() {
+            Ok(c) => c,
+            Err(e) => return tracing::error!(error = %e, "no upstream client"),
+        };
+        let api: Api<DynamicObject> =
+            Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut listing = HashSet::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                    let (cluster, _, name) = key_of(&value_of(&o));
+                    listing.insert((cluster.clone(), name.clone()));
+                    self.state()
+                        .namespaces
+                        .insert((cluster.clone(), name.clone()));
+                    self.enqueue(Work::Namespace(cluster, name));
+                }
+                Ok(Event::Delete(o)) => {
+                    let (cluster, _, name) = key_of(&value_of(&o));
+                    self.state()
+                        .namespaces
+                        .remove(&(cluster.clone(), name.clone()));
+                    self.enqueue(Work::Namespace(cluster, name));
+                }
+                Ok(Event::Init) => listing.clear(),
+                Ok(Event::InitDone) => {
+                    let gone: Vec<(String, String)> = {
+                        let mut s = self.state();
+                        s.namespaces_listed = true;
+                        let gone = s
+                            .namespaces
+                            .iter()
+                            .filter(|n| !listing.contains(*n))
+                            .cloned()
+                            .collect::<Vec<_>>();
+                        for n in &gone {
+                            s.namespaces.remove(n);
+                        }
+                        // Our downstream namespaces whose upstream one is not placed here.
+                        let mapped: Vec<(String, String)> = s.mapped.values().cloned().collect();
+                        gone.into_iter().chain(mapped).collect()
+                    };
+                    for (cluster, name) in gone {
+                        self.enqueue(Work::Namespace(cluster, name));
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "upstream namespace watch (retrying)"),
+            }
+        }
+    }
+
+    /// Pods shown upstream: one whose downstream pod is gone is removed.
+    async fn watch_upstream_pods(self: Arc<Self>) {
+        let client = match self.wildcard() {
+            Ok(c) => c,
+            Err(e) => return tracing::error!(error = %e, "no upstream client"),
+        };
+        let api: Api<DynamicObject> = Api::all_with(client, &resource("", "v1", "Pod", "pods"));
+        let mut stream = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(pod) = stream.next().await {
+            if let Ok(pod) = pod {
+                self.enqueue(Work::Pod(key_of(&value_of(&pod))));
+            }
+        }
+    }
+
+    /// Pods the downstream cluster runs in our namespaces.
+    async fn watch_downstream_pods(self: Arc<Self>) {
+        let api: Api<DynamicObject> =
+            Api::all_with(self.down.clone(), &resource("", "v1", "Pod", "pods"));
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = stream.next().await {
+            let pod = match event {
+                Ok(Event::Apply(o) | Event::InitApply(o) | Event::Delete(o)) => o,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "downstream pod watch (retrying)");
+                    continue;
+                }
+            };
+            let (_, ns, name) = key_of(&value_of(&pod));
+            if ns.starts_with("kcp-") {
+                self.enqueue(Work::DownstreamPod(ns, name));
+            }
+        }
+    }
+
+    /// Every known key again, now and then: what no event brought back is repaired.
+    async fn resync(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(RESYNC).await;
+            let keys: Vec<Work> = {
+                let s = self.state();
+                s.upstream
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, m)| m.keys().map(move |k| Work::Object(i, k.clone())))
+                    .collect()
+            };
+            for k in keys {
+                self.enqueue(k);
+            }
+        }
+    }
+
+    fn target_api(&self) -> Result<Api<DynamicObject>, Error> {
+        Ok(Api::all_with(
+            Client::try_from(self.config.clone())?,
+            &synctargets(),
+        ))
+    }
+
+    /// Tells kplex the agent is alive; a re-created target (another uid) refuses the patch.
+    async fn heartbeat(self: Arc<Self>) {
+        loop {
+            let patch = json!({"metadata": {"uid": self.target.uid},
+                "status": {"lastSyncerHeartbeatTime": kplex_gocompat::now_rfc3339()}});
+            let result = match self.target_api() {
+                Ok(api) => api
+                    .patch_status(
+                        &self.target.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+            tokio::time::sleep(self.args.heartbeat_interval).await;
+        }
+    }
+
+    /// `status.syncedResources`: what this agent syncs.
+    async fn report_resources(&self) {
+        let synced: Vec<Value> = self
+            .resources
+            .iter()
+            .map(|r| json!({"group": r.group, "resource": r.plural, "versions": [r.version], "state": "Accepted"}))
+            .collect();
+        if let Ok(api) = self.target_api()
+            && let Err(e) = api
+                .patch_status(
+                    &self.target.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": {"syncedResources": synced}})),
+                )
+                .await
+        {
+            tracing::warn!(error = %e, "reporting synced resources failed");
+        }
+    }
+
+    /// Keeps the SyncTarget's `SyncConflicts` condition in line with the refused objects.
+    async fn set_conflict(&self, object: &str, conflicting: bool) -> Result<(), Error> {
+        let (changed, list) = {
+            let mut s = self.state();
+            let changed = if conflicting {
+                s.conflicts.insert(object.to_string())
+            } else {
+                s.conflicts.remove(object)
+            };
+            (changed, s.conflicts.iter().cloned().collect::<Vec<_>>())
+        };
+        if !changed {
+            return Ok(());
+        }
+        let api = self.target_api()?;
+        let current = value_of(&api.get(&self.target.name).await?);
+        let mut conditions: Vec<Value> = current
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("SyncConflicts"));
+        conditions.push(if list.is_empty() {
+            json!({"type": "SyncConflicts", "status": "False", "lastTransitionTime": kplex_gocompat::now_rfc3339()})
+        } else {
+            json!({"type": "SyncConflicts", "status": "True", "reason": "ExistingObjects",
+                "message": format!("objects exist downstream that the syncer did not create (policy: refuse): {}", list.join(", ")),
+                "lastTransitionTime": kplex_gocompat::now_rfc3339()})
+        });
+        api.patch_status(
+            &self.target.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! `kplex syncer`: the agent that runs a SyncTarget's workloads on a Kubernetes cluster
+//! (kcp v0.11's syncer). It reads, through the syncer virtual workspace, every object kplex
+//! placed on its target, across workspaces; writes each into the downstream namespace
+//! `kcp-<hash>` of its workspace and namespace; sends status back up; shows the pods the
+//! downstream cluster runs for them in the workspace (read-only); and sends heartbeats.
+//!
+//! **What it deletes.** Only downstream objects and namespaces carrying its mark
+//! (`internal.workload.kcp.io/cluster=<key>`), and only on evidence from upstream: an
+//! upstream deletion, or an object missing from a complete upstream list. Starting,
+//! restarting, or losing upstream deletes nothing. An object that exists downstream without
+//! its mark is refused (reported in the SyncTarget's `SyncConflicts` condition), adopted or
+//! overwritten, as `--conflict-policy` says. It talks HTTP only (the `kube` crate); it does
+//! not depend on the server's crates.
+
+mod engine;
+pub mod transform;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use engine::run;
+
+/// `kplex syncer`'s flags (kcp's syncer's names).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SyncerArgs {
+    /// Kubeconfig of the SyncTarget's workspace (upstream).
+    #[arg(long)]
+    pub from_kubeconfig: PathBuf,
+    /// Context of the upstream kubeconfig.
+    #[arg(long)]
+    pub from_context: Option<String>,
+    /// The SyncTarget this agent serves.
+    #[arg(long)]
+    pub sync_target_name: String,
+    /// Its uid (the agent refuses to serve a re-created target of the same name).
+    #[arg(long)]
+    pub sync_target_uid: String,
+    /// The SyncTarget's workspace path (e.g. root:compute).
+    #[arg(long)]
+    pub from_cluster: String,
+    /// Kubeconfig of the downstream cluster (default: in-cluster, or $KUBECONFIG).
+    #[arg(long)]
+    pub to_kubeconfig: Option<PathBuf>,
+    /// Context of the downstream kubeconfig.
+    #[arg(long)]
+    pub to_context: Option<String>,
+    /// Resources to sync beyond the defaults (`plural.group`, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub resources: Vec<String>,
+    /// How often to tell kplex the agent is alive.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub heartbeat_interval: Duration,
+    /// How long an emptied downstream namespace is kept before it is deleted.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub downstream_namespace_clean_delay: Duration,
+    /// What to do with a downstream object that exists without this agent's mark.
+    #[arg(long, value_enum, default_value = "refuse")]
+    pub conflict_policy: ConflictPolicy,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// Leave it alone and report it.
+    Refuse,
+    /// Mark it as ours and sync over it.
+    Adopt,
+    /// Sync over it (marking it).
+    Overwrite,
+}
+
+/// `500ms`, `5s`, `1m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("invalid duration {s:?}")),
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("the downstream cluster's configuration: {0}")]
+    Downstream(#[from] kube::config::InferConfigError),
+    #[error("invalid URL {0}")]
+    Url(String),
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    #[error(
+        "sync target {name} has uid {found}, not {expected}: it was re-created; run `kubectl kplex workload sync` again"
+    )]
+    WrongTarget {
+        name: String,
+        found: String,
+        expected: String,
+    },
+    #[error("resource {0:?} is not served upstream")]
+    UnknownResource(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("x").is_err());
+    }
+}

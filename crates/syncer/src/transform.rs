@@ -1,0 +1,234 @@
+//! The pure parts of syncing: downstream namespace names, and objects as they go down
+//! (spec) and up (status, upsynced pods).
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha224};
+
+/// Marks downstream objects (and namespaces) this agent created, with its target's key:
+/// the agent never modifies or deletes a downstream object without it.
+pub const OWNER_LABEL: &str = "internal.workload.kcp.io/cluster";
+/// Where a downstream namespace comes from (kcp's locator, as JSON).
+pub const LOCATOR_ANNOTATION: &str = "kcp.io/namespace-locator";
+/// The logical cluster of an upstream object.
+pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+pub const STATE_LABEL_PREFIX: &str = "state.workload.kcp.io/";
+
+/// The target an agent serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The SyncTarget's logical cluster (name).
+    pub cluster: String,
+    pub name: String,
+    pub uid: String,
+    /// Its key (`internal.workload.kcp.io/key`).
+    pub key: String,
+}
+
+/// kcp's namespace locator: which target, workspace and namespace a downstream namespace
+/// stands for.
+pub fn locator(target: &Target, cluster: &str, namespace: &str) -> Value {
+    json!({
+        "syncTarget": {"cluster": target.cluster, "name": target.name, "uid": target.uid},
+        "cluster": cluster,
+        "namespace": namespace,
+    })
+}
+
+/// `kcp-` and 12 base-36 characters of sha224 over the locator: one downstream namespace per
+/// (target, workspace, namespace), the same on every restart.
+pub fn downstream_namespace(locator: &Value) -> String {
+    let digest = Sha224::digest(locator.to_string().as_bytes());
+    let mut number: Vec<u32> = digest.iter().map(|b| u32::from(*b)).collect();
+    let mut digits = Vec::new();
+    while number.iter().any(|d| *d != 0) {
+        let mut remainder = 0u32;
+        for d in number.iter_mut() {
+            let value = remainder * 256 + *d;
+            *d = value / 36;
+            remainder = value % 36;
+        }
+        digits.push(char::from_digit(remainder, 36).unwrap_or('0'));
+    }
+    let text: String = digits.iter().rev().collect();
+    format!("kcp-{}", &text[..text.len().min(12)])
+}
+
+/// The (cluster, namespace) a downstream namespace's locator names, if it has one.
+pub fn upstream_of(ns: &Value) -> Option<(String, String)> {
+    let raw = ns
+        .pointer("/metadata/annotations")?
+        .get(LOCATOR_ANNOTATION)?
+        .as_str()?;
+    let loc: Value = serde_json::from_str(raw).ok()?;
+    Some((
+        loc.get("cluster")?.as_str()?.to_string(),
+        loc.get("namespace")?.as_str()?.to_string(),
+    ))
+}
+
+/// Whether a downstream object was made by the agent of `key`.
+pub fn is_ours(obj: &Value, key: &str) -> bool {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(OWNER_LABEL))
+        .and_then(Value::as_str)
+        == Some(key)
+}
+
+/// Whether an upstream object is synced at all (service-account token Secrets are minted
+/// by each cluster for its own accounts).
+pub fn syncable(obj: &Value) -> bool {
+    obj.get("type").and_then(Value::as_str) != Some("kubernetes.io/service-account-token")
+}
+
+/// The downstream copy of an upstream object: its spec and its own labels and annotations
+/// in namespace `namespace` (None: cluster-scoped), marked as ours; nothing the upstream
+/// server owns (status, uid, versions, owners, finalizers, placement labels).
+pub fn downstream_object(up: &Value, namespace: Option<&str>, key: &str) -> Value {
+    let mut out = up.clone();
+    let Some(m) = out.as_object_mut() else {
+        return out;
+    };
+    m.remove("status");
+    let meta = up.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let mut labels: Map<String, Value> = meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.retain(|k, _| !k.starts_with(STATE_LABEL_PREFIX));
+    labels.insert(OWNER_LABEL.into(), json!(key));
+    let mut annotations: Map<String, Value> = meta
+        .get("annotations")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.retain(|k, _| k != CLUSTER_ANNOTATION && !k.starts_with("kubectl.kubernetes.io/"));
+    let mut new_meta =
+        json!({"name": meta.get("name").cloned().unwrap_or(Value::Null), "labels": labels});
+    if !annotations.is_empty() {
+        new_meta["annotations"] = Value::Object(annotations);
+    }
+    if let Some(ns) = namespace {
+        new_meta["namespace"] = json!(ns);
+    }
+    m.insert("metadata".into(), new_meta);
+    // A Service's cluster IPs are each cluster's own.
+    if up.get("kind").and_then(Value::as_str) == Some("Service")
+        && let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        for f in ["clusterIP", "clusterIPs", "healthCheckNodePort"] {
+            spec.remove(f);
+        }
+    }
+    out
+}
+
+/// The upstream copy of a downstream pod (shown read-only in the workspace): where it runs
+/// and what it is, without the downstream cluster's bookkeeping.
+pub fn upstream_pod(down: &Value, namespace: &str) -> Value {
+    let meta = down.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let mut labels: Map<String, Value> = meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.remove(OWNER_LABEL);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": meta.get("name"), "namespace": namespace, "labels": labels},
+        "spec": down.get("spec").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// The status to write upstream, if the downstream one differs.
+pub fn status_update(up: &Value, down: &Value) -> Option<Value> {
+    let status = down.get("status").filter(|s| !s.is_null())?;
+    (up.get("status") != Some(status)).then(|| status.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            cluster: "c1".into(),
+            name: "east".into(),
+            uid: "u1".into(),
+            key: "K".into(),
+        }
+    }
+
+    #[test]
+    fn downstream_namespaces_are_stable_and_distinct() {
+        let a = downstream_namespace(&locator(&target(), "team", "default"));
+        assert_eq!(
+            a,
+            downstream_namespace(&locator(&target(), "team", "default"))
+        );
+        assert_ne!(
+            a,
+            downstream_namespace(&locator(&target(), "team", "other"))
+        );
+        assert_ne!(
+            a,
+            downstream_namespace(&locator(&target(), "team2", "default"))
+        );
+        assert!(a.starts_with("kcp-") && a.len() == 16, "{a}");
+        assert!(
+            a[4..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+        let ns = json!({"metadata": {"annotations": {LOCATOR_ANNOTATION: locator(&target(), "team", "default").to_string()}}});
+        assert_eq!(upstream_of(&ns), Some(("team".into(), "default".into())));
+    }
+
+    #[test]
+    fn objects_go_down_without_what_the_upstream_server_owns() {
+        let up = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default", "uid": "x", "resourceVersion": "5",
+                "labels": {"app": "web", "state.workload.kcp.io/K": "Sync"},
+                "annotations": {"kcp.io/cluster": "team", "note": "kept"},
+                "finalizers": ["workload.kcp.io/syncer-K"], "ownerReferences": [{"uid": "o"}]},
+            "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {}},
+        });
+        let down = downstream_object(&up, Some("kcp-abc"), "K");
+        assert_eq!(
+            down,
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": "kcp-abc",
+                    "labels": {"app": "web", OWNER_LABEL: "K"}, "annotations": {"note": "kept"}},
+                "spec": {"ports": [{"port": 80}]},
+            })
+        );
+        assert!(is_ours(&down, "K") && !is_ours(&down, "other"));
+        assert!(!syncable(
+            &json!({"type": "kubernetes.io/service-account-token"})
+        ));
+    }
+
+    #[test]
+    fn status_goes_up_only_when_it_differs() {
+        let up = json!({"status": {"replicas": 1}});
+        assert_eq!(
+            status_update(&up, &json!({"status": {"replicas": 1}})),
+            None
+        );
+        assert_eq!(
+            status_update(&up, &json!({"status": {"replicas": 2}})),
+            Some(json!({"replicas": 2}))
+        );
+        assert_eq!(status_update(&up, &json!({})), None);
+        let pod = upstream_pod(
+            &json!({"metadata": {"name": "p", "labels": {"app": "a", OWNER_LABEL: "K"}}, "spec": {"nodeName": "n"}}),
+            "default",
+        );
+        assert_eq!(pod["metadata"]["labels"], json!({"app": "a"}));
+        assert_eq!(pod["spec"]["nodeName"], "n");
+    }
+}
