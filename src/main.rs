@@ -28,6 +28,8 @@ enum Command {
     Start(Box<start::StartArgs>),
     /// Sync the workloads placed on a SyncTarget to this cluster (the placement agent).
     Syncer(kplex_syncer::SyncerArgs),
+    /// Simulate a cluster's nodes, kubelets and controllers (a test and demo tool).
+    Sim(kplex_sim::SimArgs),
     /// Tools for the test suite (not for users).
     #[command(hide = true)]
     Debug(debug::DebugArgs),
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Command::Start(args) => start::run(*args).await,
             Command::Debug(args) => debug::run(args).await,
             Command::Syncer(args) => Ok(kplex_syncer::run(args).await?),
+            Command::Sim(args) => Ok(kplex_sim::run(args).await?),
         }
     })
 }

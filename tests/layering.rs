@@ -116,6 +116,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kplex-cli", &["kplex-gocompat"]),
     // The agent talks to kplex over HTTP only.
     ("kplex-syncer", &["kplex-gocompat"]),
+    // The cluster simulator too.
+    ("kplex-sim", &["kplex-gocompat"]),
     // Binaries.
     // The benchmarks reach the server only as clients do (the store bench opens a store).
     ("kplex-bench", &["kplex-store"]),
@@ -125,6 +127,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-apiserver",
             "kplex-cli",
             "kplex-gocompat",
+            "kplex-sim",
             "kplex-store",
             "kplex-syncer",
         ],

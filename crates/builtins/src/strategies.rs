@@ -105,6 +105,59 @@ impl Strategy for Services {
     fn apply_defaults(&self, obj: &mut Value) {
         default_service(obj);
     }
+
+    /// kube-apiserver allocates a cluster IP at create (clients such as `helm --wait` wait
+    /// for one) and starts the status with an empty load balancer.
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        allocate_cluster_ip(obj);
+        meta::set_path(obj, &["status", "loadBalancer"], json!({}));
+        Ok(())
+    }
+
+    /// An update that leaves the cluster IP out keeps the allocated one (kube's
+    /// `patchAllocatedValues`).
+    fn prepare_update(&self, old: &Value, obj: &mut Value) -> Result<(), ApiError> {
+        let unset = obj
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if unset {
+            for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+                if let Some(v) = old.pointer(&format!("/spec/{field}")) {
+                    meta::set_path(obj, &["spec", field], v.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cluster IP from 10.96.0.0/12 for a Service that asks for one (not headless, not
+/// ExternalName). Random: a workspace holds few Services, and no packet is ever routed to
+/// it here — downstream clusters allocate their own.
+fn allocate_cluster_ip(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let wants = spec.get("type").and_then(Value::as_str) != Some("ExternalName")
+        && spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+    if !wants {
+        return;
+    }
+    let n: u32 = rand::random::<u32>() % (1 << 20);
+    let ip = format!(
+        "10.{}.{}.{}",
+        96 + (n >> 16),
+        (n >> 8) & 0xff,
+        (n & 0xff).max(1)
+    );
+    spec.insert("clusterIP".into(), json!(ip));
+    spec.insert("clusterIPs".into(), json!([ip]));
+    spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+    spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
 }
 
 #[derive(Debug)]
