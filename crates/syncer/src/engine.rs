@@ -611,6 +611,27 @@ impl Syncer {
                 }
             }
             (Some(d), Some(u)) => {
+                // Scheduled downstream after it was shown: bind the upstream copy too (a
+                // pod's node changes only through its binding).
+                let node = d
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let shown = u
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !node.is_empty() && shown.is_empty() {
+                    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+                    up.create_subresource::<Value, Value>(
+                        "binding",
+                        name,
+                        &PostParams::default(),
+                        &binding,
+                    )
+                    .await?;
+                }
                 if let Some(status) = status_update(&u, &d) {
                     up.patch_status(
                         name,

@@ -1,0 +1,398 @@
+//! Workloads that run, end to end with real processes: an upstream kplex; two downstream
+//! "clusters", each a kplex plus `kplex sim`; one `kplex syncer` per cluster, started with
+//! the arguments and kubeconfig `kubectl kplex workload sync` wrote. Two teams bind compute
+//! on different locations, and everything a team does upstream happens on its cluster.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{Backend, Kplex, create_workspace, eventually, json, ws_ok, ws_ok_stdin};
+use serde_json::Value;
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kplex_cmd(args: &[&str], log: &Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_kplex"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// A downstream cluster: a kplex whose root workspace a simulator plays.
+struct Downstream {
+    api: Kplex,
+    _sim: Proc,
+}
+
+impl Downstream {
+    fn start() -> Self {
+        let api = Kplex::start(Backend::Embedded);
+        let log = api.root().join("sim.log");
+        let sim = kplex_cmd(
+            &[
+                "sim",
+                "--kubeconfig",
+                api.kubeconfig().to_str().unwrap(),
+                "--nodes",
+                "2",
+            ],
+            &log,
+        );
+        Self { api, _sim: sim }
+    }
+
+    /// Downstream objects of `resource` in the syncer's namespaces, as (namespace, name).
+    fn synced(&self, resource: &str) -> Vec<(String, String)> {
+        let list = json(&self.api.ok(&["get", resource, "-A", "-o", "json"]));
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| {
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("kcp-")
+            })
+            .map(|o| {
+                (
+                    o["metadata"]["namespace"].as_str().unwrap().to_string(),
+                    o["metadata"]["name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The syncer's arguments and upstream kubeconfig, from `workload sync`'s manifests.
+struct SyncerSetup {
+    args: Vec<String>,
+}
+
+fn workload_sync(up: &Kplex, name: &str) -> SyncerSetup {
+    let out = up.root().join(format!("syncer-{name}.yaml"));
+    let compute = up.url("/clusters/root:compute");
+    up.ok(&[
+        "kplex",
+        "workload",
+        "sync",
+        name,
+        "--syncer-image",
+        "ghcr.io/example/kplex:test",
+        "-o",
+        out.to_str().unwrap(),
+        "--labels",
+        &format!("region={name}"),
+        "--server",
+        &compute,
+    ]);
+    // The manifests are a YAML stream; kubectl turns them into JSON for us.
+    let text = up.ok(&[
+        "create",
+        "--dry-run=client",
+        "-f",
+        out.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let items: Vec<Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect();
+    let find = |kind: &str| items.iter().find(|o| o["kind"] == kind).unwrap();
+    let kubeconfig = up.root().join(format!("syncer-{name}.kubeconfig"));
+    std::fs::write(
+        &kubeconfig,
+        find("Secret")["stringData"]["kubeconfig"].as_str().unwrap(),
+    )
+    .unwrap();
+    let args = find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace("/kcp/kubeconfig", kubeconfig.to_str().unwrap())
+        })
+        .collect();
+    SyncerSetup { args }
+}
+
+fn start_syncer(setup: &SyncerSetup, down: &Downstream, log: &Path) -> Proc {
+    let mut args: Vec<&str> = setup.args.iter().map(String::as_str).collect();
+    let to = down.api.kubeconfig();
+    args.extend([
+        "--to-kubeconfig",
+        to.to_str().unwrap(),
+        "--heartbeat-interval",
+        "1s",
+    ]);
+    kplex_cmd(&args, log)
+}
+
+const LOCATIONS: &str = r#"
+apiVersion: scheduling.kcp.io/v1alpha1
+kind: Location
+metadata: {name: east, labels: {region: east}}
+spec:
+  resource: {group: workload.kcp.io, version: v1alpha1, resource: synctargets}
+  instanceSelector: {matchLabels: {region: east}}
+---
+apiVersion: scheduling.kcp.io/v1alpha1
+kind: Location
+metadata: {name: west, labels: {region: west}}
+spec:
+  resource: {group: workload.kcp.io, version: v1alpha1, resource: synctargets}
+  instanceSelector: {matchLabels: {region: west}}
+"#;
+
+fn bind(up: &Kplex, team: &str, region: &str) {
+    let url = up.url(&format!("/clusters/root:{team}"));
+    up.ok(&[
+        "kplex",
+        "bind",
+        "compute",
+        "root:compute",
+        "--location-selectors",
+        &format!("region={region}"),
+        "--server",
+        &url,
+    ]);
+}
+
+fn deployment_on(down: &Downstream) -> Option<Value> {
+    let (ns, name) = down
+        .synced("deployments")
+        .into_iter()
+        .find(|(_, n)| n == "web")?;
+    Some(json(&down.api.ok(&[
+        "get",
+        "deployment",
+        &name,
+        "-n",
+        &ns,
+        "-o",
+        "json",
+    ])))
+}
+
+#[test]
+fn a_teams_workloads_run_on_its_cluster_and_report_back() {
+    let mut up = Kplex::start(Backend::Embedded);
+    let east = Downstream::start();
+    let west = Downstream::start();
+    create_workspace(&up, "root", "compute", None);
+    create_workspace(&up, "root", "team1", None);
+    create_workspace(&up, "root", "team2", None);
+    let east_setup = workload_sync(&up, "east");
+    let west_setup = workload_sync(&up, "west");
+    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], LOCATIONS);
+    let logs = up.root();
+    let mut east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east.log"));
+    let _west_syncer = start_syncer(&west_setup, &west, &logs.join("syncer-west.log"));
+    eventually(20, "both targets to be Ready", || {
+        let out = ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "synctargets",
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        (out == "True True").then_some(())
+    });
+    bind(&up, "team1", "east");
+    bind(&up, "team2", "west");
+
+    // team1's workload lands on east, in a kcp-<hash> namespace, and becomes Available.
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=2",
+        ],
+    );
+    ws_ok(
+        &up,
+        "root:team1",
+        &["expose", "deployment", "web", "--port=80"],
+    );
+    ws_ok(
+        &up,
+        "root:team1",
+        &["create", "configmap", "settings", "--from-literal=a=b"],
+    );
+    ws_ok(
+        &up,
+        "root:team1",
+        &["create", "secret", "generic", "token", "--from-literal=t=s"],
+    );
+    eventually(20, "the objects downstream", || {
+        let ok = deployment_on(&east).is_some()
+            && east.synced("services").iter().any(|(_, n)| n == "web")
+            && east
+                .synced("configmaps")
+                .iter()
+                .any(|(_, n)| n == "settings")
+            && east.synced("secrets").iter().any(|(_, n)| n == "token");
+        ok.then_some(())
+    });
+    ws_ok(
+        &up,
+        "root:team1",
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=30s",
+        ],
+    );
+    // The pods it runs are shown upstream, with their nodes.
+    eventually(20, "the pods upstream", || {
+        let pods = ws_ok(
+            &up,
+            "root:team1",
+            &["get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}"],
+        );
+        (pods
+            .split_whitespace()
+            .filter(|n| n.starts_with("sim-node-"))
+            .count()
+            == 2)
+            .then_some(())
+    });
+    // Nothing of team1 on west, nothing of team2 on east.
+    assert!(west.synced("deployments").is_empty());
+
+    // Scaling follows; a manual edit downstream is reverted.
+    ws_ok(
+        &up,
+        "root:team1",
+        &["scale", "deployment", "web", "--replicas=3"],
+    );
+    ws_ok(
+        &up,
+        "root:team1",
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
+    let d = deployment_on(&east).unwrap();
+    let (ns, uid) = (
+        d["metadata"]["namespace"].as_str().unwrap().to_string(),
+        d["metadata"]["uid"].as_str().unwrap().to_string(),
+    );
+    east.api
+        .ok(&["scale", "deployment", "web", "-n", &ns, "--replicas=7"]);
+    eventually(5, "the drift to be reverted", || {
+        (deployment_on(&east)?["spec"]["replicas"] == 3).then_some(())
+    });
+
+    // Killing the syncer and starting it again loses, duplicates and deletes nothing.
+    let _ = east_syncer.0.kill();
+    let _ = east_syncer.0.wait();
+    east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east-2.log"));
+    ws_ok(&up, "root:team1", &["create", "configmap", "after-restart"]);
+    eventually(20, "a change after the syncer's restart", || {
+        east.synced("configmaps")
+            .iter()
+            .any(|(_, n)| n == "after-restart")
+            .then_some(())
+    });
+    assert_eq!(
+        deployment_on(&east).unwrap()["metadata"]["uid"],
+        uid.as_str(),
+        "recreated"
+    );
+    assert_eq!(east.synced("deployments").len(), 1);
+
+    // Restarting upstream kplex mid-sync likewise.
+    up.restart();
+    ws_ok(
+        &up,
+        "root:team1",
+        &["create", "configmap", "after-upstream-restart"],
+    );
+    eventually(20, "a change after kplex's restart", || {
+        east.synced("configmaps")
+            .iter()
+            .any(|(_, n)| n == "after-upstream-restart")
+            .then_some(())
+    });
+    assert_eq!(
+        deployment_on(&east).unwrap()["metadata"]["uid"],
+        uid.as_str()
+    );
+
+    // team2's workload goes west only.
+    ws_ok(
+        &up,
+        "root:team2",
+        &["create", "deployment", "web", "--image=nginx"],
+    );
+    eventually(20, "team2's deployment on west", || {
+        deployment_on(&west).map(|_| ())
+    });
+    assert_eq!(east.synced("deployments").len(), 1);
+
+    // Deleting upstream deletes downstream, then the upstream object goes too.
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "delete",
+            "configmap",
+            "settings",
+            "--wait=true",
+            "--timeout=20s",
+        ],
+    );
+    eventually(10, "the configmap gone downstream", || {
+        (!east
+            .synced("configmaps")
+            .iter()
+            .any(|(_, n)| n == "settings"))
+        .then_some(())
+    });
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "delete",
+            "deployment",
+            "web",
+            "--wait=true",
+            "--timeout=20s",
+        ],
+    );
+    eventually(10, "the deployment gone downstream", || {
+        deployment_on(&east).is_none().then_some(())
+    });
+    drop(east_syncer);
+}
