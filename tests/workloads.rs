@@ -13,6 +13,11 @@ use std::process::{Child, Command, Stdio};
 use common::{Backend, Kplex, create_workspace, eventually, json, ws_ok, ws_ok_stdin};
 use serde_json::Value;
 
+/// Helm 3: `$HELM` (scripts/test.sh fetches it), else `helm` on PATH.
+fn helm_binary() -> std::ffi::OsString {
+    std::env::var_os("HELM").unwrap_or_else(|| "helm".into())
+}
+
 /// A child process killed when dropped.
 struct Proc(Child);
 
@@ -289,6 +294,38 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
             == 2)
             .then_some(())
     });
+    // Helm waits for a chart's Deployment (through its ReplicaSet, shown upstream) and
+    // Service (its cluster IP) in the workspace.
+    let charts = up.root().join("charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    let helm = |args: &[&str]| {
+        let out = Command::new(helm_binary())
+            .args(args)
+            .current_dir(&charts)
+            .env("KUBECONFIG", up.kubeconfig())
+            .env("HOME", up.home())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    helm(&["create", "demo"]);
+    let team1 = up.url("/clusters/root:team1");
+    helm(&[
+        "install",
+        "demo",
+        "./demo",
+        "--wait",
+        "--timeout",
+        "60s",
+        "--kube-apiserver",
+        &team1,
+    ]);
+    assert!(east.synced("deployments").iter().any(|(_, n)| n == "demo"));
+
     // Nothing of team1 on west, nothing of team2 on east.
     assert!(west.synced("deployments").is_empty());
 
@@ -330,7 +367,7 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
         uid.as_str(),
         "recreated"
     );
-    assert_eq!(east.synced("deployments").len(), 1);
+    assert_eq!(east.synced("deployments").len(), 2);
 
     // Restarting upstream kplex mid-sync likewise.
     up.restart();
@@ -359,7 +396,7 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
     eventually(20, "team2's deployment on west", || {
         deployment_on(&west).map(|_| ())
     });
-    assert_eq!(east.synced("deployments").len(), 1);
+    assert_eq!(east.synced("deployments").len(), 2);
 
     // Deleting upstream deletes downstream, then the upstream object goes too.
     ws_ok(

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::transform::{
     CLUSTER_ANNOTATION, LOCATOR_ANNOTATION, OWNER_LABEL, Target, downstream_namespace,
-    downstream_object, is_ours, locator, status_update, syncable, upstream_of, upstream_pod,
+    downstream_object, is_ours, locator, status_update, syncable, upstream_copy, upstream_of,
 };
 use crate::{ConflictPolicy, Error, SyncerArgs};
 
@@ -42,6 +42,14 @@ const DEFAULT_RESOURCES: &[(&str, &str, &str, &str)] = &[
     ("networking.k8s.io", "v1", "Ingress", "ingresses"),
 ];
 
+/// What the downstream cluster makes of the workloads, shown upstream read-only: the
+/// ReplicaSets (Helm's `--wait` and `kubectl rollout` read a Deployment's new one) and the
+/// pods (where they run).
+const SHOWN: &[(&str, &str, &str, &str)] = &[
+    ("apps", "v1", "ReplicaSet", "replicasets"),
+    ("", "v1", "Pod", "pods"),
+];
+
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
@@ -57,10 +65,10 @@ enum Work {
     Downstream(usize, String, String),
     /// An upstream namespace (cluster, namespace) changed.
     Namespace(String, String),
-    /// A pod to show upstream: (cluster, namespace, name).
-    Pod(Key),
-    /// A downstream pod changed, in downstream namespace `.0`.
-    DownstreamPod(String, String),
+    /// An object of [`SHOWN`] kind `.0` to show upstream: (cluster, namespace, name).
+    Shown(usize, Key),
+    /// A downstream object of [`SHOWN`] kind `.0` changed, in downstream namespace `.1`.
+    DownstreamShown(usize, String, String),
 }
 
 #[derive(Default)]
@@ -156,8 +164,10 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
         tokio::spawn(syncer.clone().watch_downstream(i));
     }
     tokio::spawn(syncer.clone().watch_upstream_namespaces());
-    tokio::spawn(syncer.clone().watch_upstream_pods());
-    tokio::spawn(syncer.clone().watch_downstream_pods());
+    for i in 0..SHOWN.len() {
+        tokio::spawn(syncer.clone().watch_upstream_shown(i));
+        tokio::spawn(syncer.clone().watch_downstream_shown(i));
+    }
     tokio::spawn(syncer.clone().resync());
     syncer.work(rx).await;
     Ok(())
@@ -350,10 +360,10 @@ impl Syncer {
             Work::Namespace(cluster, namespace) => {
                 self.reconcile_namespace(cluster, namespace).await
             }
-            Work::Pod(key) => self.reconcile_pod(key).await,
-            Work::DownstreamPod(ns, name) => {
+            Work::Shown(kind, key) => self.reconcile_shown(*kind, key).await,
+            Work::DownstreamShown(kind, ns, name) => {
                 if let Some((cluster, namespace)) = self.upstream_namespace_of(ns).await? {
-                    self.reconcile_pod(&(cluster, namespace, name.clone()))
+                    self.reconcile_shown(*kind, &(cluster, namespace, name.clone()))
                         .await?;
                 }
                 Ok(())
@@ -586,20 +596,23 @@ impl Syncer {
         Ok(())
     }
 
-    /// A downstream pod shown upstream (created, its status kept), or its upstream copy
+    /// A downstream object shown upstream (created, its status kept), or its upstream copy
     /// removed once it is gone downstream.
-    async fn reconcile_pod(&self, key: &Key) -> Result<(), Error> {
+    async fn reconcile_shown(&self, kind: usize, key: &Key) -> Result<(), Error> {
         let (cluster, namespace, name) = key;
-        let pods = resource("", "v1", "Pod", "pods");
+        let (g, v, k, p) = SHOWN[kind];
+        let ar = resource(g, v, k, p);
         let ns = self.downstream_namespace(cluster, namespace);
-        let down: Api<DynamicObject> = Api::namespaced_with(self.down.clone(), &ns, &pods);
-        let up: Api<DynamicObject> = Api::namespaced_with(self.writer(cluster)?, namespace, &pods);
-        let down_pod = down.get_opt(name).await?.map(|p| value_of(&p));
-        let up_pod = up.get_opt(name).await?.map(|p| value_of(&p));
-        match (down_pod, up_pod) {
+        let down: Api<DynamicObject> = Api::namespaced_with(self.down.clone(), &ns, &ar);
+        let up: Api<DynamicObject> = Api::namespaced_with(self.writer(cluster)?, namespace, &ar);
+        let down_obj = down.get_opt(name).await?.map(|p| value_of(&p));
+        let up_obj = up.get_opt(name).await?.map(|p| value_of(&p));
+        match (down_obj, up_obj) {
             (Some(d), None) => {
-                let obj: DynamicObject = serde_json::from_value(upstream_pod(&d, namespace))
-                    .map_err(|e| Error::Url(e.to_string()))?;
+                let owners = self.upstream_owners(cluster, namespace, &d);
+                let obj: DynamicObject =
+                    serde_json::from_value(upstream_copy(&d, namespace, owners))
+                        .map_err(|e| Error::Url(e.to_string()))?;
                 let created = value_of(&up.create(&PostParams::default(), &obj).await?);
                 if let Some(status) = status_update(&created, &d) {
                     up.patch_status(
@@ -621,7 +634,7 @@ impl Syncer {
                     .pointer("/spec/nodeName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                if !node.is_empty() && shown.is_empty() {
+                if k == "Pod" && !node.is_empty() && shown.is_empty() {
                     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                         "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
                     up.create_subresource::<Value, Value>(
@@ -785,42 +798,66 @@ impl Syncer {
         }
     }
 
-    /// Pods shown upstream: one whose downstream pod is gone is removed.
-    async fn watch_upstream_pods(self: Arc<Self>) {
+    /// Objects shown upstream: one whose downstream twin is gone is removed.
+    async fn watch_upstream_shown(self: Arc<Self>, kind: usize) {
         let client = match self.wildcard() {
             Ok(c) => c,
             Err(e) => return tracing::error!(error = %e, "no upstream client"),
         };
-        let api: Api<DynamicObject> = Api::all_with(client, &resource("", "v1", "Pod", "pods"));
+        let (g, v, k, p) = SHOWN[kind];
+        let api: Api<DynamicObject> = Api::all_with(client, &resource(g, v, k, p));
         let mut stream = watcher(api, watcher::Config::default())
             .applied_objects()
             .boxed();
-        while let Some(pod) = stream.next().await {
-            if let Ok(pod) = pod {
-                self.enqueue(Work::Pod(key_of(&value_of(&pod))));
+        while let Some(obj) = stream.next().await {
+            if let Ok(obj) = obj {
+                self.enqueue(Work::Shown(kind, key_of(&value_of(&obj))));
             }
         }
     }
 
-    /// Pods the downstream cluster runs in our namespaces.
-    async fn watch_downstream_pods(self: Arc<Self>) {
-        let api: Api<DynamicObject> =
-            Api::all_with(self.down.clone(), &resource("", "v1", "Pod", "pods"));
+    /// What the downstream cluster runs in our namespaces.
+    async fn watch_downstream_shown(self: Arc<Self>, kind: usize) {
+        let (g, v, k, p) = SHOWN[kind];
+        let api: Api<DynamicObject> = Api::all_with(self.down.clone(), &resource(g, v, k, p));
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         while let Some(event) = stream.next().await {
-            let pod = match event {
+            let obj = match event {
                 Ok(Event::Apply(o) | Event::InitApply(o) | Event::Delete(o)) => o,
                 Ok(_) => continue,
                 Err(e) => {
-                    tracing::debug!(error = %e, "downstream pod watch (retrying)");
+                    tracing::debug!(error = %e, "downstream watch (retrying)");
                     continue;
                 }
             };
-            let (_, ns, name) = key_of(&value_of(&pod));
+            let (_, ns, name) = key_of(&value_of(&obj));
             if ns.starts_with("kcp-") {
-                self.enqueue(Work::DownstreamPod(ns, name));
+                self.enqueue(Work::DownstreamShown(kind, ns, name));
             }
         }
+    }
+
+    /// The owner references of an upstream copy: its downstream controller, when that is a
+    /// synced Deployment, as the upstream Deployment (so Helm and kubectl find a
+    /// Deployment's ReplicaSets upstream).
+    fn upstream_owners(&self, cluster: &str, namespace: &str, down: &Value) -> Vec<Value> {
+        let Some(deployments) = self.resources.iter().position(|r| r.kind == "Deployment") else {
+            return vec![];
+        };
+        let state = self.state();
+        down.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Deployment"))
+            .filter_map(|o| {
+                let owner = o.get("name")?.as_str()?;
+                let key = (cluster.to_string(), namespace.to_string(), owner.to_string());
+                let up = state.upstream[deployments].get(&key)?;
+                Some(json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": owner,
+                    "uid": up.pointer("/metadata/uid")?, "controller": true, "blockOwnerDeletion": true}))
+            })
+            .collect()
     }
 
     /// Every known key again, now and then: what no event brought back is repaired.

@@ -123,9 +123,10 @@ pub fn downstream_object(up: &Value, namespace: Option<&str>, key: &str) -> Valu
     out
 }
 
-/// The upstream copy of a downstream pod (shown read-only in the workspace): where it runs
-/// and what it is, without the downstream cluster's bookkeeping.
-pub fn upstream_pod(down: &Value, namespace: &str) -> Value {
+/// The upstream copy of a downstream object the syncer shows in the workspace (a pod, a
+/// ReplicaSet): what it is, without the downstream cluster's bookkeeping, owned by
+/// `owners` (upstream references).
+pub fn upstream_copy(down: &Value, namespace: &str, owners: Vec<Value>) -> Value {
     let meta = down.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut labels: Map<String, Value> = meta
         .get("labels")
@@ -133,10 +134,17 @@ pub fn upstream_pod(down: &Value, namespace: &str) -> Value {
         .cloned()
         .unwrap_or_default();
     labels.remove(OWNER_LABEL);
+    let mut metadata = json!({"name": meta.get("name"), "namespace": namespace, "labels": labels});
+    if let Some(a) = meta.get("annotations") {
+        metadata["annotations"] = a.clone();
+    }
+    if !owners.is_empty() {
+        metadata["ownerReferences"] = Value::Array(owners);
+    }
     json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": meta.get("name"), "namespace": namespace, "labels": labels},
+        "apiVersion": down.get("apiVersion").cloned().unwrap_or_else(|| json!("v1")),
+        "kind": down.get("kind").cloned().unwrap_or_else(|| json!("Pod")),
+        "metadata": metadata,
         "spec": down.get("spec").cloned().unwrap_or_else(|| json!({})),
     })
 }
@@ -224,9 +232,10 @@ mod tests {
             Some(json!({"replicas": 2}))
         );
         assert_eq!(status_update(&up, &json!({})), None);
-        let pod = upstream_pod(
-            &json!({"metadata": {"name": "p", "labels": {"app": "a", OWNER_LABEL: "K"}}, "spec": {"nodeName": "n"}}),
+        let pod = upstream_copy(
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "a", OWNER_LABEL: "K"}}, "spec": {"nodeName": "n"}}),
             "default",
+            vec![],
         );
         assert_eq!(pod["metadata"]["labels"], json!({"app": "a"}));
         assert_eq!(pod["spec"]["nodeName"], "n");
