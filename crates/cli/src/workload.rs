@@ -331,18 +331,42 @@ async fn sync(t: &Target, global: &GlobalFlags, a: &SyncArgs, out: &mut dyn Writ
         .map_err(|e| Error::msg(format!("rendering the manifests: {e}")))?;
     if a.output_file == "-" {
         write!(out, "{yaml}")?;
-    } else {
-        std::fs::write(&a.output_file, yaml).map_err(|source| Error::Io {
-            path: a.output_file.clone().into(),
-            source,
-        })?;
-        writeln!(
-            out,
-            "Creating synctarget {:?}\nWrote the syncer's manifests to {:?}: apply them to the downstream cluster with\n\n  kubectl apply -f {:?}\n",
-            a.name, a.output_file, a.output_file
-        )?;
+        return Ok(());
     }
+    write_private(&a.output_file, &yaml)?;
+    // The same agent as a plain process (tests, demos, a cluster you reach from here).
+    let kubeconfig_file = format!("{}.kubeconfig", a.output_file);
+    write_private(&kubeconfig_file, &kubeconfig)?;
+    let mut command = format!(
+        "kplex syncer --from-kubeconfig={kubeconfig_file} --sync-target-name={} --sync-target-uid={uid} --from-cluster={path}",
+        a.name
+    );
+    if !a.resources.is_empty() {
+        command.push_str(&format!(" --resources={}", a.resources.join(",")));
+    }
+    writeln!(
+        out,
+        "Creating synctarget {:?}\nWrote the syncer's manifests to {:?}: apply them to the downstream cluster with\n\n  kubectl apply -f {:?}\n\nor run the agent as a process, next to the cluster:\n\n  {command} --to-kubeconfig=<the cluster's kubeconfig>\n",
+        a.name, a.output_file, a.output_file
+    )?;
     Ok(())
+}
+
+/// Writes a file that holds a credential, readable by its owner only.
+fn write_private(path: &str, contents: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| Error::Io {
+        path: path.into(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(contents.as_bytes()).map_err(io)
 }
 
 /// A long-lived token of the account (a legacy token Secret, as kcp's command made).
