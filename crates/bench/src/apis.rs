@@ -41,14 +41,14 @@ pub struct ApisBenchArgs {
     kplex: KplexBinary,
 }
 
-const WORKSPACES: &str = "/apis/tenancy.kcp.io/v1alpha1/workspaces";
+pub(super) const WORKSPACES: &str = "/apis/tenancy.kcp.io/v1alpha1/workspaces";
 const STALL: Duration = Duration::from_secs(60);
 
-fn body(v: &Value) -> Bytes {
+pub(super) fn body(v: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
-fn workspace(name: &str) -> Bytes {
+pub(super) fn workspace(name: &str) -> Bytes {
     body(
         &json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": name}}),
     )
@@ -89,7 +89,7 @@ fn consumer(i: usize) -> String {
 }
 
 /// Runs `op(i)` for every i in 0..n, `conc` at a time.
-async fn each<F, Fut>(conc: usize, n: usize, op: F) -> anyhow::Result<()>
+pub(super) async fn each<F, Fut>(conc: usize, n: usize, op: F) -> anyhow::Result<()>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -141,7 +141,7 @@ async fn consumers(client: &Client, n: usize, conc: usize) -> anyhow::Result<()>
 }
 
 /// The next complete watch event lines, and when they arrived.
-async fn next_lines(
+pub(super) async fn next_lines(
     frames: &mut (impl futures::Stream<Item = Result<Bytes, hyper::Error>> + Unpin),
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<(Vec<Vec<u8>>, Instant)> {

@@ -7,6 +7,7 @@
 mod api;
 mod apis;
 mod client;
+mod placement;
 mod report;
 mod server;
 mod store;
@@ -41,6 +42,8 @@ enum BenchTarget {
     Workspaces(workspaces::WorkspacesBenchArgs),
     /// An APIExport bound into many workspaces: time to Bound, the provider's view.
     Apis(apis::ApisBenchArgs),
+    /// Workloads placed on simulated clusters through `kplex syncer` processes.
+    Placement(placement::PlacementBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             BenchTarget::Api(args) => api::run(args).await,
             BenchTarget::Workspaces(args) => workspaces::run(args).await,
             BenchTarget::Apis(args) => apis::run(args).await,
+            BenchTarget::Placement(args) => placement::run(args).await,
         }
     })
 }

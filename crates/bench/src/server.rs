@@ -23,7 +23,7 @@ pub struct KplexBinary {
 
 impl KplexBinary {
     /// The path to start: the one given, or `kplex` beside this executable.
-    fn path(&self) -> anyhow::Result<PathBuf> {
+    pub(super) fn path(&self) -> anyhow::Result<PathBuf> {
         if let Some(path) = &self.kplex_binary {
             return Ok(path.clone());
         }
@@ -113,6 +113,19 @@ impl Server {
         Client::connect(self.addr, &ca, Some(token), connections).await
     }
 
+    /// A kubeconfig (admin) for the logical cluster at `path` (e.g. `root:compute`).
+    pub fn kubeconfig(&self, path: &str) -> anyhow::Result<String> {
+        use base64::Engine;
+        let ca = std::fs::read(self.dir.path().join("ca.crt"))?;
+        let token = std::fs::read_to_string(self.dir.path().join("admin.token"))?;
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+        Ok(format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}/clusters/{path}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+            self.addr,
+            token.trim()
+        ))
+    }
+
     /// The child's resident set size.
     pub fn rss_kib(&self) -> u64 {
         rss_kib(
@@ -139,7 +152,7 @@ impl Server {
     }
 }
 
-fn rss_kib(status: &Path) -> u64 {
+pub fn rss_kib(status: &Path) -> u64 {
     std::fs::read_to_string(status)
         .unwrap_or_default()
         .lines()

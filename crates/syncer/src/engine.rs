@@ -27,6 +27,10 @@ const FIELD_MANAGER: &str = "kplex-syncer";
 const KEY_LABEL: &str = "internal.workload.kcp.io/key";
 /// A failed key is looked at again after this long.
 const RETRY: Duration = Duration::from_secs(1);
+/// Keys reconciled at once.
+const WORKERS: usize = 8;
+/// A key found in flight is taken again after this long.
+const BUSY: Duration = Duration::from_millis(20);
 /// Everything is looked at again this often, whatever the events said.
 const RESYNC: Duration = Duration::from_secs(60);
 
@@ -103,6 +107,7 @@ struct Syncer {
     state: Mutex<State>,
     queue: mpsc::UnboundedSender<Work>,
     pending: Mutex<HashSet<Work>>,
+    in_flight: Mutex<HashSet<Work>>,
 }
 
 /// Runs the agent until the process is stopped.
@@ -156,6 +161,7 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
         writers: Mutex::default(),
         queue: tx,
         pending: Mutex::default(),
+        in_flight: Mutex::default(),
     });
     syncer.report_resources().await;
     tokio::spawn(syncer.clone().heartbeat());
@@ -335,15 +341,45 @@ impl Syncer {
         downstream_namespace(&locator(&self.target, cluster, namespace))
     }
 
-    async fn work(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Work>) {
-        while let Some(work) = rx.recv().await {
-            if let Ok(mut p) = self.pending.lock() {
-                p.remove(&work);
-            }
-            if let Err(e) = self.reconcile(&work).await {
-                tracing::debug!(?work, error = %e, "retrying");
-                self.enqueue_after(work, RETRY);
-            }
+    /// [`WORKERS`] workers share the queue; a key already being reconciled waits its turn,
+    /// so one key is never reconciled twice at once.
+    async fn work(self: Arc<Self>, rx: mpsc::UnboundedReceiver<Work>) {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..WORKERS {
+            let (this, rx) = (self.clone(), rx.clone());
+            workers.spawn(async move {
+                loop {
+                    let Some(work) = rx.lock().await.recv().await else {
+                        return;
+                    };
+                    this.work_on(work).await;
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    async fn work_on(self: &Arc<Self>, work: Work) {
+        let claimed = self
+            .in_flight
+            .lock()
+            .map(|mut f| f.insert(work.clone()))
+            .unwrap_or(false);
+        if !claimed {
+            self.enqueue_after(work, BUSY);
+            return;
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&work);
+        }
+        let result = self.reconcile(&work).await;
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.remove(&work);
+        }
+        if let Err(e) = result {
+            tracing::debug!(?work, error = %e, "retrying");
+            self.enqueue_after(work, RETRY);
         }
     }
 
