@@ -259,6 +259,28 @@ async fn find_target(config: &Config, args: &SyncerArgs) -> Result<(Target, Stri
     }
 }
 
+/// The downstream object with its `status.observedGeneration` in upstream terms: the
+/// upstream generation once the downstream controller has observed the spec just applied
+/// from it (generations differ between the clusters), else what upstream had.
+fn upstream_generations(up: &Value, mut down: Value) -> Value {
+    let generation = |o: &Value| o.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = |o: &Value| {
+        o.pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+    };
+    let Some(down_observed) = observed(&down) else {
+        return down;
+    };
+    let caught_up = generation(&down).is_some_and(|g| down_observed >= g);
+    let mapped = if caught_up {
+        generation(up).unwrap_or(down_observed)
+    } else {
+        observed(up).unwrap_or(0)
+    };
+    down["status"]["observedGeneration"] = json!(mapped);
+    down
+}
+
 /// `plural.group` → the resource as the upstream view serves it.
 async fn discover(client: &Client, name: &str) -> Result<ApiResource, Error> {
     let (plural, group) = name.split_once('.').unwrap_or((name, ""));
@@ -366,12 +388,13 @@ impl Syncer {
             .lock()
             .map(|mut f| f.insert(work.clone()))
             .unwrap_or(false);
+        // Out of the queue either way: a busy key is queued again (not lost as "pending").
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&work);
+        }
         if !claimed {
             self.enqueue_after(work, BUSY);
             return;
-        }
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(&work);
         }
         let result = self.reconcile(&work).await;
         if let Ok(mut f) = self.in_flight.lock() {
@@ -386,10 +409,11 @@ impl Syncer {
     async fn reconcile(self: &Arc<Self>, work: &Work) -> Result<(), Error> {
         match work {
             Work::Object(res, key) => self.reconcile_object(*res, key).await,
+            // Downstream events become the upstream object's key, so that the two never run
+            // at once for one object.
             Work::Downstream(res, ns, name) => {
                 if let Some((cluster, namespace)) = self.upstream_namespace_of(ns).await? {
-                    self.reconcile_object(*res, &(cluster, namespace, name.clone()))
-                        .await?;
+                    self.enqueue(Work::Object(*res, (cluster, namespace, name.clone())));
                 }
                 Ok(())
             }
@@ -399,8 +423,7 @@ impl Syncer {
             Work::Shown(kind, key) => self.reconcile_shown(*kind, key).await,
             Work::DownstreamShown(kind, ns, name) => {
                 if let Some((cluster, namespace)) = self.upstream_namespace_of(ns).await? {
-                    self.reconcile_shown(*kind, &(cluster, namespace, name.clone()))
-                        .await?;
+                    self.enqueue(Work::Shown(*kind, (cluster, namespace, name.clone())));
                 }
                 Ok(())
             }
@@ -459,15 +482,17 @@ impl Syncer {
                 }
                 self.ensure_namespace(cluster, namespace).await?;
                 let obj = downstream_object(&up, Some(&ns), &self.target.key);
-                api.patch(
-                    name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&obj),
-                )
-                .await?;
+                let applied = value_of(
+                    &api.patch(
+                        name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&obj),
+                    )
+                    .await?,
+                );
                 self.set_conflict(&conflict, false).await?;
                 self.ensure_finalizer(res, &up, true).await?;
-                if let Some(status) = existing.as_ref().and_then(|e| status_update(&up, e)) {
+                if let Some(status) = status_update(&up, &upstream_generations(&up, applied)) {
                     let writer =
                         Api::<DynamicObject>::namespaced_with(self.writer(cluster)?, namespace, ar);
                     writer
@@ -1001,5 +1026,32 @@ impl Syncer {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observed_generations_are_translated_to_upstream_ones() {
+        let up = json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}});
+        let caught_up = json!({"metadata": {"generation": 5}, "status": {"observedGeneration": 5, "replicas": 3}});
+        let out = upstream_generations(&up, caught_up);
+        assert_eq!(
+            out["status"],
+            json!({"observedGeneration": 2, "replicas": 3})
+        );
+        let behind = json!({"metadata": {"generation": 6}, "status": {"observedGeneration": 5}});
+        assert_eq!(
+            upstream_generations(&up, behind)["status"]["observedGeneration"],
+            1
+        );
+        let none = json!({"metadata": {"generation": 1}, "status": {"replicas": 1}});
+        assert!(
+            upstream_generations(&up, none)["status"]
+                .get("observedGeneration")
+                .is_none()
+        );
     }
 }
