@@ -177,8 +177,12 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         args.workspaces.max(1),
         args.concurrency.max(1),
     );
-    let up = Server::start(&args.kplex, &[]).await?;
-    let down = Server::start(&args.kplex, &[]).await?;
+    // Every syncer here is the admin (one identity instead of a service account per
+    // target), so the per-user watch budget must cover them all.
+    let watches = (t * 32 + 1000).to_string();
+    let extra = ["--max-watches-per-user", watches.as_str()];
+    let up = Server::start_with(&args.kplex, &[], &extra).await?;
+    let down = Server::start_with(&args.kplex, &[], &extra).await?;
     let upc = up.client(4).await?;
     let downc = down.client(4).await?;
     println!("setting up: {t} targets (downstream workspaces), {w} team workspaces…");

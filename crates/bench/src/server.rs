@@ -62,6 +62,15 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Server {
     pub async fn start(kplex: &KplexBinary, etcd: &[String]) -> anyhow::Result<Self> {
+        Self::start_with(kplex, etcd, &[]).await
+    }
+
+    /// [`Server::start`] with extra `kplex start` arguments.
+    pub async fn start_with(
+        kplex: &KplexBinary,
+        etcd: &[String],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let binary = kplex.path()?;
         eprintln!("starting {} start …", binary.display());
         let dir = tempfile::tempdir()?;
@@ -75,6 +84,7 @@ impl Server {
         if !etcd.is_empty() {
             cmd.arg("--etcd-servers").arg(etcd.join(","));
         }
+        cmd.args(extra);
         let started = Instant::now();
         let child = cmd
             .env("RUST_LOG", "warn")

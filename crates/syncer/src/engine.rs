@@ -78,7 +78,8 @@ enum Work {
 #[derive(Default)]
 struct State {
     /// Per resource, the upstream objects placed here.
-    upstream: Vec<HashMap<Key, Value>>,
+    /// (Kept as JSON text: a third of the memory of parsed values, parsed per reconcile.)
+    upstream: Vec<HashMap<Key, Box<str>>>,
     /// Per resource, whether a complete upstream list has been seen: only then is an
     /// object's absence evidence.
     listed: Vec<bool>,
@@ -458,7 +459,10 @@ impl Syncer {
         let (cluster, namespace, name) = key;
         let (up, listed) = {
             let s = self.state();
-            (s.upstream[res].get(key).cloned(), s.listed[res])
+            let up = s.upstream[res]
+                .get(key)
+                .and_then(|text| serde_json::from_str::<Value>(text).ok());
+            (up, s.listed[res])
         };
         let ar = &self.resources[res];
         let ns = self.downstream_namespace(cluster, namespace);
@@ -744,7 +748,7 @@ impl Syncer {
                     let v = value_of(&o);
                     let key = key_of(&v);
                     listing.insert(key.clone());
-                    self.state().upstream[res].insert(key.clone(), v);
+                    self.state().upstream[res].insert(key.clone(), v.to_string().into());
                     self.enqueue(Work::Object(res, key));
                 }
                 Ok(Event::Delete(o)) => {
@@ -914,7 +918,7 @@ impl Syncer {
             .filter_map(|o| {
                 let owner = o.get("name")?.as_str()?;
                 let key = (cluster.to_string(), namespace.to_string(), owner.to_string());
-                let up = state.upstream[deployments].get(&key)?;
+                let up: Value = serde_json::from_str(state.upstream[deployments].get(&key)?).ok()?;
                 Some(json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": owner,
                     "uid": up.pointer("/metadata/uid")?, "controller": true, "blockOwnerDeletion": true}))
             })
