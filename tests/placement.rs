@@ -53,29 +53,6 @@ spec:
   namespaceSelector: {}
 "#;
 
-fn heartbeat(k: &Kplex) {
-    let now = ws_ok(k, "root", &["get", "--raw", "/version"]);
-    let _ = now;
-    let ts = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
-    let ts = String::from_utf8_lossy(&ts.stdout).trim().to_string();
-    ws_ok(
-        k,
-        "root:compute",
-        &[
-            "patch",
-            "synctarget",
-            "east",
-            "--subresource=status",
-            "--type=json",
-            "-p",
-            &format!(r#"[{{"op":"add","path":"/status/lastSyncerHeartbeatTime","value":"{ts}"}}]"#),
-        ],
-    );
-}
-
 fn condition(obj: &serde_json::Value, type_: &str) -> String {
     obj["status"]["conditions"]
         .as_array()
@@ -115,7 +92,7 @@ fn placements_schedule_namespaces_and_the_syncer_view_serves_them() {
         .unwrap()
         .to_string();
     // A heartbeat makes it Ready, and the location counts it available.
-    heartbeat(&k);
+    common::heartbeat(&k, "root:compute", "east");
     eventually(10, "the location to count one available target", || {
         let l = json(&ws_ok(
             &k,

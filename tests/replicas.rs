@@ -87,28 +87,6 @@ fn port_of(k: &Kplex) -> String {
     k.url("").rsplit(':').next().unwrap().to_string()
 }
 
-/// What the target's syncer would send: a heartbeat (a Ready target takes new namespaces).
-fn heartbeat(k: &Kplex) {
-    let out = Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
-    let now = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    ws_ok(
-        k,
-        "root:compute",
-        &[
-            "patch",
-            "synctarget",
-            "east",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"status":{{"lastSyncerHeartbeatTime":"{now}"}}}}"#),
-        ],
-    );
-}
-
 fn state_labelled(k: &Kplex, ns: &str) -> bool {
     let labels = ws_ok(
         k,
@@ -140,7 +118,7 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
         &["apply", "-f", "-"],
         "apiVersion: workload.kcp.io/v1alpha1\nkind: SyncTarget\nmetadata: {name: east}\n---\napiVersion: scheduling.kcp.io/v1alpha1\nkind: Location\nmetadata: {name: default}\nspec:\n  resource: {group: workload.kcp.io, version: v1alpha1, resource: synctargets}\n",
     );
-    heartbeat(&follower);
+    common::heartbeat(&follower, "root:compute", "east");
     let team = follower.url("/clusters/root:team");
     follower.ok(&[
         "kplex",
@@ -170,7 +148,7 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
         killed.elapsed()
     );
     assert_ne!(new_holder, holder);
-    heartbeat(&follower);
+    common::heartbeat(&follower, "root:compute", "east");
     ws_ok(&follower, "root:team", &["create", "namespace", "later"]);
     eventually(10, "the new leader to schedule a new namespace", || {
         state_labelled(&follower, "later").then_some(())

@@ -405,6 +405,29 @@ pub fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// What a sync target's agent sends: a heartbeat (a Ready target takes new namespaces).
+pub fn heartbeat(k: &Kplex, workspace: &str, target: &str) {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    let now = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let patch = format!(r#"{{"status":{{"lastSyncerHeartbeatTime":"{now}"}}}}"#);
+    ws_ok(
+        k,
+        workspace,
+        &[
+            "patch",
+            "synctarget",
+            target,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
+    );
+}
+
 /// PATH with this build's kubectl plugins (`kubectl ws`, `kubectl kplex`) first.
 pub fn plugin_path() -> std::ffi::OsString {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-kplex"))

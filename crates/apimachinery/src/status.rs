@@ -262,6 +262,15 @@ impl ApiError {
         }
     }
 
+    /// kube's 404 for a URL that names nothing it serves (no resource, no object).
+    pub fn no_such_path() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         ApiError {
             details: resource_details(group, resource, name),

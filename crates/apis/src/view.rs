@@ -50,14 +50,6 @@ pub struct Plan {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 impl ExportView {
     /// Reads the export (by cluster name or path) and its schemas; 404 when it is not there.
     pub async fn load(
@@ -200,7 +192,7 @@ impl ExportView {
             if let Some(c) = consumer
                 && exports.consumer(export, c).is_none()
             {
-                return Err(not_found());
+                return Err(ApiError::no_such_path());
             }
             return Ok(Plan {
                 desc: desc.clone(),
@@ -215,7 +207,7 @@ impl ExportView {
             }
             let desc = served
                 .lookup(None, GROUP, r.version, "apibindings")
-                .ok_or_else(not_found)?;
+                .ok_or_else(ApiError::no_such_path)?;
             let (ec, name) = (self.export_cluster.clone(), self.export.clone());
             let predicate: Predicate = Arc::new(move |b: &Value| {
                 b.pointer("/status/apiExportClusterName")
@@ -234,11 +226,11 @@ impl ExportView {
             .claims
             .iter()
             .find(|(g, res, _)| *g == r.group && res == plural)
-            .ok_or_else(not_found)?;
+            .ok_or_else(ApiError::no_such_path)?;
         let desc = Self::claimed_desc(served, claim)
             .into_iter()
             .find(|d| d.version == r.version)
-            .ok_or_else(not_found)?;
+            .ok_or_else(ApiError::no_such_path)?;
         let accepted = |c: &super::Consumer| -> Option<AcceptedClaim> {
             c.claims
                 .iter()

@@ -19,14 +19,6 @@ pub struct ExportVirtualWorkspace {
     pub authz: Authorizer,
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 #[async_trait]
 impl VirtualWorkspace for ExportVirtualWorkspace {
     fn name(&self) -> &str {
@@ -43,7 +35,7 @@ impl VirtualWorkspace for ExportVirtualWorkspace {
 
     async fn serve(&self, req: &VirtualWorkspaceRequest<'_>) -> Result<Decision, ApiError> {
         let [export_cluster, export] = req.prefix else {
-            return Err(not_found());
+            return Err(ApiError::no_such_path());
         };
         let (registry, served) = (&self.apis.registry, &self.apis.served);
         let view = ExportView::load(registry, served, export_cluster, export).await?;

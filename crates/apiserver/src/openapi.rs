@@ -108,13 +108,9 @@ impl Cache {
         group: &str,
         version: &str,
     ) -> Result<Response<Body>, ApiError> {
-        let doc = self.document(resources, group, version).ok_or_else(|| {
-            ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )
-        })?;
+        let doc = self
+            .document(resources, group, version)
+            .ok_or_else(ApiError::no_such_path)?;
         let mut resp = response::with_body(StatusCode::OK, response::JSON, doc.1.clone());
         resp.headers_mut().insert(
             header::CACHE_CONTROL,

@@ -27,14 +27,6 @@ pub fn has_initializer(lc: &Value, initializer: &str) -> bool {
         .is_some_and(|a| a.iter().any(|i| i.as_str() == Some(initializer)))
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 fn is_logical_clusters(r: &ResourceRef<'_>) -> bool {
     r.group == CORE && r.resource == "logicalclusters"
 }
@@ -55,7 +47,7 @@ impl VirtualWorkspace for InitializingWorkspaces {
 
     async fn serve(&self, req: &VirtualWorkspaceRequest<'_>) -> Result<Decision, ApiError> {
         let [initializer] = req.prefix else {
-            return Err(not_found());
+            return Err(ApiError::no_such_path());
         };
         let Some(cluster) = req.cluster else {
             return across_clusters(initializer, req.resource.as_ref());
@@ -69,7 +61,7 @@ fn across_clusters(initializer: &str, r: Option<&ResourceRef<'_>>) -> Result<Dec
     if let Some(r) = r
         && !(is_logical_clusters(r) && matches!(r.verb, "list" | "watch"))
     {
-        return Err(not_found());
+        return Err(ApiError::no_such_path());
     }
     let init = initializer.to_string();
     let predicate: Predicate = Arc::new(move |lc: &Value| has_initializer(lc, &init));
@@ -117,7 +109,7 @@ impl InitializingWorkspaces {
             .0
             .served
             .lookup(Some(cluster), CORE, VERSION, "logicalclusters")
-            .ok_or_else(not_found)?;
+            .ok_or_else(ApiError::no_such_path)?;
         Ok(Scope {
             cluster: Some(cluster.to_string()),
             desc,

@@ -253,6 +253,28 @@ impl Scheduling {
         })
     }
 
+    /// Changes an object's metadata as the server (compare-and-swap, retried on races).
+    async fn edit(
+        &self,
+        scope: &Scope,
+        name: &str,
+        change: impl Fn(&mut Value),
+    ) -> Result<(), ApiError> {
+        let opts = WriteOptions {
+            system: true,
+            ..Default::default()
+        };
+        self.w
+            .registry
+            .update_with(scope, name, &opts, |cur, _| {
+                let mut next = cur.clone();
+                change(&mut next);
+                Ok(next)
+            })
+            .await
+            .map(drop)
+    }
+
     async fn list(&self, scope: &Scope) -> Result<Vec<Value>, ApiError> {
         let list = self.w.registry.list(scope, &ListOptions::default()).await?;
         list.items
@@ -289,20 +311,12 @@ impl Scheduling {
         };
         let key = sync_target_key(cluster, name);
         if meta::labels(&target).get(KEY_LABEL).and_then(Value::as_str) != Some(key.as_str()) {
-            let opts = WriteOptions {
-                system: true,
-                ..Default::default()
-            };
-            self.w
-                .registry
-                .update_with(&scope, name, &opts, |cur, _| {
-                    let mut next = cur.clone();
-                    let mut labels = meta::labels(&next);
-                    labels.insert(KEY_LABEL.into(), json!(key));
-                    meta::set_labels(&mut next, labels);
-                    Ok(next)
-                })
-                .await?;
+            self.edit(&scope, name, |obj| {
+                let mut labels = meta::labels(obj);
+                labels.insert(KEY_LABEL.into(), json!(key));
+                meta::set_labels(obj, labels);
+            })
+            .await?;
             // The write comes back as an event: the rest is done then.
             return Ok((None, false));
         }
@@ -526,24 +540,16 @@ impl Scheduling {
             let scope = self
                 .scope(Some(cluster), ("", "v1", "namespaces"))
                 .ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
-            let opts = WriteOptions {
-                system: true,
-                ..Default::default()
-            };
-            self.w
-                .registry
-                .update_with(&scope, name, &opts, |cur, _| {
-                    let mut next = cur.clone();
-                    meta::set_labels(&mut next, next_labels.clone());
-                    let mut annotations = meta::annotations(&next);
-                    match &placement_name {
-                        Some(p) => annotations.insert(PLACEMENT_ANNOTATION.into(), json!(p)),
-                        None => annotations.remove(PLACEMENT_ANNOTATION),
-                    };
-                    meta::set_annotations(&mut next, annotations);
-                    Ok(next)
-                })
-                .await?;
+            self.edit(&scope, name, |obj| {
+                meta::set_labels(obj, next_labels.clone());
+                let mut annotations = meta::annotations(obj);
+                match &placement_name {
+                    Some(p) => annotations.insert(PLACEMENT_ANNOTATION.into(), json!(p)),
+                    None => annotations.remove(PLACEMENT_ANNOTATION),
+                };
+                meta::set_annotations(obj, annotations);
+            })
+            .await?;
         }
         Ok(selected.filter(|_| desired.is_some()))
     }
@@ -572,19 +578,11 @@ impl Scheduling {
                     continue;
                 }
                 let name = meta::name(&obj).unwrap_or_default().to_string();
-                let opts = WriteOptions {
-                    system: true,
-                    ..Default::default()
-                };
                 let result = self
-                    .w
-                    .registry
-                    .update_with(&scope, &name, &opts, |cur, _| {
-                        let mut next = cur.clone();
-                        let mut labels = meta::labels(&next);
+                    .edit(&scope, &name, |obj| {
+                        let mut labels = meta::labels(obj);
                         apply_sync_labels(&mut labels, &wanted);
-                        meta::set_labels(&mut next, labels);
-                        Ok(next)
+                        meta::set_labels(obj, labels);
                     })
                     .await;
                 match result {

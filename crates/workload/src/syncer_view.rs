@@ -32,14 +32,6 @@ pub struct SyncerView {
     pub authz: Authorizer,
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 /// The state an object has for the target with `key` (`Sync`, `Upsync`), if any.
 fn state<'a>(obj: &'a Value, label: &str) -> Option<&'a str> {
     obj.pointer("/metadata/labels")
@@ -72,9 +64,12 @@ impl VirtualWorkspace for SyncerView {
 
     async fn serve(&self, req: &VirtualWorkspaceRequest<'_>) -> Result<Decision, ApiError> {
         let [target_cluster, target, uid] = req.prefix else {
-            return Err(not_found());
+            return Err(ApiError::no_such_path());
         };
-        let target_cluster = self.served.resolve(target_cluster).ok_or_else(not_found)?;
+        let target_cluster = self
+            .served
+            .resolve(target_cluster)
+            .ok_or_else(ApiError::no_such_path)?;
         let key = self.authorize(&target_cluster, target, uid, req).await?;
         let label = state_label(&key);
         let Some(r) = req.resource else {
@@ -134,7 +129,7 @@ impl SyncerView {
         let desc = self
             .served
             .lookup(Some(cluster), WORKLOAD, VERSION, "synctargets")
-            .ok_or_else(not_found)?;
+            .ok_or_else(ApiError::no_such_path)?;
         let scope = Scope {
             cluster: Some(cluster.to_string()),
             desc,
@@ -142,7 +137,7 @@ impl SyncerView {
         };
         let target = self.registry.get_parsed(&scope, name).await?;
         if meta::uid(&target) != Some(uid) {
-            return Err(not_found());
+            return Err(ApiError::no_such_path());
         }
         Ok(meta::labels(&target)
             .get(KEY_LABEL)
@@ -195,7 +190,7 @@ impl SyncerView {
         let desc = self
             .served
             .lookup(Some(cluster), r.group, r.version, r.resource)
-            .ok_or_else(not_found)?;
+            .ok_or_else(ApiError::no_such_path)?;
         let scope = Scope {
             cluster: Some(cluster.to_string()),
             desc,

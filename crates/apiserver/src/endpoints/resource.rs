@@ -37,11 +37,7 @@ pub(crate) fn version() -> Value {
 }
 
 pub(crate) fn not_found_path() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
+    ApiError::no_such_path()
 }
 
 impl Api {
