@@ -236,4 +236,26 @@ fn placements_schedule_namespaces_and_the_syncer_view_serves_them() {
         String::from_utf8_lossy(&out.stderr).contains("Forbidden"),
         "{out:?}"
     );
+
+    // So is a service account of another workspace, even one with the same name.
+    ws_ok(
+        &k,
+        "root:team",
+        &["create", "serviceaccount", "syncer-east", "-n", "default"],
+    );
+    let foreign = ws_ok(
+        &k,
+        "root:team",
+        &["create", "token", "syncer-east", "-n", "default"],
+    );
+    let out = k.kubectl(&[
+        "--server",
+        &format!("{url}/clusters/*"),
+        "--token",
+        foreign.trim(),
+        "get",
+        "configmaps",
+        "-A",
+    ]);
+    assert!(!out.status.success(), "a foreign service account got in");
 }

@@ -314,8 +314,11 @@ impl Claims {
                 crate::authn::AUTHENTICATED.into(),
             ],
             extra: {
-                let mut extra: std::collections::BTreeMap<String, Vec<String>> =
-                    [(CREDENTIAL_ID.to_string(), vec![format!("JTI={}", self.jti)])].into();
+                let mut extra: std::collections::BTreeMap<String, Vec<String>> = [
+                    (CREDENTIAL_ID.to_string(), vec![format!("JTI={}", self.jti)]),
+                    (CLUSTER_NAME.to_string(), vec![self.cluster.clone()]),
+                ]
+                .into();
                 if let Some(b) = &self.bound {
                     let (name, uid) = bound_extra(&b.kind);
                     extra.insert(name, vec![b.name.clone()]);
@@ -330,6 +333,19 @@ impl Claims {
 /// The user-info extra key naming the credential a request was authenticated with; its
 /// presence marks a user as authenticated by a service-account token.
 pub const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
+
+/// kcp's user-info extra naming the logical cluster a service account belongs to: its
+/// workspace lets it in (see `Authorizer::authorize_as`), no other does.
+pub const CLUSTER_NAME: &str = "authentication.kcp.io/cluster-name";
+
+/// The logical cluster `user` is a service account of, if it is one.
+pub fn home_cluster(user: &UserInfo) -> Option<&str> {
+    user.extra
+        .get(CLUSTER_NAME)
+        .and_then(|c| c.first())
+        .map(String::as_str)
+        .filter(|_| user.name.starts_with("system:serviceaccount:"))
+}
 
 /// Where ServiceAccounts are looked up.
 #[derive(Clone, Copy)]

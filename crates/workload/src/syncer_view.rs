@@ -109,8 +109,9 @@ impl SyncerView {
         uid: &str,
         req: &VirtualWorkspaceRequest<'_>,
     ) -> Result<String, ApiError> {
+        let home = kplex_auth::serviceaccount::home_cluster(req.user);
         self.authz
-            .authorize(
+            .authorize_as(
                 Some(cluster),
                 &Request {
                     user: req.user.name.clone(),
@@ -124,6 +125,7 @@ impl SyncerView {
                     }),
                     path: None,
                 },
+                home,
             )
             .await?;
         let desc = self

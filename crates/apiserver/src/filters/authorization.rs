@@ -34,7 +34,8 @@ impl Api {
         if hooks.iter().any(|h| h.allows_without_rbac(&attrs)) {
             return Ok(());
         }
-        self.authz.authorize(cluster, &req).await?;
+        let home = crate::serviceaccount::home_cluster(user);
+        self.authz.authorize_as(cluster, &req, home).await?;
         for hook in hooks {
             hook.check_after_rbac(&attrs).await?;
         }

@@ -201,6 +201,18 @@ impl Authorizer {
 
     /// The decision for one request in `cluster` (None: the wildcard view). Err is a 403.
     pub async fn authorize(&self, cluster: Option<&str>, req: &Request) -> Result<(), ApiError> {
+        self.authorize_as(cluster, req, None).await
+    }
+
+    /// [`Authorizer::authorize`] for a requester who is a service account of logical cluster
+    /// `home` (`serviceaccount::home_cluster`): a workspace's own service accounts may
+    /// always enter it, as in kcp; RBAC still decides what they may do there.
+    pub async fn authorize_as(
+        &self,
+        cluster: Option<&str>,
+        req: &Request,
+        home: Option<&str>,
+    ) -> Result<(), ApiError> {
         if req.groups.iter().any(|g| g == MASTERS) {
             return Ok(());
         }
@@ -227,10 +239,7 @@ impl Authorizer {
             && req.resource.as_ref().is_some_and(|r| {
                 r.group == "authentication.k8s.io" && r.resource == "selfsubjectreviews"
             });
-        // A workspace's own service accounts may always enter it, as in kcp: their tokens
-        // authenticate only in the logical cluster that issued them (or in a virtual
-        // workspace homed there).
-        let own_service_account = req.user.starts_with("system:serviceaccount:");
+        let own_service_account = home.is_some() && home == Some(cluster);
         if !whoami && !own_service_account && !self.rbac_allows(cluster, &access).await? {
             let path = self
                 .served
