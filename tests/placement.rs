@@ -258,4 +258,47 @@ fn placements_schedule_namespaces_and_the_syncer_view_serves_them() {
         "-A",
     ]);
     assert!(!out.status.success(), "a foreign service account got in");
+
+    // Using another workspace's locations needs `bind` on them there.
+    ws_ok_stdin(
+        &k,
+        "root:team",
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: planner, namespace: default}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: placements}\nrules: [{apiGroups: [scheduling.kcp.io], resources: [placements], verbs: ['*']}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: planner}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: placements}\nsubjects: [{kind: ServiceAccount, name: planner, namespace: default}]\n",
+    );
+    let planner = ws_ok(
+        &k,
+        "root:team",
+        &["create", "token", "planner", "-n", "default"],
+    );
+    let team = k.url("/clusters/root:team");
+    let second = PLACEMENT.replace("name: default", "name: second");
+    let mut create = |expect_ok: bool| {
+        let mut cmd = std::process::Command::new(common::kubectl_binary());
+        cmd.args([
+            "--server",
+            &team,
+            "--token",
+            planner.trim(),
+            "create",
+            "-f",
+            "-",
+        ])
+        .env("KUBECONFIG", k.kubeconfig());
+        let out = common::output_with_stdin(&mut cmd, &second);
+        assert_eq!(out.status.success(), expect_ok, "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = create(false);
+    assert!(
+        err.contains("no permission to bind locations in workspace root:compute"),
+        "{err}"
+    );
+    ws_ok_stdin(
+        &k,
+        "root:compute",
+        &["apply", "-f", "-"],
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: bind-locations}\nrules: [{apiGroups: [scheduling.kcp.io], resources: [locations], verbs: [bind]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: team-planner}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: bind-locations}\nsubjects: [{kind: User, name: 'system:serviceaccount:default:planner'}]\n",
+    );
+    create(true);
 }

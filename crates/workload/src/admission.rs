@@ -4,12 +4,84 @@
 //! objects that were there before the namespace was scheduled.
 
 use async_trait::async_trait;
+use kplex_apimachinery::user::MASTERS;
 use kplex_apimachinery::{ApiError, meta};
+use kplex_auth::authz::{Request, ResourceAttrs};
 use kplex_registry::registry::admission::{AdmissionPlugin, Attributes, Operation};
 use kplex_registry::registry::{Registry, Scope};
 use serde_json::Value;
 
 use crate::scheduling::{SYNCED, apply_sync_labels, placeable, sync_labels};
+
+/// Using another workspace's Locations needs permission there, as in kcp: a Placement whose
+/// `spec.locationWorkspace` names another workspace is admitted only if its creator may
+/// `bind` `locations.scheduling.kcp.io` in that workspace.
+pub struct LocationPermission {
+    pub served: std::sync::Arc<kplex_registry::served::Served>,
+    pub authz: kplex_auth::authz::Authorizer,
+}
+
+#[async_trait]
+impl AdmissionPlugin for LocationPermission {
+    fn name(&self) -> &'static str {
+        "PlacementLocationPermission"
+    }
+
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: Option<&Value>,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let (Some(user), Some(obj)) = (attrs.user, obj) else {
+            return Ok(());
+        };
+        if !attrs.is(crate::SCHEDULING, "placements") || !attrs.subresource.is_empty() {
+            return Ok(());
+        }
+        let workspace = |o: &Value| {
+            o.pointer("/spec/locationWorkspace")
+                .and_then(Value::as_str)
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+        };
+        let Some(path) = workspace(obj) else {
+            return Ok(());
+        };
+        // Unchanged on an update: it was checked when it was set.
+        if old.and_then(workspace).as_deref() == Some(path.as_str()) {
+            return Ok(());
+        }
+        let target = self.served.resolve(&path);
+        if target.as_deref() == Some(attrs.cluster) || user.in_group(MASTERS) {
+            return Ok(());
+        }
+        let req = Request {
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            verb: "bind".into(),
+            resource: Some(ResourceAttrs {
+                group: crate::SCHEDULING.into(),
+                resource: "locations".into(),
+                ..Default::default()
+            }),
+            path: None,
+        };
+        let allowed = match &target {
+            Some(cluster) => self.authz.rbac_allows(cluster, &req).await?,
+            None => false,
+        };
+        if allowed {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            crate::SCHEDULING,
+            "placements",
+            attrs.name,
+            &format!("no permission to bind locations in workspace {path}"),
+        ))
+    }
+}
 
 pub struct StateLabels {
     pub registry: Registry,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kplex_feature::{Context, Feature, Plugin};
 
-use crate::admission::StateLabels;
+use crate::admission::{LocationPermission, StateLabels};
 use crate::scheduling::{Scheduling, Workload};
 use crate::syncer_view::SyncerView;
 
@@ -22,10 +22,16 @@ fn build(ctx: &Context) -> Feature {
         base_url: ctx.base_url.clone(),
     };
     Feature {
-        admission: vec![Arc::new(StateLabels {
-            registry: ctx.registry.clone(),
-            served: ctx.served.clone(),
-        })],
+        admission: vec![
+            Arc::new(StateLabels {
+                registry: ctx.registry.clone(),
+                served: ctx.served.clone(),
+            }),
+            Arc::new(LocationPermission {
+                served: ctx.served.clone(),
+                authz: ctx.authz.clone(),
+            }),
+        ],
         virtual_workspaces: vec![Arc::new(SyncerView {
             registry: ctx.registry.clone(),
             served: ctx.served.clone(),
