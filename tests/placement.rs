@@ -273,7 +273,7 @@ fn placements_schedule_namespaces_and_the_syncer_view_serves_them() {
     );
     let team = k.url("/clusters/root:team");
     let second = PLACEMENT.replace("name: default", "name: second");
-    let mut create = |expect_ok: bool| {
+    let create = |expect_ok: bool| {
         let mut cmd = std::process::Command::new(common::kubectl_binary());
         cmd.args([
             "--server",
