@@ -326,6 +326,37 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
     ]);
     assert!(east.synced("deployments").iter().any(|(_, n)| n == "demo"));
 
+    // A Secret a downstream controller makes for a synced object is shown upstream; one it
+    // makes for nothing of ours is not.
+    let d = deployment_on(&east).unwrap();
+    let (ns, uid) = (
+        d["metadata"]["namespace"].as_str().unwrap(),
+        d["metadata"]["uid"].as_str().unwrap(),
+    );
+    east.api.ok_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: operator-made\n  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: web, uid: {uid}}}]\nstringData: {{password: s3cret}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: unrelated}}\nstringData: {{x: y}}\n"
+        ),
+    );
+    eventually(10, "the operator's secret upstream", || {
+        let out = up.kubectl(&[
+            "--server",
+            &up.url("/clusters/root:team1"),
+            "get",
+            "secret",
+            "operator-made",
+            "-o",
+            "jsonpath={.data.password}",
+        ]);
+        (String::from_utf8_lossy(&out.stdout) == common::base64(b"s3cret")).then_some(())
+    });
+    assert!(!common::ws_succeeds(
+        &up,
+        "root:team1",
+        &["get", "secret", "unrelated"]
+    ));
+
     // Nothing of team1 on west, nothing of team2 on east.
     assert!(west.synced("deployments").is_empty());
 

@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::transform::{
-    CLUSTER_ANNOTATION, LOCATOR_ANNOTATION, OWNER_LABEL, Target, downstream_namespace,
-    downstream_object, is_ours, locator, status_update, syncable, upstream_copy, upstream_of,
+    CLUSTER_ANNOTATION, LOCATOR_ANNOTATION, OWNER_LABEL, STATE_LABEL_PREFIX, Target,
+    downstream_namespace, downstream_object, is_ours, locator, status_update, syncable,
+    upstream_copy, upstream_of,
 };
 use crate::{ConflictPolicy, Error, SyncerArgs};
 
@@ -52,6 +53,9 @@ const DEFAULT_RESOURCES: &[(&str, &str, &str, &str)] = &[
 const SHOWN: &[(&str, &str, &str, &str)] = &[
     ("apps", "v1", "ReplicaSet", "replicasets"),
     ("", "v1", "Pod", "pods"),
+    // Only those a downstream controller made for a synced object (a certificate's key
+    // pair, an operator's credentials): see `Syncer::shows`.
+    ("", "v1", "Secret", "secrets"),
 ];
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
@@ -672,6 +676,23 @@ impl Syncer {
         let up: Api<DynamicObject> = Api::namespaced_with(self.writer(cluster)?, namespace, &ar);
         let down_obj = down.get_opt(name).await?.map(|p| value_of(&p));
         let up_obj = up.get_opt(name).await?.map(|p| value_of(&p));
+        // Only what this agent shows: never an object placed here (state `Sync`), nor a
+        // downstream object that is not the downstream cluster's own making for ours.
+        let state = format!("{STATE_LABEL_PREFIX}{}", self.target.key);
+        let shown_upstream = |u: &Value| {
+            u.pointer("/metadata/labels")
+                .and_then(|l| l.get(&state))
+                .and_then(Value::as_str)
+                == Some("Upsync")
+        };
+        let down_obj = match down_obj {
+            Some(d) if self.shows(k, &ns, &d).await? => Some(d),
+            _ => None,
+        };
+        let up_obj = up_obj.filter(shown_upstream);
+        if up_obj.is_none() && up.get_opt(name).await?.is_some() {
+            return Ok(());
+        }
         match (down_obj, up_obj) {
             (Some(d), None) => {
                 let owners = self.upstream_owners(cluster, namespace, &d);
@@ -715,6 +736,15 @@ impl Syncer {
                         name,
                         &PatchParams::default(),
                         &Patch::Merge(json!({"status": status})),
+                    )
+                    .await?;
+                }
+                if k == "Secret" && u.get("data") != d.get("data") {
+                    let data = d.get("data").cloned().unwrap_or(Value::Null);
+                    up.patch(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"data": data})),
                     )
                     .await?;
                 }
@@ -900,6 +930,41 @@ impl Syncer {
                 self.enqueue(Work::DownstreamShown(kind, ns, name));
             }
         }
+    }
+
+    /// Whether downstream object `d` (of [`SHOWN`] kind `kind`, in our namespace `ns`) is
+    /// shown upstream: ReplicaSets and Pods always; a Secret only when a synced object of
+    /// ours owns it (never one of ours, never a service-account token).
+    async fn shows(&self, kind: &str, ns: &str, d: &Value) -> Result<bool, Error> {
+        if kind != "Secret" {
+            return Ok(true);
+        }
+        if is_ours(d, &self.target.key) || !syncable(d) {
+            return Ok(false);
+        }
+        let owners = d
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for owner in owners {
+            let (Some(owner_kind), Some(owner_name)) = (
+                owner.get("kind").and_then(Value::as_str),
+                owner.get("name").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let Some(ar) = self.resources.iter().find(|r| r.kind == owner_kind) else {
+                continue;
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(self.down.clone(), ns, ar);
+            if let Some(o) = api.get_opt(owner_name).await?
+                && is_ours(&value_of(&o), &self.target.key)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The owner references of an upstream copy: its downstream controller, when that is a

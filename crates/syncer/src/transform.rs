@@ -141,12 +141,13 @@ pub fn upstream_copy(down: &Value, namespace: &str, owners: Vec<Value>) -> Value
     if !owners.is_empty() {
         metadata["ownerReferences"] = Value::Array(owners);
     }
-    json!({
-        "apiVersion": down.get("apiVersion").cloned().unwrap_or_else(|| json!("v1")),
-        "kind": down.get("kind").cloned().unwrap_or_else(|| json!("Pod")),
-        "metadata": metadata,
-        "spec": down.get("spec").cloned().unwrap_or_else(|| json!({})),
-    })
+    // What it is (a pod's spec, a Secret's type and data), not what it reports.
+    let mut out = down.clone();
+    if let Some(m) = out.as_object_mut() {
+        m.remove("status");
+        m.insert("metadata".into(), metadata);
+    }
+    out
 }
 
 /// The status to write upstream, if the downstream one differs.
