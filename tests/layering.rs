@@ -117,7 +117,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The agent talks to kplex over HTTP only.
     ("kplex-syncer", &["kplex-gocompat"]),
     // The cluster simulator too.
-    ("kplex-sim", &["kplex-gocompat"]),
+    ("kplex-sim", &[]),
     // Binaries.
     // The benchmarks reach the server only as clients do (the store bench opens a store).
     ("kplex-bench", &["kplex-store"]),

@@ -1,4 +1,6 @@
-//! The cluster as the simulator talks to it: dynamic objects as JSON values.
+//! The cluster as the simulator talks to it: HTTP through the `kube` client, dynamic
+//! objects as JSON values. Answers that only mean "someone else got there first" (409 on
+//! create, 404 on delete or patch) are success: the next pass looks again.
 
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -10,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{Error, SimArgs};
 
-pub fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
@@ -45,7 +47,7 @@ pub fn endpoint_slices() -> ApiResource {
     ar("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices")
 }
 
-/// What a change of triggers a pass.
+/// The kinds whose changes trigger a pass.
 pub fn watched() -> Vec<ApiResource> {
     vec![
         pods(),
@@ -56,6 +58,10 @@ pub fn watched() -> Vec<ApiResource> {
         jobs(),
         services(),
     ]
+}
+
+fn is(e: &kube::Error, codes: &[u16]) -> bool {
+    matches!(e, kube::Error::Api(s) if codes.contains(&s.code))
 }
 
 pub struct Cluster {
@@ -90,13 +96,22 @@ impl Cluster {
         }
     }
 
-    /// Every object of a kind, in every namespace; none when the kind is not served.
-    pub async fn list(&self, ar: &ApiResource) -> Result<Vec<Value>, Error> {
-        match self.all(ar).list(&ListParams::default()).await {
-            Ok(list) => Ok(list.items.iter().map(value).collect()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
+    /// Whether the server serves a kind (a list of one answers; 404 means not served).
+    pub async fn serves(&self, ar: &ApiResource) -> Result<bool, Error> {
+        match self.all(ar).list(&ListParams::default().limit(1)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is(&e, &[404]) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every object of a kind, in every namespace.
+    pub async fn list(&self, ar: &ApiResource) -> Result<Vec<Value>, Error> {
+        let list = self.all(ar).list(&ListParams::default()).await?;
+        list.items
+            .iter()
+            .map(|o| serde_json::to_value(o).map_err(Error::from))
+            .collect()
     }
 
     pub async fn create(
@@ -112,7 +127,7 @@ impl Cluster {
             .await
         {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) if is(&e, &[409]) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -135,11 +150,12 @@ impl Cluster {
         };
         match result {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) if is(&e, &[404, 409]) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// Deletes at once (grace period 0), as a kubelet finishing a pod does.
     pub async fn delete(
         &self,
         ar: &ApiResource,
@@ -152,12 +168,13 @@ impl Cluster {
             .await
         {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) if is(&e, &[404, 409]) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// The scheduler's `pods/binding`.
+    /// The scheduler's `pods/binding`; a server without that subresource (404/405) gets
+    /// `spec.nodeName` set by a patch instead.
     pub async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<(), Error> {
         let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
@@ -167,67 +184,34 @@ impl Cluster {
             .await
         {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            // Already bound (by us, in an earlier pass, or by someone else).
+            Err(e) if is(&e, &[409]) => Ok(()),
+            Err(e) if is(&e, &[404, 405]) => {
+                let patch = json!({"spec": {"nodeName": node}});
+                self.patch(&pods(), Some(namespace), pod, patch, false)
+                    .await
+            }
             Err(e) => Err(e.into()),
         }
     }
 }
 
-pub fn value(obj: &DynamicObject) -> Value {
-    serde_json::to_value(obj).unwrap_or_default()
-}
-
-pub fn text<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-pub fn int(obj: &Value, pointer: &str) -> i64 {
-    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-}
-
-pub fn name(obj: &Value) -> &str {
-    text(obj, "/metadata/name")
-}
-
-pub fn namespace(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/namespace").and_then(Value::as_str)
-}
-
-pub fn uid(obj: &Value) -> &str {
-    text(obj, "/metadata/uid")
-}
-
-/// Whether `obj` is controlled by the object with uid `owner`.
-pub fn controlled_by(obj: &Value, owner: &str) -> bool {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|refs| {
-            refs.iter().any(|r| {
-                r.get("uid").and_then(Value::as_str) == Some(owner)
-                    && r.get("controller").and_then(Value::as_bool) == Some(true)
-            })
-        })
-}
-
-/// The controller reference to `owner`.
-pub fn owner_ref(owner: &Value) -> Value {
-    json!([{"apiVersion": text(owner, "/apiVersion"), "kind": text(owner, "/kind"),
-        "name": name(owner), "uid": uid(owner), "controller": true, "blockOwnerDeletion": true}])
-}
-
-pub fn terminating(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some()
-}
-
-pub fn condition_true(obj: &Value, type_: &str) -> bool {
-    obj.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some(type_)
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-        })
+impl Cluster {
+    /// Writes `status` (its top-level fields, a merge patch) to `obj`'s status
+    /// subresource, unless the object already reports exactly that: a settled simulation
+    /// writes nothing.
+    pub async fn set_status(
+        &self,
+        ar: &ApiResource,
+        obj: &Value,
+        status: Value,
+    ) -> Result<(), Error> {
+        if crate::object::already(obj.get("status"), &status) {
+            return Ok(());
+        }
+        let name = crate::object::name(obj);
+        let patch = json!({"status": status});
+        self.patch(ar, crate::object::namespace(obj), name, patch, true)
+            .await
+    }
 }

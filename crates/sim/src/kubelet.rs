@@ -1,118 +1,111 @@
-//! The scheduler and the kubelets: unbound pods are bound to the least loaded simulated
-//! node; bound pods become Running and Ready (a Job's pods then Succeeded).
+//! The kubelets of the simulated nodes: a pod bound to one becomes Running and Ready at
+//! once (nothing is pulled or started); a Job's pod exits 0 a moment later; a pod being
+//! deleted is removed (the kubelet's final delete with grace period 0).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::client::{self, Cluster, text};
+use crate::client::{self, Cluster};
+use crate::nodes::node_ip;
+use crate::object::{name, namespace, now, owned_by_kind, terminating, text, uid};
 
 /// How long a Job's pod runs before it succeeds.
 const JOB_POD_RUNS: Duration = Duration::from_secs(1);
 
-/// Binds pods nobody placed yet (default scheduler) to the least loaded node.
-pub async fn schedule(c: &Cluster, nodes: &[String]) -> Result<(), Error> {
-    if nodes.is_empty() {
-        return Ok(());
+/// What the kubelet does with one of its pods.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Being deleted: finish the deletion.
+    Remove,
+    /// Not running yet: report it Running and Ready.
+    Start,
+    /// A run-to-completion pod that ran long enough: report it Succeeded.
+    Complete,
+    Nothing,
+}
+
+/// The next step for `pod`, running for `ran` since this kubelet first saw it.
+pub fn step(pod: &Value, ran: Duration) -> Step {
+    let phase = text(pod, "/status/phase");
+    if terminating(pod) {
+        Step::Remove
+    } else if matches!(phase, "Succeeded" | "Failed") {
+        Step::Nothing
+    } else if phase != "Running" || text(pod, "/status/podIP").is_empty() {
+        Step::Start
+    } else if owned_by_kind(pod, "Job") && ran >= JOB_POD_RUNS {
+        Step::Complete
+    } else {
+        Step::Nothing
     }
-    let pods = c.list(&client::pods()).await?;
-    let mut load: HashMap<&str, usize> = nodes.iter().map(|n| (n.as_str(), 0)).collect();
-    for p in &pods {
-        if let Some(n) = load.get_mut(text(p, "/spec/nodeName")) {
-            *n += 1;
-        }
-    }
-    for p in &pods {
-        let scheduler = text(p, "/spec/schedulerName");
-        let unbound = text(p, "/spec/nodeName").is_empty()
-            && (scheduler.is_empty() || scheduler == "default-scheduler")
-            && !client::terminating(p);
-        if !unbound {
-            continue;
-        }
-        let Some((node, count)) = load
-            .iter_mut()
-            .min_by(|a, b| (*a.1).cmp(&*b.1).then(a.0.cmp(b.0)))
-        else {
-            continue;
-        };
-        *count += 1;
-        let ns = client::namespace(p).unwrap_or("default");
-        c.bind(ns, client::name(p), node).await?;
-    }
-    Ok(())
 }
 
 #[derive(Default)]
 pub struct Kubelet {
-    /// Pod uid → when its (simulated) containers started.
+    /// Pod uid → when this kubelet first saw it running.
     started: HashMap<String, Instant>,
     next_ip: u32,
 }
 
 impl Kubelet {
-    fn ip(&mut self) -> String {
-        self.next_ip += 1;
-        format!(
-            "10.244.{}.{}",
-            (self.next_ip >> 8) & 0xff,
-            (self.next_ip & 0xff).max(1)
-        )
-    }
-
-    /// Runs the pods bound to simulated nodes.
-    pub async fn run_pods(&mut self, c: &Cluster, nodes: &[String]) -> Result<(), Error> {
-        let pods = c.list(&client::pods()).await?;
-        let mut live = Vec::new();
-        for p in &pods {
-            let node = text(p, "/spec/nodeName");
-            if !nodes.iter().any(|n| n == node) || client::terminating(p) {
+    /// A pod IP from 10.244.0.0/16 no listed pod has.
+    fn ip(&mut self, used: &HashSet<&str>) -> String {
+        loop {
+            self.next_ip = (self.next_ip + 1) % (1 << 16);
+            let n = self.next_ip;
+            if n & 0xff == 0 || n & 0xff == 0xff {
                 continue;
             }
-            live.push(client::uid(p).to_string());
-            let phase = text(p, "/status/phase");
-            let job = owned_by_kind(p, "Job");
+            let ip = format!("10.244.{}.{}", n >> 8, n & 0xff);
+            if !used.contains(ip.as_str()) {
+                return ip;
+            }
+        }
+    }
+
+    /// Runs the pods bound to the simulated `nodes`.
+    pub async fn reconcile(
+        &mut self,
+        c: &Cluster,
+        pods: &[Value],
+        nodes: &[String],
+    ) -> Result<(), Error> {
+        let used: HashSet<&str> = pods.iter().map(|p| text(p, "/status/podIP")).collect();
+        let mut live = HashSet::new();
+        for p in pods {
+            let node = text(p, "/spec/nodeName");
+            let Some(index) = nodes.iter().position(|n| n == node) else {
+                continue;
+            };
+            live.insert(uid(p).to_string());
             let started = *self
                 .started
-                .entry(client::uid(p).to_string())
+                .entry(uid(p).to_string())
                 .or_insert_with(Instant::now);
-            let status = match phase {
-                "Succeeded" | "Failed" => continue,
-                "Running" if job && started.elapsed() >= JOB_POD_RUNS => succeeded(p),
-                "Running" => continue,
-                _ => {
-                    let ip = self.ip();
-                    running(p, &ip, node)
+            let status = match step(p, started.elapsed()) {
+                Step::Nothing => continue,
+                Step::Remove => {
+                    c.delete(&client::pods(), namespace(p), name(p)).await?;
+                    continue;
                 }
+                Step::Start => running(p, &self.ip(&used), &node_ip(index)),
+                Step::Complete => succeeded(p),
             };
-            let ns = client::namespace(p);
-            c.patch(
-                &client::pods(),
-                ns,
-                client::name(p),
-                json!({"status": status}),
-                true,
-            )
-            .await?;
+            let patch = json!({"status": status});
+            c.patch(&client::pods(), namespace(p), name(p), patch, true)
+                .await?;
         }
         self.started.retain(|uid, _| live.contains(uid));
         Ok(())
     }
 }
 
-fn owned_by_kind(obj: &Value, kind: &str) -> bool {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|r| {
-            r.iter()
-                .any(|o| o.get("kind").and_then(Value::as_str) == Some(kind))
-        })
-}
-
-fn containers(pod: &Value) -> Vec<(String, String)> {
-    pod.pointer("/spec/containers")
+/// (name, image) of the pod's containers of `field` (`containers`, `initContainers`).
+fn containers(pod: &Value, field: &str) -> Vec<(String, String)> {
+    pod.pointer(&format!("/spec/{field}"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -120,46 +113,72 @@ fn containers(pod: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+fn container_status(name: &str, image: &str, ready: bool, state: Value) -> Value {
+    json!({"name": name, "image": image, "imageID": format!("sim://{image}"),
+        "containerID": format!("sim://{name}"), "ready": ready, "started": ready,
+        "restartCount": 0, "state": state})
+}
+
 fn pod_conditions(ready: bool, now: &str) -> Value {
     let s = |ok: bool| if ok { "True" } else { "False" };
-    json!([
-        {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now},
+    let mut conditions = json!([
+        {"type": "PodReadyToStartContainers", "status": s(ready), "lastTransitionTime": now},
         {"type": "Initialized", "status": "True", "lastTransitionTime": now},
         {"type": "Ready", "status": s(ready), "lastTransitionTime": now},
         {"type": "ContainersReady", "status": s(ready), "lastTransitionTime": now},
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-    ])
+    ]);
+    if !ready {
+        // A finished pod's readiness is false because it completed, not because it failed.
+        for i in [2, 3] {
+            conditions[i]["reason"] = json!("PodCompleted");
+        }
+    }
+    conditions
 }
 
-/// What a kubelet reports once every container started.
-pub fn running(pod: &Value, ip: &str, node: &str) -> Value {
-    let now = kplex_gocompat::now_rfc3339();
-    let statuses: Vec<Value> = containers(pod)
-        .into_iter()
-        .map(|(name, image)| json!({"name": name, "image": image, "imageID": format!("sim://{image}"),
-            "containerID": format!("sim://{name}"), "ready": true, "started": true, "restartCount": 0,
-            "state": {"running": {"startedAt": now}}}))
+/// Init containers, as a kubelet reports them once they all exited 0.
+fn init_statuses(pod: &Value, now: &str) -> Value {
+    containers(pod, "initContainers")
+        .iter()
+        .map(|(name, image)| {
+            let state = json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                "startedAt": now, "finishedAt": now}});
+            container_status(name, image, false, state)
+        })
+        .collect()
+}
+
+/// What a kubelet reports once every container started (and, having no probes to run,
+/// is ready).
+pub fn running(pod: &Value, ip: &str, host_ip: &str) -> Value {
+    let now = now();
+    let statuses: Vec<Value> = containers(pod, "containers")
+        .iter()
+        .map(|(name, image)| {
+            container_status(name, image, true, json!({"running": {"startedAt": now}}))
+        })
         .collect();
-    json!({"phase": "Running", "conditions": pod_conditions(true, &now), "hostIP": node_ip(node),
-        "hostIPs": [{"ip": node_ip(node)}], "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
-        "qosClass": "BestEffort", "containerStatuses": statuses})
+    json!({"phase": "Running", "conditions": pod_conditions(true, &now), "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}], "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
+        "qosClass": "BestEffort", "containerStatuses": statuses,
+        "initContainerStatuses": init_statuses(pod, &now)})
 }
 
 /// What a kubelet reports when a run-to-completion pod's containers exited 0.
 pub fn succeeded(pod: &Value) -> Value {
-    let now = kplex_gocompat::now_rfc3339();
-    let statuses: Vec<Value> = containers(pod)
-        .into_iter()
-        .map(|(name, image)| json!({"name": name, "image": image, "imageID": format!("sim://{image}"),
-            "containerID": format!("sim://{name}"), "ready": false, "started": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": text(pod, "/status/startTime"), "finishedAt": now}}}))
+    let now = now();
+    let started = text(pod, "/status/startTime");
+    let statuses: Vec<Value> = containers(pod, "containers")
+        .iter()
+        .map(|(name, image)| {
+            let state = json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                "startedAt": started, "finishedAt": now}});
+            container_status(name, image, false, state)
+        })
         .collect();
-    json!({"phase": "Succeeded", "conditions": pod_conditions(false, &now), "containerStatuses": statuses})
-}
-
-fn node_ip(node: &str) -> String {
-    let n: u32 = node.bytes().map(u32::from).sum::<u32>() % 200;
-    format!("10.0.1.{}", n + 10)
+    json!({"phase": "Succeeded", "conditions": pod_conditions(false, &now),
+        "containerStatuses": statuses})
 }
 
 #[cfg(test)]
@@ -169,16 +188,48 @@ mod tests {
     #[test]
     fn running_pods_are_ready_with_an_ip() {
         let pod = json!({"spec": {"containers": [{"name": "c", "image": "nginx"}]}});
-        let s = running(&pod, "10.244.0.1", "n0");
+        let s = running(&pod, "10.244.0.1", "10.0.0.2");
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["podIP"], "10.244.0.1");
+        assert_eq!(s["hostIP"], "10.0.0.2");
         assert_eq!(s["containerStatuses"][0]["ready"], true);
-        let ready = s["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        assert!(ready);
-        assert_eq!(succeeded(&pod)["phase"], "Succeeded");
+        assert_eq!(s["containerStatuses"][0]["restartCount"], 0);
+        assert!(s["containerStatuses"][0]["state"]["running"]["startedAt"].is_string());
+        let running = json!({"spec": pod["spec"], "status": s});
+        assert!(crate::object::pod_ready(&running));
+        let done = succeeded(&running);
+        assert_eq!(done["phase"], "Succeeded");
+        assert_eq!(
+            done["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            0
+        );
+    }
+
+    #[test]
+    fn the_kubelet_starts_completes_and_removes() {
+        let job = json!({"kind": "Job"});
+        let pending =
+            json!({"metadata": {"ownerReferences": [job]}, "status": {"phase": "Pending"}});
+        assert_eq!(step(&pending, Duration::ZERO), Step::Start);
+        let running = json!({"metadata": {"ownerReferences": [job]},
+            "status": {"phase": "Running", "podIP": "10.244.0.1"}});
+        assert_eq!(step(&running, Duration::ZERO), Step::Nothing);
+        assert_eq!(step(&running, JOB_POD_RUNS), Step::Complete);
+        let served = json!({"status": {"phase": "Running", "podIP": "10.244.0.1"}});
+        assert_eq!(step(&served, JOB_POD_RUNS * 10), Step::Nothing);
+        let gone = json!({"metadata": {"deletionTimestamp": "t"}, "status": {"phase": "Running"}});
+        assert_eq!(step(&gone, Duration::ZERO), Step::Remove);
+        assert_eq!(
+            step(&json!({"status": {"phase": "Succeeded"}}), Duration::ZERO),
+            Step::Nothing
+        );
+    }
+
+    #[test]
+    fn pod_ips_are_unique() {
+        let mut k = Kubelet::default();
+        let used: HashSet<&str> = ["10.244.0.1"].into();
+        assert_eq!(k.ip(&used), "10.244.0.2");
+        assert_eq!(k.ip(&used), "10.244.0.3");
     }
 }

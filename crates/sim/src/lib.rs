@@ -1,27 +1,43 @@
 //! `kplex sim`: a cluster simulator, **a test and demo tool** (KWOK-like). Against any
 //! Kubernetes API — a kplex workspace included — it plays what a real cluster runs besides
-//! its API server: Nodes that stay Ready, the scheduler (`pods/binding`), kubelets (pods
-//! Running and Ready, a Job's pods Succeeded), and kube-controller-manager's workload
-//! controllers (Deployments → ReplicaSets → Pods, StatefulSets, DaemonSets, Jobs, with
-//! their status as kube reports it; Services get Endpoints and EndpointSlices). Nothing
-//! runs: containers are never pulled or started. With it, `kubectl rollout status`,
-//! `kubectl wait --for=condition=Available` and `helm install --wait` finish against a
-//! cluster made of a second `kplex start` plus `kplex sim`.
+//! its API server: Nodes that stay Ready ([`nodes`]), the scheduler ([`scheduler`],
+//! `pods/binding`), kubelets ([`kubelet`]: pods Running and Ready, a Job's pods
+//! Succeeded), and kube-controller-manager's controllers ([`deployments`],
+//! [`replicasets`], [`statefulsets`], [`daemonsets`], [`jobs`], [`services`]) with their
+//! status as kube reports it. Nothing runs: no image is pulled, no container started, no
+//! packet routed. With it, `kubectl rollout status`, `kubectl wait --for=condition=Available`
+//! and `helm install --wait` finish against a "physical cluster" made of a second
+//! `kplex start` plus `kplex sim`.
+//!
+//! It talks to the API over HTTP only (the `kube` crate; no kplex server crate), so it
+//! works against kube-apiserver too.
 //!
 //! Level-triggered: every change it sees (watches) triggers one pass that lists the world
-//! and moves each object one step towards what kube would make of it.
+//! ([`world::World`]) and moves each object one step towards what kube would make of it;
+//! a pass also runs every second without any change (heartbeats, a Job's pods finishing).
+//! Each module keeps its decisions in pure functions ("desired state from observed state")
+//! tested next to them; the I/O around them is thin.
 
 mod client;
-mod kubelet;
-mod nodes;
-mod services;
-mod workloads;
+pub mod daemonsets;
+pub mod deployments;
+pub mod jobs;
+pub mod kubelet;
+pub mod nodes;
+mod object;
+mod pods;
+pub mod replicasets;
+pub mod scheduler;
+pub mod services;
+pub mod statefulsets;
+pub mod world;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use tokio::sync::Notify;
 
@@ -29,17 +45,22 @@ pub use client::Cluster;
 
 /// `kplex sim`'s flags.
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    long_about = "Simulate a cluster's nodes, scheduler, kubelets and workload controllers \
+    against any Kubernetes API (KWOK-like). A test and demo tool: nothing runs, pods only \
+    report Running and Ready."
+)]
 pub struct SimArgs {
-    /// Kubeconfig of the cluster to play (default: $KUBECONFIG).
+    /// Kubeconfig of the cluster to play (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig.
+    /// Context of the kubeconfig (default: its current context).
     #[arg(long)]
     pub context: Option<String>,
     /// How many Nodes to simulate.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Their names' prefix.
+    /// Their names' prefix (nodes are `<prefix>0`, `<prefix>1`, …).
     #[arg(long, default_value = "sim-node-")]
     pub node_name_prefix: String,
 }
@@ -48,7 +69,7 @@ pub struct SimArgs {
 pub enum Error {
     #[error("reading the kubeconfig: {0}")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
-    #[error("the cluster's configuration: {0}")]
+    #[error("loading the cluster's configuration: {0}")]
     Infer(#[from] kube::config::InferConfigError),
     #[error("{0}")]
     Api(#[from] kube::Error),
@@ -64,12 +85,20 @@ const COALESCE: Duration = Duration::from_millis(30);
 /// Runs the simulator until the process is stopped.
 pub async fn run(args: SimArgs) -> Result<(), Error> {
     let cluster = Arc::new(Cluster::connect(&args).await?);
+    let slices = cluster.serves(&client::endpoint_slices()).await?;
+    if !slices {
+        tracing::info!("the server does not serve EndpointSlices; only Endpoints are kept");
+    }
+    tracing::info!(nodes = args.nodes, prefix = %args.node_name_prefix, "simulating a cluster");
     let changed = Arc::new(Notify::new());
     for ar in client::watched() {
         let api = cluster.all(&ar);
         let changed = changed.clone();
         tokio::spawn(async move {
-            let mut events = watcher(api, watcher::Config::default()).boxed();
+            // Backoff: a kind the server does not serve must not make a busy loop.
+            let mut events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(event) = events.next().await {
                 if event.is_ok() {
                     changed.notify_one();
@@ -77,11 +106,9 @@ pub async fn run(args: SimArgs) -> Result<(), Error> {
             }
         });
     }
-    let mut sim = Sim::new(cluster, &args);
+    let mut sim = Sim::new(cluster, &args, slices);
     loop {
-        if let Err(e) = sim.pass().await {
-            tracing::debug!(error = %e, "pass failed; the next one retries");
-        }
+        sim.pass().await;
         let _ = tokio::time::timeout(TICK, changed.notified()).await;
         tokio::time::sleep(COALESCE).await;
     }
@@ -92,29 +119,45 @@ pub struct Sim {
     cluster: Arc<Cluster>,
     nodes: nodes::Nodes,
     kubelet: kubelet::Kubelet,
+    slices: bool,
 }
 
 impl Sim {
-    pub fn new(cluster: Arc<Cluster>, args: &SimArgs) -> Self {
+    pub fn new(cluster: Arc<Cluster>, args: &SimArgs, slices: bool) -> Self {
         Self {
             cluster,
             nodes: nodes::Nodes::new(&args.node_name_prefix, args.nodes),
             kubelet: kubelet::Kubelet::default(),
+            slices,
         }
     }
 
-    /// One step of every simulated component.
-    pub async fn pass(&mut self) -> Result<(), Error> {
-        let c = &self.cluster;
-        self.nodes.reconcile(c).await?;
-        workloads::deployments(c).await?;
-        workloads::replica_sets(c).await?;
-        workloads::stateful_sets(c).await?;
-        workloads::daemon_sets(c, &self.nodes.names()).await?;
-        workloads::jobs(c).await?;
-        kubelet::schedule(c, &self.nodes.names()).await?;
-        self.kubelet.run_pods(c, &self.nodes.names()).await?;
-        services::reconcile(c).await?;
-        Ok(())
+    /// One step of every simulated component. A component that fails is logged and
+    /// retried by the next pass; it does not stop the others.
+    pub async fn pass(&mut self) {
+        let c = &*self.cluster;
+        let w = match world::World::observe(c, self.slices).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the cluster failed; retrying");
+                return;
+            }
+        };
+        let log = |component: &str, r: Result<(), Error>| {
+            if let Err(e) = r {
+                tracing::warn!(component, error = %e, "step failed; the next pass retries");
+            }
+        };
+        log("nodes", self.nodes.reconcile(c, &w).await);
+        let nodes = self.nodes.objects(&w);
+        log("deployments", deployments::reconcile(c, &w).await);
+        log("replicasets", replicasets::reconcile(c, &w).await);
+        log("statefulsets", statefulsets::reconcile(c, &w).await);
+        log("daemonsets", daemonsets::reconcile(c, &w, &nodes).await);
+        log("jobs", jobs::reconcile(c, &w).await);
+        log("scheduler", scheduler::reconcile(c, &w.pods, &nodes).await);
+        let names = self.nodes.names().to_vec();
+        log("kubelet", self.kubelet.reconcile(c, &w.pods, &names).await);
+        log("services", services::reconcile(c, &w, self.slices).await);
     }
 }
