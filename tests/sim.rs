@@ -140,6 +140,32 @@ fn kubectl_sees_a_working_cluster() {
         "1"
     );
 
+    // A new template rolls out as revision 2; the old ReplicaSet is scaled to 0.
+    c.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    let revision = c.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+    ]);
+    assert_eq!(revision, "2");
+    eventually(20, "the old ReplicaSet scaled to 0", || {
+        let replicas = c.ok(&[
+            "get",
+            "replicasets",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.replicas}",
+        ]);
+        let mut r: Vec<&str> = replicas.split_whitespace().collect();
+        r.sort();
+        (r == ["0", "2"]).then_some(())
+    });
+    c.running("app=web", 2);
+
     // Scaling is followed both ways.
     c.ok(&["scale", "deployment/web", "--replicas=3"]);
     c.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
