@@ -24,6 +24,8 @@ impl Cluster {
     fn start() -> Self {
         let k = Kplex::start(Backend::Embedded);
         create_workspace(&k, "root", "sim", None);
+        // Where kubelets keep their Leases (a workspace starts without it).
+        ws_ok(&k, WS, &["create", "namespace", "kube-node-lease"]);
         // The admin kubeconfig, its current context pointed at the workspace.
         let admin = std::fs::read_to_string(k.kubeconfig()).unwrap();
         let root_url = k.url("/clusters/root");
@@ -54,6 +56,17 @@ impl Cluster {
                 "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
             ]);
             (ready == "True True").then_some(())
+        });
+        eventually(20, "the nodes' leases", || {
+            let holders = c.ok(&[
+                "get",
+                "leases",
+                "-n",
+                "kube-node-lease",
+                "-o",
+                "jsonpath={.items[*].spec.holderIdentity}",
+            ]);
+            (holders == "sim-node-0 sim-node-1").then_some(())
         });
         c
     }

@@ -43,6 +43,9 @@ pub fn services() -> ApiResource {
 pub fn endpoints() -> ApiResource {
     ar("", "v1", "Endpoints", "endpoints")
 }
+pub fn leases() -> ApiResource {
+    ar("coordination.k8s.io", "v1", "Lease", "leases")
+}
 pub fn endpoint_slices() -> ApiResource {
     ar("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices")
 }
@@ -60,7 +63,7 @@ pub fn watched() -> Vec<ApiResource> {
     ]
 }
 
-fn is(e: &kube::Error, codes: &[u16]) -> bool {
+pub fn is(e: &kube::Error, codes: &[u16]) -> bool {
     matches!(e, kube::Error::Api(s) if codes.contains(&s.code))
 }
 
@@ -210,6 +213,7 @@ impl Cluster {
             return Ok(());
         }
         let name = crate::object::name(obj);
+        tracing::debug!(kind = %ar.kind, %name, "writing status");
         let patch = json!({"status": status});
         self.patch(ar, crate::object::namespace(obj), name, patch, true)
             .await

@@ -57,9 +57,40 @@ impl Nodes {
         }
         if due {
             self.last_heartbeat = Some(Instant::now());
+            for node_name in &self.names {
+                renew_lease(c, node_name).await?;
+            }
         }
         Ok(())
     }
+}
+
+/// The kubelet's other heartbeat: its Lease in `kube-node-lease`, when that namespace
+/// exists (a kplex workspace has none unless someone made it; then there is nothing to do).
+async fn renew_lease(c: &Cluster, node_name: &str) -> Result<(), Error> {
+    let ns = Some(LEASE_NAMESPACE);
+    match c.create(&client::leases(), ns, lease(node_name)).await {
+        Ok(()) => {}
+        Err(Error::Api(e)) if client::is(&e, &[403, 404]) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let patch = json!({"spec": {"renewTime": micro_now()}});
+    c.patch(&client::leases(), ns, node_name, patch, false)
+        .await
+}
+
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// Now as a `MicroTime` (the Lease's times have microseconds).
+fn micro_now() -> String {
+    now().replace('Z', ".000000Z")
+}
+
+pub fn lease(node_name: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": node_name, "namespace": LEASE_NAMESPACE},
+        "spec": {"holderIdentity": node_name, "leaseDurationSeconds": 40,
+            "renewTime": micro_now()}})
 }
 
 fn conditions() -> Value {
@@ -126,5 +157,9 @@ mod tests {
             (Some("Ready"), Some("True"))
         );
         assert_ne!(node_ip(0), node_ip(250));
+        let l = lease("sim-node-1");
+        assert_eq!(l["spec"]["holderIdentity"], "sim-node-1");
+        let renew = l["spec"]["renewTime"].as_str().unwrap_or_default();
+        assert!(renew.ends_with(".000000Z") && renew.len() == 27, "{renew}");
     }
 }
