@@ -109,6 +109,10 @@ pub enum Error {
     },
     #[error("resource {0:?} is not served upstream")]
     UnknownResource(String),
+    #[error("downstream namespace {0} exists and is not the syncer's: refusing to use it")]
+    ForeignNamespace(String),
+    #[error("encoding an object: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 #[cfg(test)]
