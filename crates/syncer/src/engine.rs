@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use crate::transform::{
     CLUSTER_ANNOTATION, Decision, LOCATOR_ANNOTATION, OWNER_LABEL, STATE_LABEL_PREFIX, Target,
-    decide, downstream_namespace, downstream_object, heartbeat_patch, is_ours, locator,
-    now_rfc3339, status_update, syncable, synced_resources, upstream_copy, upstream_of,
+    conflict_conditions, decide, downstream_namespace, downstream_object, heartbeat_patch, is_ours,
+    locator, now_rfc3339, status_update, syncable, synced_resources, upstream_copy, upstream_of,
 };
 use crate::{Error, SyncerArgs};
 
@@ -1066,10 +1066,13 @@ impl Syncer {
                         &Patch::<Value>::Json(patch),
                     )
                     .await
-                    .map(|_| ())
                     .map_err(Error::from),
                 (Err(e), _) => Err(e),
                 (_, Err(e)) => Err(Error::Json(e)),
+            };
+            let result = match result {
+                Ok(target) => self.report_conflicts(Some(value_of(&target))).await,
+                Err(e) => Err(e),
             };
             match result {
                 Err(Error::Api(kube::Error::Api(e))) if e.code == 422 || e.code == 409 => {
@@ -1105,35 +1108,36 @@ impl Syncer {
         }
     }
 
-    /// Keeps the SyncTarget's `SyncConflicts` condition in line with the refused objects.
+    /// Records whether `object` is refused; the SyncTarget's `SyncConflicts` condition
+    /// follows when the set changes (and at every heartbeat: see [`Self::report_conflicts`]).
     async fn set_conflict(&self, object: &str, conflicting: bool) -> Result<(), Error> {
-        let (changed, list) = {
+        let changed = {
             let mut s = self.state();
-            let changed = if conflicting {
+            if conflicting {
                 s.conflicts.insert(object.to_string())
             } else {
                 s.conflicts.remove(object)
-            };
-            (changed, s.conflicts.iter().cloned().collect::<Vec<_>>())
+            }
         };
-        if !changed {
-            return Ok(());
+        if changed {
+            self.report_conflicts(None).await?;
         }
+        Ok(())
+    }
+
+    /// Writes `SyncConflicts` if the SyncTarget (`target`: as just read; None: fetched)
+    /// does not say what the agent knows. Level-triggered: a failed write, or a condition
+    /// someone else dropped, is repaired at the next heartbeat.
+    async fn report_conflicts(&self, target: Option<Value>) -> Result<(), Error> {
         let api = self.target_api()?;
-        let current = value_of(&api.get(&self.target.name).await?);
-        let mut conditions: Vec<Value> = current
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("SyncConflicts"));
-        conditions.push(if list.is_empty() {
-            json!({"type": "SyncConflicts", "status": "False", "lastTransitionTime": now_rfc3339()})
-        } else {
-            json!({"type": "SyncConflicts", "status": "True", "reason": "ExistingObjects",
-                "message": format!("objects exist downstream that the syncer did not create (policy: refuse): {}", list.join(", ")),
-                "lastTransitionTime": now_rfc3339()})
-        });
+        let target = match target {
+            Some(t) => t,
+            None => value_of(&api.get(&self.target.name).await?),
+        };
+        let refused: Vec<String> = self.state().conflicts.iter().cloned().collect();
+        let Some(conditions) = conflict_conditions(&target, &refused, &now_rfc3339()) else {
+            return Ok(());
+        };
         api.patch_status(
             &self.target.name,
             &PatchParams::default(),

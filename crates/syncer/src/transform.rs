@@ -174,6 +174,41 @@ pub fn decide(existing: Option<&Value>, key: &str, policy: ConflictPolicy) -> De
     }
 }
 
+/// The SyncTarget condition listing the downstream objects refused under `--conflict-policy
+/// refuse`.
+pub const CONFLICTS_CONDITION: &str = "SyncConflicts";
+
+/// The SyncTarget's conditions with [`CONFLICTS_CONDITION`] saying `refused` (each
+/// `cluster/namespace/resource/name`), or None when they already say it. No conflicts and no
+/// condition yet: nothing to write.
+pub fn conflict_conditions(target: &Value, refused: &[String], now: &str) -> Option<Vec<Value>> {
+    let mut conditions: Vec<Value> = target
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let current = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(CONFLICTS_CONDITION));
+    let wanted = if refused.is_empty() {
+        json!({"type": CONFLICTS_CONDITION, "status": "False", "lastTransitionTime": now})
+    } else {
+        json!({"type": CONFLICTS_CONDITION, "status": "True", "reason": "ExistingObjects",
+            "message": refused.join(", "), "lastTransitionTime": now})
+    };
+    let same = |c: &Value| {
+        c.get("status") == wanted.get("status") && c.get("message") == wanted.get("message")
+    };
+    match current {
+        None if refused.is_empty() => return None,
+        Some(c) if same(c) => return None,
+        _ => {}
+    }
+    conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some(CONFLICTS_CONDITION));
+    conditions.push(wanted);
+    Some(conditions)
+}
+
 /// kcp's heartbeat: a JSON patch whose `test` makes the server refuse it for a re-created
 /// target of the same name (another uid), so a stale agent never keeps a new target alive.
 pub fn heartbeat_patch(uid: &str, now: &str) -> Value {
@@ -298,6 +333,37 @@ mod tests {
         assert_eq!(
             decide(Some(&foreign), "K", ConflictPolicy::Overwrite),
             Decision::Apply
+        );
+    }
+
+    #[test]
+    fn conflicts_are_reported_once_and_cleared() {
+        let now = "2023-11-14T22:13:20Z";
+        let ready = json!({"type": "Ready", "status": "True"});
+        let target = json!({"status": {"conditions": [ready]}});
+        assert_eq!(conflict_conditions(&target, &[], now), None);
+        let refused = vec![
+            "c/default/configmaps/a".to_string(),
+            "c/default/secrets/b".to_string(),
+        ];
+        let set = conflict_conditions(&target, &refused, now).unwrap();
+        assert_eq!(
+            set,
+            vec![
+                ready.clone(),
+                json!({"type": "SyncConflicts", "status": "True", "reason": "ExistingObjects",
+                    "message": "c/default/configmaps/a, c/default/secrets/b", "lastTransitionTime": now}),
+            ]
+        );
+        let reported = json!({"status": {"conditions": set}});
+        assert_eq!(conflict_conditions(&reported, &refused, "later"), None);
+        let cleared = conflict_conditions(&reported, &[], now).unwrap();
+        assert_eq!(
+            cleared,
+            vec![
+                ready,
+                json!({"type": "SyncConflicts", "status": "False", "lastTransitionTime": now})
+            ]
         );
     }
 
