@@ -676,12 +676,21 @@ impl Syncer {
             return Ok(());
         }
         let ns = self.downstream_namespace(cluster, namespace);
-        let still_used = self.state().upstream.iter().any(|objects| {
-            objects
-                .keys()
-                .any(|(c, n, _)| c == cluster && n == namespace)
-        });
+        let (still_used, all_listed) = {
+            let s = self.state();
+            let used = s.upstream.iter().any(|objects| {
+                objects
+                    .keys()
+                    .any(|(c, n, _)| c == cluster && n == namespace)
+            });
+            (used, s.listed.iter().all(|l| *l))
+        };
         if still_used {
+            return Ok(());
+        }
+        // "Nothing placed is left in it" is evidence only once every resource was listed.
+        if !all_listed {
+            self.enqueue_after(Work::Namespace(up.0, up.1), delay);
             return Ok(());
         }
         let api: Api<DynamicObject> = Api::all_with(

@@ -127,7 +127,8 @@ impl Server {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         self.try_kubectl(ws, &all)
-            .map(|o| serde_json::from_str(&o).unwrap())
+            // Nothing printed: not found, with --ignore-not-found.
+            .map(|o| serde_json::from_str(&o).unwrap_or(Value::Null))
     }
 }
 
@@ -480,6 +481,47 @@ fn syncs_a_workspace_into_another_workspace() {
         )
         .unwrap();
     assert_eq!(foreign["data"]["owner"], "someone");
+
+    // A namespace deleted upstream: its objects go downstream, then (after the clean delay)
+    // its downstream namespace.
+    // (The ConfigMap is created once the namespace is placed: one created in between is
+    // not labelled by the server binary tested here, a race on the server side.)
+    server.kubectl("root:team", &["create", "namespace", "extra"]);
+    eventually("the second namespace placed", || {
+        server
+            .get("root:team", &["get", "ns", "extra"])
+            .and_then(|n| {
+                n.pointer(&format!("/metadata/labels/state.workload.kcp.io~1{key}"))
+                    .cloned()
+            })
+            .is_some_and(|v| v == "Sync")
+    });
+    server.kubectl(
+        "root:team",
+        &[
+            "create",
+            "configmap",
+            "c",
+            "-n",
+            "extra",
+            "--from-literal=k=v",
+        ],
+    );
+    let extra_ns = downstream_namespace(&locator(&target, &team_cluster, "extra"));
+    eventually("the second namespace downstream", || {
+        server
+            .try_kubectl("root:sink", &["get", "configmap", "c", "-n", &extra_ns])
+            .is_some()
+    });
+    server.kubectl(
+        "root:team",
+        &["delete", "namespace", "extra", "--wait=false"],
+    );
+    eventually("the second downstream namespace deleted", || {
+        server
+            .get("root:sink", &["get", "ns", &extra_ns, "--ignore-not-found"])
+            .is_none_or(|ns| ns.is_null() || ns.pointer("/metadata/deletionTimestamp").is_some())
+    });
 
     // A restarted agent deletes nothing while it (re)learns upstream.
     drop(agent);
