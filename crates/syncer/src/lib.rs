@@ -15,8 +15,8 @@
 //!
 //! **What it never touches.** A downstream object without its mark: refused (listed in the
 //! SyncTarget's `SyncConflicts` condition), unless `--conflict-policy` is `adopt` or
-//! `overwrite`, which apply over it (marking it ours). Upstream objects beyond their
-//! finalizers and status.
+//! `overwrite`, which apply over it (marking it ours). Of a placed upstream object, anything
+//! but its own finalizer and its status.
 //!
 //! It talks HTTP only (the `kube` crate); it depends on no kplex crate.
 
