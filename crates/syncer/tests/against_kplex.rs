@@ -1,4 +1,5 @@
-//! The agent against a real kplex server (`$KPLEX_BIN`, default `/tmp/kplex-bin/kplex`), with
+//! The agent against a real kplex server (`$KPLEX_BIN`, default: the `kplex` binary of this
+//! build, which `cargo nextest run --workspace` builds beside the test binaries), with
 //! kcp's fake-workload-server trick: the downstream "cluster" is just another workspace of the
 //! same server (`root:sink`), so nothing runs there and the test plays the downstream
 //! controllers (it writes statuses and pods itself). Upstream: a SyncTarget and Location in
@@ -37,9 +38,18 @@ impl Drop for Server {
     }
 }
 
+/// `<target>/<profile>/kplex`: this test runs from `<target>/<profile>/deps/`.
+fn built_kplex() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    profile_dir.join(format!("kplex{}", std::env::consts::EXE_SUFFIX))
+}
+
 impl Server {
     fn start() -> Self {
-        let bin = std::env::var_os("KPLEX_BIN").unwrap_or_else(|| "/tmp/kplex-bin/kplex".into());
+        let bin = std::env::var_os("KPLEX_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(built_kplex);
         assert!(
             Path::new(&bin).exists(),
             "no kplex server binary at {bin:?} (set KPLEX_BIN)"
