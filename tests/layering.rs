@@ -115,7 +115,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The kubectl plugins talk to a server over HTTP only.
     ("kplex-cli", &["kplex-gocompat"]),
     // The agent talks to kplex over HTTP only.
-    ("kplex-syncer", &["kplex-gocompat"]),
+    ("kplex-syncer", &[]),
     // The cluster simulator too.
     ("kplex-sim", &[]),
     // Binaries.

@@ -301,4 +301,21 @@ fn placements_schedule_namespaces_and_the_syncer_view_serves_them() {
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: bind-locations}\nrules: [{apiGroups: [scheduling.kcp.io], resources: [locations], verbs: [bind]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: team-planner}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: bind-locations}\nsubjects: [{kind: User, name: 'system:serviceaccount:default:planner'}]\n",
     );
     create(true);
+
+    // A namespace and its objects created in one go: the objects get the labels too, even
+    // those admitted before the namespace was scheduled.
+    ws_ok_stdin(
+        &k,
+        "root:team",
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: burst}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: early, namespace: burst}\n",
+    );
+    eventually(10, "the early object to be labelled", || {
+        let cm = json(&ws_ok(
+            &k,
+            "root:team",
+            &["get", "cm", "early", "-n", "burst", "-o", "json"],
+        ));
+        (cm["metadata"]["labels"][&state] == "Sync").then_some(())
+    });
 }

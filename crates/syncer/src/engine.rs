@@ -18,16 +18,18 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::transform::{
-    CLUSTER_ANNOTATION, LOCATOR_ANNOTATION, OWNER_LABEL, STATE_LABEL_PREFIX, Target,
-    downstream_namespace, downstream_object, is_ours, locator, status_update, syncable,
-    upstream_copy, upstream_of,
+    CLUSTER_ANNOTATION, Decision, LOCATOR_ANNOTATION, OWNER_LABEL, STATE_LABEL_PREFIX, Target,
+    conflict_conditions, decide, downstream_namespace, downstream_object, heartbeat_patch, is_ours,
+    locator, now_rfc3339, status_update, syncable, synced_resources, upstream_copy, upstream_of,
 };
-use crate::{ConflictPolicy, Error, SyncerArgs};
+use crate::{Error, SyncerArgs};
 
 const FIELD_MANAGER: &str = "kplex-syncer";
 const KEY_LABEL: &str = "internal.workload.kcp.io/key";
-/// A failed key is looked at again after this long.
+/// A failed key is looked at again after this long, doubling per failure in a row up to
+/// [`MAX_RETRY`] (an unreachable cluster is not hammered).
 const RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Keys reconciled at once.
 const WORKERS: usize = 8;
 /// A key found in flight is taken again after this long.
@@ -35,17 +37,21 @@ const BUSY: Duration = Duration::from_millis(20);
 /// Everything is looked at again this often, whatever the events said.
 const RESYNC: Duration = Duration::from_secs(60);
 
-/// What every agent syncs: (group, version, kind, plural).
+/// What every agent syncs besides namespaces: (group, version, kind, plural).
 const DEFAULT_RESOURCES: &[(&str, &str, &str, &str)] = &[
     ("", "v1", "ConfigMap", "configmaps"),
     ("", "v1", "Secret", "secrets"),
     ("", "v1", "ServiceAccount", "serviceaccounts"),
-    ("", "v1", "Service", "services"),
     ("apps", "v1", "Deployment", "deployments"),
+    ("", "v1", "Service", "services"),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
     ("apps", "v1", "StatefulSet", "statefulsets"),
     ("batch", "v1", "Job", "jobs"),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
 ];
+
+/// The default kinds whose status goes up (the others have none; writing to a `/status`
+/// that is not served would fail, and be retried, forever).
+const WITH_STATUS: &[&str] = &["Deployment", "Service", "Ingress", "StatefulSet", "Job"];
 
 /// What the downstream cluster makes of the workloads, shown upstream read-only: the
 /// ReplicaSets (Helm's `--wait` and `kubectl rollout` read a Deployment's new one) and the
@@ -108,6 +114,10 @@ struct Syncer {
     view: String,
     down: Client,
     resources: Vec<ApiResource>,
+    /// Per resource, whether it has a status subresource to write upstream.
+    has_status: Vec<bool>,
+    /// Failures in a row per key, for the retry backoff.
+    failures: Mutex<HashMap<Work, u32>>,
     writers: Mutex<HashMap<String, Client>>,
     state: Mutex<State>,
     queue: mpsc::UnboundedSender<Work>,
@@ -135,18 +145,19 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
     let down = downstream_client(&args).await?;
     let (target, view) = find_target(&config, &args).await?;
     tracing::info!(target = %args.sync_target_name, key = %target.key, %view, "syncing");
-    let mut resources: Vec<ApiResource> = DEFAULT_RESOURCES
+    let (mut resources, mut has_status): (Vec<ApiResource>, Vec<bool>) = DEFAULT_RESOURCES
         .iter()
-        .map(|(g, v, k, p)| resource(g, v, k, p))
-        .collect();
+        .map(|(g, v, k, p)| (resource(g, v, k, p), WITH_STATUS.contains(k)))
+        .unzip();
     let wildcard = client_at(&config, &format!("{view}/clusters/*"))?;
     for extra in &args.resources {
-        let ar = discover(&wildcard, extra).await?;
+        let (ar, status) = discover(&wildcard, extra).await?;
         if !resources
             .iter()
             .any(|r| r.group == ar.group && r.plural == ar.plural)
         {
             resources.push(ar);
+            has_status.push(status);
         }
     }
     let (tx, rx) = mpsc::unbounded_channel();
@@ -163,6 +174,8 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
             ..State::default()
         }),
         resources,
+        has_status,
+        failures: Mutex::default(),
         writers: Mutex::default(),
         queue: tx,
         pending: Mutex::default(),
@@ -286,8 +299,9 @@ fn upstream_generations(up: &Value, mut down: Value) -> Value {
     down
 }
 
-/// `plural.group` → the resource as the upstream view serves it.
-async fn discover(client: &Client, name: &str) -> Result<ApiResource, Error> {
+/// `plural.group` → the resource as the upstream view serves it, and whether it has a
+/// status subresource.
+async fn discover(client: &Client, name: &str) -> Result<(ApiResource, bool), Error> {
     let (plural, group) = name.split_once('.').unwrap_or((name, ""));
     let discovery = kube::Discovery::new(client.clone())
         .filter(&[group])
@@ -296,8 +310,14 @@ async fn discover(client: &Client, name: &str) -> Result<ApiResource, Error> {
     discovery
         .groups()
         .flat_map(|g| g.recommended_resources())
-        .map(|(ar, _)| ar)
-        .find(|ar| ar.plural == plural && ar.group == group)
+        .find(|(ar, _)| ar.plural == plural && ar.group == group)
+        .map(|(ar, caps)| {
+            let status = caps
+                .subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "status");
+            (ar, status)
+        })
         .ok_or_else(|| Error::UnknownResource(name.to_string()))
 }
 
@@ -405,9 +425,19 @@ impl Syncer {
         if let Ok(mut f) = self.in_flight.lock() {
             f.remove(&work);
         }
-        if let Err(e) = result {
-            tracing::debug!(?work, error = %e, "retrying");
-            self.enqueue_after(work, RETRY);
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                failures.remove(&work);
+            }
+            Err(e) => {
+                let n = failures.entry(work.clone()).or_insert(0);
+                *n = n.saturating_add(1);
+                let delay = retry_delay(*n);
+                drop(failures);
+                tracing::debug!(?work, error = %e, ?delay, "retrying");
+                self.enqueue_after(work, delay);
+            }
         }
     }
 
@@ -481,9 +511,11 @@ impl Syncer {
                     return Ok(());
                 }
                 let conflict = format!("{cluster}/{namespace}/{}/{name}", ar.plural);
-                if existing.is_some()
-                    && !ours
-                    && self.args.conflict_policy == ConflictPolicy::Refuse
+                if decide(
+                    existing.as_ref(),
+                    &self.target.key,
+                    self.args.conflict_policy,
+                ) == Decision::Refuse
                 {
                     tracing::warn!(object = %conflict, "exists downstream without the syncer's mark; refusing to touch it");
                     return self.set_conflict(&conflict, true).await;
@@ -500,7 +532,10 @@ impl Syncer {
                 );
                 self.set_conflict(&conflict, false).await?;
                 self.ensure_finalizer(res, &up, true).await?;
-                if let Some(status) = status_update(&up, &upstream_generations(&up, applied)) {
+                let status = self.has_status[res]
+                    .then(|| status_update(&up, &upstream_generations(&up, applied)))
+                    .flatten();
+                if let Some(status) = status {
                     let writer =
                         Api::<DynamicObject>::namespaced_with(self.writer(cluster)?, namespace, ar);
                     writer
@@ -587,14 +622,11 @@ impl Syncer {
             "annotations": {LOCATOR_ANNOTATION: loc.to_string()}}});
         match api.get_opt(&ns).await? {
             Some(existing) if !is_ours(&value_of(&existing), &self.target.key) => {
-                return Err(Error::Url(format!(
-                    "downstream namespace {ns} exists and is not the syncer's"
-                )));
+                return Err(Error::ForeignNamespace(ns));
             }
             Some(_) => {}
             None => {
-                let obj: DynamicObject =
-                    serde_json::from_value(obj).map_err(|e| Error::Url(e.to_string()))?;
+                let obj: DynamicObject = serde_json::from_value(obj).map_err(Error::Json)?;
                 match api.create(&PostParams::default(), &obj).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -644,12 +676,21 @@ impl Syncer {
             return Ok(());
         }
         let ns = self.downstream_namespace(cluster, namespace);
-        let still_used = self.state().upstream.iter().any(|objects| {
-            objects
-                .keys()
-                .any(|(c, n, _)| c == cluster && n == namespace)
-        });
+        let (still_used, all_listed) = {
+            let s = self.state();
+            let used = s.upstream.iter().any(|objects| {
+                objects
+                    .keys()
+                    .any(|(c, n, _)| c == cluster && n == namespace)
+            });
+            (used, s.listed.iter().all(|l| *l))
+        };
         if still_used {
+            return Ok(());
+        }
+        // "Nothing placed is left in it" is evidence only once every resource was listed.
+        if !all_listed {
+            self.enqueue_after(Work::Namespace(up.0, up.1), delay);
             return Ok(());
         }
         let api: Api<DynamicObject> = Api::all_with(
@@ -698,7 +739,7 @@ impl Syncer {
                 let owners = self.upstream_owners(cluster, namespace, &d);
                 let obj: DynamicObject =
                     serde_json::from_value(upstream_copy(&d, namespace, owners))
-                        .map_err(|e| Error::Url(e.to_string()))?;
+                        .map_err(Error::Json)?;
                 let created = value_of(&up.create(&PostParams::default(), &obj).await?);
                 if let Some(status) = status_update(&created, &d) {
                     up.patch_status(
@@ -770,7 +811,9 @@ impl Syncer {
             Err(e) => return tracing::error!(error = %e, "no upstream client"),
         };
         let api: Api<DynamicObject> = Api::all_with(client, &self.resources[res]);
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut listing: HashSet<Key> = HashSet::new();
         while let Some(event) = stream.next().await {
             match event {
@@ -820,7 +863,7 @@ impl Syncer {
         let api: Api<DynamicObject> = Api::all_with(self.down.clone(), &self.resources[res]);
         let config =
             watcher::Config::default().labels(&format!("{OWNER_LABEL}={}", self.target.key));
-        let mut stream = watcher(api, config).boxed();
+        let mut stream = watcher(api, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Event::Apply(o) | Event::InitApply(o)) => {
@@ -847,7 +890,9 @@ impl Syncer {
         };
         let api: Api<DynamicObject> =
             Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut listing = HashSet::new();
         while let Some(event) = stream.next().await {
             match event {
@@ -902,6 +947,7 @@ impl Syncer {
         let (g, v, k, p) = SHOWN[kind];
         let api: Api<DynamicObject> = Api::all_with(client, &resource(g, v, k, p));
         let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
             .applied_objects()
             .boxed();
         while let Some(obj) = stream.next().await {
@@ -915,7 +961,9 @@ impl Syncer {
     async fn watch_downstream_shown(self: Arc<Self>, kind: usize) {
         let (g, v, k, p) = SHOWN[kind];
         let api: Api<DynamicObject> = Api::all_with(self.down.clone(), &resource(g, v, k, p));
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(event) = stream.next().await {
             let obj = match event {
                 Ok(Event::Apply(o) | Event::InitApply(o) | Event::Delete(o)) => o,
@@ -1018,22 +1066,29 @@ impl Syncer {
     /// Tells kplex the agent is alive; a re-created target (another uid) refuses the patch.
     async fn heartbeat(self: Arc<Self>) {
         loop {
-            let patch = json!({"metadata": {"uid": self.target.uid},
-                "status": {"lastSyncerHeartbeatTime": kplex_gocompat::now_rfc3339()}});
-            let result = match self.target_api() {
-                Ok(api) => api
+            let patch = heartbeat_patch(&self.target.uid, &now_rfc3339());
+            let result = match (self.target_api(), serde_json::from_value(patch)) {
+                (Ok(api), Ok(patch)) => api
                     .patch_status(
                         &self.target.name,
                         &PatchParams::default(),
-                        &Patch::Merge(patch),
+                        &Patch::<Value>::Json(patch),
                     )
                     .await
-                    .map(|_| ())
                     .map_err(Error::from),
+                (Err(e), _) => Err(e),
+                (_, Err(e)) => Err(Error::Json(e)),
+            };
+            let result = match result {
+                Ok(target) => self.report_conflicts(Some(value_of(&target))).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "heartbeat failed");
+            match result {
+                Err(Error::Api(kube::Error::Api(e))) if e.code == 422 || e.code == 409 => {
+                    tracing::error!(error = %e, uid = %self.target.uid, "heartbeat refused: the sync target was re-created (another uid); run `kubectl kplex workload sync` again")
+                }
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                Ok(()) => {}
             }
             tokio::time::sleep(self.args.heartbeat_interval).await;
         }
@@ -1041,11 +1096,14 @@ impl Syncer {
 
     /// `status.syncedResources`: what this agent syncs.
     async fn report_resources(&self) {
-        let synced: Vec<Value> = self
-            .resources
-            .iter()
-            .map(|r| json!({"group": r.group, "resource": r.plural, "versions": [r.version], "state": "Accepted"}))
-            .collect();
+        // Namespaces first: they are synced too (cluster-scoped upstream, `kcp-*` downstream).
+        let synced = synced_resources(
+            std::iter::once(("", "namespaces", "v1")).chain(
+                self.resources
+                    .iter()
+                    .map(|r| (r.group.as_str(), r.plural.as_str(), r.version.as_str())),
+            ),
+        );
         if let Ok(api) = self.target_api()
             && let Err(e) = api
                 .patch_status(
@@ -1059,35 +1117,36 @@ impl Syncer {
         }
     }
 
-    /// Keeps the SyncTarget's `SyncConflicts` condition in line with the refused objects.
+    /// Records whether `object` is refused; the SyncTarget's `SyncConflicts` condition
+    /// follows when the set changes (and at every heartbeat: see [`Self::report_conflicts`]).
     async fn set_conflict(&self, object: &str, conflicting: bool) -> Result<(), Error> {
-        let (changed, list) = {
+        let changed = {
             let mut s = self.state();
-            let changed = if conflicting {
+            if conflicting {
                 s.conflicts.insert(object.to_string())
             } else {
                 s.conflicts.remove(object)
-            };
-            (changed, s.conflicts.iter().cloned().collect::<Vec<_>>())
+            }
         };
-        if !changed {
-            return Ok(());
+        if changed {
+            self.report_conflicts(None).await?;
         }
+        Ok(())
+    }
+
+    /// Writes `SyncConflicts` if the SyncTarget (`target`: as just read; None: fetched)
+    /// does not say what the agent knows. Level-triggered: a failed write, or a condition
+    /// someone else dropped, is repaired at the next heartbeat.
+    async fn report_conflicts(&self, target: Option<Value>) -> Result<(), Error> {
         let api = self.target_api()?;
-        let current = value_of(&api.get(&self.target.name).await?);
-        let mut conditions: Vec<Value> = current
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("SyncConflicts"));
-        conditions.push(if list.is_empty() {
-            json!({"type": "SyncConflicts", "status": "False", "lastTransitionTime": kplex_gocompat::now_rfc3339()})
-        } else {
-            json!({"type": "SyncConflicts", "status": "True", "reason": "ExistingObjects",
-                "message": format!("objects exist downstream that the syncer did not create (policy: refuse): {}", list.join(", ")),
-                "lastTransitionTime": kplex_gocompat::now_rfc3339()})
-        });
+        let target = match target {
+            Some(t) => t,
+            None => value_of(&api.get(&self.target.name).await?),
+        };
+        let refused: Vec<String> = self.state().conflicts.iter().cloned().collect();
+        let Some(conditions) = conflict_conditions(&target, &refused, &now_rfc3339()) else {
+            return Ok(());
+        };
         api.patch_status(
             &self.target.name,
             &PatchParams::default(),
@@ -1098,9 +1157,25 @@ impl Syncer {
     }
 }
 
+/// The wait before the `failures`-th retry in a row of one key.
+fn retry_delay(failures: u32) -> Duration {
+    RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_RETRY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_bound() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(2), Duration::from_secs(2));
+        assert_eq!(retry_delay(4), Duration::from_secs(8));
+        assert_eq!(retry_delay(6), MAX_RETRY);
+        assert_eq!(retry_delay(u32::MAX), MAX_RETRY);
+    }
 
     #[test]
     fn observed_generations_are_translated_to_upstream_ones() {

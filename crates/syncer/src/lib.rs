@@ -4,13 +4,21 @@
 //! `kcp-<hash>` of its workspace and namespace; sends status back up; shows the pods the
 //! downstream cluster runs for them in the workspace (read-only); and sends heartbeats.
 //!
-//! **What it deletes.** Only downstream objects and namespaces carrying its mark
+//! **What it deletes.** Downstream: only objects and namespaces carrying its mark
 //! (`internal.workload.kcp.io/cluster=<key>`), and only on evidence from upstream: an
-//! upstream deletion, or an object missing from a complete upstream list. Starting,
-//! restarting, or losing upstream deletes nothing. An object that exists downstream without
-//! its mark is refused (reported in the SyncTarget's `SyncConflicts` condition), adopted or
-//! overwritten, as `--conflict-policy` says. It talks HTTP only (the `kube` crate); it does
-//! not depend on the server's crates.
+//! upstream deletion, or an object missing from a complete upstream list (no longer placed
+//! here); a namespace only once nothing placed is left in it, after
+//! `--downstream-namespace-clean-delay`. Starting, restarting, or losing upstream deletes
+//! nothing. Upstream: only what it shows there itself (pods, ReplicaSets, Secrets labelled
+//! `state.workload.kcp.io/<key>=Upsync`), once their downstream original is gone; and its own
+//! finalizer, once the downstream copy is gone.
+//!
+//! **What it never touches.** A downstream object without its mark: refused (listed in the
+//! SyncTarget's `SyncConflicts` condition), unless `--conflict-policy` is `adopt` or
+//! `overwrite`, which apply over it (marking it ours). Of a placed upstream object, anything
+//! but its own finalizer and its status.
+//!
+//! It talks HTTP only (the `kube` crate); it depends on no kplex crate.
 
 mod engine;
 pub mod transform;
@@ -109,6 +117,10 @@ pub enum Error {
     },
     #[error("resource {0:?} is not served upstream")]
     UnknownResource(String),
+    #[error("downstream namespace {0} exists and is not the syncer's: refusing to use it")]
+    ForeignNamespace(String),
+    #[error("encoding an object: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
 //! The pure parts of syncing: downstream namespace names, and objects as they go down
 //! (spec) and up (status, upsynced pods).
 
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
+
+use crate::ConflictPolicy;
 
 /// Marks downstream objects (and namespaces) this agent created, with its target's key:
 /// the agent never modifies or deletes a downstream object without it.
@@ -150,6 +154,100 @@ pub fn upstream_copy(down: &Value, namespace: &str, owners: Vec<Value>) -> Value
     out
 }
 
+/// What to do with the downstream twin of an upstream object, given what exists there now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Server-side apply our copy (creating it, or over our own, or over a foreign one the
+    /// policy lets us take).
+    Apply,
+    /// Leave the foreign object alone and report it.
+    Refuse,
+}
+
+/// The conflict policy applied: only an object that exists without our mark is a conflict.
+/// `adopt` and `overwrite` both apply over it (the apply adds our mark, so it is ours from
+/// then on, and the agent may later delete it).
+pub fn decide(existing: Option<&Value>, key: &str, policy: ConflictPolicy) -> Decision {
+    match existing {
+        Some(e) if !is_ours(e, key) && policy == ConflictPolicy::Refuse => Decision::Refuse,
+        _ => Decision::Apply,
+    }
+}
+
+/// The SyncTarget condition listing the downstream objects refused under `--conflict-policy
+/// refuse`.
+pub const CONFLICTS_CONDITION: &str = "SyncConflicts";
+
+/// The SyncTarget's conditions with [`CONFLICTS_CONDITION`] saying `refused` (each
+/// `cluster/namespace/resource/name`), or None when they already say it. No conflicts and no
+/// condition yet: nothing to write.
+pub fn conflict_conditions(target: &Value, refused: &[String], now: &str) -> Option<Vec<Value>> {
+    let mut conditions: Vec<Value> = target
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let current = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(CONFLICTS_CONDITION));
+    let wanted = if refused.is_empty() {
+        json!({"type": CONFLICTS_CONDITION, "status": "False", "lastTransitionTime": now})
+    } else {
+        json!({"type": CONFLICTS_CONDITION, "status": "True", "reason": "ExistingObjects",
+            "message": refused.join(", "), "lastTransitionTime": now})
+    };
+    let same = |c: &Value| {
+        c.get("status") == wanted.get("status") && c.get("message") == wanted.get("message")
+    };
+    match current {
+        None if refused.is_empty() => return None,
+        Some(c) if same(c) => return None,
+        _ => {}
+    }
+    conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some(CONFLICTS_CONDITION));
+    conditions.push(wanted);
+    Some(conditions)
+}
+
+/// kcp's heartbeat: a JSON patch whose `test` makes the server refuse it for a re-created
+/// target of the same name (another uid), so a stale agent never keeps a new target alive.
+pub fn heartbeat_patch(uid: &str, now: &str) -> Value {
+    json!([
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "add", "path": "/status/lastSyncerHeartbeatTime", "value": now},
+    ])
+}
+
+/// `status.syncedResources`: every resource the agent syncs, as (group, plural, version).
+pub fn synced_resources<'a>(
+    resources: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Value {
+    resources
+        .into_iter()
+        .map(|(group, plural, version)| {
+            json!({"group": group, "resource": plural, "versions": [version], "state": "Accepted"})
+        })
+        .collect()
+}
+
+/// RFC 3339 in whole seconds (what Kubernetes' `metav1.Time` writes), `since_epoch` after
+/// 1970-01-01T00:00:00Z.
+pub fn rfc3339(since_epoch: Duration) -> String {
+    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    k8s_openapi::jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// The wall clock as [`rfc3339`].
+pub fn now_rfc3339() -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
 /// The status to write upstream, if the downstream one differs.
 pub fn status_update(up: &Value, down: &Value) -> Option<Value> {
     let status = down.get("status").filter(|s| !s.is_null())?;
@@ -192,6 +290,104 @@ mod tests {
         );
         let ns = json!({"metadata": {"annotations": {LOCATOR_ANNOTATION: locator(&target(), "team", "default").to_string()}}});
         assert_eq!(upstream_of(&ns), Some(("team".into(), "default".into())));
+    }
+
+    #[test]
+    fn downstream_namespace_names_match_kcps_encoding() {
+        // The locator's JSON text, field order included, is what is hashed: kcp's Go struct
+        // order, so a name computed by kcp's syncer for the same locator is the same.
+        let loc = locator(&target(), "team", "default");
+        assert_eq!(
+            loc.to_string(),
+            r#"{"syncTarget":{"cluster":"c1","name":"east","uid":"u1"},"cluster":"team","namespace":"default"}"#
+        );
+        // Computed independently: base36(int.from_bytes(sha224(text), "big"))[:12].
+        assert_eq!(downstream_namespace(&loc), "kcp-20w0hngwyqwf");
+    }
+
+    #[test]
+    fn only_a_foreign_object_under_refuse_is_left_alone() {
+        let ours = json!({"metadata": {"labels": {OWNER_LABEL: "K"}}});
+        let foreign = json!({"metadata": {"labels": {"app": "x"}}});
+        let other_agents = json!({"metadata": {"labels": {OWNER_LABEL: "L"}}});
+        for policy in [
+            ConflictPolicy::Refuse,
+            ConflictPolicy::Adopt,
+            ConflictPolicy::Overwrite,
+        ] {
+            assert_eq!(decide(None, "K", policy), Decision::Apply);
+            assert_eq!(decide(Some(&ours), "K", policy), Decision::Apply);
+        }
+        assert_eq!(
+            decide(Some(&foreign), "K", ConflictPolicy::Refuse),
+            Decision::Refuse
+        );
+        assert_eq!(
+            decide(Some(&other_agents), "K", ConflictPolicy::Refuse),
+            Decision::Refuse
+        );
+        assert_eq!(
+            decide(Some(&foreign), "K", ConflictPolicy::Adopt),
+            Decision::Apply
+        );
+        assert_eq!(
+            decide(Some(&foreign), "K", ConflictPolicy::Overwrite),
+            Decision::Apply
+        );
+    }
+
+    #[test]
+    fn conflicts_are_reported_once_and_cleared() {
+        let now = "2023-11-14T22:13:20Z";
+        let ready = json!({"type": "Ready", "status": "True"});
+        let target = json!({"status": {"conditions": [ready]}});
+        assert_eq!(conflict_conditions(&target, &[], now), None);
+        let refused = vec![
+            "c/default/configmaps/a".to_string(),
+            "c/default/secrets/b".to_string(),
+        ];
+        let set = conflict_conditions(&target, &refused, now).unwrap();
+        assert_eq!(
+            set,
+            vec![
+                ready.clone(),
+                json!({"type": "SyncConflicts", "status": "True", "reason": "ExistingObjects",
+                    "message": "c/default/configmaps/a, c/default/secrets/b", "lastTransitionTime": now}),
+            ]
+        );
+        let reported = json!({"status": {"conditions": set}});
+        assert_eq!(conflict_conditions(&reported, &refused, "later"), None);
+        let cleared = conflict_conditions(&reported, &[], now).unwrap();
+        assert_eq!(
+            cleared,
+            vec![
+                ready,
+                json!({"type": "SyncConflicts", "status": "False", "lastTransitionTime": now})
+            ]
+        );
+    }
+
+    #[test]
+    fn heartbeats_and_reports() {
+        assert_eq!(rfc3339(Duration::ZERO), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(Duration::from_millis(1_700_000_000_900)),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            heartbeat_patch("u1", "2023-11-14T22:13:20Z"),
+            json!([
+                {"op": "test", "path": "/metadata/uid", "value": "u1"},
+                {"op": "add", "path": "/status/lastSyncerHeartbeatTime", "value": "2023-11-14T22:13:20Z"},
+            ])
+        );
+        assert_eq!(
+            synced_resources([("", "namespaces", "v1"), ("apps", "deployments", "v1")]),
+            json!([
+                {"group": "", "resource": "namespaces", "versions": ["v1"], "state": "Accepted"},
+                {"group": "apps", "resource": "deployments", "versions": ["v1"], "state": "Accepted"},
+            ])
+        );
     }
 
     #[test]

@@ -79,10 +79,28 @@ pub struct Workload {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Work {
-    Target { cluster: String, name: String },
-    LocationsIn { cluster: String },
-    Tenant { cluster: String },
-    Namespace { cluster: String, name: String },
+    Target {
+        cluster: String,
+        name: String,
+    },
+    LocationsIn {
+        cluster: String,
+    },
+    Tenant {
+        cluster: String,
+    },
+    Namespace {
+        cluster: String,
+        name: String,
+    },
+    /// A new object of [`SYNCED`] kind `kind` in a tenant's namespace: it gets its
+    /// namespace's state labels even if it was admitted just before the namespace had them.
+    Object {
+        cluster: String,
+        namespace: String,
+        kind: usize,
+        name: String,
+    },
 }
 
 pub struct Scheduling {
@@ -143,6 +161,39 @@ fn cluster_of(obj: &Value) -> String {
         .to_string()
 }
 
+/// The kinds of [`SYNCED`], by kind name (as objects carry it).
+const SYNCED_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Service",
+    "Deployment",
+    "StatefulSet",
+    "Job",
+    "Ingress",
+];
+
+fn synced_kind(kind: &str) -> Option<usize> {
+    SYNCED_KINDS.iter().position(|k| *k == kind)
+}
+
+/// The storage prefixes of [`SYNCED`]'s resources.
+fn synced_prefixes() -> &'static [String] {
+    static PREFIXES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PREFIXES.get_or_init(|| {
+        SYNCED
+            .iter()
+            .map(|(g, _, r)| {
+                if g.is_empty() {
+                    format!("/registry/{r}/")
+                } else {
+                    format!("/registry/{g}/{r}/")
+                }
+            })
+            .collect()
+    })
+}
+
 /// The logical cluster in a key `<prefix><cluster>/…`.
 fn key_cluster<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
     key.strip_prefix(prefix)?.split('/').next()
@@ -159,9 +210,12 @@ impl EventHandler for Scheduling {
             || key.starts_with(LOCATIONS)
             || key.starts_with(PLACEMENTS)
             || key_cluster(key, NAMESPACES).is_some_and(|c| self.is_tenant(c))
+            || synced_prefixes()
+                .iter()
+                .any(|p| key_cluster(key, p).is_some_and(|c| self.is_tenant(c)))
     }
 
-    fn changed(&self, obj: &Value, _created: bool) {
+    fn changed(&self, obj: &Value, created: bool) {
         let cluster = cluster_of(obj);
         let name = meta::name(obj).unwrap_or_default().to_string();
         match obj.get("kind").and_then(Value::as_str) {
@@ -175,6 +229,18 @@ impl EventHandler for Scheduling {
                     t.insert(cluster.clone());
                 }
                 self.queue.add(Work::Tenant { cluster });
+            }
+            Some(kind) if synced_kind(kind).is_some() => {
+                if created
+                    && let (Some(k), Some(namespace)) = (synced_kind(kind), meta::namespace(obj))
+                {
+                    self.queue.add(Work::Object {
+                        cluster,
+                        namespace: namespace.to_string(),
+                        kind: k,
+                        name,
+                    });
+                }
             }
             Some("Namespace") => {
                 self.queue.add(Work::Tenant {
@@ -226,6 +292,15 @@ impl Reconciler for Scheduling {
             }
             Work::Namespace { cluster, name } => {
                 self.label_namespace_objects(cluster, name).await?;
+                Ok(Action::Done)
+            }
+            Work::Object {
+                cluster,
+                namespace,
+                kind,
+                name,
+            } => {
+                self.label_object(cluster, namespace, *kind, name).await?;
                 Ok(Action::Done)
             }
         }
@@ -554,6 +629,46 @@ impl Scheduling {
         Ok(selected.filter(|_| desired.is_some()))
     }
 
+    /// Gives one object its namespace's state labels (if it lacks them).
+    async fn label_object(
+        &self,
+        cluster: &str,
+        ns: &str,
+        kind: usize,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let (Some(ns_scope), Some(mut scope)) = (
+            self.scope(Some(cluster), ("", "v1", "namespaces")),
+            self.scope(Some(cluster), SYNCED[kind]),
+        ) else {
+            return Ok(());
+        };
+        scope.namespace = Some(ns.to_string());
+        let (namespace, obj) = match (
+            self.w.registry.get_parsed(&ns_scope, ns).await,
+            self.w.registry.get_parsed(&scope, name).await,
+        ) {
+            (Ok(n), Ok(o)) => (n, o),
+            (Err(e), _) | (_, Err(e)) if e.code == 404 => return Ok(()),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        let wanted = sync_labels(&meta::labels(&namespace));
+        if sync_labels(&meta::labels(&obj)) == wanted || !placeable(SYNCED[kind].2, name) {
+            return Ok(());
+        }
+        let result = self
+            .edit(&scope, name, |o| {
+                let mut labels = meta::labels(o);
+                apply_sync_labels(&mut labels, &wanted);
+                meta::set_labels(o, labels);
+            })
+            .await;
+        match result {
+            Err(e) if e.code != 404 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Gives the synced objects of namespace `ns` its state labels.
     async fn label_namespace_objects(&self, cluster: &str, ns: &str) -> Result<(), ApiError> {
         let Some(ns_scope) = self.scope(Some(cluster), ("", "v1", "namespaces")) else {
@@ -879,6 +994,19 @@ mod tests {
             pick_target(&[drained, target("a", true)], &["c".into()], "x").as_deref(),
             Some("a")
         );
+    }
+
+    #[test]
+    fn synced_kinds_line_up_with_synced_resources() {
+        let plurals: Vec<&str> = SYNCED.iter().map(|(_, _, p)| *p).collect();
+        let from_kinds: Vec<String> = SYNCED_KINDS
+            .iter()
+            .map(|k| match *k {
+                "Ingress" => "ingresses".to_string(),
+                k => format!("{}s", k.to_lowercase()),
+            })
+            .collect();
+        assert_eq!(plurals, from_kinds);
     }
 
     #[test]
