@@ -43,13 +43,9 @@ use tokio::sync::Notify;
 
 pub use client::Cluster;
 
-/// `kplex sim`'s flags.
+/// `kplex sim`'s flags (its help, "a test and demo tool", is the subcommand's doc in
+/// `src/main.rs`).
 #[derive(clap::Args, Debug, Clone)]
-#[command(
-    long_about = "Simulate a cluster's nodes, scheduler, kubelets and workload controllers \
-    against any Kubernetes API (KWOK-like). A test and demo tool: nothing runs, pods only \
-    report Running and Ready."
-)]
 pub struct SimArgs {
     /// Kubeconfig of the cluster to play (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
