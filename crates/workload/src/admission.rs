@@ -84,6 +84,8 @@ impl AdmissionPlugin for LocationPermission {
 }
 
 pub struct StateLabels {
+    /// Workspaces without Placements (nearly all) skip the namespace read.
+    pub tenants: crate::scheduling::Tenants,
     pub registry: Registry,
     pub served: std::sync::Arc<kplex_registry::served::Served>,
 }
@@ -128,6 +130,7 @@ impl AdmissionPlugin for StateLabels {
             .iter()
             .any(|(g, v, r)| desc.group == *g && desc.version == *v && desc.plural == *r);
         if !synced
+            || !self.tenants.contains(attrs.cluster)
             || attrs.operation == Operation::Delete
             || !attrs.subresource.is_empty()
             || !placeable(&desc.plural, attrs.name)

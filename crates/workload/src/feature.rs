@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kplex_feature::{Context, Feature, Plugin};
 
 use crate::admission::{LocationPermission, StateLabels};
-use crate::scheduling::{Scheduling, Workload};
+use crate::scheduling::{Scheduling, Tenants, Workload};
 use crate::syncer_view::SyncerView;
 
 pub const PLUGIN: Plugin = Plugin {
@@ -21,9 +21,11 @@ fn build(ctx: &Context) -> Feature {
         served: ctx.served.clone(),
         base_url: ctx.base_url.clone(),
     };
+    let tenants = Tenants::default();
     Feature {
         admission: vec![
             Arc::new(StateLabels {
+                tenants: tenants.clone(),
                 registry: ctx.registry.clone(),
                 served: ctx.served.clone(),
             }),
@@ -37,7 +39,7 @@ fn build(ctx: &Context) -> Feature {
             served: ctx.served.clone(),
             authz: ctx.authz.clone(),
         })],
-        controllers: vec![Arc::new(Scheduling::new(workload))],
+        controllers: vec![Arc::new(Scheduling::new(workload, tenants))],
         ..Default::default()
     }
 }

@@ -106,34 +106,56 @@ pub enum Work {
 pub struct Scheduling {
     w: Workload,
     queue: WorkQueue<Work>,
-    /// Logical clusters with Placements (rebuilt from the watch): only their namespaces
-    /// concern scheduling, and a target or location change reschedules each of them.
-    tenants: Mutex<HashSet<String>>,
+    /// A target or location change reschedules each of them.
+    tenants: Tenants,
 }
 
-impl Scheduling {
-    pub fn new(w: Workload) -> Self {
-        Self {
-            w,
-            queue: WorkQueue::new(),
-            tenants: Mutex::default(),
+/// Logical clusters with Placements, derived from the watch (every replica keeps it): only
+/// their namespaces concern scheduling, and only their writes need state labels.
+#[derive(Clone, Default)]
+pub struct Tenants(Arc<Mutex<HashSet<String>>>);
+
+impl Tenants {
+    pub fn contains(&self, cluster: &str) -> bool {
+        self.0.lock().is_ok_and(|t| t.contains(cluster))
+    }
+
+    fn insert(&self, cluster: &str) {
+        if let Ok(mut t) = self.0.lock() {
+            t.insert(cluster.to_string());
         }
     }
 
-    fn tenants(&self) -> Vec<String> {
-        self.tenants
+    fn remove(&self, cluster: &str) {
+        if let Ok(mut t) = self.0.lock() {
+            t.remove(cluster);
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0
             .lock()
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+impl Scheduling {
+    pub fn new(w: Workload, tenants: Tenants) -> Self {
+        Self {
+            w,
+            queue: WorkQueue::new(),
+            tenants,
+        }
+    }
 
     fn is_tenant(&self, cluster: &str) -> bool {
-        self.tenants.lock().is_ok_and(|t| t.contains(cluster))
+        self.tenants.contains(cluster)
     }
 
     /// Every tenant reschedules: a target or location changed under them.
     fn reschedule_all(&self) {
-        for cluster in self.tenants() {
+        for cluster in self.tenants.all() {
             self.queue.add(Work::Tenant { cluster });
         }
     }
@@ -225,9 +247,7 @@ impl EventHandler for Scheduling {
                 self.reschedule_all();
             }
             Some("Placement") => {
-                if let Ok(mut t) = self.tenants.lock() {
-                    t.insert(cluster.clone());
-                }
+                self.tenants.insert(&cluster);
                 self.queue.add(Work::Tenant { cluster });
             }
             Some(kind) if synced_kind(kind).is_some() => {
@@ -483,10 +503,8 @@ impl Scheduling {
             return Ok(());
         };
         let mut placements = self.list(&scope).await?;
-        if placements.is_empty()
-            && let Ok(mut t) = self.tenants.lock()
-        {
-            t.remove(cluster);
+        if placements.is_empty() {
+            self.tenants.remove(cluster);
         }
         placements.sort_by(|a, b| meta::name(a).cmp(&meta::name(b)));
         let mut chosen = Vec::new();
