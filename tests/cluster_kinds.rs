@@ -228,3 +228,137 @@ y5oR1W8d6j4VZQ2Y0r3iGm4I2xv7Yw7m8zQCIFcRk1mXH3Xq5bXq7q9n8Tj2aWmR
 Xw8b3j8k3o3m5r6p
 -----END CERTIFICATE REQUEST-----
 ";
+
+/// kube's bootstrap ClusterRoles and bindings are in every workspace, shared rather than
+/// stored: GET, LIST (paged too, and with selectors) and WATCH show them; writes are refused.
+#[test]
+fn bootstrap_policy_is_served_read_only_in_every_workspace() {
+    let k = Kplex::start(Backend::Embedded);
+    common::create_workspace(&k, "root", "team", None);
+    let ws = |args: &[&str]| common::ws_ok(&k, "root:team", args);
+    let role = json(&ws(&["get", "clusterrole", "cluster-admin", "-o", "json"]));
+    assert_eq!(role["rules"][0]["verbs"][0], "*", "{role}");
+    assert_eq!(
+        role["metadata"]["labels"]["kubernetes.io/bootstrapping"],
+        "rbac-defaults"
+    );
+    assert!(!role["metadata"]["uid"].as_str().unwrap().is_empty());
+
+    // Listed with the workspace's own, in name order, whole and page by page.
+    ws(&[
+        "create",
+        "clusterrole",
+        "reader",
+        "--verb=get",
+        "--resource=pods",
+    ]);
+    let names = ws(&["get", "clusterroles", "-o", "name"]);
+    let names: Vec<&str> = names.lines().collect();
+    for want in ["admin", "cluster-admin", "edit", "view", "reader"] {
+        assert!(
+            names.contains(&format!("clusterrole.rbac.authorization.k8s.io/{want}").as_str()),
+            "{want} missing: {names:?}"
+        );
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let paged = ws(&["get", "clusterroles", "-o", "name", "--chunk-size=2"]);
+    assert_eq!(paged.lines().collect::<Vec<_>>(), names);
+    let labelled = ws(&[
+        "get",
+        "clusterroles",
+        "-l",
+        "kubernetes.io/bootstrapping=rbac-defaults",
+        "-o",
+        "name",
+    ]);
+    assert!(!labelled.contains("/reader"), "{labelled}");
+    assert!(labelled.contains("/view"), "{labelled}");
+    let bindings = ws(&["get", "clusterrolebindings", "-o", "name"]);
+    assert!(bindings.contains("/system:discovery"), "{bindings}");
+
+    // A watch's initial state has them too.
+    let events = k.ok(&[
+        "get",
+        "--raw",
+        "/clusters/root:team/apis/rbac.authorization.k8s.io/v1/clusterroles?watch=true&timeoutSeconds=1",
+    ]);
+    assert!(events.contains(r#""name":"cluster-admin""#), "{events}");
+    assert!(events.contains(r#""name":"reader""#), "{events}");
+    // A watch on one name (kube's `…/clusterroles/<name>?watch=1`) sees that object alone.
+    let one = k.ok(&[
+        "get",
+        "--raw",
+        "/clusters/root:team/apis/rbac.authorization.k8s.io/v1/clusterroles/view?watch=true&timeoutSeconds=1",
+    ]);
+    assert_eq!(one.lines().count(), 1, "{one}");
+    assert!(one.contains(r#""name":"view""#), "{one}");
+
+    // Read-only: they exist already, and may not be changed or deleted.
+    let exists = common::ws_fails(
+        &k,
+        "root:team",
+        &[
+            "create",
+            "clusterrole",
+            "view",
+            "--verb=get",
+            "--resource=pods",
+        ],
+    );
+    assert!(exists.contains("AlreadyExists"), "{exists}");
+    for args in [
+        &["delete", "clusterrole", "view"][..],
+        &["label", "clusterrole", "view", "team=a"][..],
+        &["delete", "clusterrolebinding", "system:discovery"][..],
+    ] {
+        let err = common::ws_fails(&k, "root:team", args);
+        assert!(
+            err.contains("Forbidden") && err.contains("read-only"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(ws(&["get", "clusterrole", "view", "-o", "name"]).contains("view"));
+    // Deleting them all deletes the workspace's own; the shared ones stay, each refused.
+    let args = common::in_ws(&k, "root:team", &["delete", "clusterroles", "--all"]);
+    let out = k.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("\"reader\" deleted"), "{stdout}");
+    assert!(stderr.contains("\"view\" is forbidden"), "{stderr}");
+    let left = ws(&["get", "clusterroles", "-o", "name"]);
+    assert!(
+        left.contains("/view") && !left.contains("/reader"),
+        "{left}"
+    );
+}
+
+/// `kubectl get componentstatuses` probes the control plane's parts, as kube's does.
+#[test]
+fn component_statuses_report_health() {
+    let k = Kplex::start(Backend::Embedded);
+    let table = k.ok(&["get", "cs"]);
+    let storage = table
+        .lines()
+        .find(|l| l.starts_with("storage"))
+        .unwrap_or_else(|| panic!("no storage row:\n{table}"));
+    assert!(
+        storage.contains("Healthy") && storage.contains("ok"),
+        "{table}"
+    );
+    assert!(table.contains("controller-manager"), "{table}");
+    let one = json(&k.ok(&["get", "componentstatus", "storage", "-o", "json"]));
+    assert_eq!(one["conditions"][0]["type"], "Healthy");
+    assert_eq!(one["conditions"][0]["status"], "True");
+    let missing = k.fails(&["get", "cs", "etcd-9"]);
+    assert!(missing.contains("NotFound"), "{missing}");
+    let refused = k.fails_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"ComponentStatus","metadata":{"name":"x"}}"#,
+    );
+    assert!(
+        refused.contains("MethodNotAllowed") || refused.contains("not supported"),
+        "{refused}"
+    );
+}

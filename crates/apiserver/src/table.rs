@@ -169,6 +169,14 @@ fn computed(name: &str, obj: &Value) -> Value {
     match name {
         "dataCount" => json!(count(obj, &["data"]) + count(obj, &["binaryData"])),
         "secretsCount" => json!(count(obj, &["secrets"])),
+        // A ComponentStatus: kubectl's "Healthy" / "Unhealthy" from its Healthy condition.
+        "componentHealth" => {
+            let healthy = obj["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Healthy" && c["status"] == "True")
+            });
+            json!(if healthy { "Healthy" } else { "Unhealthy" })
+        }
         "createdAt" => json!(meta::creation_timestamp(obj).unwrap_or("")),
         "eventLastSeen" => {
             let ts = [

@@ -20,10 +20,13 @@ fn build(ctx: &Context) -> Feature {
             Arc::new(crate::admission::NamespaceLifecycle),
             Arc::new(crate::admission::CsrRequester),
         ],
-        virtual_resources: vec![Arc::new(crate::pods::PodRequests {
-            registry: ctx.registry.clone(),
-            served: ctx.served.clone(),
-        })],
+        virtual_resources: vec![
+            Arc::new(crate::pods::PodRequests {
+                registry: ctx.registry.clone(),
+                served: ctx.served.clone(),
+            }),
+            crate::component_status::ComponentStatuses::new(ctx.registry.clone()),
+        ],
         controllers: vec![Arc::new(Builtins::new(
             ctx.registry.clone(),
             ctx.served.clone(),

@@ -7,6 +7,7 @@ use kplex_registry::catalog::{
     ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths, Subresource,
 };
 use kplex_registry::registry::strategy;
+use kplex_registry::shared::SharedObjects;
 
 struct B(ResourceDesc);
 
@@ -32,6 +33,7 @@ fn r(group: &str, version: &str, kind: &str, plural: &str) -> B {
         verbs: ALL_VERBS.to_vec(),
         conversion: None,
         strategy: strategy::generic(),
+        shared: None,
     })
 }
 
@@ -69,6 +71,13 @@ fn cell(spec: &str) -> Cell {
 impl B {
     fn cluster(mut self) -> Self {
         self.0.namespaced = false;
+        self
+    }
+    /// Objects every workspace has without storing them (after `cluster()`: only
+    /// cluster-scoped kinds have them).
+    fn shared(mut self, objects: Arc<SharedObjects>) -> Self {
+        debug_assert!(!self.0.namespaced);
+        self.0.shared = Some(objects);
         self
     }
     fn short(mut self, names: &[&str]) -> Self {
@@ -175,6 +184,17 @@ pub fn all() -> Vec<ResourceDesc> {
                 ("Type", "string", 0, ".type"),
                 ("Data", "integer", 0, "=dataCount"),
                 AGE,
+            ]),
+        // Deprecated in kube 1.19 and still served: probed on each read, never stored.
+        r("", "v1", "ComponentStatus", "componentstatuses")
+            .cluster()
+            .short(&["cs"])
+            .read_only()
+            .cols(&[
+                NAME,
+                ("Status", "string", 0, "=componentHealth"),
+                ("Message", "string", 0, ".conditions[0].message"),
+                ("Error", "string", 0, ".conditions[0].error"),
             ]),
         r("", "v1", "ServiceAccount", "serviceaccounts")
             .short(&["sa"])
@@ -635,6 +655,7 @@ pub fn all() -> Vec<ResourceDesc> {
             "clusterroles",
         )
         .cluster()
+        .shared(kplex_auth::authz::bootstrap::shared_cluster_roles())
         .cols(&[NAME, CREATED_AT]),
         r(
             "rbac.authorization.k8s.io",
@@ -657,6 +678,7 @@ pub fn all() -> Vec<ResourceDesc> {
             "clusterrolebindings",
         )
         .cluster()
+        .shared(kplex_auth::authz::bootstrap::shared_cluster_role_bindings())
         .cols(&[
             NAME,
             ("Role", "string", 0, "=roleRef"),
@@ -823,6 +845,12 @@ impl B {
     /// Reviews: POST only, answered without being stored.
     fn create_only(mut self) -> Self {
         self.0.verbs = vec!["create"];
+        self
+    }
+
+    /// Read, never written (answered without being stored).
+    fn read_only(mut self) -> Self {
+        self.0.verbs = vec!["get", "list"];
         self
     }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod component_status;
 pub mod controllers;
 pub mod feature;
 pub mod kinds;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use kplex_schema::Schema;
 
 use crate::registry::strategy::{self, Strategy};
+use crate::shared::SharedObjects;
 
 /// A column of `kubectl get` output (a Table column).
 #[derive(Clone, Debug)]
@@ -125,6 +126,9 @@ pub struct ResourceDesc {
     pub conversion: Option<Conversion>,
     /// The kind's own rules on writes (generic unless the owning feature says otherwise).
     pub strategy: Arc<dyn Strategy>,
+    /// Read-only objects every logical cluster has without storing them (cluster-scoped
+    /// kinds only; see [`crate::shared`]).
+    pub shared: Option<Arc<SharedObjects>>,
 }
 
 pub const ALL_VERBS: &[&str] = &[
@@ -293,5 +297,6 @@ pub fn system(
         verbs: ALL_VERBS.to_vec(),
         conversion: None,
         strategy: strategy::generic(),
+        shared: None,
     }
 }

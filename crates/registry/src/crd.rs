@@ -211,6 +211,7 @@ pub fn descriptions(crd: &Value) -> Vec<ResourceDesc> {
                 verbs: ALL_VERBS.to_vec(),
                 conversion: None,
                 strategy: crate::registry::strategy::generic(),
+                shared: None,
             }
         })
         .collect()

@@ -5,7 +5,8 @@
 //! body decoding ([`codec`]) and object-count quotas ([`quota`]); and the seams features plug
 //! into the server through: answers without storage ([`virtual_resource`]), views under
 //! `/services/…` ([`virtual_workspace`]), work around a create
-//! ([`registry::create_hook`]).
+//! ([`registry::create_hook`]), objects every logical cluster shares without storing them
+//! ([`shared`]).
 
 // ApiError is a Kubernetes Status with details: large, but only on the error path.
 #![allow(clippy::result_large_err)]
@@ -18,5 +19,6 @@ pub mod object;
 pub mod quota;
 pub mod registry;
 pub mod served;
+pub mod shared;
 pub mod virtual_resource;
 pub mod virtual_workspace;

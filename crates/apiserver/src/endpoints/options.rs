@@ -81,12 +81,24 @@ pub(crate) fn list_options(desc: &ResourceDesc, q: &Query) -> Result<ListOptions
     })
 }
 
-pub(crate) fn watch_options(desc: &ResourceDesc, q: &Query) -> Result<WatchOptions, ApiError> {
+/// `name`: the watch is on one object (`GET …/configmaps/x?watch=1`), which kube turns
+/// into a `metadata.name` field selector.
+pub(crate) fn watch_options(
+    desc: &ResourceDesc,
+    q: &Query,
+    name: Option<&str>,
+) -> Result<WatchOptions, ApiError> {
+    let fields = q.get("fieldSelector").map(String::as_str).unwrap_or("");
+    let fields = match name {
+        Some(name) if fields.is_empty() => format!("metadata.name={name}"),
+        Some(name) => format!("{fields},metadata.name={name}"),
+        None => fields.to_string(),
+    };
     Ok(WatchOptions {
         selectors: Selectors::parse(
             desc,
             q.get("labelSelector").map(String::as_str),
-            q.get("fieldSelector").map(String::as_str),
+            Some(&fields),
         )?,
         resource_version: q.get("resourceVersion").cloned(),
         allow_bookmarks: flag(q, "allowWatchBookmarks"),

@@ -370,14 +370,40 @@ impl Api {
                 .and_then(Value::as_str)
                 .unwrap_or(""),
         );
-        let shapes: &[Shape] = if own_kind {
-            &[Shape::Table, Shape::PartialObjectMetadata]
-        } else {
-            &[]
+        let own_list =
+            answer.object.get("kind").and_then(Value::as_str) == Some(desc.list_kind().as_str());
+        let shapes: &[Shape] = match (own_kind, own_list) {
+            (true, _) => &[Shape::Table, Shape::PartialObjectMetadata],
+            (_, true) => &[Shape::Table, Shape::PartialObjectMetadataList],
+            _ => &[],
         };
         let wanted = response::negotiate(accept, protobuf_ok, shapes)
             .ok_or_else(|| ApiError::not_acceptable(&response::acceptable_types(protobuf_ok)))?;
         let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+        if own_list {
+            // A list of the kind renders as stored lists do (tables for kubectl).
+            return respond_list(desc, wanted, include, &answer_list(&answer.object)?);
+        }
         Ok(respond_value(desc, wanted, include, code, &answer.object))
     }
+}
+
+/// A virtual resource's list answer as the registry's list result.
+fn answer_list(list: &Value) -> Result<crate::registry::ListResult, ApiError> {
+    let items = list["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|item| {
+            Ok(Stored {
+                bytes: kplex_registry::object::encode(item)?,
+                resource_version: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(crate::registry::ListResult {
+        items,
+        ..Default::default()
+    })
 }

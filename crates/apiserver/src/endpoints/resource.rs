@@ -155,12 +155,8 @@ impl Api {
                 respond_list(&desc, wanted, include, &result)
             }
             (Verb::Watch, _) => {
-                let mut opts = watch_options(&desc, query)?;
+                let mut opts = watch_options(&desc, query, r.name.as_deref())?;
                 opts.selectors.predicate = predicate.clone();
-                if let Some(name) = &r.name {
-                    // `GET …/configmaps/x?watch=1` is a watch on one name.
-                    let _ = name;
-                }
                 // Unset or 0: kube's default, a random 30–60 minutes.
                 let seconds = match query.get("timeoutSeconds") {
                     None => 0,
@@ -288,6 +284,9 @@ impl Api {
                 let mut deleted = Vec::new();
                 for item in &result.items {
                     let obj = item.decode()?;
+                    if scope.is_shared_item(meta::name(&obj).unwrap_or(""), item) {
+                        continue;
+                    }
                     let item_scope = Scope {
                         namespace: meta::namespace(&obj).map(String::from),
                         ..scope.clone()

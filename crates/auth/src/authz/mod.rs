@@ -7,6 +7,7 @@
 //! requester needs the `access` verb on `/` in the workspace (kcp's workspace access rule)
 //! and an RBAC rule for the request.
 
+pub mod bootstrap;
 mod escalation;
 pub use escalation::EscalationCheck;
 pub mod hooks;
@@ -18,7 +19,7 @@ pub mod review;
 use std::sync::Arc;
 
 use kplex_apimachinery::ApiError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::object::keys;
 use crate::registry::Registry;
@@ -27,97 +28,6 @@ pub use rbac::{Request, ResourceAttrs};
 
 pub(crate) const RBAC: &str = "rbac.authorization.k8s.io";
 pub use kplex_apimachinery::user::MASTERS;
-
-/// The API groups of namespaced workloads that `edit` and `view` cover (core first).
-const WORKLOAD_GROUPS: &[&str] = &[
-    "",
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "discovery.k8s.io",
-    "coordination.k8s.io",
-    "events.k8s.io",
-];
-
-/// The core resources kube's `view` reads: everything but Secrets.
-const VIEW_CORE: &[&str] = &[
-    "bindings",
-    "configmaps",
-    "endpoints",
-    "events",
-    "limitranges",
-    "namespaces",
-    "namespaces/status",
-    "persistentvolumeclaims",
-    "persistentvolumeclaims/status",
-    "pods",
-    "pods/log",
-    "pods/status",
-    "replicationcontrollers",
-    "replicationcontrollers/scale",
-    "replicationcontrollers/status",
-    "resourcequotas",
-    "resourcequotas/status",
-    "serviceaccounts",
-    "services",
-    "services/status",
-];
-
-/// The default ClusterRoles, as data shared by every workspace.
-fn bootstrap_role(name: &str) -> Option<Value> {
-    let read = ["get", "list", "watch"];
-    let write = [
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    ];
-    let rules = match name {
-        "cluster-admin" => {
-            json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, {"verbs": ["*"], "nonResourceURLs": ["*"]}])
-        }
-        "admin" => json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]),
-        // As kube's: no roles or role bindings.
-        "edit" => json!([
-            {"verbs": write, "apiGroups": WORKLOAD_GROUPS, "resources": ["*"]},
-        ]),
-        // As kube's: no Secrets (their contents are credentials), no RBAC, no custom
-        // resources unless a role grants them.
-        "view" => json!([
-            {"verbs": read, "apiGroups": [""], "resources": VIEW_CORE},
-            {"verbs": read, "apiGroups": &WORKLOAD_GROUPS[1..], "resources": ["*"]},
-        ]),
-        "system:discovery" => {
-            json!([{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/", "/healthz", "/livez", "/readyz"]}])
-        }
-        "system:basic-user" => json!([
-            {"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]},
-            {"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]},
-        ]),
-        "system:kcp:workspace:access" => json!([{"verbs": ["access"], "nonResourceURLs": ["/"]}]),
-        _ => return None,
-    };
-    Some(
-        json!({"apiVersion": format!("{RBAC}/v1"), "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}),
-    )
-}
-
-/// Bindings every workspace has without storing them.
-fn bootstrap_bindings() -> Vec<Value> {
-    ["system:discovery", "system:basic-user"]
-        .iter()
-        .map(|role| {
-            json!({"metadata": {"name": role}, "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
-                "subjects": [{"kind": "Group", "name": "system:authenticated"}]})
-        })
-        .collect()
-}
 
 #[derive(Clone)]
 pub struct Authorizer {
@@ -166,7 +76,9 @@ impl Authorizer {
                 .cloned()
         };
         let role = match kind {
-            "ClusterRole" => by_name(cluster_roles).or_else(|| bootstrap_role(name)),
+            "ClusterRole" => {
+                by_name(cluster_roles).or_else(|| bootstrap::cluster_role(name).cloned())
+            }
             "Role" => {
                 let ns = binding
                     .pointer("/metadata/namespace")
@@ -181,7 +93,7 @@ impl Authorizer {
     /// Whether RBAC in `cluster` allows `req`.
     pub async fn rbac_allows(&self, cluster: &str, req: &Request) -> Result<bool, ApiError> {
         let cluster_roles = self.objects("clusterroles", cluster, None).await?;
-        let mut bindings = bootstrap_bindings();
+        let mut bindings = bootstrap::bindings().to_vec();
         bindings.extend(self.objects("clusterrolebindings", cluster, None).await?);
         if let Some(ns) = req.resource.as_ref().and_then(|r| r.namespace.as_deref()) {
             bindings.extend(self.objects("rolebindings", cluster, Some(ns)).await?);

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use kplex_registry::virtual_resource::{Answer, VirtualRequest, VirtualResource};
 
-use super::{Authorizer, MASTERS, Request, ResourceAttrs, bootstrap_bindings, rbac};
+use super::{Authorizer, MASTERS, Request, ResourceAttrs, bootstrap, rbac};
 
 /// Where reviews sent to the wildcard view are answered.
 const ROOT_CLUSTER: &str = "root";
@@ -115,7 +115,7 @@ impl Authorizer {
             ..Default::default()
         };
         let cluster_roles = self.objects("clusterroles", cluster, None).await?;
-        let mut bindings = bootstrap_bindings();
+        let mut bindings = bootstrap::bindings().to_vec();
         bindings.extend(self.objects("clusterrolebindings", cluster, None).await?);
         if !namespace.is_empty() {
             bindings.extend(

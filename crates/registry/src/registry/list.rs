@@ -5,6 +5,7 @@ use kplex_store::{KeyRange, RangeRequest, prefix_end};
 use serde_json::Value;
 
 use super::{Registry, Scope, Selectors, Stored, store_error};
+use crate::shared::SharedObjects;
 
 /// How a list is read.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +64,7 @@ impl Registry {
         }
         let prefix = scope.prefix();
         let (revision, mut start) = self.list_start(&prefix, opts).await?;
+        let first = start.clone();
         let end = prefix_end(&prefix);
         let mut result = ListResult::default();
         let filtering = !opts.selectors.is_empty();
@@ -123,6 +125,9 @@ impl Registry {
             }
         }
         result.resource_version = served_at;
+        if let Some(shared) = scope.shared_objects() {
+            merge_shared(shared, scope, opts, &first, &mut result)?;
+        }
         Ok(result)
     }
 
@@ -133,6 +138,14 @@ impl Registry {
             .caches
             .list(&scope.resource_prefix(), &scope.prefix())
             .await?;
+        let mut items = items;
+        if let Some(shared) = scope.shared_objects() {
+            items.extend(shared.iter().map(|(_, stored)| stored));
+            // Back in name order, as the store lists.
+            let mut named = with_names(items)?;
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            items = named.into_iter().map(|(_, stored)| stored).collect();
+        }
         let items = if opts.selectors.is_empty() {
             items
         } else {
@@ -211,6 +224,66 @@ impl Registry {
         };
         Ok((revision, prefix.to_string()))
     }
+}
+
+/// Adds a kind's shared objects to one page of a list: those whose keys fall in the page's
+/// key range `[first, next page's start)`, matching the selectors, in key order, the page
+/// cut back to `limit` with a continue token after its last item if they overflow it.
+fn merge_shared(
+    shared: &SharedObjects,
+    scope: &Scope,
+    opts: &ListOptions,
+    first: &str,
+    result: &mut ListResult,
+) -> Result<(), ApiError> {
+    let prefix = scope.prefix();
+    let next_start = match &result.continue_token {
+        Some(token) => Some(format!("{prefix}{}", continue_token::decode(token)?.1)),
+        None => None,
+    };
+    let mut extra = Vec::new();
+    for (name, stored) in shared.iter() {
+        let key = format!("{prefix}{name}");
+        let in_page = key.as_str() >= first && next_start.as_ref().is_none_or(|n| key < *n);
+        if in_page && opts.selectors.matches(&scope.desc, &stored.decode()?) {
+            extra.push((name.to_string(), stored));
+        }
+    }
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let mut named = with_names(std::mem::take(&mut result.items))?;
+    named.retain(|(n, _)| !extra.iter().any(|(e, _)| e == n));
+    named.extend(extra);
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    if opts.limit > 0 && named.len() > opts.limit {
+        named.truncate(opts.limit);
+        if let Some((last, _)) = named.last() {
+            result.continue_token = Some(continue_token::encode(
+                result.resource_version,
+                &format!("{last}\0"),
+            ));
+        }
+        result.remaining = None;
+    }
+    result.items = named.into_iter().map(|(_, stored)| stored).collect();
+    Ok(())
+}
+
+/// Each item with its name (shared objects are cluster-scoped: names order the keys).
+fn with_names(items: Vec<Stored>) -> Result<Vec<(String, Stored)>, ApiError> {
+    items
+        .into_iter()
+        .map(|stored| {
+            let obj = stored.decode()?;
+            Ok((
+                kplex_apimachinery::meta::name(&obj)
+                    .unwrap_or("")
+                    .to_string(),
+                stored,
+            ))
+        })
+        .collect()
 }
 
 /// The JSON list envelope around rendered items: `{"kind":"<Kind>List",…,"items":[…]}`.

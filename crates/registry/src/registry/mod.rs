@@ -79,6 +79,35 @@ impl Scope {
         ))
     }
 
+    /// The kind's shared objects if `name` is one of them and the scope is one logical
+    /// cluster (the wildcard view lists only what is stored).
+    pub fn shared(&self, name: &str) -> Option<&crate::shared::SharedObjects> {
+        self.shared_objects().filter(|s| s.contains(name))
+    }
+
+    /// The kind's shared objects, when this scope shows them.
+    pub fn shared_objects(&self) -> Option<&crate::shared::SharedObjects> {
+        self.cluster.as_ref()?;
+        self.desc.shared.as_deref()
+    }
+
+    /// Whether a listed item is one of the shared objects (bulk deletions pass over them:
+    /// they belong to no workspace).
+    pub fn is_shared_item(&self, name: &str, item: &Stored) -> bool {
+        item.resource_version == crate::shared::RESOURCE_VERSION && self.shared(name).is_some()
+    }
+
+    /// Why a write finds nothing stored under `name`: 403 for a shared object (writes to
+    /// one are refused), else 404.
+    pub fn missing(&self, name: &str) -> ApiError {
+        match self.shared(name) {
+            Some(_) => {
+                crate::shared::SharedObjects::read_only(&self.desc.group, &self.desc.plural, name)
+            }
+            None => self.not_found(name),
+        }
+    }
+
     pub fn not_found(&self, name: &str) -> ApiError {
         ApiError::not_found(&self.desc.group, &self.desc.plural, name)
     }
@@ -251,7 +280,10 @@ impl Registry {
                 bytes: kv.value,
                 resource_version: kv.mod_revision,
             }),
-            None => Err(scope.not_found(name)),
+            None => scope
+                .shared(name)
+                .and_then(|shared| shared.get(name))
+                .ok_or_else(|| scope.not_found(name)),
         }
     }
 }

@@ -107,6 +107,22 @@ impl Registry {
             )
             .await?;
         last.fetch_max(at, Ordering::Relaxed);
+        if from.is_none()
+            && let Some(shared) = scope.shared_objects()
+        {
+            // The initial state includes what every workspace shares (in name order, first).
+            let mut initial = Vec::new();
+            for (_, stored) in shared.iter() {
+                let obj = stored
+                    .decode()
+                    .map_err(|e| super::cache::Miss::Error(Box::new(e)))?;
+                if opts.selectors.matches(&scope.desc, &obj) {
+                    initial.push(WatchEvent::Object(WatchEventKind::Added, stored));
+                }
+            }
+            initial.append(&mut head);
+            head = initial;
+        }
         if opts.send_initial_events && opts.allow_bookmarks {
             head.push(WatchEvent::Bookmark {
                 resource_version: at,

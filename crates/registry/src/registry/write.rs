@@ -266,6 +266,13 @@ impl Registry {
         }
         let name = meta::name(&obj).unwrap_or("").to_string();
         let key = scope.key(&name)?;
+        if scope.shared(&name).is_some() {
+            // It exists in every workspace already; an apply means to change it.
+            return Err(match opts.applied {
+                true => scope.missing(&name),
+                false => ApiError::already_exists(&desc.group, &desc.plural, &name),
+            });
+        }
         if let Some(quota) = &self.quota {
             quota
                 .admit_cluster(self.store.as_ref(), scope, &name)
@@ -390,7 +397,7 @@ impl Registry {
                 .get(&key)
                 .await
                 .map_err(store_error)?
-                .ok_or_else(|| scope.not_found(name))?;
+                .ok_or_else(|| scope.missing(name))?;
             let old = Stored {
                 bytes: current.value.clone(),
                 resource_version: current.mod_revision,
@@ -547,7 +554,7 @@ impl Registry {
                 .get(&key)
                 .await
                 .map_err(store_error)?
-                .ok_or_else(|| scope.not_found(name))?;
+                .ok_or_else(|| scope.missing(name))?;
             let mut obj = object::decode(&current.value, current.mod_revision)?;
             check_preconditions(&desc, name, &obj, current.mod_revision, opts)?;
             self.admit_delete(scope, opts, &obj).await?;
@@ -678,6 +685,9 @@ impl Registry {
         let mut remaining = 0;
         for item in list.items {
             let obj = item.decode()?;
+            if scope.is_shared_item(meta::name(&obj).unwrap_or(""), &item) {
+                continue;
+            }
             let item_scope = Scope {
                 namespace: meta::namespace(&obj).map(String::from),
                 ..scope.clone()
