@@ -234,6 +234,23 @@ impl Strategy for Pods {
         }
     }
 
+    /// A new pod is Pending, with its QoS class (kube's pod strategy: clients such as
+    /// `--field-selector status.phase=Pending` and `kubectl describe` read both).
+    fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        if let Some(spec) = obj.get_mut("spec") {
+            default_pod_spec(spec);
+        }
+        let qos = qos_class(&obj["spec"]);
+        let status = obj
+            .as_object_mut()
+            .map(|o| o.entry("status").or_insert(json!({})));
+        if let Some(status) = status.and_then(Value::as_object_mut) {
+            status.entry("phase").or_insert(json!("Pending"));
+            status.insert("qosClass".into(), json!(qos));
+        }
+        Ok(())
+    }
+
     /// A pod's spec is fixed once created, but for what kube lets change: images, deadlines,
     /// tolerations, scheduling gates; the node only through `binding`, ephemeral containers
     /// only through their subresource.
@@ -510,16 +527,24 @@ fn default_workload(kind: WorkloadKind, obj: &mut Value) {
     match kind {
         WorkloadKind::Deployment => {
             spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-            spec.entry("strategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+            default_rolling(
+                spec.entry("strategy").or_insert(json!({})),
+                &[("maxUnavailable", json!("25%")), ("maxSurge", json!("25%"))],
+            );
         }
         WorkloadKind::StatefulSet => {
             spec.entry("podManagementPolicy")
                 .or_insert(json!("OrderedReady"));
-            spec.entry("updateStrategy")
-                .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            default_rolling(
+                spec.entry("updateStrategy").or_insert(json!({})),
+                &[("partition", json!(0))],
+            );
         }
         WorkloadKind::DaemonSet => {
-            spec.entry("updateStrategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+            default_rolling(
+                spec.entry("updateStrategy").or_insert(json!({})),
+                &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
+            );
         }
         WorkloadKind::ReplicaSet => {}
     }
@@ -528,11 +553,48 @@ fn default_workload(kind: WorkloadKind, obj: &mut Value) {
     }
 }
 
+/// A workload's update strategy as kube defaults it — also when a client sends it empty
+/// (`kubectl create deployment` sends `strategy: {}`): RollingUpdate with `params`.
+fn default_rolling(strategy: &mut Value, params: &[(&str, Value)]) {
+    let Some(strategy) = strategy.as_object_mut() else {
+        return;
+    };
+    let unset = strategy
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if unset {
+        strategy.insert("type".into(), json!("RollingUpdate"));
+    }
+    if strategy.get("type").and_then(Value::as_str) != Some("RollingUpdate") {
+        return;
+    }
+    let rolling = strategy.entry("rollingUpdate").or_insert(json!({}));
+    if let Some(rolling) = rolling.as_object_mut() {
+        for (name, value) in params {
+            rolling.entry(*name).or_insert(value.clone());
+        }
+    }
+}
+
 fn default_pod_spec(pod: &mut Value) {
     let Some(pod) = pod.as_object_mut() else {
         return;
     };
     pod.entry("restartPolicy").or_insert(json!("Always"));
+    pod.entry("enableServiceLinks").or_insert(json!(true));
+    // A volume naming no source is an emptyDir (kube's SetDefaults_Volume).
+    for volume in pod
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        if volume.keys().all(|k| k == "name") {
+            volume.insert("emptyDir".into(), json!({}));
+        }
+    }
     pod.entry("terminationGracePeriodSeconds")
         .or_insert(json!(30));
     pod.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
@@ -561,7 +623,7 @@ fn default_pod_spec(pod: &mut Value) {
             c.entry("terminationMessagePath")
                 .or_insert(json!("/dev/termination-log"));
             c.entry("terminationMessagePolicy").or_insert(json!("File"));
-            c.entry("resources").or_insert(json!({}));
+            default_requests_from_limits(c.entry("resources").or_insert(json!({})));
             for p in c
                 .get_mut("ports")
                 .and_then(Value::as_array_mut)
@@ -573,6 +635,60 @@ fn default_pod_spec(pod: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// Limits without requests are the requests too (kube's SetDefaults_ResourceList for pods).
+fn default_requests_from_limits(resources: &mut Value) {
+    let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else {
+        return;
+    };
+    let Some(resources) = resources.as_object_mut() else {
+        return;
+    };
+    if let Some(requests) = resources
+        .entry("requests")
+        .or_insert(json!({}))
+        .as_object_mut()
+    {
+        for (name, quantity) in limits {
+            requests.entry(name).or_insert(quantity);
+        }
+    }
+}
+
+/// A pod's QoS class (kube's `GetPodQOS`, for cpu and memory): Guaranteed when every
+/// container's requests equal its limits for both, BestEffort when none sets any, else
+/// Burstable.
+fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|f| spec[*f].as_array().into_iter().flatten())
+        .collect();
+    let of = |c: &Value, kind: &str, res: &str| {
+        c["resources"][kind][res]
+            .as_str()
+            .map(String::from)
+            .or_else(|| c["resources"][kind][res].as_number().map(|n| n.to_string()))
+    };
+    let any = containers.iter().any(|c| {
+        ["requests", "limits"]
+            .iter()
+            .any(|k| ["cpu", "memory"].iter().any(|r| of(c, k, r).is_some()))
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let limit = of(c, "limits", r);
+            limit.is_some() && limit == of(c, "requests", r)
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
     }
 }
 
@@ -594,5 +710,50 @@ fn default_service(obj: &mut Value) {
                 p.entry("targetPort").or_insert(port);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes_follow_requests_and_limits() {
+        let pod = |resources: Value| json!({"containers": [{"name": "c", "resources": resources}]});
+        assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
+        let both = json!({"cpu": "1", "memory": "1Gi"});
+        assert_eq!(
+            qos_class(&pod(json!({"limits": both, "requests": both}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(json!({"requests": {"cpu": "1"}}))),
+            "Burstable"
+        );
+    }
+
+    #[test]
+    fn an_empty_strategy_is_defaulted_like_a_missing_one() {
+        let mut deploy =
+            json!({"spec": {"strategy": {}, "template": {"spec": {"containers": []}}}});
+        default_workload(WorkloadKind::Deployment, &mut deploy);
+        assert_eq!(
+            deploy["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        let mut recreate = json!({"spec": {"strategy": {"type": "Recreate"}}});
+        default_workload(WorkloadKind::Deployment, &mut recreate);
+        assert_eq!(recreate["spec"]["strategy"], json!({"type": "Recreate"}));
+    }
+
+    #[test]
+    fn limits_become_requests_and_bare_volumes_empty_dirs() {
+        let mut spec = json!({"containers": [{"name": "c", "resources": {"limits": {"cpu": "1"}}}],
+            "volumes": [{"name": "scratch"}, {"name": "cfg", "configMap": {"name": "x"}}]});
+        default_pod_spec(&mut spec);
+        assert_eq!(spec["containers"][0]["resources"]["requests"]["cpu"], "1");
+        assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
+        assert!(spec["volumes"][1].get("emptyDir").is_none());
+        assert_eq!(spec["enableServiceLinks"], true);
     }
 }
