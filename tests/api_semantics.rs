@@ -343,6 +343,8 @@ fn namespaces_carry_their_name_label_and_the_standard_ones_stay() {
         k.ok(&["get", "namespace", ns]);
     }
     k.ok(&["delete", "namespace", "team-a", "--wait=true"]);
+    // The root workspace has a cluster's four; node leases may go there.
+    assert_eq!(label("kube-node-lease"), "kube-node-lease");
 
     // A new workspace's `default` namespace has the label too; the workspace still deletes.
     common::create_workspace(&k, "root", "labelled", None);

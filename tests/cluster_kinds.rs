@@ -362,3 +362,145 @@ fn component_statuses_report_health() {
         "{refused}"
     );
 }
+
+/// What kube's defaulting adds, seen through kubectl: a Deployment's rolling update strategy
+/// (kubectl sends `strategy: {}`), a new Pod's `Pending` phase and QoS class, limits copied
+/// into requests, bare volumes as emptyDir.
+#[test]
+fn created_objects_carry_kubes_defaults() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok(&["create", "deployment", "web", "--image=nginx:1.27"]);
+    let deploy = json(&k.ok(&["get", "deployment", "web", "-o", "json"]));
+    assert_eq!(
+        deploy["spec"]["strategy"]["type"], "RollingUpdate",
+        "{deploy}"
+    );
+    assert_eq!(
+        deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+        "25%"
+    );
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sized}
+spec:
+  containers: [{name: c, image: nginx:1.27, resources: {limits: {cpu: "1", memory: 1Gi}}}]
+  volumes: [{name: scratch}]
+"#,
+    );
+    let pod = json(&k.ok(&["get", "pod", "sized", "-o", "json"]));
+    assert_eq!(pod["status"]["phase"], "Pending", "{pod}");
+    assert_eq!(pod["status"]["qosClass"], "Guaranteed");
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"]["requests"]["memory"],
+        "1Gi"
+    );
+    assert_eq!(pod["spec"]["volumes"][0]["emptyDir"], serde_json::json!({}));
+    assert_eq!(pod["spec"]["enableServiceLinks"], true);
+    let pending = k.ok(&[
+        "get",
+        "pods",
+        "--field-selector",
+        "status.phase=Pending",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(pending.trim(), "pod/sized");
+}
+
+/// Events are one resource in two versions: written through `events.k8s.io/v1`, read
+/// through core/v1 (`kubectl get events`, `kubectl describe`) and back.
+#[test]
+fn events_are_one_resource_in_two_apis() {
+    let k = Kplex::start(Backend::Embedded);
+    k.ok_stdin(&["apply", "-f", "-"], POD);
+    // `kubectl describe` finds a pod's events by its uid too.
+    let uid = k.ok(&["get", "pod", "web", "-o", "jsonpath={.metadata.uid}"]);
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        &r#"
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: web.pulled}
+eventTime: "2026-12-05T10:00:00.000000Z"
+reportingController: kubelet
+reportingInstance: node-1
+action: Pulling
+reason: Pulled
+type: Normal
+note: Successfully pulled image nginx:1.27
+regarding: {apiVersion: v1, kind: Pod, name: web, namespace: default, uid: UID}
+"#
+        .replace("UID", &uid),
+    );
+    let core = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/events/web.pulled",
+    ]));
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["involvedObject"]["name"], "web", "{core}");
+    assert_eq!(core["message"], "Successfully pulled image nginx:1.27");
+    assert_eq!(core["reportingComponent"], "kubelet");
+    let table = k.ok(&["get", "events"]);
+    assert!(
+        table.contains("Pulled") && table.contains("pod/web"),
+        "{table}"
+    );
+    let described = k.ok(&["describe", "pod", "web"]);
+    assert!(
+        described.contains("Successfully pulled image"),
+        "{described}"
+    );
+    let listed = k.ok(&["events", "--for", "pod/web"]);
+    assert!(listed.contains("Pulled"), "{listed}");
+
+    // A core event is an events.k8s.io one too, field selectors in each API's names.
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Event
+metadata: {name: web.killing}
+involvedObject: {apiVersion: v1, kind: Pod, name: web, namespace: default}
+reason: Killing
+message: Stopping container c
+type: Normal
+source: {component: kubelet}
+count: 3
+"#,
+    );
+    let v1 = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/events.k8s.io/v1/namespaces/default/events/web.killing",
+    ]));
+    assert_eq!(v1["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(v1["regarding"]["name"], "web", "{v1}");
+    assert_eq!(v1["note"], "Stopping container c");
+    assert_eq!(v1["deprecatedCount"], 3);
+    let selected = json(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=reason%3DKilling,regarding.name%3Dweb",
+    ]));
+    assert_eq!(selected["items"].as_array().unwrap().len(), 1, "{selected}");
+    assert_eq!(selected["items"][0]["note"], "Stopping container c");
+    let both = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(both.lines().count(), 2, "{both}");
+    // Deleted through one API, gone from both.
+    k.ok(&["delete", "events.events.k8s.io", "web.killing"]);
+    assert!(
+        !k.ok(&["get", "events", "-o", "name"])
+            .contains("web.killing")
+    );
+}

@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use common::{Kplex, eventually, set_finalizers, ws_succeeds};
+use common::{Backend, Kplex, eventually, set_finalizers, ws_succeeds};
 use serde_json::Value;
 
 fn json(s: &str) -> Value {
@@ -661,4 +661,27 @@ fn foreground_deletion_in_progress_resumes_after_a_restart() {
     eventually(20, "the owner to be deleted", || {
         (!ws_succeeds(&k, "root", &["get", "cm", "owner"])).then_some(())
     });
+}
+
+/// kube's `run_kubectl_create_error_tests`: a body that does not decode as the resource's
+/// kind is "the object provided is unrecognized", naming the kind and showing the bytes.
+#[test]
+fn an_undecodable_body_is_an_unrecognized_object() {
+    let k = Kplex::start(Backend::Embedded);
+    let pod = k.write_file(
+        "valid-pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: valid-pod}\nspec: {containers: [{name: c, image: nginx}]}\n",
+    );
+    let out = k.fails(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces",
+        "-f",
+        pod.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("the object provided is unrecognized (must be of type Namespace)"),
+        "{out}"
+    );
+    assert!(out.contains("(61706956657273696f6e"), "{out}");
 }

@@ -669,3 +669,35 @@ fn workspaces_deleted_during_creation_leave_nothing_behind() {
         },
     );
 }
+
+/// A watch in a workspace ends when the workspace is deleted, with an error that names it,
+/// instead of staying open and silent.
+#[test]
+fn a_watch_ends_when_its_workspace_is_deleted() {
+    let k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "root", "doomed", None);
+    ok(&k, "root:doomed", &["create", "configmap", "before"]);
+    let mut watch = k.spawn_kubectl(&[
+        "get",
+        "--raw",
+        "/clusters/root:doomed/api/v1/namespaces/default/configmaps?watch=true",
+    ]);
+    // The watch is open before the workspace goes: its first event has arrived.
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains(r#""name":"before""#), "{first}");
+    ok(
+        &k,
+        "root",
+        &["delete", "workspace", "doomed", "--wait=true"],
+    );
+    eventually(20, "the watch to end", || {
+        watch.try_wait().unwrap().map(|_| ())
+    });
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let last = rest.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains(r#""type":"ERROR""#) && last.contains("root:doomed"),
+        "{rest:?}"
+    );
+}

@@ -512,7 +512,7 @@ async fn bootstrap_root(registry: &Registry, served: &Served) -> Result<(), ApiE
             "",
         ),
     )];
-    for name in ["default", "kube-system", "kube-public"] {
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         objects.push((
             scope("namespaces", "", "v1"),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kplex_registry::catalog::{
-    ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths, Subresource,
+    ALL_VERBS, Cell, Column, Origin, ResourceDesc, ScalePaths, StoredAs, Subresource,
 };
 use kplex_registry::registry::strategy;
 use kplex_registry::shared::SharedObjects;
@@ -34,6 +34,7 @@ fn r(group: &str, version: &str, kind: &str, plural: &str) -> B {
         conversion: None,
         strategy: strategy::generic(),
         shared: None,
+        stored_as: None,
     })
 }
 
@@ -694,16 +695,19 @@ pub fn all() -> Vec<ResourceDesc> {
             AGE,
         ]),
         // events.k8s.io/v1
+        // Stored as core/v1 Events (one resource in two versions, as in kube): field
+        // selectors read the stored form.
         r("events.k8s.io", "v1", "Event", "events")
             .short(&["ev"])
+            .stored_as_core_events()
             .fields(&[
-                ("regarding.kind", ".regarding.kind"),
-                ("regarding.name", ".regarding.name"),
-                ("regarding.namespace", ".regarding.namespace"),
-                ("regarding.uid", ".regarding.uid"),
+                ("regarding.kind", ".involvedObject.kind"),
+                ("regarding.name", ".involvedObject.name"),
+                ("regarding.namespace", ".involvedObject.namespace"),
+                ("regarding.uid", ".involvedObject.uid"),
                 ("reason", ".reason"),
                 ("type", ".type"),
-                ("reportingController", ".reportingController"),
+                ("reportingController", ".reportingComponent"),
             ])
             .cols(EVENT_COLS),
         // admissionregistration.k8s.io/v1
@@ -845,6 +849,16 @@ impl B {
     /// Reviews: POST only, answered without being stored.
     fn create_only(mut self) -> Self {
         self.0.verbs = vec!["create"];
+        self
+    }
+
+    /// events.k8s.io/v1 Events: a view of core/v1 Events' storage.
+    fn stored_as_core_events(mut self) -> Self {
+        self.0.stored_as = Some(StoredAs {
+            group: "",
+            to_storage: crate::events::to_core,
+        });
+        self.0.conversion = Some(crate::events::to_events_v1);
         self
     }
 

@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod component_status;
 pub mod controllers;
+pub mod events;
 pub mod feature;
 pub mod kinds;
 pub mod pods;

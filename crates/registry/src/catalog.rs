@@ -4,6 +4,7 @@
 //! kinds come from the table in [`builtins`]; CRDs are turned into descriptions when they are
 //! established (see `crd.rs`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use kplex_schema::Schema;
@@ -129,6 +130,18 @@ pub struct ResourceDesc {
     /// Read-only objects every logical cluster has without storing them (cluster-scoped
     /// kinds only; see [`crate::shared`]).
     pub shared: Option<Arc<SharedObjects>>,
+    /// Another group's storage this resource is a view of (see [`StoredAs`]).
+    pub stored_as: Option<StoredAs>,
+}
+
+/// A resource stored as the same-named resource of another group, as another version of
+/// it (kube's `events.k8s.io/v1` Events are core/v1 Events): objects are written in that
+/// group's form and read back through the resource's [`Conversion`].
+#[derive(Clone, Copy, Debug)]
+pub struct StoredAs {
+    pub group: &'static str,
+    /// Turns an object of this resource into the stored form.
+    pub to_storage: fn(&mut serde_json::Value),
 }
 
 pub const ALL_VERBS: &[&str] = &[
@@ -153,6 +166,23 @@ impl ResourceDesc {
 
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
+    }
+
+    /// The group whose storage holds this resource's objects.
+    pub fn storage_group(&self) -> &str {
+        self.stored_as.as_ref().map_or(&self.group, |s| s.group)
+    }
+
+    /// An object as it is stored (converted when the resource is a view of another).
+    pub fn storage_form<'a>(&self, obj: &'a serde_json::Value) -> Cow<'a, serde_json::Value> {
+        match &self.stored_as {
+            Some(s) => {
+                let mut stored = obj.clone();
+                (s.to_storage)(&mut stored);
+                Cow::Owned(stored)
+            }
+            None => Cow::Borrowed(obj),
+        }
     }
 
     /// `configmaps` or `deployments.apps`: how errors name the resource.
@@ -298,5 +328,6 @@ pub fn system(
         conversion: None,
         strategy: strategy::generic(),
         shared: None,
+        stored_as: None,
     }
 }

@@ -6,14 +6,29 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use kplex_apimachinery::ApiError;
+use tokio::sync::broadcast;
 
-#[derive(Default)]
 pub struct ClusterIndex {
     /// Logical clusters that exist: name → canonical path.
     paths_by_name: RwLock<HashMap<String, String>>,
     /// Canonical path → name.
     names_by_path: RwLock<HashMap<String, String>>,
+    /// Names of logical clusters as they are removed (watches on them end).
+    removed: broadcast::Sender<String>,
 }
+
+impl Default for ClusterIndex {
+    fn default() -> Self {
+        Self {
+            paths_by_name: RwLock::default(),
+            names_by_path: RwLock::default(),
+            removed: broadcast::channel(REMOVALS_BUFFER).0,
+        }
+    }
+}
+
+/// Removals a slow subscriber may fall behind by before it must look the cluster up.
+const REMOVALS_BUFFER: usize = 256;
 
 impl ClusterIndex {
     /// Records logical cluster `name`, reachable as `path`.
@@ -37,6 +52,26 @@ impl ClusterIndex {
             && p.get(&path).is_some_and(|n| n == name)
         {
             p.remove(&path);
+        }
+        // Nobody listening is fine.
+        let _ = self.removed.send(name.to_string());
+    }
+
+    /// Resolves once logical cluster `name` is removed (never, while it exists).
+    pub fn removal_of(&self, name: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.removed.subscribe();
+        let name = name.to_string();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(removed) if removed == name => return,
+                    Ok(_) => {}
+                    // Fell behind: removals were missed, so end the watch to be safe; the
+                    // client's next request finds out whether the cluster is still there.
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
         }
     }
 

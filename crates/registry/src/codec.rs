@@ -37,10 +37,46 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError
     Ok(value)
 }
 
+/// Decodes the body of a write of `kind`; a body that does not decode gets kube's answer
+/// (`transformDecodeError`): "the object provided is unrecognized (must be of type
+/// <kind>): <cause> (<the body's first bytes>)".
+pub fn decode_object(
+    kind: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    decode(content_type, body).map_err(|e| match e.code {
+        400 => ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind}): {} ({})",
+            e.message,
+            summarize(body, 30)
+        )),
+        _ => e,
+    })
+}
+
+/// kube's `summarizeData`: a JSON-looking body as text, anything else in hex, cut at `max`
+/// bytes.
+fn summarize(body: &[u8], max: usize) -> String {
+    if body.is_empty() {
+        return "<empty>".into();
+    }
+    let head = &body[..body.len().min(max)];
+    let shown = match body[0] {
+        b'{' => String::from_utf8_lossy(head).into_owned(),
+        _ => head.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    match body.len() > max {
+        true => format!("{shown} ..."),
+        false => shown,
+    }
+}
+
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
     // serde_json refuses nesting beyond 128 levels itself, so this cannot overflow the stack.
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
 }
 
 pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
@@ -61,6 +97,35 @@ fn depth(v: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undecodable_bodies_are_unrecognized_objects() {
+        let e = decode_object(
+            "Namespace",
+            Some("application/json"),
+            b"apiVersion: v1\nkind: Pod\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.starts_with(
+                "the object provided is unrecognized (must be of type Namespace): couldn't get version/kind; json parse error:"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .ends_with("(61706956657273696f6e3a2076310a6b696e643a20506f640a)"),
+            "{}",
+            e.message
+        );
+        assert_eq!(summarize(b"{\"a\":1}", 30), "{\"a\":1}");
+        assert_eq!(
+            summarize(&[b'x'; 40], 30),
+            format!("{} ...", "78".repeat(30))
+        );
+    }
 
     #[test]
     fn decodes_json_and_yaml() {

@@ -212,6 +212,7 @@ pub fn descriptions(crd: &Value) -> Vec<ResourceDesc> {
                 conversion: None,
                 strategy: crate::registry::strategy::generic(),
                 shared: None,
+                stored_as: None,
             }
         })
         .collect()

@@ -169,7 +169,7 @@ pub(crate) fn respond_list(
     let items = result
         .items
         .iter()
-        .map(Stored::decode)
+        .map(|item| item.decode_as(desc))
         .collect::<Result<Vec<_>, _>>()?;
     let doc = match wanted.shape {
         Shape::Table => table::table(desc, &items, include, list_meta),

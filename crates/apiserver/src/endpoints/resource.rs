@@ -173,10 +173,14 @@ impl Api {
                 };
                 opts.timeout = Some(timeout);
                 let stream = self.registry.watch(&scope, opts).await?;
+                let stream = match scope.cluster.as_deref() {
+                    Some(cluster) => self.ends_with_cluster(cluster, stream),
+                    None => stream,
+                };
                 Ok(self.watch_response(desc, wanted, include, stream, timeout))
             }
             (Verb::Create, _) => {
-                let obj = body::decode(content_type(headers), &body)?;
+                let obj = body::decode_object(&desc.kind, content_type(headers), &body)?;
                 let opts = write_options(query, None, headers, user)?;
                 strict_json(&opts, headers, &body)?;
                 let begun: Vec<_> = self
@@ -196,7 +200,7 @@ impl Api {
                 Ok(resp)
             }
             (Verb::Update, Some("scale")) => {
-                let scale = body::decode(content_type(headers), &body)?;
+                let scale = body::decode_object("Scale", content_type(headers), &body)?;
                 self.write_scale(
                     &scope,
                     &desc,
@@ -227,7 +231,7 @@ impl Api {
                 .await
             }
             (Verb::Update, _) => {
-                let obj = body::decode(content_type(headers), &body)?;
+                let obj = body::decode_object(&desc.kind, content_type(headers), &body)?;
                 let opts = write_options(query, sub, headers, user)?;
                 strict_json(&opts, headers, &body)?;
                 let result = self.registry.update(&scope, &name, obj, &opts).await?;
@@ -370,6 +374,34 @@ impl Api {
             StatusCode::OK,
             &scale_of(desc, &result.object),
         ))
+    }
+
+    /// A watch in one logical cluster ends when the cluster is deleted, with an error event
+    /// saying so (as a client would otherwise wait forever on a workspace that is gone; its
+    /// next request gets the 404).
+    fn ends_with_cluster(
+        &self,
+        cluster: &str,
+        stream: crate::registry::WatchStream,
+    ) -> crate::registry::WatchStream {
+        let path = self
+            .served
+            .path_of(cluster)
+            .unwrap_or_else(|| cluster.to_string());
+        let removed = self.served.clusters().removal_of(cluster);
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = gone.clone();
+        let until = async move {
+            removed.await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        };
+        let last = futures::stream::once(async move {
+            gone.load(std::sync::atomic::Ordering::Relaxed).then(|| {
+                crate::registry::WatchEvent::Error(ApiError::not_found("", "workspaces", &path))
+            })
+        })
+        .filter_map(futures::future::ready);
+        Box::pin(stream.take_until(Box::pin(until)).chain(last))
     }
 
     pub(crate) fn watch_response(

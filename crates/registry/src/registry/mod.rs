@@ -40,12 +40,12 @@ pub struct Scope {
 impl Scope {
     /// The key prefix of the resource's storage (every cluster, every namespace).
     pub fn resource_prefix(&self) -> String {
-        keys::resource_prefix(&self.desc.group, &self.desc.storage_resource())
+        keys::resource_prefix(self.desc.storage_group(), &self.desc.storage_resource())
     }
 
     /// The key prefix covering everything this scope can see.
     pub fn prefix(&self) -> String {
-        let (g, r) = (&self.desc.group, &self.desc.storage_resource());
+        let (g, r) = (self.desc.storage_group(), &self.desc.storage_resource());
         match (&self.cluster, &self.namespace) {
             (None, _) => keys::resource_prefix(g, r),
             (Some(c), Some(ns)) if self.desc.namespaced => keys::namespace_prefix(g, r, c, ns),
@@ -71,7 +71,7 @@ impl Scope {
             None
         };
         Ok(keys::object(
-            &self.desc.group,
+            self.desc.storage_group(),
             &self.desc.storage_resource(),
             cluster,
             ns,

@@ -290,7 +290,7 @@ impl Registry {
                 warnings,
             });
         }
-        let stored = object::encode(&obj)?;
+        let stored = object::encode(&desc.storage_form(&obj))?;
         match self.store.create(&key, stored).await.map_err(store_error)? {
             TxnOutcome::Succeeded { revision, .. } => {
                 self.counted(scope, true);
@@ -506,7 +506,7 @@ impl Registry {
                     warnings,
                 });
             }
-            let stored = object::encode(&new)?;
+            let stored = object::encode(&desc.storage_form(&new))?;
             match self
                 .store
                 .update(&key, stored, current.mod_revision)
@@ -610,7 +610,11 @@ impl Registry {
                 }
                 match self
                     .store
-                    .update(&key, object::encode(&obj)?, current.mod_revision)
+                    .update(
+                        &key,
+                        object::encode(&desc.storage_form(&obj))?,
+                        current.mod_revision,
+                    )
                     .await
                     .map_err(store_error)?
                 {
