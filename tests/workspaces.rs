@@ -701,3 +701,51 @@ fn a_watch_ends_when_its_workspace_is_deleted() {
         "{rest:?}"
     );
 }
+
+/// Across workspaces (`/clusters/*`) a custom resource is listed at a version only from the
+/// workspaces whose CRD serves that version: never shown in a version its workspace lacks.
+#[test]
+fn wildcard_lists_show_each_workspace_at_the_versions_it_serves() {
+    let k = Kplex::start(Backend::Embedded);
+    create_workspace(&k, "root", "old", None);
+    create_workspace(&k, "root", "new", None);
+    ok_stdin(&k, "root:old", &["apply", "-f", "-"], CRD);
+    ok_stdin(
+        &k,
+        "root:new",
+        &["apply", "-f", "-"],
+        &CRD.replace("name: v1,", "name: v2,"),
+    );
+    for ws in ["old", "new"] {
+        let version = if ws == "old" { "v1" } else { "v2" };
+        eventually(20, "the CRD to be served", || {
+            ws_succeeds(&k, &format!("root:{ws}"), &["get", "widgets"]).then_some(())
+        });
+        ok_stdin(
+            &k,
+            &format!("root:{ws}"),
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: example.com/{version}\nkind: Widget\nmetadata: {{name: w-{ws}}}\n"
+            ),
+        );
+    }
+    let names = |version: &str| -> Vec<String> {
+        let list = json(&k.ok(&[
+            "get",
+            "--raw",
+            &format!("/clusters/*/apis/example.com/{version}/widgets"),
+        ]));
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                assert_eq!(i["apiVersion"], format!("example.com/{version}"));
+                i["metadata"]["name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(names("v1"), ["w-old"]);
+    assert_eq!(names("v2"), ["w-new"]);
+}

@@ -108,6 +108,10 @@ impl Api {
                 r.verb.as_str(),
             ));
         }
+        let predicate = match cluster {
+            None if desc.is_custom() => Some(self.serving_clusters_only(&desc, predicate)),
+            _ => predicate,
+        };
         let scope = Scope {
             cluster,
             desc: desc.clone(),
@@ -374,6 +378,34 @@ impl Api {
             StatusCode::OK,
             &scale_of(desc, &result.object),
         ))
+    }
+
+    /// Across logical clusters a custom resource is shown only from clusters that serve it
+    /// at the version asked: one workspace's CRD may serve `v1` and another's `v2` of the
+    /// same group and resource, and an object is never shown in a version its own workspace
+    /// does not serve (`predicate`: a further condition the request already carries).
+    fn serving_clusters_only(
+        &self,
+        desc: &ResourceDesc,
+        predicate: Option<crate::registry::Predicate>,
+    ) -> crate::registry::Predicate {
+        let served = self.served.clone();
+        let (group, version, plural) = (
+            desc.group.clone(),
+            desc.version.clone(),
+            desc.plural.clone(),
+        );
+        // A bound resource's objects come from clusters bound to the same export.
+        let identity = desc.bound().map(|b| b.identity.clone());
+        Arc::new(move |obj: &serde_json::Value| {
+            let serves =
+                meta::annotation(obj, crate::object::CLUSTER_ANNOTATION).is_some_and(|c| {
+                    served
+                        .lookup(Some(c), &group, &version, &plural)
+                        .is_some_and(|d| d.bound().map(|b| &b.identity) == identity.as_ref())
+                });
+            serves && predicate.as_ref().is_none_or(|p| p(obj))
+        })
     }
 
     /// A watch in one logical cluster ends when the cluster is deleted, with an error event
