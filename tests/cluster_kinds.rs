@@ -379,6 +379,16 @@ fn created_objects_carry_kubes_defaults() {
         deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
         "25%"
     );
+    // kubectl sent protobuf, where Go writes every plain field; kube's JSON drops the
+    // zero ones (`omitempty`), and so does kplex.
+    let template = &deploy["spec"]["template"];
+    assert!(template["metadata"].get("generation").is_none(), "{deploy}");
+    assert!(
+        template["spec"]["containers"][0].get("stdin").is_none(),
+        "{deploy}"
+    );
+    assert!(template["spec"].get("hostIPC").is_none(), "{deploy}");
+    assert!(deploy["spec"].get("paused").is_none(), "{deploy}");
     k.ok_stdin(
         &["apply", "-f", "-"],
         r#"
@@ -408,6 +418,29 @@ spec:
         "name",
     ]);
     assert_eq!(pending.trim(), "pod/sized");
+
+    // Times come back in UTC as kube's Go types marshal them: whole seconds, or
+    // microseconds for MicroTime fields.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: timed}
+spec: {holderIdentity: a, renewTime: "2026-01-02T05:04:05.25+02:00", acquireTime: "2026-01-02T05:04:05.25+02:00"}
+---
+apiVersion: v1
+kind: Event
+metadata: {name: timed}
+involvedObject: {kind: Pod, name: sized, namespace: default}
+reason: Tested
+firstTimestamp: "2026-01-02T05:04:05.25+02:00"
+"#,
+    );
+    let lease = json(&k.ok(&["get", "lease", "timed", "-o", "json"]));
+    assert_eq!(lease["spec"]["renewTime"], "2026-01-02T03:04:05.250000Z");
+    let event = json(&k.ok(&["get", "event", "timed", "-o", "json"]));
+    assert_eq!(event["firstTimestamp"], "2026-01-02T03:04:05Z");
 }
 
 /// Events are one resource in two versions: written through `events.k8s.io/v1`, read

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kplex-gocompat", &[]),
     ("kplex-testing", &[]),
     ("kplex-apimachinery", &["kplex-gocompat"]),
-    ("kplex-schema", &[]),
+    ("kplex-schema", &["kplex-gocompat"]),
     ("kplex-store", &[]),
     ("kplex-protobuf", &["kplex-gocompat"]),
     ("kplex-openapi", &["kplex-apimachinery", "kplex-schema"]),
@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "kplex-registry",
         &[
             "kplex-apimachinery",
+            "kplex-gocompat",
             "kplex-store",
             "kplex-schema",
             "kplex-openapi",

@@ -40,6 +40,126 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// A time read from RFC 3339 text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339 {
+    /// Unix seconds, UTC.
+    pub secs: i64,
+    pub nanos: u32,
+    /// Whether the text had a zone (`Z` or an offset); Go's `time.RFC3339` requires one.
+    pub zoned: bool,
+}
+
+/// An RFC 3339 timestamp, fractional seconds and zone optional (no zone reads as UTC, as
+/// strfmt's local-time layout does). `None`: not one.
+pub fn parse_rfc3339(s: &str) -> Option<Rfc3339> {
+    if s.len() < 19 || !s.is_char_boundary(10) || !s.is_char_boundary(19) {
+        return None;
+    }
+    let (y, mo, d) = parse_date(&s[..10])?;
+    if !matches!(s.as_bytes()[10], b'T' | b't') {
+        return None;
+    }
+    let secs_of_day = parse_clock(&s[11..19])?;
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        // Go keeps nanoseconds; digits beyond are dropped.
+        let kept = &frac[..n.min(9)];
+        nanos = kept.parse::<u32>().ok()? * 10u32.pow(9 - kept.len() as u32);
+        rest = &frac[n..];
+    }
+    let offset = parse_offset(rest)?;
+    Some(Rfc3339 {
+        secs: days_from_civil(y, mo, d) * 86_400 + secs_of_day - offset,
+        nanos,
+        zoned: !rest.is_empty(),
+    })
+}
+
+/// How `metav1.Time` (whole seconds) or `MicroTime` (microseconds) returns a time a client
+/// sent: Go parses it as RFC 3339 and marshals it in UTC. `None`: Go would not parse it
+/// (no zone, or not a time), so it is left to validation.
+pub fn normalize_time(s: &str, micro: bool) -> Option<String> {
+    let t = parse_rfc3339(s).filter(|t| t.zoned)?;
+    let seconds = format_rfc3339(t.secs);
+    if !micro {
+        return Some(seconds);
+    }
+    let base = seconds.strip_suffix('Z').unwrap_or(&seconds);
+    Some(format!("{base}.{:06}Z", t.nanos / 1000))
+}
+
+/// A calendar date `YYYY-MM-DD`, returned as (year, month, day).
+pub fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y = digits(&s[0..4])? as i64;
+    let m = digits(&s[5..7])?;
+    let d = digits(&s[8..10])?;
+    ((1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m)).then_some((y, m, d))
+}
+
+fn digits(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn parse_clock(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, sec) = (digits(&s[0..2])?, digits(&s[3..5])?, digits(&s[6..8])?);
+    (h < 24 && m < 60 && sec < 61).then_some(i64::from(h * 3600 + m * 60 + sec))
+}
+
+/// Offset east of UTC in seconds; empty means no zone, taken as UTC.
+fn parse_offset(s: &str) -> Option<i64> {
+    if s.is_empty() || s == "Z" || s == "z" {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let hm = s[1..].replace(':', "");
+    if hm.len() != 4 || s.len() > 6 || !hm.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = (digits(&hm[..2])?, digits(&hm[2..])?);
+    (h < 24 && m < 60).then_some(sign * i64::from(h * 3600 + m * 60))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`; anything
 /// else is not a boolean.
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -166,6 +286,27 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_normalize_as_go_marshals_them() {
+        assert_eq!(
+            normalize_time("2026-01-02T05:04:05.25+02:00", false).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            normalize_time("2026-01-02T05:04:05.25+02:00", true).as_deref(),
+            Some("2026-01-02T03:04:05.250000Z")
+        );
+        assert_eq!(
+            normalize_time("2026-01-01T00:30:00-01:00", false).as_deref(),
+            Some("2026-01-01T01:30:00Z")
+        );
+        assert_eq!(normalize_time("2026-01-02T05:04:05", false), None);
+        assert_eq!(normalize_time("noon", false), None);
+        let t = parse_rfc3339("1999-12-31T23:59:59.123456789Z").unwrap();
+        assert_eq!((t.nanos, t.zoned), (123_456_789, true));
+        assert_eq!(format_rfc3339(t.secs), "1999-12-31T23:59:59Z");
+    }
+
     use super::*;
 
     #[test]

@@ -36,9 +36,12 @@ mod builtin;
 pub mod generate;
 mod hash;
 mod inline;
+mod times;
 mod v2;
 mod v2proto;
 mod v3;
+
+pub use times::{Step, TimeField, time_fields};
 
 use serde_json::Value;
 

@@ -66,14 +66,15 @@
 //! # JSON rendering
 //!
 //! Go's protobuf encoder writes non-pointer fields even when zero, so a
-//! decoded body carries `namespace: ""`, `uid: ""`, … that Go's JSON would
-//! omit (`omitempty`). Empty singular strings are therefore dropped (they
-//! mean "unset" everywhere except `storageClassName`, kept), as are empty
-//! Time messages (Go's zero time). Zero numbers and `false` are kept: for
-//! pointer fields (`replicas: 0`, `readOnlyRootFilesystem: false`) they are
-//! meaningful and the table cannot tell pointers apart, so a decoded body
-//! may show e.g. `stdin: false` or `generation: 0` where Go's JSON would
-//! omit them (the same meaning to any reader). Keys come in field-number
+//! decoded body carries `stdin: false`, `generation: 0`, `namespace: ""`, …
+//! that Go's JSON omits (`omitempty`). `src/omitempty.txt` lists, per message,
+//! the fields that are plain Go values with `omitempty` (generated from the Go
+//! struct tags of k8s.io/api and k8s.io/apimachinery by
+//! `examples/gen_omitempty.rs`, whose docs say how); their zeros are dropped,
+//! while zeros of pointer fields (`replicas: 0`, `readOnlyRootFilesystem:
+//! false`), which a client set, are kept. Messages the table does not list
+//! fall back to dropping empty strings only (but `storageClassName`). Empty
+//! Time messages (Go's zero time) are dropped too. Keys come in field-number
 //! order, which is Go's struct order for all but later-added fields.
 //!
 //! Untrusted input: lengths are checked against the remaining bytes before
@@ -275,6 +276,11 @@ fn decode_msg(s: &Schema, idx: usize, data: &[u8], depth: usize) -> Result<Value
                 let v = read_one(s, f.ty, wire, &mut r, depth, msg.name, f.json)?;
                 let unset = match &v {
                     Value::Null => true,
+                    // Go always writes plain values; its JSON drops the omitempty ones
+                    // when zero, and so does the decoded object.
+                    _ if msg.tags_known => {
+                        f.omit_zero && matches!(f.ty, Ty::Scalar(_)) && is_zero(&v)
+                    }
                     Value::String(st) => {
                         st.is_empty()
                             && f.ty == Ty::Scalar(Scalar::String)
@@ -360,6 +366,16 @@ fn decode_msg(s: &Schema, idx: usize, data: &[u8], depth: usize) -> Result<Value
         }
     }
     Ok(Value::Object(out))
+}
+
+/// `false`, `0` or `""`: a scalar's zero value.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
 }
 
 /// The value a map entry without a value field stands for.

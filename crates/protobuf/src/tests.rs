@@ -111,7 +111,6 @@ fn configmap() {
         "metadata": {
             "name": "cm1",
             "namespace": "default",
-            "generation": 0,
             "labels": {"app": "", "tier": "web"}
         },
         "data": {"k1": "v1", "empty": ""},
@@ -130,7 +129,7 @@ fn secret_and_namespace() {
         .s(3, "Opaque");
     let expected = json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "s", "namespace": "ns", "generation": 0},
+        "metadata": {"name": "s", "namespace": "ns"},
         "data": {"password": "aHVudGVyMg=="},
         "type": "Opaque"
     });
@@ -143,7 +142,7 @@ fn secret_and_namespace() {
         .m(3, B::new());
     let expected = json!({
         "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": "team-a", "generation": 0, "creationTimestamp": "2023-11-14T22:13:20Z"},
+        "metadata": {"name": "team-a", "creationTimestamp": "2023-11-14T22:13:20Z"},
         "spec": {},
         "status": {}
     });
@@ -197,7 +196,7 @@ fn deployment() {
     );
     let expected = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "default", "generation": 0},
+        "metadata": {"name": "web", "namespace": "default"},
         "spec": {
             "replicas": 3,
             "selector": {"matchLabels": {"app": "web"}},
@@ -207,14 +206,13 @@ fn deployment() {
                     "name": "web",
                     "image": "nginx:1.27",
                     "command": ["nginx", "-g"],
-                    "ports": [{"name": "http", "hostPort": 0, "containerPort": 80, "protocol": "TCP"}],
+                    "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
                     "env": [
                         {"name": "MODE", "value": "prod"},
                         {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "key"}}}
                     ],
                     "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
-                    "imagePullPolicy": "IfNotPresent",
-                    "stdin": false
+                    "imagePullPolicy": "IfNotPresent"
                 }]}
             },
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}
@@ -240,7 +238,7 @@ fn self_subject_access_review() {
     );
     let expected = json!({
         "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-        "metadata": {"generation": 0},
+        "metadata": {},
         "spec": {"resourceAttributes": {
             "namespace": "default", "verb": "create", "group": "apps", "resource": "deployments"
         }}
@@ -294,8 +292,10 @@ fn more_kinds_roundtrip() {
         json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
                "eventTime": "2024-05-06T07:08:09.000001Z", "reason": "Created",
                "regarding": {"kind": "Pod", "name": "p"}}),
+        // A plain Go int32 with omitempty: zero is written on the wire and dropped in JSON,
+        // as kube-apiserver returns `spec: {}` for a Scale to zero.
         json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "d"},
-               "spec": {"replicas": 0}, "status": {"replicas": 2, "selector": "app=x"}}),
+               "spec": {}, "status": {"replicas": 2, "selector": "app=x"}}),
         json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r"},
                "data": {"spec": {"x": [1, 2]}}, "revision": 3}),
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
@@ -661,4 +661,36 @@ fn prost_oracle_agrees() {
         "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 409,
         "reason": "AlreadyExists", "details": {"name": "x", "causes": [{"reason": "r", "field": "f"}]}
     }));
+}
+
+#[test]
+fn zeros_go_drops_are_dropped_and_pointer_zeros_kept() {
+    // As `kubectl create deployment` sends it: Go writes every plain field, zero or not.
+    let container = B::new()
+        .s(1, "web")
+        .s(2, "nginx")
+        .v(16, 0)
+        .v(17, 0)
+        .v(18, 0);
+    let template = B::new()
+        .m(1, B::new().v(7, 0))
+        .m(2, B::new().m(2, container).v(11, 0).v(12, 0).v(13, 0));
+    let spec = B::new().v(1, 0).m(3, template).v(5, 0).v(7, 0);
+    let raw = B::new().m(1, meta("web", "default")).m(2, spec);
+    let got = dec(&envelope("apps/v1", "Deployment", raw));
+    // `replicas` is a pointer: a zero there was set by the client.
+    assert_eq!(got["spec"]["replicas"], 0, "{got}");
+    for gone in ["minReadySeconds", "paused"] {
+        assert!(got["spec"].get(gone).is_none(), "{gone}: {got}");
+    }
+    let pod = &got["spec"]["template"]["spec"];
+    assert!(pod.get("hostIPC").is_none(), "{got}");
+    assert!(pod["containers"][0].get("stdin").is_none(), "{got}");
+    assert!(
+        got["spec"]["template"]["metadata"]
+            .get("generation")
+            .is_none(),
+        "{got}"
+    );
+    assert!(got["metadata"].get("generation").is_none(), "{got}");
 }

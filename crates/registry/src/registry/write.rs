@@ -851,6 +851,48 @@ fn set_namespace(scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
     }
 }
 
+/// A built-in kind's times as kube returns them: its Go types parse RFC 3339 and marshal
+/// UTC (`metav1.Time` at whole seconds, `MicroTime` at microseconds), so
+/// `2026-01-02T05:04:05.25+02:00` comes back as `2026-01-02T03:04:05Z`.
+fn normalize_times(desc: &ResourceDesc, obj: &mut Value) {
+    let fields = kplex_openapi::time_fields(&desc.group, &desc.version, &desc.kind);
+    for field in fields.iter() {
+        for_each_at(obj, &field.path, &mut |v| {
+            if let Value::String(s) = v
+                && let Some(normal) = kplex_gocompat::normalize_time(s, field.micro)
+            {
+                *s = normal;
+            }
+        });
+    }
+}
+
+/// Calls `f` on every value at `path` (through every element of arrays and maps on `Each`).
+fn for_each_at(v: &mut Value, path: &[kplex_openapi::Step], f: &mut impl FnMut(&mut Value)) {
+    let Some((step, rest)) = path.split_first() else {
+        f(v);
+        return;
+    };
+    match (step, v) {
+        (kplex_openapi::Step::Field(name), Value::Object(map)) => {
+            if let Some(child) = map.get_mut(name) {
+                for_each_at(child, rest, f);
+            }
+        }
+        (kplex_openapi::Step::Each, Value::Array(items)) => {
+            for item in items {
+                for_each_at(item, rest, f);
+            }
+        }
+        (kplex_openapi::Step::Each, Value::Object(map)) => {
+            for item in map.values_mut() {
+                for_each_at(item, rest, f);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Prunes unknown fields (per `fieldValidation`), applies defaults, validates against the
 /// resource's schema. Returns warnings.
 fn apply_schema(
@@ -873,6 +915,9 @@ fn apply_schema(
         )));
     }
     schema.default(obj);
+    if desc.origin == crate::catalog::Origin::Builtin {
+        normalize_times(desc, obj);
+    }
     let errors = schema.validate(obj);
     if !errors.is_empty() {
         let causes = errors
