@@ -1,5 +1,7 @@
-//! Audit logging (policy levels, event shape, kcp's workspace annotation) and overload
-//! protection (in-flight budgets, watches per user), end to end against real kplex processes.
+//! Audit logging (policy levels, event shape, kcp's workspace annotation), overload
+//! protection (in-flight budgets, watches per user) and metrics (kube-apiserver's names,
+//! a series count that does not grow with workspaces), end to end against real kplex
+//! processes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -368,4 +370,74 @@ fn bad_audit_policy_fails_start() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The series `/metrics` exposes (lines that are not comments).
+fn series(k: &Kplex) -> Vec<String> {
+    let text = k.curl(&[&k.url("/metrics")]).0;
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.rsplit_once(' ').map_or(l, |(name, _)| name).to_string())
+        .collect()
+}
+
+/// Workspaces `from..to` under root, each with a ConfigMap, through kubectl.
+fn tenants(k: &Kplex, from: usize, to: usize) {
+    for i in from..to {
+        common::create_workspace(k, "root", &format!("tenant-{i}"), None);
+        common::ws_ok(
+            k,
+            &format!("root:tenant-{i}"),
+            &["create", "configmap", "c"],
+        );
+        common::ws_ok(k, &format!("root:tenant-{i}"), &["get", "configmaps"]);
+    }
+}
+
+/// Metrics carry kube-apiserver's names and labels, and no label names a workspace: the
+/// same requests in more workspaces add no series.
+#[test]
+fn metrics_use_kubes_names_and_do_not_grow_with_workspaces() {
+    let k = Kplex::start(Backend::Embedded);
+    tenants(&k, 0, 3);
+    let before = series(&k);
+    tenants(&k, 3, 23);
+    let after = series(&k);
+    let new: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
+    assert!(
+        new.is_empty(),
+        "series added by 20 more workspaces: {new:#?}"
+    );
+    assert!(!after.iter().any(|s| s.contains("tenant-")), "{after:#?}");
+    let text = after.join("\n");
+    for want in [
+        r#"apiserver_request_total{verb="POST",dry_run="",group="",version="v1",resource="configmaps",subresource="",scope="namespace",component="apiserver",code="201"}"#,
+        r#"apiserver_request_total{verb="GET",dry_run="",group="tenancy.kcp.io",version="v1alpha1",resource="workspaces",subresource="",scope="resource""#,
+        "apiserver_request_duration_seconds_bucket{",
+        "apiserver_response_sizes_bucket{",
+        "apiserver_current_inflight_requests{",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // A watch is a long-running request and a registered watcher while it streams.
+    let mut watch = k.spawn_kubectl(&["get", "configmaps", "--watch"]);
+    let watching = eventually(20, "the watch to be counted", || {
+        let now = k.curl(&[&k.url("/metrics")]).0;
+        now.lines()
+            .any(|l| {
+                l.starts_with(
+                    r#"apiserver_registered_watchers{group="",version="v1",kind="ConfigMap"} 1"#,
+                )
+            })
+            .then_some(now)
+    });
+    assert!(
+        watching.contains(r#"apiserver_longrunning_requests{verb="WATCH""#),
+        "{watching}"
+    );
+    watch.kill().unwrap();
+    watch.wait().unwrap();
 }

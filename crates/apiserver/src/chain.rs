@@ -97,6 +97,8 @@ impl Api {
         let level = self.audit_level(&ctx, user.as_ref());
         // 4. Limits: in-flight budgets (watches: per user), then the request deadline.
         let admitted = self.admit(&ctx, user.as_ref());
+        let labels = ctx.metric_labels(&parts.method, &parts.headers);
+        let in_flight = self.metrics.start(&labels);
         // Boxed: the future of a request is moved at least once (into hyper's stream task),
         // and unboxed this one made it ~100 KB, copied on every request.
         let routed = Box::pin(async {
@@ -145,13 +147,14 @@ impl Api {
             request_body,
             response_body: response_body.as_ref(),
         });
+        let size = hyper::body::Body::size_hint(resp.body()).exact();
         self.metrics.record(
-            &ctx.verb,
-            &ctx.resource,
+            labels,
             resp.status().as_u16(),
             start.elapsed().as_secs_f64(),
+            size,
         );
-        resp
+        keep_while_streaming(resp, in_flight)
     }
 
     /// The inner chain: body → cluster → impersonation → authorization → virtual workspaces
@@ -177,13 +180,6 @@ impl Api {
         if self.audit.is_some() {
             let _ = ctx.audited_body.set(body.clone());
         }
-        if target == Target::Metrics {
-            return Ok(response::with_body(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.exposition.encode(),
-            ));
-        }
         // 6. Cluster: the logical cluster addressed (None: the wildcard view).
         let cluster = self.resolve_cluster(&info.cluster).await?;
         //    A service account's token is good only while the account exists, where it
@@ -205,6 +201,15 @@ impl Api {
         if vw.is_none_or(|vw| vw.authorization() == Authorization::Workspace) {
             self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
                 .await?;
+        }
+        // Metrics name the resources of every workspace: only for whom RBAC allows
+        // `get` on `/metrics` (kube's `system:monitoring`), checked just above.
+        if target == Target::Metrics {
+            return Ok(response::with_body(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.exposition.encode(),
+            ));
         }
         // 9. Virtual workspaces: the one addressed answers, or says how to serve.
         let serve = match vw {
@@ -274,4 +279,15 @@ impl Api {
             _ => return None,
         })
     }
+}
+
+/// Keeps `keep` (an in-flight count) alive until the response body is done: a watch is
+/// long-running while it streams, not while its handler ran.
+fn keep_while_streaming<T: Send + 'static>(resp: Response<Body>, keep: T) -> Response<Body> {
+    resp.map(|b| {
+        http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_frame(b, move |frame| {
+            let _ = &keep;
+            frame
+        }))
+    })
 }

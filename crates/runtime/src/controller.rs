@@ -106,7 +106,7 @@ impl<R: Reconciler> Controller<R> {
     /// Reports into `metrics` under this controller's name.
     pub fn metrics(mut self, metrics: &Metrics) -> Self {
         let m = metrics.controller(&self.name);
-        self.queue.set_depth_gauge(m.depth.clone());
+        self.queue.set_metrics(m.depth.clone(), m.adds.clone());
         self.metrics = Some(m);
         self
     }
@@ -202,12 +202,14 @@ impl<R: Reconciler> Shared<R> {
                     }
                     Action::RequeueAfter(delay) => {
                         self.count(|m| &m.requeue);
+                        self.count(|m| &m.retries);
                         claim.requeue_after(delay);
                     }
                 }
             }
             Err(failure) => {
                 self.count(|m| &m.error);
+                self.count(|m| &m.retries);
                 let failures = {
                     let mut all = self.failures();
                     let n = all.entry(claim.key().clone()).or_insert(0);
@@ -477,10 +479,16 @@ mod tests {
         assert!(
             text.contains(r#"kplex_controller_reconcile_total{controller="flaky",result="ok"} 2"#)
         );
-        assert!(text.contains(
-            r#"kplex_controller_reconcile_duration_seconds_count{controller="flaky"} 8"#
-        ));
-        assert!(text.contains(r#"kplex_controller_queue_depth{controller="flaky"} 0"#));
+        assert!(text.contains(r#"workqueue_work_duration_seconds_count{name="flaky"} 8"#));
+        assert!(text.contains(r#"workqueue_depth{name="flaky"} 0"#));
+        assert!(
+            text.contains(r#"workqueue_retries_total{name="flaky"} 6"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"workqueue_adds_total{name="flaky"}"#),
+            "{text}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -57,6 +58,8 @@ struct State<K> {
     seq: u64,
     /// Set to `len()` after every change (the controller's queue-depth metric).
     depth: Option<Gauge>,
+    /// Counts every add (the controller's adds metric).
+    adds: Option<Counter>,
 }
 
 impl<K: QueueKey> Default for WorkQueue<K> {
@@ -75,6 +78,7 @@ impl<K: QueueKey> WorkQueue<K> {
                     in_flight: HashMap::new(),
                     seq: 0,
                     depth: None,
+                    adds: None,
                 }),
                 notify: Notify::new(),
             }),
@@ -94,6 +98,9 @@ impl<K: QueueKey> WorkQueue<K> {
     /// Queues `key` to be reconciled at `at` (or sooner, if it is added again).
     pub fn add_at(&self, key: K, at: Instant) {
         let mut s = self.lock();
+        if let Some(adds) = &s.adds {
+            adds.inc();
+        }
         if let Some(dirty) = s.in_flight.get_mut(&key) {
             *dirty = Some(dirty.map_or(at, |d| d.min(at)));
             s.publish_depth();
@@ -163,6 +170,12 @@ impl<K: QueueKey> WorkQueue<K> {
         let mut s = self.lock();
         s.depth = Some(gauge);
         s.publish_depth();
+    }
+
+    /// Reports the queue's depth into `depth` and counts its adds in `adds`.
+    pub fn set_metrics(&self, depth: Gauge, adds: Counter) {
+        self.set_depth_gauge(depth);
+        self.lock().adds = Some(adds);
     }
 
     fn finish(&self, key: &K, requeue: Option<Instant>) {

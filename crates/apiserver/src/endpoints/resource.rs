@@ -451,10 +451,22 @@ impl Api {
                 _ = crate::server::stopped(&mut shutdown) => {}
             }
         };
-        self.metrics.watches.inc();
-        let gauge = WatchGauge(self.metrics.watches.clone());
+        let kind = crate::metrics::KindLabels {
+            group: desc.group.clone(),
+            version: desc.version.clone(),
+            kind: desc.kind.clone(),
+        };
+        let gauge = WatchGauge(self.metrics.watchers.get_or_create_owned(&kind));
+        gauge.0.inc();
+        let events = self.metrics.watch_events.get_or_create_owned(&kind);
         let frames = stream.take_until(Box::pin(ended)).map(move |event| {
             let _keep = &gauge;
+            if matches!(
+                event,
+                crate::registry::WatchEvent::Object(..) | crate::registry::WatchEvent::Shared(..)
+            ) {
+                events.inc();
+            }
             Ok::<_, std::io::Error>(Frame::data(Bytes::from(render_event(
                 &desc, wanted, include, event,
             ))))

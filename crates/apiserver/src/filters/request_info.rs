@@ -97,6 +97,69 @@ pub(crate) fn request_info(
     }
 }
 
+impl RequestContext {
+    /// kube-apiserver's metric labels for this request (`CleanVerb`: LIST and WATCH for
+    /// collection reads, APPLY for server-side apply, the HTTP method for non-resource URLs).
+    pub(crate) fn metric_labels(
+        &self,
+        method: &http::Method,
+        headers: &http::HeaderMap,
+    ) -> crate::metrics::RequestLabels {
+        let dry_run = match self.query.get("dryRun").map(String::as_str) {
+            Some("All") => "All",
+            _ => "",
+        };
+        let Some(r) = &self.resource_request else {
+            // Static names only: a made-up method must not add series.
+            let verb = match *method {
+                http::Method::GET => "GET",
+                http::Method::HEAD => "HEAD",
+                http::Method::POST => "POST",
+                http::Method::PUT => "PUT",
+                http::Method::PATCH => "PATCH",
+                http::Method::DELETE => "DELETE",
+                http::Method::OPTIONS => "OPTIONS",
+                _ => "other",
+            };
+            return crate::metrics::RequestLabels {
+                verb,
+                dry_run,
+                component: "apiserver",
+                ..Default::default()
+            };
+        };
+        let apply = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/apply-patch"));
+        let verb = match r.verb {
+            Verb::Get => "GET",
+            Verb::List => "LIST",
+            Verb::Watch => "WATCH",
+            Verb::Create => "POST",
+            Verb::Update => "PUT",
+            Verb::Patch if apply => "APPLY",
+            Verb::Patch => "PATCH",
+            Verb::Delete | Verb::DeleteCollection => "DELETE",
+        };
+        let scope = match (&r.name, &r.namespace) {
+            (Some(_), _) => "resource",
+            (None, Some(_)) => "namespace",
+            (None, None) => "cluster",
+        };
+        crate::metrics::RequestLabels {
+            verb,
+            dry_run,
+            group: r.group.clone(),
+            version: r.version.clone(),
+            resource: r.resource.clone(),
+            subresource: r.subresource.clone().unwrap_or_default(),
+            scope,
+            component: "apiserver",
+        }
+    }
+}
+
 /// The virtual workspace a request addresses, if it is one of `mounted` and takes its
 /// prefix; a `/services/…` URL that is not is a 404 before anything else runs.
 pub(crate) fn find_virtual_workspace<'a>(
