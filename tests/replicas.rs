@@ -83,6 +83,16 @@ fn leader(k: &Kplex) -> String {
         .to_string()
 }
 
+/// How many reconciles controller `name`'s workers ran on replica `k` (its metrics).
+fn reconciles(k: &Kplex, name: &str) -> u64 {
+    let (_, text) = k.http("GET", "/metrics", "", b"");
+    let series = format!("workqueue_work_duration_seconds_count{{name=\"{name}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn port_of(k: &Kplex) -> String {
     k.url("").rsplit(':').next().unwrap().to_string()
 }
@@ -131,6 +141,21 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
     eventually(10, "the placement to schedule default", || {
         state_labelled(&follower, "default").then_some(())
     });
+    // Namespace deletion (a writing controller) is the leader's work too: a namespace
+    // deleted through the follower goes, and only the leader's workers reconciled.
+    ws_ok(&follower, "root:team", &["create", "namespace", "doomed"]);
+    ws_ok(
+        &follower,
+        "root:team",
+        &["create", "configmap", "c", "-n", "doomed"],
+    );
+    ws_ok(
+        &follower,
+        "root:team",
+        &["delete", "namespace", "doomed", "--wait=true"],
+    );
+    assert_eq!(reconciles(&follower, "builtins"), 0);
+    assert!(reconciles(&leading, "builtins") > 0);
 
     // kill -9 the leader: the follower takes the Lease within 10 s and carries on.
     let killed = Instant::now();
@@ -153,6 +178,12 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
     eventually(10, "the new leader to schedule a new namespace", || {
         state_labelled(&follower, "later").then_some(())
     });
+    ws_ok(
+        &follower,
+        "root:team",
+        &["delete", "namespace", "later", "--wait=true"],
+    );
+    assert!(reconciles(&follower, "builtins") > 0);
     drop(leading);
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kplex_feature::{Context, Feature, Plugin};
 
-use crate::controllers::Builtins;
+use crate::controllers::{BuiltinWriters, Builtins};
 
 pub const PLUGIN: Plugin = Plugin {
     name: "builtins",
@@ -27,11 +27,14 @@ fn build(ctx: &Context) -> Feature {
             }),
             crate::component_status::ComponentStatuses::new(ctx.registry.clone()),
         ],
-        controllers: vec![Arc::new(Builtins::new(
-            ctx.registry.clone(),
-            ctx.served.clone(),
-            ctx.legacy_tokens.clone(),
-        ))],
+        controllers: {
+            let builtins = Arc::new(Builtins::new(
+                ctx.registry.clone(),
+                ctx.served.clone(),
+                ctx.legacy_tokens.clone(),
+            ));
+            vec![builtins.clone(), Arc::new(BuiltinWriters(builtins))]
+        },
         ..Default::default()
     }
 }

@@ -141,16 +141,7 @@ const VIEW_CORE: &[&str] = &[
 /// The rules of each default ClusterRole.
 fn role_rules(name: &str) -> Option<Value> {
     let read = ["get", "list", "watch"];
-    let write = [
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    ];
+    let write = kplex_registry::catalog::ALL_VERBS;
     let rules = match name {
         "cluster-admin" => {
             json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, {"verbs": ["*"], "nonResourceURLs": ["*"]}])

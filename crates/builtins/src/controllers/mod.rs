@@ -74,13 +74,51 @@ pub enum Work {
 }
 
 /// The built-in kinds' controllers: an [`EventHandler`] for the informer and the
-/// [`Reconciler`] of their queue.
+/// [`Reconciler`] of their two queues. CRDs are served by every replica (their reconcile
+/// makes them servable here), so that queue's workers run everywhere; the rest only writes
+/// (namespace deletion, garbage collection, quota counts, token Secrets) and runs on the
+/// leader alone ([`BuiltinWriters`]).
 pub struct Builtins {
     registry: Registry,
     served: Arc<Served>,
     /// Fills legacy token Secrets (None: no service-account tokens are issued).
     tokens: Option<Arc<LegacyTokens>>,
-    queue: WorkQueue<Work>,
+    /// CRDs: every replica.
+    serving: WorkQueue<Work>,
+    /// Everything else: the leader.
+    writes: WorkQueue<Work>,
+}
+
+/// The writing half of [`Builtins`] as a controller set of its own, run only on the replica
+/// that leads; the events that fill its queue are followed by [`Builtins`] everywhere, so
+/// a new leader finds the work its predecessor left.
+pub struct BuiltinWriters(pub Arc<Builtins>);
+
+impl EventHandler for BuiltinWriters {
+    /// [`Builtins`] follows the events for both halves.
+    fn wants(&self, _key: &str, _value: &[u8]) -> bool {
+        false
+    }
+
+    fn changed(&self, _obj: &Value, _created: bool) {}
+}
+
+impl ControllerSet for BuiltinWriters {
+    fn leader_only(&self) -> bool {
+        true
+    }
+
+    /// Runs the writing reconcilers (and the periodic quota recount) until `cancel` fires.
+    fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
+        let builtins = self.0.clone();
+        spawn_until(cancel, builtins.clone().resync_quotas());
+        let controller = Controller::new("builtins", builtins.clone())
+            .with_queue(builtins.writes.clone())
+            .workers(WORKERS)
+            .backoff(Backoff::around(RETRY))
+            .metrics(metrics);
+        tokio::spawn(controller.run(cancel.clone()));
+    }
 }
 
 /// Where CRDs are stored (a constant: `wants` runs on every write).
@@ -113,17 +151,17 @@ impl Builtins {
             registry,
             served,
             tokens,
-            queue: WorkQueue::new(),
+            serving: WorkQueue::new(),
+            writes: WorkQueue::new(),
         }
     }
 }
 
 impl ControllerSet for Builtins {
-    /// Runs the reconcilers (and the periodic quota recount) until `cancel` fires.
+    /// Runs the CRD reconcilers until `cancel` fires.
     fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
-        spawn_until(cancel, self.clone().resync_quotas());
-        let controller = Controller::new("builtins", self.clone())
-            .with_queue(self.queue.clone())
+        let controller = Controller::new("crds", self.clone())
+            .with_queue(self.serving.clone())
             .workers(WORKERS)
             .backoff(Backoff::around(RETRY))
             .metrics(metrics);
@@ -133,7 +171,10 @@ impl ControllerSet for Builtins {
 
 impl Builtins {
     fn enqueue(&self, work: Work) {
-        self.queue.add(work);
+        match work {
+            Work::Crd { .. } => self.serving.add(work),
+            _ => self.writes.add(work),
+        }
     }
 
     fn desc(
