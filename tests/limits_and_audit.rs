@@ -419,9 +419,36 @@ fn metrics_use_kubes_names_and_do_not_grow_with_workspaces() {
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "process_open_fds",
+        r#"etcd_request_duration_seconds_count{operation="create",type="configmaps"}"#,
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
+    // Stored objects per resource, all workspaces together (kube's storage gauges, counted
+    // again at most every 10 s).
+    let value = |raw: &str, series: &str| -> Option<i64> {
+        raw.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    let raw = eventually(20, "the storage gauges to count every workspace", || {
+        let raw = k.curl(&[&k.url("/metrics")]).0;
+        let workspaces = value(
+            &raw,
+            r#"apiserver_storage_objects{resource="workspaces.tenancy.kcp.io"}"#,
+        );
+        (workspaces == Some(23)).then_some(raw)
+    });
+    assert!(value(&raw, r#"apiserver_storage_objects{resource="configmaps"}"#) >= Some(23));
+    assert!(
+        value(
+            &raw,
+            r#"apiserver_storage_size_bytes{storage_cluster_id=""}"#
+        ) > Some(0)
+    );
     // A watch is a long-running request and a registered watcher while it streams.
     let mut watch = k.spawn_kubectl(&["get", "configmaps", "--watch"]);
     let watching = eventually(20, "the watch to be counted", || {

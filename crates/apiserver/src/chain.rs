@@ -55,6 +55,8 @@ pub struct Api {
     pub metrics: Metrics,
     /// What `/metrics` serves: every component's metrics.
     pub exposition: crate::metrics::Exposition,
+    /// Counted from the store when `/metrics` is read.
+    pub storage_metrics: crate::storage_metrics::StorageMetrics,
     /// Resources answered without being stored (reviews, TokenRequest, `workspaces/~`).
     pub virtual_resources: Vec<Arc<dyn VirtualResource>>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -205,6 +207,9 @@ impl Api {
         // Metrics name the resources of every workspace: only for whom RBAC allows
         // `get` on `/metrics` (kube's `system:monitoring`), checked just above.
         if target == Target::Metrics {
+            self.storage_metrics
+                .refresh(self.registry.store.as_ref(), &self.served)
+                .await;
             return Ok(response::with_body(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",

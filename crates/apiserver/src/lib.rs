@@ -24,6 +24,8 @@ pub mod pki;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod storage_metrics;
+pub mod store_metrics;
 pub mod table;
 
 mod start;

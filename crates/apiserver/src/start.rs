@@ -160,6 +160,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             Arc::new(EtcdStore::connect(options).await?)
         }
     };
+    // One Prometheus registry for the process; each component registers its metrics.
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let store: Arc<dyn Store> = Arc::new(crate::store_metrics::TimedStore::new(
+        store,
+        &mut prometheus,
+    ));
     let store: Arc<dyn Store> = match &config.encryption_provider_config {
         Some(path) => Arc::new(crate::encryption::EncryptingStore::new(
             store,
@@ -242,10 +248,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Bootstrap(ApiError::internal(&e.to_string())))?;
     load_clusters(&registry, &served, &quota).await?;
     bootstrap_root(&registry, &served).await?;
-    // One Prometheus registry for the process; each component registers its metrics.
-    let mut prometheus = prometheus_client::registry::Registry::default();
     let request_metrics = metrics::Metrics::register(&mut prometheus);
     let controller_metrics = kplex_runtime::Metrics::register(&mut prometheus);
+    let storage_metrics = crate::storage_metrics::StorageMetrics::register(&mut prometheus);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     // One process owns an embedded store, so it always leads; replicas on etcd elect one.
     let lease = match &config.store {
@@ -280,6 +285,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         authn,
         metrics: request_metrics,
         exposition: metrics::Exposition::new(prometheus),
+        storage_metrics,
         shutdown: shutdown_rx.clone(),
         openapi: openapi::Cache::default(),
         virtual_workspaces: features.virtual_workspaces,

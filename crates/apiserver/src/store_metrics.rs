@@ -1,0 +1,138 @@
+//! `etcd_request_duration_seconds{operation, type}`, kube-apiserver's storage latency, for
+//! both backends: a [`Store`] that times every read and write of the one it wraps. `type` is
+//! the first segment of the key after `/registry/` (an API group, or a core resource), so
+//! it stays bounded by what is served, never by workspaces or names.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use kplex_store::{
+    KeyRange, Op, Precondition, RangeRequest, RangeResponse, Result, Revision, Store, StoreStatus,
+    TxnOutcome, WatchStream,
+};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labels {
+    operation: &'static str,
+    r#type: String,
+}
+
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// kube-apiserver's etcd latency buckets (seconds).
+fn histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+        10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+    ])
+}
+
+/// The wrapped store, timed.
+pub struct TimedStore {
+    inner: Arc<dyn Store>,
+    durations: Histograms,
+}
+
+impl TimedStore {
+    /// Wraps `inner`, registering the histogram in `registry`.
+    pub fn new(inner: Arc<dyn Store>, registry: &mut Registry) -> Self {
+        let durations: Histograms = Family::new_with_constructor(histogram);
+        registry.register(
+            "etcd_request_duration_seconds",
+            "Etcd request latency in seconds for each operation and object type.",
+            durations.clone(),
+        );
+        Self { inner, durations }
+    }
+
+    fn observe(&self, operation: &'static str, key: &str, since: Instant) {
+        self.durations
+            .get_or_create(&Labels {
+                operation,
+                r#type: key_type(key).to_string(),
+            })
+            .observe(since.elapsed().as_secs_f64());
+    }
+}
+
+/// The segment after `/registry/`: the API group, or the core resource.
+fn key_type(key: &str) -> &str {
+    key.strip_prefix("/registry/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+}
+
+#[async_trait]
+impl Store for TimedStore {
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        let operation = match (&req.range.end, req.count_only) {
+            (_, true) => "count",
+            (None, false) => "get",
+            (Some(_), false) => "list",
+        };
+        let key = req.range.start.clone();
+        let start = Instant::now();
+        let resp = self.inner.range(req).await;
+        self.observe(operation, &key, start);
+        resp
+    }
+
+    async fn txn(&self, op: Op) -> Result<TxnOutcome> {
+        let (operation, key) = match &op {
+            Op::Put {
+                key,
+                precondition: Precondition::Absent,
+                ..
+            } => ("create", key.clone()),
+            Op::Put {
+                key,
+                precondition: Precondition::None,
+                ..
+            } => ("put", key.clone()),
+            Op::Put { key, .. } => ("update", key.clone()),
+            Op::Delete { key, .. } => ("delete", key.clone()),
+        };
+        let start = Instant::now();
+        let outcome = self.inner.txn(op).await;
+        self.observe(operation, &key, start);
+        outcome
+    }
+
+    async fn watch(&self, range: KeyRange, start_revision: Revision) -> Result<WatchStream> {
+        self.inner.watch(range, start_revision).await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let start = Instant::now();
+        let done = self.inner.compact(revision).await;
+        self.observe("compact", "", start);
+        done
+    }
+
+    async fn status(&self) -> Result<StoreStatus> {
+        self.inner.status().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_groups_or_core_resources() {
+        assert_eq!(
+            key_type("/registry/apps/deployments/root/default/web"),
+            "apps"
+        );
+        assert_eq!(
+            key_type("/registry/configmaps/root/default/c"),
+            "configmaps"
+        );
+        assert_eq!(key_type("/elsewhere"), "");
+    }
+}
