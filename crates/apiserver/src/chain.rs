@@ -86,7 +86,7 @@ impl Api {
         let received = std::time::SystemTime::now();
         let (parts, body) = req.into_parts();
         // 1. Request info.
-        let ctx = request_info(&parts, &self.served, &self.virtual_workspaces);
+        let mut ctx = request_info(&parts, &self.served, &self.virtual_workspaces);
         // 2. Authentication, once, here: limits and audit need the user before routing;
         //    `route` answers a 401 from the same result after reading the body.
         let authenticated = self.authenticate(&parts.headers, &conn, &ctx.authn_workspace);
@@ -99,8 +99,11 @@ impl Api {
         let level = self.audit_level(&ctx, user.as_ref());
         // 4. Limits: in-flight budgets (watches: per user), then the request deadline.
         let admitted = self.admit(&ctx, user.as_ref());
-        let labels = ctx.metric_labels(&parts.method, &parts.headers);
-        let in_flight = self.metrics.start(&labels);
+        let verb = ctx.metric_verb(&parts.method, &parts.headers);
+        let in_flight = match ctx.is_watch {
+            true => self.metrics.start_long_running(&ctx.metric_labels(verb)),
+            false => self.metrics.start(verb),
+        };
         // Boxed: the future of a request is moved at least once (into hyper's stream task),
         // and unboxed this one made it ~100 KB, copied on every request.
         let routed = Box::pin(async {
@@ -151,12 +154,17 @@ impl Api {
         });
         let size = hyper::body::Body::size_hint(resp.body()).exact();
         self.metrics.record(
-            labels,
+            ctx.take_metric_labels(verb),
             resp.status().as_u16(),
             start.elapsed().as_secs_f64(),
             size,
         );
-        keep_while_streaming(resp, in_flight)
+        // A watch is long-running while it streams; other requests were in flight while
+        // their handler ran.
+        match ctx.is_watch {
+            true => keep_while_streaming(resp, in_flight),
+            false => resp,
+        }
     }
 
     /// The inner chain: body → cluster → impersonation → authorization → virtual workspaces

@@ -132,19 +132,23 @@ impl Metrics {
         m
     }
 
-    /// Counts a request that is starting; the guard counts it done when dropped. Watches are
-    /// long-running requests, the rest in-flight (read-only or mutating).
-    pub fn start(&self, labels: &RequestLabels) -> InflightGuard {
-        let gauge = if labels.verb == "WATCH" {
-            self.longrunning.get_or_create_owned(labels)
-        } else {
-            let request_kind = match labels.verb {
-                "GET" | "LIST" | "HEAD" | "OPTIONS" => "readOnly",
-                _ => "mutating",
-            };
-            self.inflight
-                .get_or_create_owned(&InflightLabels { request_kind })
+    /// Counts a request that is starting (read-only or mutating, by its `verb`); the guard
+    /// counts it done when dropped.
+    pub fn start(&self, verb: &str) -> InflightGuard {
+        let request_kind = match verb {
+            "GET" | "LIST" | "HEAD" | "OPTIONS" => "readOnly",
+            _ => "mutating",
         };
+        let gauge = self
+            .inflight
+            .get_or_create_owned(&InflightLabels { request_kind });
+        gauge.inc();
+        InflightGuard(gauge)
+    }
+
+    /// Counts a watch, a long-running request, until the guard is dropped.
+    pub fn start_long_running(&self, labels: &RequestLabels) -> InflightGuard {
+        let gauge = self.longrunning.get_or_create_owned(labels);
         gauge.inc();
         InflightGuard(gauge)
     }
@@ -313,7 +317,7 @@ mod tests {
             component: "apiserver",
             ..Default::default()
         };
-        drop(m.start(&labels));
+        drop(m.start(labels.verb));
         m.record(labels.clone(), 200, 0.01, Some(1500));
         m.record(
             RequestLabels {

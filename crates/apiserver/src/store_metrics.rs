@@ -3,7 +3,8 @@
 //! the first segment of the key after `/registry/` (an API group, or a core resource), so
 //! it stays bounded by what is served, never by workspaces or names.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -36,6 +37,9 @@ fn histogram() -> Histogram {
 pub struct TimedStore {
     inner: Arc<dyn Store>,
     durations: Histograms,
+    /// Histogram handles by type and operation, so a timed call allocates nothing once
+    /// its pair was seen.
+    handles: RwLock<HashMap<String, HashMap<&'static str, Histogram>>>,
 }
 
 impl TimedStore {
@@ -47,16 +51,35 @@ impl TimedStore {
             "Etcd request latency in seconds for each operation and object type.",
             durations.clone(),
         );
-        Self { inner, durations }
+        Self {
+            inner,
+            durations,
+            handles: RwLock::default(),
+        }
     }
 
-    fn observe(&self, operation: &'static str, key: &str, since: Instant) {
-        self.durations
-            .get_or_create(&Labels {
+    /// The histogram of `operation` on `key`'s type (looked up before the call, so the key
+    /// need not be copied).
+    fn histogram(&self, operation: &'static str, key: &str) -> Histogram {
+        let ty = key_type(key);
+        let known = self
+            .handles
+            .read()
+            .ok()
+            .and_then(|h| h.get(ty)?.get(operation).cloned());
+        known.unwrap_or_else(|| {
+            let h = self.durations.get_or_create_owned(&Labels {
                 operation,
-                r#type: key_type(key).to_string(),
-            })
-            .observe(since.elapsed().as_secs_f64());
+                r#type: ty.to_string(),
+            });
+            if let Ok(mut handles) = self.handles.write() {
+                handles
+                    .entry(ty.to_string())
+                    .or_default()
+                    .insert(operation, h.clone());
+            }
+            h
+        })
     }
 }
 
@@ -75,31 +98,31 @@ impl Store for TimedStore {
             (None, false) => "get",
             (Some(_), false) => "list",
         };
-        let key = req.range.start.clone();
+        let histogram = self.histogram(operation, &req.range.start);
         let start = Instant::now();
         let resp = self.inner.range(req).await;
-        self.observe(operation, &key, start);
+        histogram.observe(start.elapsed().as_secs_f64());
         resp
     }
 
     async fn txn(&self, op: Op) -> Result<TxnOutcome> {
-        let (operation, key) = match &op {
+        let histogram = match &op {
             Op::Put {
                 key,
                 precondition: Precondition::Absent,
                 ..
-            } => ("create", key.clone()),
+            } => self.histogram("create", key),
             Op::Put {
                 key,
                 precondition: Precondition::None,
                 ..
-            } => ("put", key.clone()),
-            Op::Put { key, .. } => ("update", key.clone()),
-            Op::Delete { key, .. } => ("delete", key.clone()),
+            } => self.histogram("put", key),
+            Op::Put { key, .. } => self.histogram("update", key),
+            Op::Delete { key, .. } => self.histogram("delete", key),
         };
         let start = Instant::now();
         let outcome = self.inner.txn(op).await;
-        self.observe(operation, &key, start);
+        histogram.observe(start.elapsed().as_secs_f64());
         outcome
     }
 
@@ -108,9 +131,10 @@ impl Store for TimedStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
+        let histogram = self.histogram("compact", "");
         let start = Instant::now();
         let done = self.inner.compact(revision).await;
-        self.observe("compact", "", start);
+        histogram.observe(start.elapsed().as_secs_f64());
         done
     }
 

@@ -27,33 +27,38 @@ pub struct TimeField {
     pub micro: bool,
 }
 
-type Key = (String, String, String);
+/// group → version → kind → fields: looked up by `&str` at each level, so a write's lookup
+/// allocates nothing.
+type Index = HashMap<String, HashMap<String, HashMap<String, Arc<[TimeField]>>>>;
 
 /// The time fields of built-in kind `group/version/kind` (empty for other kinds).
 pub fn time_fields(group: &str, version: &str, kind: &str) -> Arc<[TimeField]> {
-    static ALL: OnceLock<HashMap<Key, Arc<[TimeField]>>> = OnceLock::new();
+    static ALL: OnceLock<Index> = OnceLock::new();
     let all = ALL.get_or_init(|| {
         let b = builtin();
-        b.kinds
-            .iter()
-            .map(|k| {
-                let mut out = Vec::new();
-                if let Some(schema) = b.schemas.get(&k.schema) {
-                    walk(
-                        schema,
-                        &mut Vec::new(),
-                        &mut vec![k.schema.clone()],
-                        &mut out,
-                    );
-                }
-                (
-                    (k.group.clone(), k.version.clone(), k.kind.clone()),
-                    out.into(),
-                )
-            })
-            .collect()
+        let mut index = Index::new();
+        for k in &b.kinds {
+            let mut out = Vec::new();
+            if let Some(schema) = b.schemas.get(&k.schema) {
+                walk(
+                    schema,
+                    &mut Vec::new(),
+                    &mut vec![k.schema.clone()],
+                    &mut out,
+                );
+            }
+            index
+                .entry(k.group.clone())
+                .or_default()
+                .entry(k.version.clone())
+                .or_default()
+                .insert(k.kind.clone(), out.into());
+        }
+        index
     });
-    all.get(&(group.to_string(), version.to_string(), kind.to_string()))
+    all.get(group)
+        .and_then(|v| v.get(version))
+        .and_then(|k| k.get(kind))
         .cloned()
         .unwrap_or_else(|| Arc::from(Vec::new()))
 }

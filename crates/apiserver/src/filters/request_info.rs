@@ -98,20 +98,16 @@ pub(crate) fn request_info(
 }
 
 impl RequestContext {
-    /// kube-apiserver's metric labels for this request (`CleanVerb`: LIST and WATCH for
-    /// collection reads, APPLY for server-side apply, the HTTP method for non-resource URLs).
-    pub(crate) fn metric_labels(
+    /// kube-apiserver's metric verb for this request (`CleanVerb`: LIST and WATCH for
+    /// collection reads, APPLY for server-side apply, the HTTP method for non-resource URLs;
+    /// static names only, so a made-up method adds no series).
+    pub(crate) fn metric_verb(
         &self,
         method: &http::Method,
         headers: &http::HeaderMap,
-    ) -> crate::metrics::RequestLabels {
-        let dry_run = match self.query.get("dryRun").map(String::as_str) {
-            Some("All") => "All",
-            _ => "",
-        };
+    ) -> &'static str {
         let Some(r) = &self.resource_request else {
-            // Static names only: a made-up method must not add series.
-            let verb = match *method {
+            return match *method {
                 http::Method::GET => "GET",
                 http::Method::HEAD => "HEAD",
                 http::Method::POST => "POST",
@@ -121,18 +117,12 @@ impl RequestContext {
                 http::Method::OPTIONS => "OPTIONS",
                 _ => "other",
             };
-            return crate::metrics::RequestLabels {
-                verb,
-                dry_run,
-                component: "apiserver",
-                ..Default::default()
-            };
         };
         let apply = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/apply-patch"));
-        let verb = match r.verb {
+        match r.verb {
             Verb::Get => "GET",
             Verb::List => "LIST",
             Verb::Watch => "WATCH",
@@ -141,19 +131,65 @@ impl RequestContext {
             Verb::Patch if apply => "APPLY",
             Verb::Patch => "PATCH",
             Verb::Delete | Verb::DeleteCollection => "DELETE",
+        }
+    }
+
+    /// The request's metric labels, copied (for a watch's long-running gauge).
+    pub(crate) fn metric_labels(&self, verb: &'static str) -> crate::metrics::RequestLabels {
+        let r = self.resource_request.as_ref();
+        self.labels_of(
+            verb,
+            r.map(|r| {
+                (
+                    r.group.clone(),
+                    r.version.clone(),
+                    r.resource.clone(),
+                    r.subresource.clone(),
+                )
+            }),
+        )
+    }
+
+    /// The request's metric labels, moved out of the context once it is no longer needed
+    /// (the request's end: no copy on the hot path).
+    pub(crate) fn take_metric_labels(
+        &mut self,
+        verb: &'static str,
+    ) -> crate::metrics::RequestLabels {
+        let r = self.resource_request.as_mut().map(|r| {
+            (
+                std::mem::take(&mut r.group),
+                std::mem::take(&mut r.version),
+                std::mem::take(&mut r.resource),
+                r.subresource.take(),
+            )
+        });
+        self.labels_of(verb, r)
+    }
+
+    fn labels_of(
+        &self,
+        verb: &'static str,
+        resource: Option<(String, String, String, Option<String>)>,
+    ) -> crate::metrics::RequestLabels {
+        let dry_run = match self.query.get("dryRun").map(String::as_str) {
+            Some("All") => "All",
+            _ => "",
         };
-        let scope = match (&r.name, &r.namespace) {
-            (Some(_), _) => "resource",
-            (None, Some(_)) => "namespace",
-            (None, None) => "cluster",
+        let scope = match &self.resource_request {
+            None => "",
+            Some(r) if r.name.is_some() => "resource",
+            Some(r) if r.namespace.is_some() => "namespace",
+            Some(_) => "cluster",
         };
+        let (group, version, resource, subresource) = resource.unwrap_or_default();
         crate::metrics::RequestLabels {
             verb,
             dry_run,
-            group: r.group.clone(),
-            version: r.version.clone(),
-            resource: r.resource.clone(),
-            subresource: r.subresource.clone().unwrap_or_default(),
+            group,
+            version,
+            resource,
+            subresource: subresource.unwrap_or_default(),
             scope,
             component: "apiserver",
         }
