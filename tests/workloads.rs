@@ -90,10 +90,11 @@ struct SyncerSetup {
     args: Vec<String>,
 }
 
-fn workload_sync(up: &Kplex, name: &str) -> SyncerSetup {
+fn workload_sync(up: &Kplex, name: &str, extra: &[&str]) -> SyncerSetup {
     let out = up.root().join(format!("syncer-{name}.yaml"));
     let compute = up.url("/clusters/root:compute");
-    up.ok(&[
+    let region = format!("region={name}");
+    let mut args = vec![
         "kplex",
         "workload",
         "sync",
@@ -103,10 +104,12 @@ fn workload_sync(up: &Kplex, name: &str) -> SyncerSetup {
         "-o",
         out.to_str().unwrap(),
         "--labels",
-        &format!("region={name}"),
+        &region,
         "--server",
         &compute,
-    ]);
+    ];
+    args.extend(extra);
+    up.ok(&args);
     // The manifests are a YAML stream; kubectl turns them into JSON for us.
     let text = up.ok(&[
         "create",
@@ -206,8 +209,8 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
     create_workspace(&up, "root", "compute", None);
     create_workspace(&up, "root", "team1", None);
     create_workspace(&up, "root", "team2", None);
-    let east_setup = workload_sync(&up, "east");
-    let west_setup = workload_sync(&up, "west");
+    let east_setup = workload_sync(&up, "east", &[]);
+    let west_setup = workload_sync(&up, "west", &[]);
     ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], LOCATIONS);
     let logs = up.root();
     let mut east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east.log"));
@@ -463,4 +466,165 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
         deployment_on(&east).is_none().then_some(())
     });
     drop(east_syncer);
+}
+
+const WIDGETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+          status: {type: object, properties: {ready: {type: boolean}}}
+"#;
+
+/// `--resources` of a kind the downstream cluster defines by a CRD: the agent imports the
+/// CRD into the compute workspace's `kubernetes` export, a team that binds compute gets the
+/// resource, and its objects go down and their status up like the built-in kinds'.
+#[test]
+fn a_downstream_crd_is_imported_and_its_objects_synced() {
+    let up = Kplex::start(Backend::Embedded);
+    let east = Downstream::start();
+    east.api.ok_stdin(&["apply", "-f", "-"], WIDGETS);
+    create_workspace(&up, "root", "compute", None);
+    create_workspace(&up, "root", "team1", None);
+    let setup = workload_sync(&up, "east", &["--resources", "widgets.example.com"]);
+    assert!(
+        setup
+            .args
+            .contains(&"--resources=widgets.example.com".to_string())
+    );
+    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], LOCATIONS);
+    let logs = up.root();
+    let mut syncer = start_syncer(&setup, &east, &logs.join("syncer-east.log"));
+    let synced_widgets =
+        "jsonpath={.status.syncedResources[?(@.resource==\"widgets\")].identityHash}";
+    let identity = eventually(20, "the widgets imported", || {
+        let out = ws_ok(
+            &up,
+            "root:compute",
+            &["get", "synctarget", "east", "-o", synced_widgets],
+        );
+        (!out.is_empty()).then_some(out)
+    });
+    let export = json(&ws_ok(
+        &up,
+        "root:compute",
+        &["get", "apiexports.v1alpha1.apis.kcp.io", "kubernetes", "-o", "json"],
+    ));
+    assert_eq!(export["status"]["identityHash"], identity.as_str());
+    let schemas = export["spec"]["latestResourceSchemas"].as_array().unwrap();
+    assert_eq!(schemas.len(), 1, "{export}");
+    let schema = schemas[0].as_str().unwrap().to_string();
+    assert!(schema.ends_with(".widgets.example.com"), "{schema}");
+
+    // Binding compute binds the export: the team gets widgets.
+    bind(&up, "team1", "east");
+    eventually(20, "widgets served in team1", || {
+        common::ws_succeeds(&up, "root:team1", &["get", "widgets"]).then_some(())
+    });
+    ws_ok_stdin(
+        &up,
+        "root:team1",
+        &["apply", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n",
+    );
+    let (ns, _) = eventually(20, "the widget downstream", || {
+        east.synced("widgets").into_iter().find(|(_, n)| n == "w1")
+    });
+    let size = |api: &[&str]| -> String {
+        let mut args = api.to_vec();
+        args.extend(["get", "widget", "w1", "-o", "jsonpath={.spec.size}"]);
+        String::from_utf8_lossy(&east.api.kubectl(&args).stdout).to_string()
+    };
+    assert_eq!(size(&["-n", &ns]), "3");
+
+    // Status goes up; a downstream edit of the spec is reverted.
+    east.api.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":true}}"#,
+    ]);
+    eventually(10, "the widget's status upstream", || {
+        let ready = ws_ok(
+            &up,
+            "root:team1",
+            &["get", "widget", "w1", "-o", "jsonpath={.status.ready}"],
+        );
+        (ready == "true").then_some(())
+    });
+    east.api.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":9}}"#,
+    ]);
+    eventually(5, "the drift reverted", || {
+        (size(&["-n", &ns]) == "3").then_some(())
+    });
+
+    // Importing again (a restarted agent) changes nothing.
+    let _ = syncer.0.kill();
+    let _ = syncer.0.wait();
+    syncer = start_syncer(&setup, &east, &logs.join("syncer-east-2.log"));
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "patch",
+            "widget",
+            "w1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":4}}"#,
+        ],
+    );
+    eventually(20, "a change after the restart", || {
+        (size(&["-n", &ns]) == "4").then_some(())
+    });
+    let export = json(&ws_ok(
+        &up,
+        "root:compute",
+        &["get", "apiexports.v1alpha1.apis.kcp.io", "kubernetes", "-o", "json"],
+    ));
+    assert_eq!(
+        export["spec"]["latestResourceSchemas"],
+        serde_json::json!([schema])
+    );
+    let all = ws_ok(
+        &up,
+        "root:compute",
+        &["get", "apiresourceschemas", "-o", "name"],
+    );
+    assert_eq!(all.lines().count(), 1, "{all}");
+
+    // Deleting upstream deletes downstream.
+    ws_ok(
+        &up,
+        "root:team1",
+        &["delete", "widget", "w1", "--wait=true", "--timeout=20s"],
+    );
+    assert!(east.synced("widgets").is_empty());
+    drop(syncer);
 }

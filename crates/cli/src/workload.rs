@@ -2,14 +2,18 @@
 //! commands.
 //!
 //! - `workload sync NAME --syncer-image IMAGE -o FILE` creates the SyncTarget in the current
-//!   (compute) workspace, a service account allowed to `sync` it, and writes what the
+//!   (compute) workspace, the workspace's `kubernetes` APIExport (the target's supported
+//!   export: the syncer imports the downstream CRDs of `--resources` into it), a service
+//!   account allowed to `sync` the target and import APIs, and writes what the
 //!   downstream cluster needs to run the agent: a namespace, its service account and
 //!   cluster role (only what the syncer touches), a Secret whose `kubeconfig` reaches the
 //!   compute workspace with that account's token, and a Deployment running
 //!   `kplex syncer --from-kubeconfig=… --sync-target-name=… --sync-target-uid=… --from-cluster=…`;
 //! - `workload cordon|uncordon|drain NAME` stop new placements onto a target, allow them
 //!   again, or move everything off it;
-//! - `bind compute LOCATION_WORKSPACE` creates a Placement in the current workspace.
+//! - `bind compute LOCATION_WORKSPACE` creates a Placement in the current workspace, and
+//!   binds the location workspace's compute APIExports (default: its `kubernetes` export,
+//!   if it has one) so the resources the syncers imported are served here too.
 
 use std::io::Write;
 use std::time::Duration;
@@ -26,6 +30,12 @@ use crate::error::{Error, Result};
 const SYNCTARGETS: &str = "apis/workload.kcp.io/v1alpha1/synctargets";
 const PLACEMENTS: &str = "apis/scheduling.kcp.io/v1alpha1/placements";
 const LOCATIONS: &str = "apis/scheduling.kcp.io/v1alpha1/locations";
+const APIEXPORTS: &str = "apis/apis.kcp.io/v1alpha1/apiexports";
+const APIBINDINGS: &str = "apis/apis.kcp.io/v1alpha1/apibindings";
+/// The APIExport of a compute workspace that its SyncTargets support (kcp's name).
+const COMPUTE_EXPORT: &str = "kubernetes";
+/// kcp's mark of an APIExport that serves compute (workload) resources.
+const COMPUTE_EXPORT_ANNOTATION: &str = "extra.apis.kcp.io/compute.workload.kcp.io";
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 /// What every syncer syncs (kcp's builtin set plus the workload kinds), as `plural.group`.
@@ -137,6 +147,10 @@ struct ComputeArgs {
     /// The Placement's name (default: derived from the location workspace).
     #[arg(long)]
     name: Option<String>,
+    /// Compute APIExports to bind (`<path>:<name>`, comma-separated). Default: the location
+    /// workspace's `kubernetes` export, if it exists.
+    #[arg(long, value_delimiter = ',')]
+    apiexports: Vec<String>,
 }
 
 /// Whether `args` (without the program name) is a command of this module.
@@ -271,8 +285,17 @@ async fn sync(t: &Target, global: &GlobalFlags, a: &SyncArgs, out: &mut dyn Writ
         Error::msg("the current server URL is not a workspace's (…/clusters/<path>)")
     })?;
     let labels = labels_of(&a.labels)?;
+    ensure(
+        t,
+        APIEXPORTS,
+        json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIExport",
+        "metadata": {"name": COMPUTE_EXPORT, "annotations": {COMPUTE_EXPORT_ANNOTATION: "true"}},
+        "spec": {"latestResourceSchemas": []}}),
+    )
+    .await?;
     let mut target_obj = json!({"apiVersion": "workload.kcp.io/v1alpha1", "kind": "SyncTarget",
-        "metadata": {"name": a.name}, "spec": {}});
+        "metadata": {"name": a.name},
+        "spec": {"supportedAPIExports": [{"export": COMPUTE_EXPORT}]}});
     if !labels.is_empty() {
         target_obj["metadata"]["labels"] = Value::Object(labels);
     }
@@ -298,6 +321,9 @@ async fn sync(t: &Target, global: &GlobalFlags, a: &SyncArgs, out: &mut dyn Writ
         "rules": [
             {"apiGroups": ["workload.kcp.io"], "resources": ["synctargets"], "resourceNames": [a.name], "verbs": ["sync", "get", "list", "watch"]},
             {"apiGroups": ["workload.kcp.io"], "resources": ["synctargets/status"], "resourceNames": [a.name], "verbs": ["get", "update", "patch"]},
+            // The API importer: downstream CRDs become schemas of the supported export.
+            {"apiGroups": ["apis.kcp.io"], "resources": ["apiresourceschemas"], "verbs": ["get", "list", "create"]},
+            {"apiGroups": ["apis.kcp.io"], "resources": ["apiexports"], "resourceNames": [COMPUTE_EXPORT], "verbs": ["get", "update", "patch"]},
         ],
     })).await?;
     ensure(t, "apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json!({
@@ -451,8 +477,14 @@ fn downstream_manifests(s: &DownstreamSpec<'_>) -> Vec<Value> {
     let ns = s.account;
     let mut rules = vec![
         json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]}),
+        // What the cluster runs for the workloads, shown upstream.
         json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
+        json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]}),
     ];
+    if !s.extra_resources.is_empty() {
+        // The API importer reads the CRDs of `--resources`.
+        rules.push(json!({"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get"]}));
+    }
     for r in s.resources {
         let (group, plural) = group_resource(r);
         rules.push(json!({"apiGroups": [group], "resources": [plural, format!("{plural}/status")], "verbs": ["*"]}));
@@ -568,6 +600,44 @@ async fn bind_compute(t: &Target, a: &ComputeArgs, out: &mut dyn Write) -> Resul
             "locationResource": {"group": "workload.kcp.io", "version": "v1alpha1", "resource": "synctargets"}}});
     ensure(t, PLACEMENTS, placement).await?;
     writeln!(out, "placement.scheduling.kcp.io/{name} created")?;
+    let (exports, required) = if a.apiexports.is_empty() {
+        (vec![format!("{location_ws}:{COMPUTE_EXPORT}")], false)
+    } else {
+        (a.apiexports.clone(), true)
+    };
+    for export in exports {
+        bind_export(t, &export, required, out).await?;
+    }
+    Ok(())
+}
+
+/// Binds the compute APIExport `<path>:<name>` in the current workspace. A missing default
+/// export (a compute workspace without syncers yet) is skipped.
+async fn bind_export(t: &Target, export: &str, required: bool, out: &mut dyn Write) -> Result<()> {
+    let (path, name) = export.rsplit_once(':').ok_or_else(|| {
+        Error::msg(format!(
+            "invalid APIExport {export:?}: expected <path>:<name>"
+        ))
+    })?;
+    let found = get_or_none(t, &format!("/clusters/{path}/{APIEXPORTS}/{name}")).await?;
+    if found.is_none() {
+        return match required {
+            true => Err(Error::msg(format!(
+                "no APIExport {name} in workspace {path}"
+            ))),
+            false => Ok(()),
+        };
+    }
+    let binding = format!("{name}-{}", short_hash(path));
+    ensure(
+        t,
+        APIBINDINGS,
+        json!({"apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding",
+        "metadata": {"name": binding},
+        "spec": {"reference": {"export": {"path": path, "name": name}}}}),
+    )
+    .await?;
+    writeln!(out, "apibinding.apis.kcp.io/{binding} created")?;
     Ok(())
 }
 
@@ -639,6 +709,6 @@ mod tests {
         );
         let args = &m[5]["spec"]["template"]["spec"]["containers"][0]["args"];
         assert_eq!(args[4], "--from-cluster=root:compute");
-        assert_eq!(m[2]["rules"][2]["apiGroups"][0], "apps");
+        assert_eq!(m[2]["rules"][3]["apiGroups"][0], "apps");
     }
 }

@@ -22,7 +22,7 @@ use crate::transform::{
     conflict_conditions, decide, downstream_namespace, downstream_object, heartbeat_patch, is_ours,
     locator, now_rfc3339, status_update, syncable, synced_resources, upstream_copy, upstream_of,
 };
-use crate::{Error, SyncerArgs};
+use crate::{Error, SyncerArgs, importer};
 
 const FIELD_MANAGER: &str = "kplex-syncer";
 const KEY_LABEL: &str = "internal.workload.kcp.io/key";
@@ -116,6 +116,9 @@ struct Syncer {
     resources: Vec<ApiResource>,
     /// Per resource, whether it has a status subresource to write upstream.
     has_status: Vec<bool>,
+    /// Per resource, the identity of the APIExport serving it upstream ("" for kplex's own
+    /// kinds): a list across workspaces must name it.
+    identities: Vec<String>,
     /// Failures in a row per key, for the retry backoff.
     failures: Mutex<HashMap<Work, u32>>,
     writers: Mutex<HashMap<String, Client>>,
@@ -143,21 +146,31 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
             source,
         })?;
     let down = downstream_client(&args).await?;
-    let (target, view) = find_target(&config, &args).await?;
+    let (target, view, export) = find_target(&config, &args).await?;
     tracing::info!(target = %args.sync_target_name, key = %target.key, %view, "syncing");
     let (mut resources, mut has_status): (Vec<ApiResource>, Vec<bool>) = DEFAULT_RESOURCES
         .iter()
         .map(|(g, v, k, p)| (resource(g, v, k, p), WITH_STATUS.contains(k)))
         .unzip();
+    let mut identities = vec![String::new(); resources.len()];
     let wildcard = client_at(&config, &format!("{view}/clusters/*"))?;
+    let home = Client::try_from(config.clone())?;
     for extra in &args.resources {
-        let (ar, status) = discover(&wildcard, extra).await?;
+        // A downstream CRD is imported; anything else must be served upstream already.
+        let (ar, status, identity) = match importer::import(&home, &down, &export, extra).await? {
+            Some(i) => (i.resource, i.status, i.identity),
+            None => {
+                let (ar, status) = discover(&wildcard, extra).await?;
+                (ar, status, String::new())
+            }
+        };
         if !resources
             .iter()
             .any(|r| r.group == ar.group && r.plural == ar.plural)
         {
             resources.push(ar);
             has_status.push(status);
+            identities.push(identity);
         }
     }
     let (tx, rx) = mpsc::unbounded_channel();
@@ -175,6 +188,7 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
         }),
         resources,
         has_status,
+        identities,
         failures: Mutex::default(),
         writers: Mutex::default(),
         queue: tx,
@@ -231,9 +245,12 @@ fn synctargets() -> ApiResource {
     resource("workload.kcp.io", "v1alpha1", "SyncTarget", "synctargets")
 }
 
-/// The SyncTarget (checked against its uid) and its syncer view's URL, once kplex has given
-/// it a key and a URL.
-async fn find_target(config: &Config, args: &SyncerArgs) -> Result<(Target, String), Error> {
+/// The SyncTarget (checked against its uid), its syncer view's URL once kplex has given it a
+/// key and a URL, and the APIExport it supports.
+async fn find_target(
+    config: &Config,
+    args: &SyncerArgs,
+) -> Result<(Target, String, String), Error> {
     let api: Api<DynamicObject> = Api::all_with(Client::try_from(config.clone())?, &synctargets());
     loop {
         let st = serde_json::to_value(api.get(&args.sync_target_name).await?).unwrap_or_default();
@@ -271,7 +288,7 @@ async fn find_target(config: &Config, args: &SyncerArgs) -> Result<(Target, Stri
                 uid,
                 key,
             };
-            return Ok((target, view));
+            return Ok((target, view, importer::supported_export(&st)));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -810,7 +827,11 @@ impl Syncer {
             Ok(c) => c,
             Err(e) => return tracing::error!(error = %e, "no upstream client"),
         };
-        let api: Api<DynamicObject> = Api::all_with(client, &self.resources[res]);
+        let mut across = self.resources[res].clone();
+        if !self.identities[res].is_empty() {
+            across.plural = format!("{}:{}", across.plural, self.identities[res]);
+        }
+        let api: Api<DynamicObject> = Api::all_with(client, &across);
         let mut stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -1097,13 +1118,16 @@ impl Syncer {
     /// `status.syncedResources`: what this agent syncs.
     async fn report_resources(&self) {
         // Namespaces first: they are synced too (cluster-scoped upstream, `kcp-*` downstream).
-        let synced = synced_resources(
-            std::iter::once(("", "namespaces", "v1")).chain(
-                self.resources
-                    .iter()
-                    .map(|r| (r.group.as_str(), r.plural.as_str(), r.version.as_str())),
-            ),
-        );
+        let synced = synced_resources(std::iter::once(("", "namespaces", "v1", "")).chain(
+            self.resources.iter().zip(&self.identities).map(|(r, id)| {
+                (
+                    r.group.as_str(),
+                    r.plural.as_str(),
+                    r.version.as_str(),
+                    id.as_str(),
+                )
+            }),
+        ));
         if let Ok(api) = self.target_api()
             && let Err(e) = api
                 .patch_status(

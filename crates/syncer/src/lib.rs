@@ -21,6 +21,7 @@
 //! It talks HTTP only (the `kube` crate); it depends on no kplex crate.
 
 mod engine;
+pub mod importer;
 pub mod transform;
 
 use std::path::PathBuf;
@@ -52,7 +53,9 @@ pub struct SyncerArgs {
     /// Context of the downstream kubeconfig.
     #[arg(long)]
     pub to_context: Option<String>,
-    /// Resources to sync beyond the defaults (`plural.group`, comma-separated).
+    /// Resources to sync beyond the defaults (`plural.group`, comma-separated). One the
+    /// downstream cluster defines by a CRD is imported: served upstream through the
+    /// SyncTarget's supported APIExport.
     #[arg(long, value_delimiter = ',')]
     pub resources: Vec<String>,
     /// How often to tell kplex the agent is alive.
@@ -115,8 +118,12 @@ pub enum Error {
         found: String,
         expected: String,
     },
-    #[error("resource {0:?} is not served upstream")]
+    #[error(
+        "resource {0:?} is neither served upstream nor defined downstream by a CustomResourceDefinition with a storage version"
+    )]
     UnknownResource(String),
+    #[error("APIExport {0} has no identity yet: is kplex's APIs controller running?")]
+    NoIdentity(String),
     #[error("downstream namespace {0} exists and is not the syncer's: refusing to use it")]
     ForeignNamespace(String),
     #[error("encoding an object: {0}")]

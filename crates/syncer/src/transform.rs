@@ -220,12 +220,16 @@ pub fn heartbeat_patch(uid: &str, now: &str) -> Value {
 
 /// `status.syncedResources`: every resource the agent syncs, as (group, plural, version).
 pub fn synced_resources<'a>(
-    resources: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    resources: impl IntoIterator<Item = (&'a str, &'a str, &'a str, &'a str)>,
 ) -> Value {
     resources
         .into_iter()
-        .map(|(group, plural, version)| {
-            json!({"group": group, "resource": plural, "versions": [version], "state": "Accepted"})
+        .map(|(group, plural, version, identity)| {
+            let mut r = json!({"group": group, "resource": plural, "versions": [version], "state": "Accepted"});
+            if !identity.is_empty() {
+                r["identityHash"] = json!(identity);
+            }
+            r
         })
         .collect()
 }
@@ -382,10 +386,13 @@ mod tests {
             ])
         );
         assert_eq!(
-            synced_resources([("", "namespaces", "v1"), ("apps", "deployments", "v1")]),
+            synced_resources([
+                ("", "namespaces", "v1", ""),
+                ("example.com", "widgets", "v1", "abc")
+            ]),
             json!([
                 {"group": "", "resource": "namespaces", "versions": ["v1"], "state": "Accepted"},
-                {"group": "apps", "resource": "deployments", "versions": ["v1"], "state": "Accepted"},
+                {"group": "example.com", "resource": "widgets", "versions": ["v1"], "state": "Accepted", "identityHash": "abc"},
             ])
         );
     }

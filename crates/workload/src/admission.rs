@@ -11,7 +11,7 @@ use kplex_registry::registry::admission::{AdmissionPlugin, Attributes, Operation
 use kplex_registry::registry::{Registry, Scope};
 use serde_json::Value;
 
-use crate::scheduling::{SYNCED, apply_sync_labels, placeable, sync_labels};
+use crate::scheduling::{apply_sync_labels, is_synced, lacks_sync_labels, placeable, sync_labels};
 
 /// Using another workspace's Locations needs permission there, as in kcp: a Placement whose
 /// `spec.locationWorkspace` names another workspace is admitted only if its creator may
@@ -126,11 +126,8 @@ impl AdmissionPlugin for StateLabels {
         _old: Option<&Value>,
     ) -> Result<(), ApiError> {
         let desc = &attrs.scope.desc;
-        let synced = SYNCED
-            .iter()
-            .any(|(g, v, r)| desc.group == *g && desc.version == *v && desc.plural == *r);
-        if !synced
-            || !self.tenants.contains(attrs.cluster)
+        if !self.tenants.contains(attrs.cluster)
+            || !is_synced(desc)
             || attrs.operation == Operation::Delete
             || !attrs.subresource.is_empty()
             || !placeable(&desc.plural, attrs.name)
@@ -142,7 +139,7 @@ impl AdmissionPlugin for StateLabels {
         };
         let wanted = self.namespace_labels(attrs.cluster, ns).await?;
         let mut labels = meta::labels(obj);
-        if sync_labels(&labels) != wanted {
+        if lacks_sync_labels(&labels, &wanted) {
             apply_sync_labels(&mut labels, &wanted);
             meta::set_labels(obj, labels);
         }

@@ -9,8 +9,8 @@
 //!   namespace a Placement selects is put on one SyncTarget of it (kept there while the
 //!   target exists: losing a heartbeat does not move workloads — failover is explicit), by
 //!   labelling the namespace `state.workload.kcp.io/<key>=Sync`;
-//! - the objects of a scheduled namespace get the same label ([`SYNCED`] kinds; new ones at
-//!   admission, existing ones here).
+//! - the objects of a scheduled namespace get the same label ([`SYNCED`] kinds and custom
+//!   resources, see [`is_synced`]; new ones at admission, existing ones here).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use kplex_apimachinery::selector::LabelSelector;
 use kplex_apimachinery::{ApiError, meta};
+use kplex_registry::catalog::{Origin, ResourceDesc};
 use kplex_registry::object::CLUSTER_ANNOTATION;
 use kplex_registry::registry::{ListOptions, Registry, Scope, WriteOptions};
 use kplex_registry::served::Served;
@@ -48,6 +49,17 @@ pub const SYNCED: &[(&str, &str, &str)] = &[
     ("batch", "v1", "jobs"),
     ("networking.k8s.io", "v1", "ingresses"),
 ];
+
+/// Whether objects of `desc` are placed with their namespace: the [`SYNCED`] built-ins, and
+/// every namespaced custom resource (from a CRD, or bound from an APIExport such as the
+/// compute workspace's `kubernetes` export that syncers import downstream CRDs into). As in
+/// kcp, labelling is broad and each syncer syncs only the resources it knows.
+pub fn is_synced(desc: &ResourceDesc) -> bool {
+    SYNCED
+        .iter()
+        .any(|(g, v, r)| desc.group == *g && desc.version == *v && desc.plural == *r)
+        || (desc.namespaced && matches!(desc.origin, Origin::Crd { .. } | Origin::Bound(_)))
+}
 
 /// Objects every namespace has on every cluster (their downstream twins are the downstream
 /// cluster's own): never placed, as kcp's syncer never synced them.
@@ -93,12 +105,13 @@ pub enum Work {
         cluster: String,
         name: String,
     },
-    /// A new object of [`SYNCED`] kind `kind` in a tenant's namespace: it gets its
-    /// namespace's state labels even if it was admitted just before the namespace had them.
+    /// A new object of a synced resource (group, version, plural) in a tenant's namespace:
+    /// it gets its namespace's state labels even if it was admitted just before the
+    /// namespace had them.
     Object {
         cluster: String,
         namespace: String,
-        kind: usize,
+        resource: (String, String, String),
         name: String,
     },
 }
@@ -221,6 +234,22 @@ fn key_cluster<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
     key.strip_prefix(prefix)?.split('/').next()
 }
 
+/// The logical cluster of a custom resource's key: `/registry/<group>/<plural>/<cluster>/…`
+/// from a CRD, `/registry/<group>/<plural>/<identity>/<cluster>/…` when bound. Custom
+/// groups have a dot and are not Kubernetes' or kcp's own.
+fn custom_key_cluster(key: &str) -> Option<&str> {
+    let mut parts = key.strip_prefix("/registry/")?.split('/');
+    let group = parts.next()?;
+    let builtin = group.ends_with("k8s.io") || group.ends_with("kcp.io");
+    if !group.contains('.') || builtin {
+        return None;
+    }
+    let _plural = parts.next()?;
+    let next = parts.next()?;
+    let identity = next.len() == 64 && next.bytes().all(|b| b.is_ascii_hexdigit());
+    if identity { parts.next() } else { Some(next) }
+}
+
 #[async_trait]
 impl EventHandler for Scheduling {
     fn start_prefixes(&self) -> Vec<String> {
@@ -235,6 +264,7 @@ impl EventHandler for Scheduling {
             || synced_prefixes()
                 .iter()
                 .any(|p| key_cluster(key, p).is_some_and(|c| self.is_tenant(c)))
+            || custom_key_cluster(key).is_some_and(|c| self.is_tenant(c))
     }
 
     fn changed(&self, obj: &Value, created: bool) {
@@ -250,23 +280,25 @@ impl EventHandler for Scheduling {
                 self.tenants.insert(&cluster);
                 self.queue.add(Work::Tenant { cluster });
             }
-            Some(kind) if synced_kind(kind).is_some() => {
-                if created
-                    && let (Some(k), Some(namespace)) = (synced_kind(kind), meta::namespace(obj))
-                {
-                    self.queue.add(Work::Object {
-                        cluster,
-                        namespace: namespace.to_string(),
-                        kind: k,
-                        name,
-                    });
-                }
-            }
             Some("Namespace") => {
                 self.queue.add(Work::Tenant {
                     cluster: cluster.clone(),
                 });
                 self.queue.add(Work::Namespace { cluster, name });
+            }
+            Some(kind) if created => {
+                let (Some(namespace), Some(resource)) = (
+                    meta::namespace(obj),
+                    self.synced_resource(&cluster, obj, kind),
+                ) else {
+                    return;
+                };
+                self.queue.add(Work::Object {
+                    namespace: namespace.to_string(),
+                    cluster,
+                    resource,
+                    name,
+                });
             }
             _ => {}
         }
@@ -317,10 +349,12 @@ impl Reconciler for Scheduling {
             Work::Object {
                 cluster,
                 namespace,
-                kind,
+                resource,
                 name,
             } => {
-                self.label_object(cluster, namespace, *kind, name).await?;
+                let (g, v, r) = resource;
+                self.label_object(cluster, namespace, (g, v, r), name)
+                    .await?;
                 Ok(Action::Done)
             }
         }
@@ -647,17 +681,38 @@ impl Scheduling {
         Ok(selected.filter(|_| desired.is_some()))
     }
 
+    /// The (group, version, plural) of a synced object of `kind`, if its resource is synced.
+    fn synced_resource(
+        &self,
+        cluster: &str,
+        obj: &Value,
+        kind: &str,
+    ) -> Option<(String, String, String)> {
+        if let Some(k) = synced_kind(kind) {
+            let (g, v, r) = SYNCED[k];
+            return Some((g.into(), v.into(), r.into()));
+        }
+        let api_version = obj.get("apiVersion").and_then(Value::as_str)?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        self.w
+            .served
+            .resources(Some(cluster))
+            .into_iter()
+            .find(|d| d.kind == kind && d.group == group && d.version == version && is_synced(d))
+            .map(|d| (d.group.clone(), d.version.clone(), d.plural.clone()))
+    }
+
     /// Gives one object its namespace's state labels (if it lacks them).
     async fn label_object(
         &self,
         cluster: &str,
         ns: &str,
-        kind: usize,
+        gvr: (&str, &str, &str),
         name: &str,
     ) -> Result<(), ApiError> {
         let (Some(ns_scope), Some(mut scope)) = (
             self.scope(Some(cluster), ("", "v1", "namespaces")),
-            self.scope(Some(cluster), SYNCED[kind]),
+            self.scope(Some(cluster), gvr),
         ) else {
             return Ok(());
         };
@@ -671,7 +726,7 @@ impl Scheduling {
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         let wanted = sync_labels(&meta::labels(&namespace));
-        if sync_labels(&meta::labels(&obj)) == wanted || !placeable(SYNCED[kind].2, name) {
+        if !lacks_sync_labels(&meta::labels(&obj), &wanted) || !placeable(gvr.2, name) {
             return Ok(());
         }
         let result = self
@@ -698,15 +753,17 @@ impl Scheduling {
             Err(e) => return Err(e),
         };
         let wanted = sync_labels(&meta::labels(&namespace));
-        for gvr in SYNCED {
-            let Some(mut scope) = self.scope(Some(cluster), *gvr) else {
-                continue;
+        let synced = self.w.served.resources(Some(cluster));
+        for desc in synced.into_iter().filter(|d| is_synced(d)) {
+            let scope = Scope {
+                cluster: Some(cluster.to_string()),
+                namespace: Some(ns.to_string()),
+                desc,
             };
-            scope.namespace = Some(ns.to_string());
             for obj in self.list(&scope).await? {
                 let labels = meta::labels(&obj);
-                if sync_labels(&labels) == wanted
-                    || !placeable(gvr.2, meta::name(&obj).unwrap_or_default())
+                if !lacks_sync_labels(&labels, &wanted)
+                    || !placeable(&scope.desc.plural, meta::name(&obj).unwrap_or_default())
                 {
                     continue;
                 }
@@ -806,11 +863,19 @@ pub fn sync_labels(labels: &Map<String, Value>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Replaces the `Sync` state labels of `labels` with `wanted` (other states stay).
+/// Whether [`apply_sync_labels`] would change `labels`.
+pub fn lacks_sync_labels(labels: &Map<String, Value>, wanted: &BTreeMap<String, String>) -> bool {
+    let mut applied = labels.clone();
+    apply_sync_labels(&mut applied, wanted);
+    applied != *labels
+}
+
+/// Replaces the `Sync` state labels of `labels` with `wanted`. Other states stay: an object
+/// a target shows upstream (`Upsync`) is never sent back down to it.
 pub fn apply_sync_labels(labels: &mut Map<String, Value>, wanted: &BTreeMap<String, String>) {
     labels.retain(|k, v| !(k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync")));
     for (k, v) in wanted {
-        labels.insert(k.clone(), json!(v));
+        labels.entry(k.clone()).or_insert_with(|| json!(v));
     }
 }
 
@@ -1057,8 +1122,10 @@ mod tests {
             "app": "x", "state.workload.kcp.io/old": "Sync", "state.workload.kcp.io/up": "Upsync",
         }))
         .unwrap();
-        let wanted =
-            BTreeMap::from([("state.workload.kcp.io/new".to_string(), "Sync".to_string())]);
+        let wanted = BTreeMap::from([
+            ("state.workload.kcp.io/new".to_string(), "Sync".to_string()),
+            ("state.workload.kcp.io/up".to_string(), "Sync".to_string()),
+        ]);
         apply_sync_labels(&mut labels, &wanted);
         assert_eq!(
             json!(labels),
