@@ -521,7 +521,13 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     let export = json(&ws_ok(
         &up,
         "root:compute",
-        &["get", "apiexports.v1alpha1.apis.kcp.io", "kubernetes", "-o", "json"],
+        &[
+            "get",
+            "apiexports.v1alpha1.apis.kcp.io",
+            "kubernetes",
+            "-o",
+            "json",
+        ],
     ));
     assert_eq!(export["status"]["identityHash"], identity.as_str());
     let schemas = export["spec"]["latestResourceSchemas"].as_array().unwrap();
@@ -606,7 +612,13 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     let export = json(&ws_ok(
         &up,
         "root:compute",
-        &["get", "apiexports.v1alpha1.apis.kcp.io", "kubernetes", "-o", "json"],
+        &[
+            "get",
+            "apiexports.v1alpha1.apis.kcp.io",
+            "kubernetes",
+            "-o",
+            "json",
+        ],
     ));
     assert_eq!(
         export["spec"]["latestResourceSchemas"],

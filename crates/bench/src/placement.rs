@@ -39,6 +39,10 @@ pub struct PlacementBenchArgs {
     /// Requests in flight at once while setting up.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Then fill upstream with this many placed objects, restart it, and time the first
+    /// change after the restart until it is downstream (0: skip).
+    #[arg(long, default_value_t = 0)]
+    restart_objects: usize,
     #[command(flatten)]
     kplex: KplexBinary,
 }
@@ -181,7 +185,7 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
     // target), so the per-user watch budget must cover them all.
     let watches = (t * 32 + 1000).to_string();
     let extra = ["--max-watches-per-user", watches.as_str()];
-    let up = Server::start_with(&args.kplex, &[], &extra).await?;
+    let mut up = Server::start_with(&args.kplex, &[], &extra).await?;
     let down = Server::start_with(&args.kplex, &[], &extra).await?;
     let upc = up.client(4).await?;
     let downc = down.client(4).await?;
@@ -284,24 +288,36 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         .await?;
     }
 
-    let down_events = spec_down(&down, &upc, w, args.events).await?;
+    let down_events = spec_down(&down, &upc, w, args.events, "e").await?;
     let loaded_rss = syncers.max_rss_kib();
     let status_events = status_up(&up, &down, &upc, w.min(args.status_events)).await?;
+    let mut rows = vec![
+        Row {
+            name: "upstream create → downstream object".into(),
+            better: Better::Latency,
+            samples: vec![down_events],
+        },
+        Row {
+            name: "downstream status → upstream".into(),
+            better: Better::Latency,
+            samples: vec![status_events],
+        },
+    ];
+    if args.restart_objects > 0 {
+        let first = after_restart(&mut up, &down, w, args.restart_objects, conc).await?;
+        rows.push(Row {
+            name: format!(
+                "first change after an upstream restart holding {} objects → downstream",
+                args.restart_objects
+            ),
+            better: Better::Latency,
+            samples: vec![first],
+        });
+    }
     print_table(
         &format!("placement: {t} targets × {w} workspaces, one kplex syncer process per target"),
         &["kplex"],
-        &[
-            Row {
-                name: "upstream create → downstream object".into(),
-                better: Better::Latency,
-                samples: vec![down_events],
-            },
-            Row {
-                name: "downstream status → upstream".into(),
-                better: Better::Latency,
-                samples: vec![status_events],
-            },
-        ],
+        &rows,
     );
     println!(
         "\nsyncer RSS (largest of {t}): idle {:.1} MiB; after {} synced objects {:.1} MiB",
@@ -310,16 +326,102 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         loaded_rss as f64 / 1024.0
     );
     println!(
-        "goals: create → downstream p50 ≤ 50 ms, p99 ≤ 250 ms; status → upstream p99 ≤ 1 s; syncer ≤ 20 MiB idle"
+        "goals: create → downstream p50 ≤ 50 ms, p99 ≤ 250 ms; status → upstream p99 ≤ 1 s; first change after a restart ≤ 1 s; syncer ≤ 20 MiB idle"
     );
     Ok(())
 }
 
-/// Upstream ConfigMap creates (carrying their send time) → the downstream wildcard watch.
-async fn spec_down(down: &Server, upc: &Client, w: usize, events: u64) -> anyhow::Result<Sample> {
+/// Objects of a downstream wildcard list (its first page's items plus the remaining count).
+async fn count(c: &Client, collection: &str) -> anyhow::Result<u64> {
+    let page = get_json(c, &format!("{collection}?limit=1")).await?;
+    let items = page["items"].as_array().map_or(0, Vec::len) as u64;
+    let rest = page
+        .pointer("/metadata/remainingItemCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Ok(items + rest)
+}
+
+/// Fills upstream with `objects` placed ConfigMaps and waits until all are downstream;
+/// restarts upstream (printing how long it took to be ready); then times one create made as
+/// soon as it is ready until the object is downstream: the syncers must have reconnected
+/// and re-listed.
+async fn after_restart(
+    up: &mut Server,
+    down: &Server,
+    w: usize,
+    objects: usize,
+    conc: usize,
+) -> anyhow::Result<Sample> {
+    const CONFIGMAPS: &str = "/clusters/*/api/v1/configmaps";
+    let downc = down.client(1).await?;
+    let before = count(&downc, CONFIGMAPS).await?;
+    let upc = up.client(4).await?;
+    println!("filling upstream with {objects} placed objects…");
+    let fill = Instant::now();
+    let c = upc.clone();
+    each(conc, objects, move |i| {
+        let c = c.clone();
+        async move {
+            let path = format!(
+                "/clusters/root:w{}/api/v1/namespaces/default/configmaps",
+                i % w
+            );
+            expect(
+                &c,
+                Method::POST,
+                &path,
+                configmap(&format!("f{i}"), 0),
+                StatusCode::CREATED,
+            )
+            .await
+            .map(drop)
+        }
+    })
+    .await?;
+    let created = fill.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count(&downc, CONFIGMAPS).await? < before + objects as u64 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the objects did not all reach downstream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "  created in {:.1} s, all downstream after {:.1} s",
+        created.as_secs_f64(),
+        fill.elapsed().as_secs_f64()
+    );
+    up.restart().await?;
+    println!(
+        "  upstream restarted: ready {:.2} s after the kill",
+        up.started_in.as_secs_f64()
+    );
+    let upc = up.client(1).await?;
+    spec_down(down, &upc, w, 1, "r").await
+}
+
+/// Upstream ConfigMap creates named `<prefix><i>` (carrying their send time) → the
+/// downstream wildcard watch.
+async fn spec_down(
+    down: &Server,
+    upc: &Client,
+    w: usize,
+    events: u64,
+    prefix: &'static str,
+) -> anyhow::Result<Sample> {
     let watch = down.client(1).await?;
+    // From now on: a watch without a resourceVersion would first replay every object.
+    let now = get_json(&watch, "/clusters/*/api/v1/configmaps?limit=1").await?;
+    let rv = now
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let stream = watch
-        .stream("/clusters/*/api/v1/configmaps?watch=true")
+        .stream(&format!(
+            "/clusters/*/api/v1/configmaps?watch=true&resourceVersion={rv}"
+        ))
         .await?;
     let epoch = Instant::now();
     let observer = tokio::spawn(async move {
@@ -330,7 +432,11 @@ async fn spec_down(down: &Server, upc: &Client, w: usize, events: u64) -> anyhow
             let (lines, now) = next_lines(&mut frames, &mut buf).await?;
             for line in lines {
                 let event: Value = serde_json::from_slice(&line)?;
-                if event["type"] != "ADDED" {
+                let ours = event
+                    .pointer("/object/metadata/name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.starts_with(prefix));
+                if event["type"] != "ADDED" || !ours {
                     continue;
                 }
                 if let Some(sent) = event
@@ -362,7 +468,7 @@ async fn spec_down(down: &Server, upc: &Client, w: usize, events: u64) -> anyhow
                 &c,
                 Method::POST,
                 &path,
-                configmap(&format!("e{i}"), sent),
+                configmap(&format!("{prefix}{i}"), sent),
                 StatusCode::CREATED,
             )
             .await

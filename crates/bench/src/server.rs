@@ -45,6 +45,18 @@ pub struct Server {
     dir: tempfile::TempDir,
     addr: std::net::SocketAddr,
     pub started_in: Duration,
+    binary: std::path::PathBuf,
+    args: Vec<std::ffi::OsString>,
+}
+
+fn spawn(binary: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<Child> {
+    Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawn {} start", binary.display()))
 }
 
 impl Drop for Server {
@@ -75,34 +87,46 @@ impl Server {
         eprintln!("starting {} start …", binary.display());
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let mut cmd = Command::new(&binary);
-        cmd.arg("start")
-            .arg("--root-directory")
-            .arg(dir.path())
-            .arg("--secure-port")
-            .arg(port.to_string());
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "start".into(),
+            "--root-directory".into(),
+            dir.path().into(),
+            "--secure-port".into(),
+            port.to_string().into(),
+        ];
         if !etcd.is_empty() {
-            cmd.arg("--etcd-servers").arg(etcd.join(","));
+            args.extend(["--etcd-servers".into(), etcd.join(",").into()]);
         }
-        cmd.args(extra);
+        args.extend(extra.iter().map(Into::into));
         let started = Instant::now();
-        let child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("spawn {} start", binary.display()))?;
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let child = spawn(&binary, &args)?;
         let mut server = Self {
             child,
             dir,
-            addr,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             started_in: Duration::ZERO,
+            binary,
+            args,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        server.wait_ready(started).await?;
+        Ok(server)
+    }
+
+    /// Kills the server and starts it again on the same root and port; `started_in` is
+    /// then the time from the kill until it is ready.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.binary, &self.args)?;
+        self.wait_ready(started).await
+    }
+
+    async fn wait_ready(&mut self, started: Instant) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             anyhow::ensure!(Instant::now() < deadline, "kplex did not become ready");
-            if let Ok(client) = server.client(1).await
+            if let Ok(client) = self.client(1).await
                 && let Ok((StatusCode::OK, _)) = client
                     .send(Method::GET, "/readyz", None, Bytes::new())
                     .await
@@ -111,8 +135,8 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        server.started_in = started.elapsed();
-        Ok(server)
+        self.started_in = started.elapsed();
+        Ok(())
     }
 
     pub async fn client(&self, connections: usize) -> anyhow::Result<Client> {

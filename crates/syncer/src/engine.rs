@@ -64,6 +64,36 @@ const SHOWN: &[(&str, &str, &str, &str)] = &[
     ("", "v1", "Secret", "secrets"),
 ];
 
+/// How upstream watches reconnect: from 100 ms, doubling to at most 1 s (kube's default
+/// backs off to 30 s). Upstream is one kplex, and after it restarts the next change must
+/// reach downstream within a second; a refused connection costs next to nothing.
+#[derive(Clone, Debug)]
+struct UpstreamBackoff(Duration);
+
+const UPSTREAM_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+impl Default for UpstreamBackoff {
+    fn default() -> Self {
+        Self(UPSTREAM_BACKOFF.0)
+    }
+}
+
+impl Iterator for UpstreamBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.0;
+        self.0 = (now * 2).min(UPSTREAM_BACKOFF.1);
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for UpstreamBackoff {
+    fn reset(&mut self) {
+        self.0 = UPSTREAM_BACKOFF.0;
+    }
+}
+
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
@@ -833,7 +863,7 @@ impl Syncer {
         }
         let api: Api<DynamicObject> = Api::all_with(client, &across);
         let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
+            .backoff(UpstreamBackoff::default())
             .boxed();
         let mut listing: HashSet<Key> = HashSet::new();
         while let Some(event) = stream.next().await {
@@ -912,7 +942,7 @@ impl Syncer {
         let api: Api<DynamicObject> =
             Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
         let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
+            .backoff(UpstreamBackoff::default())
             .boxed();
         let mut listing = HashSet::new();
         while let Some(event) = stream.next().await {
@@ -968,7 +998,7 @@ impl Syncer {
         let (g, v, k, p) = SHOWN[kind];
         let api: Api<DynamicObject> = Api::all_with(client, &resource(g, v, k, p));
         let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
+            .backoff(UpstreamBackoff::default())
             .applied_objects()
             .boxed();
         while let Some(obj) = stream.next().await {
@@ -1191,6 +1221,16 @@ fn retry_delay(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_watches_reconnect_within_a_second() {
+        use kube::runtime::utils::Backoff;
+        let mut b = UpstreamBackoff::default();
+        let waits: Vec<u64> = b.by_ref().take(6).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(100)));
+    }
 
     #[test]
     fn retries_back_off_to_a_bound() {
