@@ -2,6 +2,7 @@
 //! (`crates/bench`).
 
 mod debug;
+mod snapshot;
 mod start;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Syncer(kplex_syncer::SyncerArgs),
     /// Simulate a cluster's nodes, kubelets and controllers (a test and demo tool).
     Sim(kplex_sim::SimArgs),
+    /// Back up and restore the store (kplex's snapshot format).
+    Snapshot(snapshot::SnapshotArgs),
     /// Tools for the test suite (not for users).
     #[command(hide = true)]
     Debug(debug::DebugArgs),
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             Command::Debug(args) => debug::run(args).await,
             Command::Syncer(args) => Ok(kplex_syncer::run(args).await?),
             Command::Sim(args) => Ok(kplex_sim::run(args).await?),
+            Command::Snapshot(args) => snapshot::run(args).await,
         }
     })
 }

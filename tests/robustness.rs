@@ -636,3 +636,144 @@ fn malformed_requests_in_bulk_change_nothing_and_never_fail_the_server() {
     );
     eprintln!("{total} malformed requests; RSS {rss_before} → {rss_during} → {rss_after} KiB");
 }
+
+/// `kplex snapshot save` (online, and from a stopped root directory) and `kplex snapshot
+/// restore`: the restored store serves every object, resourceVersion and workspace as they
+/// were; only cluster admins, and only at the root, get a snapshot.
+#[test]
+fn a_snapshot_restores_every_object_and_resource_version() {
+    let mut k = Kplex::start(Backend::Embedded);
+    common::create_workspace(&k, "root", "team", None);
+    k.ok_stdin(&["apply", "-f", "-"], common::WIDGETS_SCHEMA);
+    for i in 0..20 {
+        common::ws_ok(
+            &k,
+            "root:team",
+            &[
+                "create",
+                "configmap",
+                &format!("c{i}"),
+                "--from-literal=k=v",
+            ],
+        );
+    }
+    common::ws_ok(&k, "root:team", &["delete", "configmap", "c3"]);
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=password=x",
+    ]);
+    let raw = Raw::new(&k);
+    let token = k.token();
+    let before = snapshot(&raw, &token);
+
+    let kplex = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kplex"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let online = k.dir.path().join("online.snap");
+    let kubeconfig = k.kubeconfig();
+    let (ok, out) = kplex(&[
+        "snapshot",
+        "save",
+        online.to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, status) = kplex(&["snapshot", "status", online.to_str().unwrap()]);
+    assert!(
+        ok && status.contains(&format!("revision {}", before.1)),
+        "{status} vs {before:?}"
+    );
+    // Not through a workspace, and not for its admins: the file holds every workspace.
+    let bearer = [("Authorization", format!("Bearer {token}"))];
+    let a = raw
+        .request("GET", "/clusters/root:team/snapshot", &bearer, b"")
+        .unwrap();
+    assert_eq!(a.code, 404);
+    let a = raw.request("GET", "/snapshot", &[], b"").unwrap();
+    assert_eq!(a.code, 401);
+    // The store in use cannot be read behind the server's back.
+    let (ok, out) = kplex(&[
+        "snapshot",
+        "save",
+        "/dev/null",
+        "--root-directory",
+        k.root().to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("running"), "{out}");
+
+    // Stopped: the directory's store gives the same snapshot; restored, the same objects.
+    k.stop();
+    let offline = k.dir.path().join("offline.snap");
+    let (ok, out) = kplex(&[
+        "snapshot",
+        "save",
+        offline.to_str().unwrap(),
+        "--root-directory",
+        k.root().to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (_, offline_status) = kplex(&["snapshot", "status", offline.to_str().unwrap()]);
+    assert!(
+        offline_status.contains(&format!("revision {}", before.1)),
+        "{offline_status}"
+    );
+    std::fs::rename(k.root().join("store.db"), k.dir.path().join("store.db.old")).unwrap();
+    let (ok, out) = kplex(&[
+        "snapshot",
+        "restore",
+        online.to_str().unwrap(),
+        "--root-directory",
+        k.root().to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    // Never over a store.
+    let (ok, out) = kplex(&[
+        "snapshot",
+        "restore",
+        online.to_str().unwrap(),
+        "--root-directory",
+        k.root().to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("exists"), "{out}");
+    k.restart();
+    let raw = Raw::new(&k);
+    assert_eq!(snapshot(&raw, &token), before, "the restored store differs");
+    assert_eq!(
+        common::ws_ok(
+            &k,
+            "root:team",
+            &["get", "configmap", "c7", "-o", "jsonpath={.data.k}"]
+        ),
+        "v"
+    );
+    // Writes go on from the saved revision.
+    k.ok(&["create", "configmap", "after-restore"]);
+
+    // A damaged file is refused and restores nothing.
+    let mut bytes = std::fs::read(&online).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    let damaged = k.dir.path().join("damaged.snap");
+    std::fs::write(&damaged, bytes).unwrap();
+    let elsewhere = k.dir.path().join("elsewhere");
+    let (ok, out) = kplex(&[
+        "snapshot",
+        "restore",
+        damaged.to_str().unwrap(),
+        "--root-directory",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("damaged"), "{out}");
+    assert!(!elsewhere.join("store.db").exists());
+}

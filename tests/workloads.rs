@@ -151,6 +151,8 @@ fn start_syncer(setup: &SyncerSetup, down: &Downstream, log: &Path) -> Proc {
         to.to_str().unwrap(),
         "--heartbeat-interval",
         "1s",
+        "--api-import-poll-interval",
+        "1s",
     ]);
     kplex_cmd(&args, log)
 }
@@ -630,6 +632,30 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
         &["get", "apiresourceschemas", "-o", "name"],
     );
     assert_eq!(all.lines().count(), 1, "{all}");
+
+    // A CRD changed downstream replaces its schema in the export.
+    east.api.ok_stdin(
+        &["apply", "-f", "-"],
+        &WIDGETS.replace(
+            "size: {type: integer}",
+            "size: {type: integer}, color: {type: string}",
+        ),
+    );
+    eventually(10, "the changed CRD imported", || {
+        let export = json(&ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "apiexports.v1alpha1.apis.kcp.io",
+                "kubernetes",
+                "-o",
+                "json",
+            ],
+        ));
+        let latest = export["spec"]["latestResourceSchemas"].clone();
+        (latest != serde_json::json!([schema])).then_some(latest)
+    });
 
     // Deleting upstream deletes downstream.
     ws_ok(

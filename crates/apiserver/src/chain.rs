@@ -224,6 +224,9 @@ impl Api {
                 self.exposition.encode(),
             ));
         }
+        if target == Target::Snapshot {
+            return self.snapshot(cluster.as_deref(), method).await;
+        }
         // 9. Virtual workspaces: the one addressed answers, or says how to serve.
         let serve = match vw {
             // Boxed here and below: an inline awaitee makes every request's future as large
@@ -274,6 +277,39 @@ impl Api {
             serve.predicate,
         ))
         .await
+    }
+
+    /// A backup of the whole store, consistent at one revision (`kplex snapshot save`).
+    /// Only in the root workspace — whose RBAC allowed `get` on `/snapshot` just before:
+    /// cluster admins — since it holds every workspace.
+    async fn snapshot(
+        &self,
+        cluster: Option<&str>,
+        method: &Method,
+    ) -> Result<Response<Body>, ApiError> {
+        if cluster != Some(crate::request::ROOT_CLUSTER) {
+            return Err(ApiError::no_such_path());
+        }
+        if method != Method::GET {
+            return Err(ApiError::method_not_supported(
+                "",
+                "snapshot",
+                method.as_str(),
+            ));
+        }
+        let failed = |e: kplex_snapshot::Error| ApiError::internal(&e.to_string());
+        let written_by = concat!("kplex ", env!("CARGO_PKG_VERSION"));
+        let snapshot =
+            kplex_snapshot::take(self.registry.store.as_ref(), "a running kplex", written_by)
+                .await
+                .map_err(failed)?;
+        let mut file = Vec::new();
+        kplex_snapshot::write(&snapshot, &mut file).map_err(failed)?;
+        Ok(response::with_body(
+            StatusCode::OK,
+            "application/octet-stream",
+            file,
+        ))
     }
 
     /// `/livez`, `/healthz`, `/readyz` and `/version`.

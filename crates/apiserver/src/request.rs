@@ -68,6 +68,8 @@ pub enum Target {
     Healthz,
     Version,
     Metrics,
+    /// `/snapshot`: the whole store, as a snapshot file (`kplex snapshot save`).
+    Snapshot,
     /// `/api`
     CoreVersions,
     /// `/apis`
@@ -205,6 +207,7 @@ fn classify(method: &Method, path: &str, watch: bool) -> Target {
         ["healthz", ..] => Target::Healthz,
         ["version"] => Target::Version,
         ["metrics"] => Target::Metrics,
+        ["snapshot"] => Target::Snapshot,
         ["api"] => Target::CoreVersions,
         ["apis"] => Target::Groups,
         ["apis", group] => Target::Group(group.to_string()),

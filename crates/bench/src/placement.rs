@@ -303,22 +303,22 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
             samples: vec![status_events],
         },
     ];
+    let title =
+        format!("placement: {t} targets × {w} workspaces, one kplex syncer process per target");
+    print_table(&title, &["kplex"], &rows);
+    // Printed first: the restart phase is long, and its figures come on their own.
     if args.restart_objects > 0 {
         let first = after_restart(&mut up, &down, w, args.restart_objects, conc).await?;
-        rows.push(Row {
+        rows = vec![Row {
             name: format!(
                 "first change after an upstream restart holding {} objects → downstream",
                 args.restart_objects
             ),
             better: Better::Latency,
             samples: vec![first],
-        });
+        }];
+        print_table(&title, &["kplex"], &rows);
     }
-    print_table(
-        &format!("placement: {t} targets × {w} workspaces, one kplex syncer process per target"),
-        &["kplex"],
-        &rows,
-    );
     println!(
         "\nsyncer RSS (largest of {t}): idle {:.1} MiB; after {} synced objects {:.1} MiB",
         idle_rss as f64 / 1024.0,

@@ -185,10 +185,14 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
     let mut identities = vec![String::new(); resources.len()];
     let wildcard = client_at(&config, &format!("{view}/clusters/*"))?;
     let home = Client::try_from(config.clone())?;
+    let mut imported = Vec::new();
     for extra in &args.resources {
         // A downstream CRD is imported; anything else must be served upstream already.
         let (ar, status, identity) = match importer::import(&home, &down, &export, extra).await? {
-            Some(i) => (i.resource, i.status, i.identity),
+            Some(i) => {
+                imported.push(extra.clone());
+                (i.resource, i.status, i.identity)
+            }
             None => {
                 let (ar, status) = discover(&wildcard, extra).await?;
                 (ar, status, String::new())
@@ -202,6 +206,16 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
             has_status.push(status);
             identities.push(identity);
         }
+    }
+    if !imported.is_empty() {
+        let every = args.api_import_poll_interval;
+        tokio::spawn(importer::keep_importing(
+            home,
+            down.clone(),
+            export,
+            imported,
+            every,
+        ));
     }
     let (tx, rx) = mpsc::unbounded_channel();
     let syncer = Arc::new(Syncer {

@@ -165,12 +165,32 @@ pub async fn import(
         Err(e) => return Err(e.into()),
     }
     let identity = add_to_export(up, export, &schema_name).await?;
-    tracing::info!(resource = %name, schema = %schema_name, %export, "imported from the downstream CRD");
+    tracing::debug!(resource = %name, schema = %schema_name, %export, "imported from the downstream CRD");
     Ok(Some(Imported {
         resource,
         status,
         identity,
     }))
+}
+
+/// Imports `names` again every `every` (kcp's `--api-import-poll-interval`): a CRD changed
+/// downstream replaces its schema in the export. (The agent keeps syncing the version it
+/// started with; a new storage version is synced after a restart.)
+pub async fn keep_importing(
+    up: Client,
+    down: Client,
+    export: String,
+    names: Vec<String>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        for name in &names {
+            if let Err(e) = import(&up, &down, &export, name).await {
+                tracing::warn!(resource = %name, error = %e, "importing the downstream CRD again failed");
+            }
+        }
+    }
 }
 
 /// Lists `schema` in the export (compare-and-swap, retried on races with other agents of

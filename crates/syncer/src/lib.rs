@@ -58,6 +58,10 @@ pub struct SyncerArgs {
     /// SyncTarget's supported APIExport.
     #[arg(long, value_delimiter = ',')]
     pub resources: Vec<String>,
+    /// How often the CRDs of imported `--resources` are read again (a changed one replaces
+    /// its schema upstream).
+    #[arg(long, value_parser = parse_duration, default_value = "1m")]
+    pub api_import_poll_interval: Duration,
     /// How often to tell kplex the agent is alive.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub heartbeat_interval: Duration,

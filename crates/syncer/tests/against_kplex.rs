@@ -294,6 +294,7 @@ fn syncs_a_workspace_into_another_workspace() {
         to_context: None,
         resources: vec![],
         heartbeat_interval: Duration::from_secs(1),
+        api_import_poll_interval: Duration::from_secs(60),
         downstream_namespace_clean_delay: Duration::from_secs(2),
         conflict_policy: ConflictPolicy::Refuse,
     };
