@@ -47,6 +47,53 @@ async fn restart_keeps_data_and_history() {
     assert_eq!(w.next().await.unwrap().unwrap().kv.mod_revision, r3);
 }
 
+/// After a restart, resumed watches of ranges nothing wrote to skip the log (see
+/// `embedded/written.rs`), and every watch still gets exactly its events.
+#[tokio::test]
+async fn resumed_watches_get_their_history_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let first = EmbeddedStore::open(EmbeddedOptions::new(&path)).unwrap();
+    for i in 0..100 {
+        let key = format!("/registry/configmaps/c1/ns/{i}");
+        first.put(&key, Bytes::from_static(b"x")).await.unwrap();
+    }
+    let job = first
+        .put("/registry/batch/jobs/c2/ns/j", Bytes::from_static(b"j"))
+        .await
+        .unwrap();
+    first.close().await.unwrap();
+
+    let second = EmbeddedStore::open(EmbeddedOptions::new(&path)).unwrap();
+    let mut jobs = second
+        .watch(KeyRange::prefix("/registry/batch/jobs/"), 1)
+        .await
+        .unwrap();
+    assert_eq!(jobs.next().await.unwrap().unwrap().kv.mod_revision, job);
+    let mut secrets = second
+        .watch(KeyRange::prefix("/registry/secrets/"), 1)
+        .await
+        .unwrap();
+    let mut some = second
+        .watch(KeyRange::prefix("/registry/configmaps/c1/ns/"), 50)
+        .await
+        .unwrap();
+    for revision in 50..=100 {
+        assert_eq!(
+            some.next().await.unwrap().unwrap().kv.mod_revision,
+            revision
+        );
+    }
+    let secret = second
+        .put("/registry/secrets/c1/ns/s", Bytes::from_static(b"s"))
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets.next().await.unwrap().unwrap().kv.mod_revision,
+        secret
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_watcher_catches_up_from_history() {
     // More batches than the live channel holds: the watcher must fall back to the log.

@@ -55,6 +55,12 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
     out
 }
 
+/// The key of an encoded event, without decoding the rest.
+pub fn event_key(raw: &[u8]) -> Result<&str> {
+    let mut r = Reader { raw, pos: 1 };
+    std::str::from_utf8(r.take_bytes()?).map_err(|_| corrupt("event key is not UTF-8"))
+}
+
 pub fn decode_event(raw: &[u8]) -> Result<Event> {
     let mut r = Reader { raw, pos: 0 };
     let kind = match r.take(1)?[0] {

@@ -14,6 +14,7 @@ mod codec;
 mod read;
 mod watch;
 mod writer;
+mod written;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +69,8 @@ struct Shared {
     events: broadcast::Sender<Arc<[Event]>>,
     /// Mirrors `meta` after each commit, so watchers can check compaction without a read.
     compacted: AtomicI64,
+    /// Where the log has writes, so resumed watches skip replays that would find nothing.
+    written: written::Written,
 }
 
 /// The durable, pure-Rust default backend.
@@ -97,12 +100,15 @@ impl EmbeddedStore {
                 e => e.into(),
             })?;
         let (revision, compacted) = writer::init_tables(&db)?;
+        let written = written::Written::default();
+        read::log_keys(&db, |key, revision| written.record([(key, revision)]))?;
         let (events, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
             db,
             path: options.path.clone(),
             events,
             compacted: AtomicI64::new(compacted),
+            written,
         });
         let (commands, rx) = mpsc::channel(options.max_batch * 4);
         let writer = writer::spawn(shared.clone(), rx, revision, options.max_batch.max(1))?;

@@ -90,6 +90,10 @@ impl Watcher {
                 .await;
             return false;
         }
+        if !shared.written.since(&self.range, self.next) {
+            self.next = to + 1;
+            return true;
+        }
         let (range, from) = (self.range.clone(), self.next);
         let events =
             tokio::task::spawn_blocking(move || read::history(&shared.db, &range, from, to)).await;

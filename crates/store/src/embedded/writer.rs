@@ -146,6 +146,10 @@ impl Writer {
             }
             meta.insert(META_REVISION, self.revision)?;
         }
+        // Before the commit: a watcher that reads the new revision finds it recorded.
+        self.shared
+            .written
+            .record(events.iter().map(|e| (e.kv.key.as_str(), e.revision())));
         txn.commit()?;
         if let Some(revision) = compacted_to {
             self.shared.compacted.store(revision, Ordering::Release);

@@ -1,0 +1,114 @@
+//! Where the log has writes: for each key's directory (its first three `/`-separated
+//! segments, or the whole key if it is shorter), the newest revision that wrote under it.
+//!
+//! A watch that resumes from an old revision replays the log from there, filtering by its
+//! range. After a restart every client watch resumes at once, most of them for ranges that
+//! nothing has written to since (a syncer's `jobs` while only configmaps changed): this
+//! index lets those skip a replay that would read the whole log window each.
+//!
+//! It is conservative: a directory's revision is recorded before its batch commits (a
+//! failed commit only costs a replay that finds nothing), and a range deeper than a
+//! directory counts every write in that directory.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::RwLock;
+
+use crate::{KeyRange, Revision};
+
+#[derive(Debug, Default)]
+pub struct Written(RwLock<BTreeMap<String, Revision>>);
+
+/// The directory of `key`: up to and including its fourth `/` (`/registry/configmaps/c1/`),
+/// or the whole key.
+fn dir_of(key: &str) -> &str {
+    match key.match_indices('/').nth(3) {
+        Some((i, _)) => &key[..=i],
+        None => key,
+    }
+}
+
+impl Written {
+    /// Records writes of `keys` at `revision`.
+    pub fn record<'a>(&self, writes: impl IntoIterator<Item = (&'a str, Revision)>) {
+        let Ok(mut map) = self.0.write() else {
+            return;
+        };
+        for (key, revision) in writes {
+            let dir = dir_of(key);
+            match map.get_mut(dir) {
+                Some(r) => *r = (*r).max(revision),
+                None => {
+                    map.insert(dir.to_string(), revision);
+                }
+            }
+        }
+    }
+
+    /// Whether a key in `range` may have been written at `from` or later.
+    pub fn since(&self, range: &KeyRange, from: Revision) -> bool {
+        let Ok(map) = self.0.read() else {
+            return true;
+        };
+        let recent = |r: &Revision| *r >= from;
+        // The directory `range.start` lies in, if the range starts inside one.
+        if map.get(dir_of(&range.start)).is_some_and(recent) {
+            return true;
+        }
+        let upper = match range.end.as_deref() {
+            None => Bound::Included(range.start.as_str()),
+            Some("\0") => Bound::Unbounded,
+            Some(end) => Bound::Excluded(end),
+        };
+        map.range::<str, _>((Bound::Included(range.start.as_str()), upper))
+            .any(|(_, r)| recent(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_three_segments_deep() {
+        assert_eq!(
+            dir_of("/registry/configmaps/c1/ns/a"),
+            "/registry/configmaps/c1/"
+        );
+        assert_eq!(
+            dir_of("/registry/apps/deployments/c1/ns/a"),
+            "/registry/apps/deployments/"
+        );
+        assert_eq!(dir_of("/registry/x"), "/registry/x");
+        assert_eq!(dir_of("plain"), "plain");
+    }
+
+    #[test]
+    fn ranges_see_the_writes_under_them_only() {
+        let w = Written::default();
+        w.record([
+            ("/registry/configmaps/c1/ns/a", 10),
+            ("/registry/configmaps/c2/ns/b", 20),
+        ]);
+        w.record([
+            ("/registry/apps/deployments/c1/ns/d", 15),
+            ("/registry/configmaps/c1/ns/z", 12),
+        ]);
+        let configmaps = KeyRange::prefix("/registry/configmaps/");
+        assert!(w.since(&configmaps, 20));
+        assert!(!w.since(&configmaps, 21));
+        // One cluster's configmaps, and a namespace inside it (the whole directory counts).
+        assert!(w.since(&KeyRange::prefix("/registry/configmaps/c1/"), 12));
+        assert!(!w.since(&KeyRange::prefix("/registry/configmaps/c1/"), 13));
+        assert!(w.since(&KeyRange::prefix("/registry/configmaps/c1/other/"), 12));
+        // Deployments live under their group's directory.
+        assert!(w.since(&KeyRange::prefix("/registry/apps/deployments/c1/"), 15));
+        assert!(!w.since(&KeyRange::prefix("/registry/jobs/"), 0));
+        assert!(!w.since(&KeyRange::prefix("/registry/batch/"), 0));
+        // Single keys and everything.
+        assert!(w.since(&KeyRange::key("/registry/configmaps/c2/ns/b"), 20));
+        assert!(!w.since(&KeyRange::key("/registry/secrets/c2/ns/b"), 0));
+        assert!(w.since(&KeyRange::between("\0", "\0"), 20));
+        assert!(!w.since(&KeyRange::between("\0", "\0"), 21));
+    }
+}
