@@ -680,6 +680,15 @@ fn a_snapshot_restores_every_object_and_resource_version() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
+    let in_root = |verb: &str, file: &std::path::Path, root: &std::path::Path| {
+        kplex(&[
+            "snapshot",
+            verb,
+            file.to_str().unwrap(),
+            "--root-directory",
+            root.to_str().unwrap(),
+        ])
+    };
     let online = k.dir.path().join("online.snap");
     let kubeconfig = k.kubeconfig();
     let (ok, out) = kplex(&[
@@ -704,25 +713,13 @@ fn a_snapshot_restores_every_object_and_resource_version() {
     let a = raw.request("GET", "/snapshot", &[], b"").unwrap();
     assert_eq!(a.code, 401);
     // The store in use cannot be read behind the server's back.
-    let (ok, out) = kplex(&[
-        "snapshot",
-        "save",
-        "/dev/null",
-        "--root-directory",
-        k.root().to_str().unwrap(),
-    ]);
+    let (ok, out) = in_root("save", std::path::Path::new("/dev/null"), &k.root());
     assert!(!ok && out.contains("running"), "{out}");
 
     // Stopped: the directory's store gives the same snapshot; restored, the same objects.
     k.stop();
     let offline = k.dir.path().join("offline.snap");
-    let (ok, out) = kplex(&[
-        "snapshot",
-        "save",
-        offline.to_str().unwrap(),
-        "--root-directory",
-        k.root().to_str().unwrap(),
-    ]);
+    let (ok, out) = in_root("save", &offline, &k.root());
     assert!(ok, "{out}");
     let (_, offline_status) = kplex(&["snapshot", "status", offline.to_str().unwrap()]);
     assert!(
@@ -730,22 +727,10 @@ fn a_snapshot_restores_every_object_and_resource_version() {
         "{offline_status}"
     );
     std::fs::rename(k.root().join("store.db"), k.dir.path().join("store.db.old")).unwrap();
-    let (ok, out) = kplex(&[
-        "snapshot",
-        "restore",
-        online.to_str().unwrap(),
-        "--root-directory",
-        k.root().to_str().unwrap(),
-    ]);
+    let (ok, out) = in_root("restore", &online, &k.root());
     assert!(ok, "{out}");
     // Never over a store.
-    let (ok, out) = kplex(&[
-        "snapshot",
-        "restore",
-        online.to_str().unwrap(),
-        "--root-directory",
-        k.root().to_str().unwrap(),
-    ]);
+    let (ok, out) = in_root("restore", &online, &k.root());
     assert!(!ok && out.contains("exists"), "{out}");
     k.restart();
     let raw = Raw::new(&k);
@@ -767,13 +752,7 @@ fn a_snapshot_restores_every_object_and_resource_version() {
     let damaged = k.dir.path().join("damaged.snap");
     std::fs::write(&damaged, bytes).unwrap();
     let elsewhere = k.dir.path().join("elsewhere");
-    let (ok, out) = kplex(&[
-        "snapshot",
-        "restore",
-        damaged.to_str().unwrap(),
-        "--root-directory",
-        elsewhere.to_str().unwrap(),
-    ]);
+    let (ok, out) = in_root("restore", &damaged, &elsewhere);
     assert!(!ok && out.contains("damaged"), "{out}");
     assert!(!elsewhere.join("store.db").exists());
 }

@@ -510,6 +510,19 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], LOCATIONS);
     let logs = up.root();
     let mut syncer = start_syncer(&setup, &east, &logs.join("syncer-east.log"));
+    let compute_export = || {
+        json(&ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "apiexports.v1alpha1.apis.kcp.io",
+                "kubernetes",
+                "-o",
+                "json",
+            ],
+        ))
+    };
     let synced_widgets =
         "jsonpath={.status.syncedResources[?(@.resource==\"widgets\")].identityHash}";
     let identity = eventually(20, "the widgets imported", || {
@@ -520,17 +533,7 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
         );
         (!out.is_empty()).then_some(out)
     });
-    let export = json(&ws_ok(
-        &up,
-        "root:compute",
-        &[
-            "get",
-            "apiexports.v1alpha1.apis.kcp.io",
-            "kubernetes",
-            "-o",
-            "json",
-        ],
-    ));
+    let export = compute_export();
     assert_eq!(export["status"]["identityHash"], identity.as_str());
     let schemas = export["spec"]["latestResourceSchemas"].as_array().unwrap();
     assert_eq!(schemas.len(), 1, "{export}");
@@ -611,17 +614,7 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     eventually(20, "a change after the restart", || {
         (size(&["-n", &ns]) == "4").then_some(())
     });
-    let export = json(&ws_ok(
-        &up,
-        "root:compute",
-        &[
-            "get",
-            "apiexports.v1alpha1.apis.kcp.io",
-            "kubernetes",
-            "-o",
-            "json",
-        ],
-    ));
+    let export = compute_export();
     assert_eq!(
         export["spec"]["latestResourceSchemas"],
         serde_json::json!([schema])
@@ -642,18 +635,7 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
         ),
     );
     eventually(10, "the changed CRD imported", || {
-        let export = json(&ws_ok(
-            &up,
-            "root:compute",
-            &[
-                "get",
-                "apiexports.v1alpha1.apis.kcp.io",
-                "kubernetes",
-                "-o",
-                "json",
-            ],
-        ));
-        let latest = export["spec"]["latestResourceSchemas"].clone();
+        let latest = compute_export()["spec"]["latestResourceSchemas"].clone();
         (latest != serde_json::json!([schema])).then_some(latest)
     });
 
