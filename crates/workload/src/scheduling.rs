@@ -12,7 +12,7 @@
 //! - the objects of a scheduled namespace get the same label ([`SYNCED`] kinds and custom
 //!   resources, see [`is_synced`]; new ones at admission, existing ones here).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,6 +121,83 @@ pub struct Scheduling {
     queue: WorkQueue<Work>,
     /// A target or location change reschedules each of them.
     tenants: Tenants,
+    /// What scheduling needs of each SyncTarget, from the watch: placing a thousand
+    /// tenants reads it from memory instead of listing every target once per tenant.
+    targets: TargetIndex,
+}
+
+/// A SyncTarget's facts that scheduling decides on.
+#[derive(Clone, Debug, PartialEq)]
+struct TargetFacts {
+    key: String,
+    labels: Map<String, Value>,
+    ready: bool,
+    unschedulable: bool,
+    /// `spec.evictAfter`, seconds since the epoch.
+    evict_after: Option<i64>,
+}
+
+impl TargetFacts {
+    fn of(cluster: &str, target: &Value) -> Self {
+        Self {
+            key: sync_target_key(cluster, meta::name(target).unwrap_or_default()),
+            labels: meta::labels(target),
+            ready: condition_true(target, "Ready"),
+            unschedulable: target
+                .pointer("/spec/unschedulable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            evict_after: target
+                .pointer("/spec/evictAfter")
+                .and_then(Value::as_str)
+                .and_then(parse_time),
+        }
+    }
+
+    fn target(&self, now: i64) -> Target {
+        Target {
+            key: self.key.clone(),
+            labels: self.labels.clone(),
+            schedulable: self.ready && !self.unschedulable && self.evict_after.is_none(),
+            evicting: self.evict_after.is_some_and(|at| at <= now),
+        }
+    }
+}
+
+/// Per logical cluster, its SyncTargets' facts by name.
+#[derive(Default)]
+struct TargetIndex(Mutex<HashMap<String, BTreeMap<String, TargetFacts>>>);
+
+impl TargetIndex {
+    /// Records a target; whether scheduling's view of it changed.
+    fn update(&self, cluster: &str, name: &str, facts: TargetFacts) -> bool {
+        let Ok(mut index) = self.0.lock() else {
+            return true;
+        };
+        let targets = index.entry(cluster.to_string()).or_default();
+        targets.insert(name.to_string(), facts.clone()) != Some(facts)
+    }
+
+    fn remove(&self, cluster: &str, name: &str) {
+        if let Ok(mut index) = self.0.lock()
+            && let Some(targets) = index.get_mut(cluster)
+        {
+            targets.remove(name);
+        }
+    }
+
+    fn in_cluster(&self, cluster: &str) -> Vec<Target> {
+        let now = now_secs();
+        self.0
+            .lock()
+            .ok()
+            .and_then(|index| {
+                index
+                    .get(cluster)
+                    .map(|t| t.values().map(|f| f.target(now)).collect())
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Logical clusters with Placements, derived from the watch (every replica keeps it): only
@@ -159,6 +236,7 @@ impl Scheduling {
             w,
             queue: WorkQueue::new(),
             tenants,
+            targets: TargetIndex::default(),
         }
     }
 
@@ -271,7 +349,19 @@ impl EventHandler for Scheduling {
         let cluster = cluster_of(obj);
         let name = meta::name(obj).unwrap_or_default().to_string();
         match obj.get("kind").and_then(Value::as_str) {
-            Some("SyncTarget") => self.queue.add(Work::Target { cluster, name }),
+            Some("SyncTarget") => {
+                // Scheduling decides on the index: once it changes, decide again.
+                if self
+                    .targets
+                    .update(&cluster, &name, TargetFacts::of(&cluster, obj))
+                {
+                    self.queue.add(Work::LocationsIn {
+                        cluster: cluster.clone(),
+                    });
+                    self.reschedule_all();
+                }
+                self.queue.add(Work::Target { cluster, name });
+            }
             Some("Location") => {
                 self.queue.add(Work::LocationsIn { cluster });
                 self.reschedule_all();
@@ -308,6 +398,10 @@ impl EventHandler for Scheduling {
         let cluster = cluster_of(old);
         match old.get("kind").and_then(Value::as_str) {
             Some("SyncTarget" | "Location") => {
+                if old.get("kind").and_then(Value::as_str) == Some("SyncTarget") {
+                    self.targets
+                        .remove(&cluster, meta::name(old).unwrap_or_default());
+                }
                 self.queue.add(Work::LocationsIn { cluster });
                 self.reschedule_all();
             }
@@ -489,35 +583,11 @@ impl Scheduling {
         Ok((after, was_ready != health.healthy))
     }
 
-    async fn targets_in(&self, cluster: &str) -> Result<Vec<Target>, ApiError> {
-        let targets = self
-            .list_kind(cluster, (WORKLOAD, VERSION, "synctargets"))
-            .await?;
-        Ok(targets
-            .iter()
-            .map(|t| Target {
-                key: sync_target_key(cluster, meta::name(t).unwrap_or_default()),
-                labels: meta::labels(t),
-                schedulable: condition_true(t, "Ready")
-                    && !t
-                        .pointer("/spec/unschedulable")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false)
-                    && t.pointer("/spec/evictAfter").is_none(),
-                evicting: t
-                    .pointer("/spec/evictAfter")
-                    .and_then(Value::as_str)
-                    .and_then(parse_time)
-                    .is_some_and(|at| at <= now_secs()),
-            })
-            .collect())
-    }
-
     async fn reconcile_locations(&self, cluster: &str) -> Result<(), ApiError> {
         let Some(scope) = self.scope(Some(cluster), (SCHEDULING, VERSION, "locations")) else {
             return Ok(());
         };
-        let targets = self.targets_in(cluster).await?;
+        let targets = self.targets.in_cluster(cluster);
         for location in self.list(&scope).await? {
             let members = members(&location, &targets);
             let mut status = location.get("status").cloned().unwrap_or_else(|| json!({}));
@@ -621,7 +691,7 @@ impl Scheduling {
                 "no location matches the placement's selectors".into(),
             ));
         };
-        let targets = self.targets_in(&location_cluster).await?;
+        let targets = self.targets.in_cluster(&location_cluster);
         Ok(Choice {
             location: Some((
                 path.map(String::from)
@@ -1114,6 +1184,31 @@ mod tests {
             &json!({"spec": {"namespaceSelector": {"matchLabels": {"team": "b"}}}}),
             &labels
         ));
+    }
+
+    #[test]
+    fn the_target_index_changes_only_with_what_scheduling_decides_on() {
+        let target = |ready: &str, heartbeat: &str| {
+            json!({"metadata": {"name": "east", "labels": {"region": "east"}},
+                "spec": {},
+                "status": {"lastSyncerHeartbeatTime": heartbeat,
+                    "conditions": [{"type": "Ready", "status": ready}]}})
+        };
+        let index = TargetIndex::default();
+        assert!(index.update("c", "east", TargetFacts::of("c", &target("True", "t1"))));
+        // A heartbeat alone changes nothing scheduling sees.
+        assert!(!index.update("c", "east", TargetFacts::of("c", &target("True", "t2"))));
+        assert!(index.in_cluster("c")[0].schedulable);
+        assert!(index.update("c", "east", TargetFacts::of("c", &target("False", "t2"))));
+        assert!(!index.in_cluster("c")[0].schedulable);
+        let mut drained = target("True", "t2");
+        drained["spec"]["evictAfter"] = json!("2020-01-01T00:00:00Z");
+        assert!(index.update("c", "east", TargetFacts::of("c", &drained)));
+        let t = &index.in_cluster("c")[0];
+        assert!(t.evicting && !t.schedulable);
+        assert_eq!(t.key, sync_target_key("c", "east"));
+        index.remove("c", "east");
+        assert!(index.in_cluster("c").is_empty() && index.in_cluster("other").is_empty());
     }
 
     #[test]
