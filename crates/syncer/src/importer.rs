@@ -199,7 +199,13 @@ async fn add_to_export(up: &Client, export: &str, schema: &str) -> Result<String
     let exports = Api::<DynamicObject>::all_with(up.clone(), &apis("APIExport", "apiexports"));
     let deadline = tokio::time::Instant::now() + IDENTITY_WAIT;
     loop {
-        let mut current = exports.get(export).await?;
+        let mut current = match exports.get(export).await {
+            Ok(e) => e,
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                return Err(Error::NoExport(export.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let latest: Vec<Value> = current
             .data
             .pointer("/spec/latestResourceSchemas")

@@ -128,6 +128,10 @@ pub enum Error {
     UnknownResource(String),
     #[error("APIExport {0} has no identity yet: is kplex's APIs controller running?")]
     NoIdentity(String),
+    #[error(
+        "the sync target's APIExport {0} does not exist in its workspace: run `kubectl kplex workload sync` again (it creates it), or create it"
+    )]
+    NoExport(String),
     #[error("downstream namespace {0} exists and is not the syncer's: refusing to use it")]
     ForeignNamespace(String),
     #[error("encoding an object: {0}")]
