@@ -148,7 +148,7 @@ fn restore(file: &Path, root: &Path) -> anyhow::Result<()> {
     let written = EmbeddedStore::restore(
         &EmbeddedOptions::new(store_path(root)),
         revision,
-        snapshot.entries,
+        &snapshot.entries,
     )?;
     println!(
         "restored {written} keys at revision {revision} into {}; start it with `kplex start --root-directory {}`",

@@ -95,14 +95,14 @@ pub fn write(snapshot: &Snapshot, out: &mut impl Write) -> Result<(), Error> {
     let mut digest = Sha256::new();
     let mut buf = Vec::new();
     for kv in &snapshot.entries {
+        let entry = entry(kv);
         buf.clear();
-        entry(kv)
-            .encode(&mut buf)
+        entry
+            .encode_length_delimited(&mut buf)
             .map_err(|e| Error::Damaged(e.to_string()))?;
-        digest.update(&buf);
-        let mut len = Vec::with_capacity(10);
-        prost::encoding::encode_varint(buf.len() as u64, &mut len);
-        out.write_all(&len)?;
+        // The digest covers the messages, not their length prefixes.
+        let prefix = prost::length_delimiter_len(entry.encoded_len());
+        digest.update(&buf[prefix..]);
         out.write_all(&buf)?;
     }
     let trailer = proto::Trailer {
@@ -211,7 +211,7 @@ mod tests {
         let restored_path = dir.path().join("b.db");
         let options = EmbeddedOptions::new(&restored_path);
         assert_eq!(
-            EmbeddedStore::restore(&options, back.revision(), back.entries.clone()).unwrap(),
+            EmbeddedStore::restore(&options, back.revision(), &back.entries).unwrap(),
             2
         );
         let restored = EmbeddedStore::open(options.clone()).unwrap();
@@ -231,7 +231,11 @@ mod tests {
                 .is_err()
         );
         // A store is never restored over.
-        assert!(EmbeddedStore::restore(&options, 5, vec![]).is_err());
+        assert!(EmbeddedStore::restore(&options, 5, &[]).is_err());
+        // Revisions beyond the snapshot's are refused, and leave no file behind.
+        let bad = dir.path().join("c.db");
+        assert!(EmbeddedStore::restore(&EmbeddedOptions::new(&bad), 1, &back.entries).is_err());
+        assert!(!bad.exists());
     }
 
     #[tokio::test]

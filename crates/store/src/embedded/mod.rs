@@ -78,6 +78,8 @@ pub struct EmbeddedStore {
     shared: Arc<Shared>,
     commands: mpsc::Sender<writer::Command>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Holds the database open while it runs: `close` waits for it.
+    indexer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EmbeddedStore {
@@ -100,22 +102,28 @@ impl EmbeddedStore {
                 e => e.into(),
             })?;
         let (revision, compacted) = writer::init_tables(&db)?;
-        let written = written::Written::default();
-        read::log_keys(&db, |key, revision| written.record([(key, revision)]))?;
         let (events, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
             db,
             path: options.path.clone(),
             events,
             compacted: AtomicI64::new(compacted),
-            written,
+            written: written::Written::default(),
         });
+        // The log is indexed in the background: opening does not wait for a read of the
+        // whole history, and until the index is complete every replay reads the log.
+        let indexing = Arc::downgrade(&shared);
+        let indexer = std::thread::Builder::new()
+            .name("store-log-index".into())
+            .spawn(move || written::index_log(indexing))
+            .map_err(|e| Error::Engine(format!("spawn the log indexer: {e}")))?;
         let (commands, rx) = mpsc::channel(options.max_batch * 4);
         let writer = writer::spawn(shared.clone(), rx, revision, options.max_batch.max(1))?;
         Ok(Self {
             shared,
             commands,
             writer: Some(writer),
+            indexer: Some(indexer),
         })
     }
 
@@ -124,15 +132,21 @@ impl EmbeddedStore {
     /// is not restored, so it is also the compacted revision (a watch from an older one
     /// answers 410, as after etcd's `snapshot restore`). Refuses a file that holds anything.
     /// Returns how many keys it wrote.
-    pub fn restore(
-        options: &EmbeddedOptions,
-        revision: Revision,
-        kvs: impl IntoIterator<Item = KeyValue>,
-    ) -> Result<u64> {
+    pub fn restore(options: &EmbeddedOptions, revision: Revision, kvs: &[KeyValue]) -> Result<u64> {
         let store_path = options.path.display().to_string();
         if options.path.exists() {
             return Err(Error::Engine(format!(
                 "{store_path} exists: restore into a new root directory"
+            )));
+        }
+        // Checked before anything is written: a refused snapshot leaves no file behind.
+        if let Some(kv) = kvs
+            .iter()
+            .find(|kv| kv.mod_revision > revision || kv.create_revision > kv.mod_revision)
+        {
+            return Err(Error::Engine(format!(
+                "key {} has revisions {}..{} beyond the store's {revision}",
+                kv.key, kv.create_revision, kv.mod_revision
             )));
         }
         if let Some(dir) = options.path.parent() {
@@ -148,13 +162,7 @@ impl EmbeddedStore {
         {
             let mut kv_table = txn.open_table(KV)?;
             for kv in kvs {
-                if kv.mod_revision > revision || kv.create_revision > kv.mod_revision {
-                    return Err(Error::Engine(format!(
-                        "key {} has revisions {}..{} beyond the store's {revision}",
-                        kv.key, kv.create_revision, kv.mod_revision
-                    )));
-                }
-                kv_table.insert(kv.key.as_str(), codec::encode_kv(&kv).as_slice())?;
+                kv_table.insert(kv.key.as_str(), codec::encode_kv(kv).as_slice())?;
                 written += 1;
             }
             let mut meta = txn.open_table(META)?;
@@ -177,11 +185,15 @@ impl EmbeddedStore {
         {
             let _ = done.await;
         }
-        if let Some(handle) = self.writer.take() {
+        for (handle, what) in [
+            (self.writer.take(), "writer"),
+            (self.indexer.take(), "log indexer"),
+        ] {
+            let Some(handle) = handle else { continue };
             tokio::task::spawn_blocking(move || handle.join())
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|_| Error::Internal("writer thread panicked".into()))?;
+                .map_err(|_| Error::Internal(format!("{what} thread panicked")))?;
         }
         Ok(())
     }

@@ -12,12 +12,33 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, Weak};
 
+use super::{Shared, read};
 use crate::{KeyRange, Revision};
 
 #[derive(Debug, Default)]
-pub struct Written(RwLock<BTreeMap<String, Revision>>);
+pub struct Written {
+    dirs: RwLock<BTreeMap<String, Revision>>,
+    /// Whether the log written before this process opened the store is in `dirs` yet.
+    complete: AtomicBool,
+}
+
+/// Adds the log's history to the store's index, then marks it complete. Writes committed
+/// meanwhile are recorded by the writer; both sides keep the newest revision.
+pub(super) fn index_log(shared: Weak<Shared>) {
+    let Some(store) = shared.upgrade() else {
+        return;
+    };
+    let w = &store.written;
+    match read::log_keys(&store.db, |key, revision| w.record([(key, revision)])) {
+        Ok(()) => w.complete.store(true, Ordering::Release),
+        Err(e) => {
+            tracing::warn!(error = %e, "indexing the store's log failed: every resumed watch reads the log")
+        }
+    }
+}
 
 /// The directory of `key`: up to and including its fourth `/` (`/registry/configmaps/c1/`),
 /// or the whole key.
@@ -31,7 +52,7 @@ fn dir_of(key: &str) -> &str {
 impl Written {
     /// Records writes of `keys` at `revision`.
     pub fn record<'a>(&self, writes: impl IntoIterator<Item = (&'a str, Revision)>) {
-        let Ok(mut map) = self.0.write() else {
+        let Ok(mut map) = self.dirs.write() else {
             return;
         };
         for (key, revision) in writes {
@@ -47,7 +68,10 @@ impl Written {
 
     /// Whether a key in `range` may have been written at `from` or later.
     pub fn since(&self, range: &KeyRange, from: Revision) -> bool {
-        let Ok(map) = self.0.read() else {
+        if !self.complete.load(Ordering::Acquire) {
+            return true;
+        }
+        let Ok(map) = self.dirs.read() else {
             return true;
         };
         let recent = |r: &Revision| *r >= from;
@@ -86,6 +110,9 @@ mod tests {
     #[test]
     fn ranges_see_the_writes_under_them_only() {
         let w = Written::default();
+        // Until the log is indexed, every range may have writes.
+        assert!(w.since(&KeyRange::prefix("/registry/jobs/"), 0));
+        w.complete.store(true, Ordering::Release);
         w.record([
             ("/registry/configmaps/c1/ns/a", 10),
             ("/registry/configmaps/c2/ns/b", 20),
