@@ -648,3 +648,215 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     assert!(east.synced("widgets").is_empty());
     drop(syncer);
 }
+
+/// A Location holding both clusters.
+const FLEET: &str = r#"
+apiVersion: scheduling.kcp.io/v1alpha1
+kind: Location
+metadata: {name: fleet, labels: {fleet: "yes"}}
+spec:
+  resource: {group: workload.kcp.io, version: v1alpha1, resource: synctargets}
+  instanceSelector: {}
+"#;
+
+/// The key of SyncTarget `name` (its state labels name it).
+fn target_key(up: &Kplex, name: &str) -> String {
+    ws_ok(
+        up,
+        "root:compute",
+        &[
+            "get",
+            "synctarget",
+            name,
+            "-o",
+            "jsonpath={.metadata.labels.internal\\.workload\\.kcp\\.io/key}",
+        ],
+    )
+}
+
+/// A fleet: one Placement spread over every target of its Location, and two Placements
+/// adding up; one status aggregated over the targets (each target's own kept in an
+/// annotation); a per-target spec diff; deletion from every target.
+#[test]
+fn a_workload_spreads_over_a_fleet_with_one_status() {
+    let up = Kplex::start(Backend::Embedded);
+    let east = Downstream::start();
+    let west = Downstream::start();
+    create_workspace(&up, "root", "compute", None);
+    create_workspace(&up, "root", "team1", None);
+    create_workspace(&up, "root", "team2", None);
+    let east_setup = workload_sync(&up, "east", &[]);
+    let west_setup = workload_sync(&up, "west", &[]);
+    ws_ok_stdin(
+        &up,
+        "root:compute",
+        &["apply", "-f", "-"],
+        &format!("{LOCATIONS}---{FLEET}"),
+    );
+    let logs = up.root();
+    let _east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east.log"));
+    let _west_syncer = start_syncer(&west_setup, &west, &logs.join("syncer-west.log"));
+    let (east_key, west_key) = (target_key(&up, "east"), target_key(&up, "west"));
+    eventually(20, "both targets to be Ready", || {
+        let out = ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "synctargets",
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        (out == "True True").then_some(())
+    });
+
+    // team1: one Placement on the fleet Location, spread over all of its targets.
+    let url = up.url("/clusters/root:team1");
+    up.ok(&[
+        "kplex",
+        "bind",
+        "compute",
+        "root:compute",
+        "--location-selectors",
+        "fleet=yes",
+        "--name",
+        "fleet",
+        "--server",
+        &url,
+    ]);
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "annotate",
+            "placement",
+            "fleet",
+            "experimental.scheduling.kplex.io/spread=All",
+        ],
+    );
+    eventually(10, "the namespace on both targets", || {
+        let labels = ws_ok(
+            &up,
+            "root:team1",
+            &[
+                "get",
+                "namespace",
+                "default",
+                "-o",
+                "jsonpath={.metadata.labels}",
+            ],
+        );
+        (labels.contains(&east_key) && labels.contains(&west_key)).then_some(())
+    });
+    // east runs one more replica than the spec says.
+    ws_ok_stdin(
+        &up,
+        "root:team1",
+        &["apply", "-f", "-"],
+        &format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    experimental.spec-diff.workload.kcp.io/{east_key}: '[{{"op":"replace","path":"/replicas","value":3}}]'
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: nginx}}]}}
+"#
+        ),
+    );
+    eventually(20, "the deployment on both clusters", || {
+        let (e, w) = (deployment_on(&east)?, deployment_on(&west)?);
+        (e["spec"]["replicas"] == 3 && w["spec"]["replicas"] == 2).then_some(())
+    });
+    let d = deployment_on(&east).unwrap();
+    assert!(
+        d["metadata"]["annotations"]
+            .as_object()
+            .is_none_or(|a| !a.keys().any(|k| k.starts_with("experimental."))),
+        "placement's annotations stay upstream: {d}"
+    );
+    // One status: rollout and wait read the aggregate of both clusters.
+    ws_ok(
+        &up,
+        "root:team1",
+        &["rollout", "status", "deployment/web", "--timeout=40s"],
+    );
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=30s",
+        ],
+    );
+    eventually(20, "the aggregate status", || {
+        let d = json(&ws_ok(
+            &up,
+            "root:team1",
+            &["get", "deployment", "web", "-o", "json"],
+        ));
+        (d["status"]["availableReplicas"] == 5 && d["status"]["replicas"] == 5).then_some(d)
+    });
+    let d = json(&ws_ok(
+        &up,
+        "root:team1",
+        &["get", "deployment", "web", "-o", "json"],
+    ));
+    for (key, replicas) in [(&east_key, 3), (&west_key, 2)] {
+        let own: Value = serde_json::from_str(
+            d["metadata"]["annotations"][format!("experimental.status.workload.kcp.io/{key}")]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(own["availableReplicas"], replicas, "{own}");
+    }
+    // The reports are status: they do not bump the Deployment's generation.
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(d["status"]["observedGeneration"], 1);
+
+    // team2: two Placements, one per region, add up to both clusters.
+    for region in ["east", "west"] {
+        let url = up.url("/clusters/root:team2");
+        up.ok(&[
+            "kplex",
+            "bind",
+            "compute",
+            "root:compute",
+            "--location-selectors",
+            &format!("region={region}"),
+            "--name",
+            region,
+            "--server",
+            &url,
+        ]);
+    }
+    ws_ok(&up, "root:team2", &["create", "configmap", "shared"]);
+    eventually(20, "team2's configmap on both clusters", || {
+        let on = |d: &Downstream| d.synced("configmaps").iter().any(|(_, n)| n == "shared");
+        (on(&east) && on(&west)).then_some(())
+    });
+
+    // Deleting upstream deletes every copy, then the upstream object.
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "delete",
+            "deployment",
+            "web",
+            "--wait=true",
+            "--timeout=30s",
+        ],
+    );
+    assert!(deployment_on(&east).is_none() && deployment_on(&west).is_none());
+}

@@ -10,6 +10,7 @@ use kplex_apimachinery::status::BadValue;
 use kplex_apimachinery::{ApiError, StatusCause, meta};
 use serde_json::{Map, Value, json};
 
+use kplex_registry::object::intent_annotations;
 use kplex_registry::registry::strategy::{self, Strategy};
 
 /// The strategy of built-in kind `group`/`plural`.
@@ -411,10 +412,10 @@ impl Strategy for Workload {
     }
 
     /// A Deployment's annotations bump its generation: its controller copies them to the
-    /// ReplicaSets it makes (kube's deployment strategy).
+    /// ReplicaSets it makes (kube's deployment strategy) — except placement's per-target
+    /// status reports, which are status.
     fn bumps_generation(&self, old: &Value, new: &Value) -> bool {
-        self.0 == WorkloadKind::Deployment
-            && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+        self.0 == WorkloadKind::Deployment && intent_annotations(old) != intent_annotations(new)
     }
 }
 

@@ -15,6 +15,17 @@ use serde_json::{Map, Value};
 /// routes by it (kcp's, a provider's through its APIExport view) trust it, so a tenant that
 /// could set it would act as another.
 pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
+/// `<prefix><target key>`: one placement target's status of an object placed on several
+/// (kcp's annotation). It is status kept in metadata, never the object's intent: kinds whose
+/// generation follows their annotations (a Deployment's) do not count it.
+pub const STATUS_ANNOTATION_PREFIX: &str = "experimental.status.workload.kcp.io/";
+
+/// An object's annotations other than per-target status reports.
+pub fn intent_annotations(obj: &Value) -> Option<Map<String, Value>> {
+    let mut a = obj.pointer("/metadata/annotations")?.as_object()?.clone();
+    a.retain(|k, _| !k.starts_with(STATUS_ANNOTATION_PREFIX));
+    Some(a)
+}
 
 const MAGIC: [u8; 2] = [b'k', 1];
 const HEADER: usize = 6;

@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::transform::{
     CLUSTER_ANNOTATION, Decision, LOCATOR_ANNOTATION, OWNER_LABEL, STATE_LABEL_PREFIX, Target,
-    conflict_conditions, decide, downstream_namespace, downstream_object, heartbeat_patch, is_ours,
-    locator, now_rfc3339, status_update, syncable, synced_resources, upstream_copy, upstream_of,
+    apply_spec_diff, conflict_conditions, decide, downstream_namespace, downstream_object,
+    heartbeat_patch, is_ours, locator, now_rfc3339, placed_on, status_report, status_update,
+    syncable, synced_resources, upstream_copy, upstream_of,
 };
 use crate::{Error, SyncerArgs, importer};
 
@@ -581,8 +582,14 @@ impl Syncer {
                     tracing::warn!(object = %conflict, "exists downstream without the syncer's mark; refusing to touch it");
                     return self.set_conflict(&conflict, true).await;
                 }
+                let mut obj = downstream_object(&up, Some(&ns), &self.target.key);
+                apply_spec_diff(&mut obj, &up, &self.target.key).map_err(|reason| {
+                    Error::SpecDiff {
+                        object: conflict.clone(),
+                        reason,
+                    }
+                })?;
                 self.ensure_namespace(cluster, namespace).await?;
-                let obj = downstream_object(&up, Some(&ns), &self.target.key);
                 let applied = value_of(
                     &api.patch(
                         name,
@@ -593,18 +600,8 @@ impl Syncer {
                 );
                 self.set_conflict(&conflict, false).await?;
                 self.ensure_finalizer(res, &up, true).await?;
-                let status = self.has_status[res]
-                    .then(|| status_update(&up, &upstream_generations(&up, applied)))
-                    .flatten();
-                if let Some(status) = status {
-                    let writer =
-                        Api::<DynamicObject>::namespaced_with(self.writer(cluster)?, namespace, ar);
-                    writer
-                        .patch_status(
-                            name,
-                            &PatchParams::default(),
-                            &Patch::Merge(json!({"status": status})),
-                        )
+                if self.has_status[res] {
+                    self.report_status(res, key, &up, upstream_generations(&up, applied))
                         .await?;
                 }
                 self.state().downstream[res].insert((ns, name.clone()));
@@ -627,6 +624,38 @@ impl Syncer {
             }
             None => Ok(()),
         }
+    }
+
+    /// Status up: into `.status` when the object is placed here only; into this target's
+    /// status annotation when it is placed on several (the server aggregates them).
+    async fn report_status(
+        &self,
+        res: usize,
+        (cluster, namespace, name): &Key,
+        up: &Value,
+        down: Value,
+    ) -> Result<(), Error> {
+        let writer = Api::<DynamicObject>::namespaced_with(
+            self.writer(cluster)?,
+            namespace,
+            &self.resources[res],
+        );
+        if placed_on(up) > 1 {
+            if let Some(patch) = status_report(up, &down, &self.target.key) {
+                writer
+                    .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await?;
+            }
+        } else if let Some(status) = status_update(up, &down) {
+            writer
+                .patch_status(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": status})),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn ensure_finalizer(&self, res: usize, up: &Value, present: bool) -> Result<(), Error> {

@@ -132,6 +132,8 @@ pub enum Error {
         "the sync target's APIExport {0} does not exist in its workspace: run `kubectl kplex workload sync` again (it creates it), or create it"
     )]
     NoExport(String),
+    #[error("{object}: invalid spec diff, not synced until it is fixed: {reason}")]
+    SpecDiff { object: String, reason: String },
     #[error("downstream namespace {0} exists and is not the syncer's: refusing to use it")]
     ForeignNamespace(String),
     #[error("encoding an object: {0}")]

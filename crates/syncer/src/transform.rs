@@ -16,6 +16,12 @@ pub const LOCATOR_ANNOTATION: &str = "kcp.io/namespace-locator";
 /// The logical cluster of an upstream object.
 pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
 pub const STATE_LABEL_PREFIX: &str = "state.workload.kcp.io/";
+/// `<prefix><key>`: target `key`'s status of an object placed on several targets (the
+/// server aggregates them into `.status`).
+pub const STATUS_ANNOTATION_PREFIX: &str = "experimental.status.workload.kcp.io/";
+/// `<prefix><key>`: a JSON patch (RFC 6902) to the object's `spec` for target `key` only,
+/// as kcp's: e.g. `[{"op":"replace","path":"/replicas","value":5}]`.
+pub const SPEC_DIFF_ANNOTATION_PREFIX: &str = "experimental.spec-diff.workload.kcp.io/";
 
 /// The target an agent serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +112,13 @@ pub fn downstream_object(up: &Value, namespace: Option<&str>, key: &str) -> Valu
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    annotations.retain(|k, _| k != CLUSTER_ANNOTATION && !k.starts_with("kubectl.kubernetes.io/"));
+    // Placement's bookkeeping stays upstream.
+    annotations.retain(|k, _| {
+        k != CLUSTER_ANNOTATION
+            && !k.starts_with("kubectl.kubernetes.io/")
+            && !k.starts_with(STATUS_ANNOTATION_PREFIX)
+            && !k.starts_with(SPEC_DIFF_ANNOTATION_PREFIX)
+    });
     let mut new_meta =
         json!({"name": meta.get("name").cloned().unwrap_or(Value::Null), "labels": labels});
     if !annotations.is_empty() {
@@ -125,6 +137,51 @@ pub fn downstream_object(up: &Value, namespace: Option<&str>, key: &str) -> Valu
         }
     }
     out
+}
+
+/// Applies the upstream object's spec diff for target `key` (if it has one) to `down`'s
+/// `spec`; an invalid patch is an error, and the object is not synced until it is fixed.
+pub fn apply_spec_diff(down: &mut Value, up: &Value, key: &str) -> Result<(), String> {
+    let annotation = format!("{SPEC_DIFF_ANNOTATION_PREFIX}{key}");
+    let Some(diff) = up
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(&annotation))
+        .and_then(Value::as_str)
+    else {
+        return Ok(());
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_str(diff).map_err(|e| format!("annotation {annotation}: {e}"))?;
+    let Some(spec) = down.get_mut("spec") else {
+        return Err(format!("annotation {annotation}: the object has no spec"));
+    };
+    json_patch::patch(spec, &patch).map_err(|e| format!("annotation {annotation}: {e}"))
+}
+
+/// How many targets an upstream object is placed on (its `Sync` state labels).
+pub fn placed_on(up: &Value) -> usize {
+    up.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map_or(0, |labels| {
+            labels
+                .iter()
+                .filter(|(k, v)| k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync"))
+                .count()
+        })
+}
+
+/// For an object placed on several targets: the merge patch that records this target's
+/// status in its annotation, if the recorded one differs.
+pub fn status_report(up: &Value, down: &Value, key: &str) -> Option<Value> {
+    let status = down.get("status").filter(|s| !s.is_null())?;
+    let annotation = format!("{STATUS_ANNOTATION_PREFIX}{key}");
+    let recorded = up
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(&annotation))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    (recorded.as_ref() != Some(status))
+        .then(|| json!({"metadata": {"annotations": {annotation: status.to_string()}}}))
 }
 
 /// The upstream copy of a downstream object the syncer shows in the workspace (a pod, a
@@ -422,6 +479,44 @@ mod tests {
         assert!(!syncable(
             &json!({"type": "kubernetes.io/service-account-token"})
         ));
+    }
+
+    #[test]
+    fn spec_diffs_apply_to_their_target_only() {
+        let up = json!({"kind": "Deployment", "metadata": {"name": "web", "annotations": {
+            "experimental.spec-diff.workload.kcp.io/east": "[{\"op\":\"replace\",\"path\":\"/replicas\",\"value\":5}]",
+            "experimental.spec-diff.workload.kcp.io/bad": "[{\"op\":\"remove\",\"path\":\"/nothing\"}]",
+            "experimental.status.workload.kcp.io/east": "{}",
+            "team": "a"}},
+            "spec": {"replicas": 2}});
+        let mut east = downstream_object(&up, Some("kcp-x"), "east");
+        apply_spec_diff(&mut east, &up, "east").unwrap();
+        assert_eq!(east["spec"]["replicas"], 5);
+        // Placement's annotations stay upstream; the team's go down.
+        assert_eq!(east["metadata"]["annotations"], json!({"team": "a"}));
+        let mut west = downstream_object(&up, Some("kcp-x"), "west");
+        apply_spec_diff(&mut west, &up, "west").unwrap();
+        assert_eq!(west["spec"]["replicas"], 2);
+        let mut bad = downstream_object(&up, Some("kcp-x"), "bad");
+        let err = apply_spec_diff(&mut bad, &up, "bad").unwrap_err();
+        assert!(err.contains("spec-diff.workload.kcp.io/bad"), "{err}");
+    }
+
+    #[test]
+    fn several_targets_report_status_in_annotations() {
+        let up = json!({"metadata": {"labels": {
+            "state.workload.kcp.io/east": "Sync", "state.workload.kcp.io/west": "Sync",
+            "state.workload.kcp.io/pods": "Upsync"},
+            "annotations": {"experimental.status.workload.kcp.io/east": "{\"replicas\":1}"}}});
+        assert_eq!(placed_on(&up), 2);
+        let down = json!({"status": {"replicas": 1}});
+        assert_eq!(status_report(&up, &down, "east"), None);
+        assert_eq!(
+            status_report(&up, &down, "west"),
+            Some(json!({"metadata": {"annotations": {
+                "experimental.status.workload.kcp.io/west": "{\"replicas\":1}"}}}))
+        );
+        assert_eq!(status_report(&up, &json!({}), "west"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `schemas`: the three kinds' OpenAPI schemas;
 //! - `scheduling`: the controllers (target keys and health, location counts, placements,
 //!   namespaces and the objects in them);
+//! - `summary`: one status for an object placed on several targets;
 //! - `admission`: new objects in a scheduled namespace carry its state labels at once;
 //! - `syncer_view`: the virtual workspace `/services/syncer/<cluster>/<target>/<uid>/…`.
 
@@ -18,6 +19,7 @@ pub mod admission;
 pub mod feature;
 pub mod scheduling;
 mod schemas;
+pub mod summary;
 pub mod syncer_view;
 
 use kplex_registry::catalog::{Column, ResourceDesc, system};
@@ -34,6 +36,9 @@ pub const KEY_LABEL: &str = "internal.workload.kcp.io/key";
 pub const STATE_LABEL_PREFIX: &str = "state.workload.kcp.io/";
 /// The Placement a namespace was scheduled by.
 pub const PLACEMENT_ANNOTATION: &str = "scheduling.kcp.io/placement";
+/// On a Placement: how many targets of its location each namespace goes to — `All`, or a
+/// count (default 1). Several Placements that select a namespace add up.
+pub const SPREAD_ANNOTATION: &str = "experimental.scheduling.kplex.io/spread";
 /// Namespaces that never leave the control plane.
 pub const UNSCHEDULED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 

@@ -13,7 +13,6 @@
 //!   resources, see [`is_synced`]; new ones at admission, existing ones here).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,10 +28,12 @@ use kplex_runtime::{
     Reconciler, WorkQueue,
 };
 use serde_json::{Map, Value, json};
+use sha2::Digest;
 
+use crate::summary::{STATUS_ANNOTATION_PREFIX, aggregate, reported};
 use crate::{
-    KEY_LABEL, PLACEMENT_ANNOTATION, SCHEDULING, STATE_LABEL_PREFIX, UNSCHEDULED_NAMESPACES,
-    VERSION, WORKLOAD, state_label, sync_target_key,
+    KEY_LABEL, PLACEMENT_ANNOTATION, SCHEDULING, SPREAD_ANNOTATION, STATE_LABEL_PREFIX,
+    UNSCHEDULED_NAMESPACES, VERSION, WORKLOAD, state_label, sync_target_key,
 };
 
 /// A target whose agent has not reported for this long is unhealthy.
@@ -109,6 +110,14 @@ pub enum Work {
     /// it gets its namespace's state labels even if it was admitted just before the
     /// namespace had them.
     Object {
+        cluster: String,
+        namespace: String,
+        resource: (String, String, String),
+        name: String,
+    },
+    /// An object placed on several targets (or reporting per-target status): its status
+    /// is the aggregate of theirs (see [`crate::summary`]).
+    Summary {
         cluster: String,
         namespace: String,
         resource: (String, String, String),
@@ -376,21 +385,36 @@ impl EventHandler for Scheduling {
                 });
                 self.queue.add(Work::Namespace { cluster, name });
             }
-            Some(kind) if created => {
+            Some(kind) => {
+                let summarized = needs_summary(obj);
+                if !created && !summarized {
+                    return;
+                }
                 let (Some(namespace), Some(resource)) = (
                     meta::namespace(obj),
                     self.synced_resource(&cluster, obj, kind),
                 ) else {
                     return;
                 };
-                self.queue.add(Work::Object {
-                    namespace: namespace.to_string(),
-                    cluster,
-                    resource,
-                    name,
-                });
+                let namespace = namespace.to_string();
+                if summarized {
+                    self.queue.add(Work::Summary {
+                        cluster: cluster.clone(),
+                        namespace: namespace.clone(),
+                        resource: resource.clone(),
+                        name: name.clone(),
+                    });
+                }
+                if created {
+                    self.queue.add(Work::Object {
+                        namespace,
+                        cluster,
+                        resource,
+                        name,
+                    });
+                }
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -449,6 +473,16 @@ impl Reconciler for Scheduling {
                 let (g, v, r) = resource;
                 self.label_object(cluster, namespace, (g, v, r), name)
                     .await?;
+                Ok(Action::Done)
+            }
+            Work::Summary {
+                cluster,
+                namespace,
+                resource,
+                name,
+            } => {
+                let (g, v, r) = resource;
+                self.summarize(cluster, namespace, (g, v, r), name).await?;
                 Ok(Action::Done)
             }
         }
@@ -618,12 +652,10 @@ impl Scheduling {
         let namespaces = self.list_kind(cluster, ("", "v1", "namespaces")).await?;
         let mut bound: BTreeSet<usize> = BTreeSet::new();
         for ns in &namespaces {
-            if let Some(i) = self
-                .schedule_namespace(cluster, ns, &placements, &chosen)
-                .await?
-            {
-                bound.insert(i);
-            }
+            bound.extend(
+                self.schedule_namespace(cluster, ns, &placements, &chosen)
+                    .await?,
+            );
         }
         for (i, (placement, choice)) in placements.iter().zip(&chosen).enumerate() {
             let status = placement_status(placement, choice, bound.contains(&i));
@@ -704,32 +736,44 @@ impl Scheduling {
         })
     }
 
-    /// Puts `ns` on a target of the first placement that selects it; returns that
-    /// placement's index.
+    /// Puts `ns` on the targets of every placement that selects it (each placement adds
+    /// as many of its location's targets as its spread asks for); returns the indexes of
+    /// the placements that placed it somewhere.
     async fn schedule_namespace(
         &self,
         cluster: &str,
         ns: &Value,
         placements: &[Value],
         chosen: &[Choice],
-    ) -> Result<Option<usize>, ApiError> {
+    ) -> Result<Vec<usize>, ApiError> {
         let name = meta::name(ns).unwrap_or_default();
         if UNSCHEDULED_NAMESPACES.contains(&name) {
-            return Ok(None);
+            return Ok(vec![]);
         }
         let labels = meta::labels(ns);
-        let selected = placements
-            .iter()
-            .zip(chosen)
-            .position(|(p, c)| c.location.is_some() && selects_namespace(p, &labels));
         let current: Vec<String> = synced_keys(&labels);
-        let desired = selected
-            .and_then(|i| pick_target(&chosen[i].targets, &current, &format!("{cluster}/{name}")));
-        let placement_name = selected.and_then(|i| meta::name(&placements[i]).map(String::from));
+        let mut desired: BTreeSet<String> = BTreeSet::new();
+        let mut placed_by = Vec::new();
+        for (i, (placement, choice)) in placements.iter().zip(chosen).enumerate() {
+            if choice.location.is_none() || !selects_namespace(placement, &labels) {
+                continue;
+            }
+            let seed = format!("{cluster}/{name}");
+            let keys = pick_targets(&choice.targets, &current, &seed, Spread::of(placement));
+            if !keys.is_empty() {
+                placed_by.push(i);
+            }
+            desired.extend(keys);
+        }
+        let placement_names: Vec<&str> = placed_by
+            .iter()
+            .filter_map(|i| meta::name(&placements[*i]))
+            .collect();
+        let placement_name = (!placement_names.is_empty()).then(|| placement_names.join(","));
         let mut next_labels = labels.clone();
         next_labels
             .retain(|k, v| !(k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync")));
-        if let Some(key) = &desired {
+        for key in &desired {
             next_labels.insert(state_label(key), json!("Sync"));
         }
         let annotation = meta::annotation(ns, PLACEMENT_ANNOTATION).map(String::from);
@@ -748,7 +792,7 @@ impl Scheduling {
             })
             .await?;
         }
-        Ok(selected.filter(|_| desired.is_some()))
+        Ok(placed_by)
     }
 
     /// The (group, version, plural) of a synced object of `kind`, if its resource is synced.
@@ -804,6 +848,69 @@ impl Scheduling {
                 let mut labels = meta::labels(o);
                 apply_sync_labels(&mut labels, &wanted);
                 meta::set_labels(o, labels);
+            })
+            .await;
+        match result {
+            Err(e) if e.code != 404 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The status of an object placed on several targets: the aggregate of the statuses
+    /// their agents report in annotations; annotations of targets it left are dropped
+    /// (all of them once one target is left: its agent writes `.status` itself).
+    async fn summarize(
+        &self,
+        cluster: &str,
+        ns: &str,
+        gvr: (&str, &str, &str),
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let Some(mut scope) = self.scope(Some(cluster), gvr) else {
+            return Ok(());
+        };
+        scope.namespace = Some(ns.to_string());
+        let obj = match self.w.registry.get_parsed(&scope, name).await {
+            Ok(o) => o,
+            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let keys = synced_keys(&meta::labels(&obj));
+        if stale_reports(&meta::annotations(&obj), &keys) {
+            let result = self
+                .edit(&scope, name, |o| {
+                    let keys = synced_keys(&meta::labels(o));
+                    let mut annotations = meta::annotations(o);
+                    annotations.retain(|k, _| !is_stale_report(k, &keys));
+                    meta::set_annotations(o, annotations);
+                })
+                .await;
+            return match result {
+                Err(e) if e.code != 404 => Err(e),
+                // The edit is an event: the summary follows from it.
+                _ => Ok(()),
+            };
+        }
+        if keys.len() < 2 || !scope.desc.status {
+            return Ok(());
+        }
+        let kind = scope.desc.kind.clone();
+        let opts = WriteOptions {
+            subresource: Some("status".into()),
+            system: true,
+            ..Default::default()
+        };
+        let wanted = summary_of(&kind, &obj);
+        if obj.get("status") == Some(&wanted) {
+            return Ok(());
+        }
+        let result = self
+            .w
+            .registry
+            .update_with(&scope, name, &opts, |cur, _| {
+                let mut next = cur.clone();
+                next["status"] = summary_of(&kind, cur);
+                Ok(next)
             })
             .await;
         match result {
@@ -894,6 +1001,33 @@ fn selects_namespace(placement: &Value, labels: &Map<String, Value>) -> bool {
         .is_some_and(|s| s.matches(labels))
 }
 
+/// Whether an object's status is (or was) reported per target.
+fn needs_summary(obj: &Value) -> bool {
+    let labels = meta::labels(obj);
+    synced_keys(&labels).len() > 1
+        || meta::annotations(obj)
+            .keys()
+            .any(|k| k.starts_with(STATUS_ANNOTATION_PREFIX))
+}
+
+/// A status annotation no agent should be writing: of a target the object left, or any
+/// once it is on one target only.
+fn is_stale_report(annotation: &str, keys: &[String]) -> bool {
+    annotation
+        .strip_prefix(STATUS_ANNOTATION_PREFIX)
+        .is_some_and(|k| keys.len() < 2 || !keys.iter().any(|x| x == k))
+}
+
+fn stale_reports(annotations: &Map<String, Value>, keys: &[String]) -> bool {
+    annotations.keys().any(|k| is_stale_report(k, keys))
+}
+
+/// The aggregate status of `obj` from its targets' reports.
+fn summary_of(kind: &str, obj: &Value) -> Value {
+    let keys = synced_keys(&meta::labels(obj));
+    aggregate(kind, &reported(&meta::annotations(obj), &keys))
+}
+
 /// Keys of the targets a namespace is synced to.
 fn synced_keys(labels: &Map<String, Value>) -> Vec<String> {
     labels
@@ -903,25 +1037,64 @@ fn synced_keys(labels: &Map<String, Value>) -> Vec<String> {
         .collect()
 }
 
-/// The target for a namespace: the current one while it is still a member of the location
-/// and not drained (even unhealthy — moving workloads is failover's decision, not a
-/// heartbeat's), else a
-/// schedulable one chosen by a hash of the namespace (spreads namespaces, stable across
-/// replicas and restarts).
-fn pick_target(targets: &[Target], current: &[String], seed: &str) -> Option<String> {
-    let kept = |k: &&String| targets.iter().any(|t| &t.key == *k && !t.evicting);
-    if let Some(key) = current.iter().find(kept) {
-        return Some(key.clone());
+/// How many targets of its location a Placement puts each namespace on: annotation
+/// [`SPREAD_ANNOTATION`] = `All`, or a count (default 1, kcp's rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    Count(usize),
+    All,
+}
+
+impl Spread {
+    pub fn of(placement: &Value) -> Self {
+        match meta::annotation(placement, SPREAD_ANNOTATION).map(str::trim) {
+            Some(a) if a.eq_ignore_ascii_case("all") => Self::All,
+            Some(a) => Self::Count(a.parse().unwrap_or(1).max(1)),
+            None => Self::Count(1),
+        }
     }
-    let mut schedulable: Vec<&Target> = targets.iter().filter(|t| t.schedulable).collect();
-    schedulable.sort_by(|a, b| a.key.cmp(&b.key));
-    if schedulable.is_empty() {
-        return None;
+
+    fn allows(self, n: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::Count(c) => n < c,
+        }
     }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    seed.hash(&mut hasher);
-    let i = (hasher.finish() % schedulable.len() as u64) as usize;
-    Some(schedulable[i].key.clone())
+}
+
+/// The targets for a namespace: the current ones while they are still members of the
+/// location and not drained (even unhealthy — moving workloads is failover's decision, not
+/// a heartbeat's), then schedulable ones ranked by a hash of the namespace and the target
+/// (rendezvous hashing: spreads namespaces, stable across replicas and restarts, and a new
+/// target takes only its share), up to `spread`.
+fn pick_targets(targets: &[Target], current: &[String], seed: &str, spread: Spread) -> Vec<String> {
+    let mut picked: Vec<String> = Vec::new();
+    for key in current {
+        if spread.allows(picked.len()) && targets.iter().any(|t| &t.key == key && !t.evicting) {
+            picked.push(key.clone());
+        }
+    }
+    let mut ranked: Vec<(u64, &Target)> = targets
+        .iter()
+        .filter(|t| t.schedulable && !picked.contains(&t.key))
+        .map(|t| (rendezvous(seed, &t.key), t))
+        .collect();
+    ranked.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+    for (_, t) in ranked {
+        if !spread.allows(picked.len()) {
+            break;
+        }
+        picked.push(t.key.clone());
+    }
+    picked
+}
+
+/// A stable hash of (namespace, target): the same on every replica and release.
+fn rendezvous(seed: &str, key: &str) -> u64 {
+    let digest = sha2::Sha256::digest(format!("{seed}\0{key}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
 }
 
 /// The `Sync` state labels of a label set.
@@ -1120,33 +1293,75 @@ mod tests {
         }
     }
 
+    fn one(targets: &[Target], current: &[&str], seed: &str) -> Option<String> {
+        let current: Vec<String> = current.iter().map(|c| c.to_string()).collect();
+        pick_targets(targets, &current, seed, Spread::Count(1))
+            .into_iter()
+            .next()
+    }
+
     #[test]
     fn a_namespace_stays_on_its_target_and_new_ones_spread() {
         let targets = [target("a", true), target("b", true), target("c", false)];
         // Kept while a member, even unschedulable.
-        assert_eq!(
-            pick_target(&targets, &["c".into()], "x").as_deref(),
-            Some("c")
-        );
+        assert_eq!(one(&targets, &["c"], "x").as_deref(), Some("c"));
         // New ones only on schedulable targets, deterministically.
         let picks: BTreeSet<String> = (0..50)
-            .filter_map(|i| pick_target(&targets, &[], &format!("ns{i}")))
+            .filter_map(|i| one(&targets, &[], &format!("ns{i}")))
             .collect();
         assert_eq!(picks, BTreeSet::from(["a".to_string(), "b".to_string()]));
-        assert_eq!(
-            pick_target(&targets, &[], "ns1"),
-            pick_target(&targets, &[], "ns1")
-        );
-        assert_eq!(pick_target(&[target("c", false)], &[], "x"), None);
+        assert_eq!(one(&targets, &[], "ns1"), one(&targets, &[], "ns1"));
+        assert_eq!(one(&[target("c", false)], &[], "x"), None);
         // A drained target lets its namespaces go.
         let drained = Target {
             evicting: true,
             ..target("c", false)
         };
         assert_eq!(
-            pick_target(&[drained, target("a", true)], &["c".into()], "x").as_deref(),
+            one(&[drained, target("a", true)], &["c"], "x").as_deref(),
             Some("a")
         );
+    }
+
+    #[test]
+    fn a_spread_places_a_namespace_on_several_targets() {
+        let targets = [
+            target("a", true),
+            target("b", true),
+            target("c", true),
+            target("d", false),
+        ];
+        let all = pick_targets(&targets, &[], "x", Spread::All);
+        assert_eq!(all.len(), 3, "every schedulable target: {all:?}");
+        let two = pick_targets(&targets, &[], "x", Spread::Count(2));
+        assert_eq!(two.len(), 2);
+        assert!(two.iter().all(|k| all.contains(k)));
+        // Current members stay (an unschedulable one too), the rest is filled up.
+        let kept = pick_targets(&targets, &["d".into()], "x", Spread::Count(2));
+        assert_eq!(kept[0], "d");
+        assert_eq!(kept.len(), 2);
+        // A new target takes only its share: most namespaces keep their ranking.
+        let more = [targets.as_slice(), &[target("e", true)]].concat();
+        let moved = (0..200)
+            .filter(|i| {
+                let seed = format!("ns{i}");
+                pick_targets(&targets, &[], &seed, Spread::Count(1))
+                    != pick_targets(&more, &[], &seed, Spread::Count(1))
+            })
+            .count();
+        assert!(moved < 100, "{moved} of 200 moved");
+        let spread = |a: &str| {
+            let mut p = json!({"metadata": {"name": "p"}});
+            if !a.is_empty() {
+                p["metadata"]["annotations"] = json!({SPREAD_ANNOTATION: a});
+            }
+            Spread::of(&p)
+        };
+        assert_eq!(spread(""), Spread::Count(1));
+        assert_eq!(spread("All"), Spread::All);
+        assert_eq!(spread("3"), Spread::Count(3));
+        assert_eq!(spread("0"), Spread::Count(1));
+        assert_eq!(spread("many"), Spread::Count(1));
     }
 
     #[test]
