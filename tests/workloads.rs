@@ -192,15 +192,13 @@ fn deployment_on(down: &Downstream) -> Option<Value> {
         .synced("deployments")
         .into_iter()
         .find(|(_, n)| n == "web")?;
-    Some(json(&down.api.ok(&[
-        "get",
-        "deployment",
-        &name,
-        "-n",
-        &ns,
-        "-o",
-        "json",
-    ])))
+    // It may go between the list and the get.
+    let out = down
+        .api
+        .kubectl(&["get", "deployment", &name, "-n", &ns, "-o", "json"]);
+    out.status
+        .success()
+        .then(|| json(&String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -859,4 +857,119 @@ spec:
         ],
     );
     assert!(deployment_on(&east).is_none() && deployment_on(&west).is_none());
+}
+
+/// Failover, on by default and non-destructive: a target whose agent stops is marked
+/// unhealthy; its namespaces are placed on another target of the location; the old copy
+/// stays until the new one is available, and is deleted when the old target comes back.
+#[test]
+fn a_lost_target_fails_over_without_deleting_anything_early() {
+    let up = Kplex::start(Backend::Embedded);
+    let clusters = [Downstream::start(), Downstream::start()];
+    create_workspace(&up, "root", "compute", None);
+    create_workspace(&up, "root", "team1", None);
+    let setups = [
+        workload_sync(&up, "east", &[]),
+        workload_sync(&up, "west", &[]),
+    ];
+    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], FLEET);
+    let logs = up.root();
+    let mut syncers: Vec<Option<Proc>> = setups
+        .iter()
+        .zip(&clusters)
+        .enumerate()
+        .map(|(i, (s, c))| Some(start_syncer(s, c, &logs.join(format!("syncer-{i}.log")))))
+        .collect();
+    let keys = [target_key(&up, "east"), target_key(&up, "west")];
+    let url = up.url("/clusters/root:team1");
+    up.ok(&[
+        "kplex",
+        "bind",
+        "compute",
+        "root:compute",
+        "--location-selectors",
+        "fleet=yes",
+        "--server",
+        &url,
+    ]);
+    ws_ok(
+        &up,
+        "root:team1",
+        &["create", "deployment", "web", "--image=nginx"],
+    );
+    let from = eventually(30, "the deployment on one cluster", || {
+        clusters.iter().position(|c| deployment_on(c).is_some())
+    });
+    let to = 1 - from;
+    ws_ok(
+        &up,
+        "root:team1",
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
+
+    // The agent of `from` stops: unhealthy, then failed over.
+    syncers[from] = None;
+    let name = ["east", "west"][from];
+    let stopped = std::time::Instant::now();
+    eventually(25, "the target marked unhealthy", || {
+        let ready = ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "synctarget",
+                name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        (ready == "False").then_some(())
+    });
+    eprintln!("unhealthy after {:?}", stopped.elapsed());
+    eventually(40, "the deployment on the other cluster", || {
+        deployment_on(&clusters[to]).map(|_| ())
+    });
+    eprintln!("re-placed after {:?}", stopped.elapsed());
+    // Once it is available there, the namespace leaves the lost target; its copy is still
+    // there (its agent is down, and nothing else deletes).
+    eventually(40, "the move to complete", || {
+        let ns = json(&ws_ok(
+            &up,
+            "root:team1",
+            &["get", "namespace", "default", "-o", "json"],
+        ));
+        let labels = ns["metadata"]["labels"].to_string();
+        let moving = ns["metadata"]["annotations"]
+            .get("experimental.scheduling.kplex.io/failover-from")
+            .is_some();
+        (!moving && labels.contains(&keys[to]) && !labels.contains(&keys[from])).then_some(())
+    });
+    assert!(deployment_on(&clusters[from]).is_some());
+    ws_ok(
+        &up,
+        "root:team1",
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
+    eventually(20, "one target's status again", || {
+        let d = json(&ws_ok(
+            &up,
+            "root:team1",
+            &["get", "deployment", "web", "-o", "json"],
+        ));
+        let reports = d["metadata"]["annotations"]
+            .as_object()
+            .is_some_and(|a| a.keys().any(|k| k.starts_with("experimental.status.")));
+        (!reports && d["status"]["availableReplicas"] == 1).then_some(())
+    });
+
+    // The lost target comes back: its agent deletes the copy that moved away.
+    syncers[from] = Some(start_syncer(
+        &setups[from],
+        &clusters[from],
+        &logs.join("syncer-back.log"),
+    ));
+    eventually(30, "the old copy deleted", || {
+        deployment_on(&clusters[from]).is_none().then_some(())
+    });
+    assert!(deployment_on(&clusters[to]).is_some());
 }

@@ -39,6 +39,11 @@ pub const PLACEMENT_ANNOTATION: &str = "scheduling.kcp.io/placement";
 /// On a Placement: how many targets of its location each namespace goes to — `All`, or a
 /// count (default 1). Several Placements that select a namespace add up.
 pub const SPREAD_ANNOTATION: &str = "experimental.scheduling.kplex.io/spread";
+/// On a namespace: the targets it is failing over from (comma-separated keys), which keep
+/// their copies until the replacements are available.
+pub const FAILOVER_ANNOTATION: &str = "experimental.scheduling.kplex.io/failover-from";
+/// On a Location: how many namespaces may fail over (or drain) off its targets at once.
+pub const MAX_MOVING_ANNOTATION: &str = "experimental.scheduling.kplex.io/max-moving";
 /// Namespaces that never leave the control plane.
 pub const UNSCHEDULED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 

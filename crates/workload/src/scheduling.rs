@@ -30,14 +30,25 @@ use kplex_runtime::{
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 
-use crate::summary::{STATUS_ANNOTATION_PREFIX, aggregate, reported};
+use crate::summary::{STATUS_ANNOTATION_PREFIX, aggregate, is_available, reported};
 use crate::{
-    KEY_LABEL, PLACEMENT_ANNOTATION, SCHEDULING, SPREAD_ANNOTATION, STATE_LABEL_PREFIX,
-    UNSCHEDULED_NAMESPACES, VERSION, WORKLOAD, state_label, sync_target_key,
+    FAILOVER_ANNOTATION, KEY_LABEL, MAX_MOVING_ANNOTATION, PLACEMENT_ANNOTATION, SCHEDULING,
+    SPREAD_ANNOTATION, STATE_LABEL_PREFIX, UNSCHEDULED_NAMESPACES, VERSION, WORKLOAD, state_label,
+    sync_target_key,
 };
 
 /// A target whose agent has not reported for this long is unhealthy.
 pub const HEARTBEAT_THRESHOLD: Duration = Duration::from_secs(15);
+/// A target unhealthy this long has its namespaces failed over (placed on another target
+/// of the location too; see [`Scheduling::schedule_namespace`]). The wait keeps a restart of
+/// kplex itself, after which every agent reconnects within seconds, from moving anything.
+pub const FAILOVER_GRACE: Duration = Duration::from_secs(10);
+/// How many namespaces of one Location may be failing over at once, unless the Location's
+/// [`MAX_MOVING_ANNOTATION`] says otherwise.
+pub const DEFAULT_MAX_MOVING: usize = 100;
+/// A tenant whose failover waits (for the cap, or for a replacement to become available)
+/// is looked at again this often.
+const FAILOVER_POLL: Duration = Duration::from_secs(2);
 /// The namespaced kinds a scheduled namespace's objects of are labelled (group, version,
 /// plural): what every syncer syncs.
 pub const SYNCED: &[(&str, &str, &str)] = &[
@@ -133,6 +144,7 @@ pub struct Scheduling {
     /// What scheduling needs of each SyncTarget, from the watch: placing a thousand
     /// tenants reads it from memory instead of listing every target once per tenant.
     targets: TargetIndex,
+    moves: Moves,
 }
 
 /// A SyncTarget's facts that scheduling decides on.
@@ -141,6 +153,8 @@ struct TargetFacts {
     key: String,
     labels: Map<String, Value>,
     ready: bool,
+    /// When it stopped being Ready (its condition's transition), if it is not.
+    down_since: Option<i64>,
     unschedulable: bool,
     /// `spec.evictAfter`, seconds since the epoch.
     evict_after: Option<i64>,
@@ -152,6 +166,9 @@ impl TargetFacts {
             key: sync_target_key(cluster, meta::name(target).unwrap_or_default()),
             labels: meta::labels(target),
             ready: condition_true(target, "Ready"),
+            down_since: (!condition_true(target, "Ready"))
+                .then(|| condition_since(target, "Ready"))
+                .flatten(),
             unschedulable: target
                 .pointer("/spec/unschedulable")
                 .and_then(Value::as_bool)
@@ -169,6 +186,9 @@ impl TargetFacts {
             labels: self.labels.clone(),
             schedulable: self.ready && !self.unschedulable && self.evict_after.is_none(),
             evicting: self.evict_after.is_some_and(|at| at <= now),
+            failed: self
+                .down_since
+                .is_some_and(|t| now - t >= FAILOVER_GRACE.as_secs() as i64),
         }
     }
 }
@@ -209,6 +229,30 @@ impl TargetIndex {
     }
 }
 
+/// The namespaces failing over, per location (`<path>:<name>`): the cap's count. Kept by
+/// the leader in memory; a new leader counts them again as it reschedules.
+#[derive(Default)]
+struct Moves(Mutex<HashMap<String, HashSet<String>>>);
+
+impl Moves {
+    /// Counts `namespace` as moving off `location` if there is room (or it already is).
+    fn start(&self, location: &str, namespace: &str, max: usize) -> bool {
+        let Ok(mut moves) = self.0.lock() else {
+            return false;
+        };
+        let set = moves.entry(location.to_string()).or_default();
+        set.contains(namespace) || (set.len() < max && set.insert(namespace.to_string()))
+    }
+
+    fn finish(&self, namespace: &str) {
+        if let Ok(mut moves) = self.0.lock() {
+            for set in moves.values_mut() {
+                set.remove(namespace);
+            }
+        }
+    }
+}
+
 /// Logical clusters with Placements, derived from the watch (every replica keeps it): only
 /// their namespaces concern scheduling, and only their writes need state labels.
 #[derive(Clone, Default)]
@@ -246,6 +290,7 @@ impl Scheduling {
             queue: WorkQueue::new(),
             tenants,
             targets: TargetIndex::default(),
+            moves: Moves::default(),
         }
     }
 
@@ -456,10 +501,10 @@ impl Reconciler for Scheduling {
                 self.reconcile_locations(cluster).await?;
                 Ok(Action::Done)
             }
-            Work::Tenant { cluster } => {
-                self.reconcile_tenant(cluster).await?;
-                Ok(Action::Done)
-            }
+            Work::Tenant { cluster } => Ok(self
+                .reconcile_tenant(cluster)
+                .await?
+                .map_or(Action::Done, Action::RequeueAfter)),
             Work::Namespace { cluster, name } => {
                 self.label_namespace_objects(cluster, name).await?;
                 Ok(Action::Done)
@@ -498,6 +543,15 @@ struct Target {
     schedulable: bool,
     /// Drained (`evictAfter` has passed): everything moves off.
     evicting: bool,
+    /// Not Ready for [`FAILOVER_GRACE`]: its namespaces fail over.
+    failed: bool,
+}
+
+impl Target {
+    /// Whether the namespaces on it stay there.
+    fn keeps(&self) -> bool {
+        !self.evicting && !self.failed
+    }
 }
 
 impl Scheduling {
@@ -607,14 +661,22 @@ impl Scheduling {
         );
         status["conditions"] = Value::Array(conditions);
         self.w.registry.set_status(&scope, &target, status).await?;
-        let after = match (health.healthy, last) {
-            (true, Some(last)) => {
+        let grace = FAILOVER_GRACE.as_secs() as i64;
+        let down_since = condition_since(&target, "Ready").filter(|_| !was_ready);
+        let (after, failover_due) = match (health.healthy, last, down_since) {
+            (true, Some(last), _) => {
                 let left = (last + HEARTBEAT_THRESHOLD.as_secs() as i64 - now).max(0) as u64;
-                Some(Duration::from_secs(left + 1))
+                (Some(Duration::from_secs(left + 1)), false)
             }
-            _ => None,
+            // Unhealthy: its namespaces fail over once the grace has passed.
+            (false, _, Some(since)) if now < since + grace => (
+                Some(Duration::from_secs((since + grace - now) as u64 + 1)),
+                false,
+            ),
+            (false, _, Some(since)) => (None, now < since + grace + 5),
+            _ => (None, false),
         };
-        Ok((after, was_ready != health.healthy))
+        Ok((after, was_ready != health.healthy || failover_due))
     }
 
     async fn reconcile_locations(&self, cluster: &str) -> Result<(), ApiError> {
@@ -636,9 +698,10 @@ impl Scheduling {
     }
 
     /// Placements choose locations; namespaces are put on targets.
-    async fn reconcile_tenant(&self, cluster: &str) -> Result<(), ApiError> {
+    /// Returns when to look again: while a namespace fails over.
+    async fn reconcile_tenant(&self, cluster: &str) -> Result<Option<Duration>, ApiError> {
         let Some(scope) = self.scope(Some(cluster), (SCHEDULING, VERSION, "placements")) else {
-            return Ok(());
+            return Ok(None);
         };
         let mut placements = self.list(&scope).await?;
         if placements.is_empty() {
@@ -651,11 +714,13 @@ impl Scheduling {
         }
         let namespaces = self.list_kind(cluster, ("", "v1", "namespaces")).await?;
         let mut bound: BTreeSet<usize> = BTreeSet::new();
+        let mut waiting = false;
         for ns in &namespaces {
-            bound.extend(
-                self.schedule_namespace(cluster, ns, &placements, &chosen)
-                    .await?,
-            );
+            let scheduled = self
+                .schedule_namespace(cluster, ns, &placements, &chosen)
+                .await?;
+            bound.extend(scheduled.placed_by);
+            waiting |= scheduled.waiting;
         }
         for (i, (placement, choice)) in placements.iter().zip(&chosen).enumerate() {
             let status = placement_status(placement, choice, bound.contains(&i));
@@ -664,7 +729,7 @@ impl Scheduling {
                 .set_status(&scope, placement, status)
                 .await?;
         }
-        Ok(())
+        Ok(waiting.then_some(FAILOVER_POLL))
     }
 
     /// The Location a Placement uses (kept while it still matches) and its targets.
@@ -732,40 +797,98 @@ impl Scheduling {
                 meta::name(location).unwrap_or_default().to_string(),
             )),
             targets: members(location, &targets),
+            max_moving: meta::annotation(location, MAX_MOVING_ANNOTATION)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(DEFAULT_MAX_MOVING),
             failure: None,
         })
     }
 
     /// Puts `ns` on the targets of every placement that selects it (each placement adds
-    /// as many of its location's targets as its spread asks for); returns the indexes of
-    /// the placements that placed it somewhere.
+    /// as many of its location's targets as its spread asks for).
+    ///
+    /// **Failover**: a target that failed (unhealthy for [`FAILOVER_GRACE`]) or is drained
+    /// is replaced by another target of the same location, but keeps its `Sync` label —
+    /// its copy is not deleted — until every Deployment and StatefulSet of the namespace
+    /// is available on the replacements ([`FAILOVER_ANNOTATION`] records it meanwhile);
+    /// then the label goes, and the old target's agent, if it ever comes back, deletes
+    /// its copy. At most the location's cap of namespaces fail over at once.
     async fn schedule_namespace(
         &self,
         cluster: &str,
         ns: &Value,
         placements: &[Value],
         chosen: &[Choice],
-    ) -> Result<Vec<usize>, ApiError> {
+    ) -> Result<Scheduled, ApiError> {
         let name = meta::name(ns).unwrap_or_default();
         if UNSCHEDULED_NAMESPACES.contains(&name) {
-            return Ok(vec![]);
+            return Ok(Scheduled::default());
         }
         let labels = meta::labels(ns);
         let current: Vec<String> = synced_keys(&labels);
         let mut desired: BTreeSet<String> = BTreeSet::new();
-        let mut placed_by = Vec::new();
+        let mut out = Scheduled::default();
+        // Targets the namespace is leaving (failed or drained) and the location they are in.
+        let mut failing: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let seed = format!("{cluster}/{name}");
+        let was_leaving: BTreeSet<String> = meta::annotation(ns, FAILOVER_ANNOTATION)
+            .map(|a| {
+                a.split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A move once begun completes, even if the old target comes back meanwhile.
+        let staying: Vec<String> = current
+            .iter()
+            .filter(|k| !was_leaving.contains(*k))
+            .cloned()
+            .collect();
         for (i, (placement, choice)) in placements.iter().zip(chosen).enumerate() {
-            if choice.location.is_none() || !selects_namespace(placement, &labels) {
+            let Some((path, location)) = &choice.location else {
+                continue;
+            };
+            if !selects_namespace(placement, &labels) {
                 continue;
             }
-            let seed = format!("{cluster}/{name}");
-            let keys = pick_targets(&choice.targets, &current, &seed, Spread::of(placement));
+            for t in &choice.targets {
+                if current.contains(&t.key) && (!t.keeps() || was_leaving.contains(&t.key)) {
+                    failing.insert(
+                        t.key.clone(),
+                        (format!("{path}:{location}"), choice.max_moving),
+                    );
+                }
+            }
+            let keys = pick_targets(&choice.targets, &staying, &seed, Spread::of(placement));
             if !keys.is_empty() {
-                placed_by.push(i);
+                out.placed_by.push(i);
             }
             desired.extend(keys);
         }
-        let placement_names: Vec<&str> = placed_by
+        failing.retain(|k, _| !desired.contains(k));
+        let moving = format!("{cluster}/{name}");
+        // A new failover waits for room under its location's cap.
+        for (location, max) in failing.values() {
+            if !self.moves.start(location, &moving, *max) {
+                out.waiting = true;
+                return Ok(out);
+            }
+        }
+        let replaced = failing.is_empty()
+            || (!desired.is_empty() && self.available_on(cluster, name, &desired).await?);
+        let leaving: BTreeSet<String> = if replaced {
+            BTreeSet::new()
+        } else {
+            out.waiting = true;
+            failing.keys().cloned().collect()
+        };
+        if leaving.is_empty() {
+            self.moves.finish(&moving);
+        }
+        let leaving_text = leaving.iter().cloned().collect::<Vec<_>>().join(",");
+        let placement_names: Vec<&str> = out
+            .placed_by
             .iter()
             .filter_map(|i| meta::name(&placements[*i]))
             .collect();
@@ -773,11 +896,13 @@ impl Scheduling {
         let mut next_labels = labels.clone();
         next_labels
             .retain(|k, v| !(k.starts_with(STATE_LABEL_PREFIX) && v.as_str() == Some("Sync")));
-        for key in &desired {
+        for key in desired.iter().chain(&leaving) {
             next_labels.insert(state_label(key), json!("Sync"));
         }
         let annotation = meta::annotation(ns, PLACEMENT_ANNOTATION).map(String::from);
-        if next_labels != labels || annotation != placement_name {
+        let changed =
+            next_labels != labels || annotation != placement_name || was_leaving != leaving;
+        if changed {
             let scope = self
                 .scope(Some(cluster), ("", "v1", "namespaces"))
                 .ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
@@ -788,11 +913,47 @@ impl Scheduling {
                     Some(p) => annotations.insert(PLACEMENT_ANNOTATION.into(), json!(p)),
                     None => annotations.remove(PLACEMENT_ANNOTATION),
                 };
+                if leaving.is_empty() {
+                    annotations.remove(FAILOVER_ANNOTATION);
+                } else {
+                    annotations.insert(FAILOVER_ANNOTATION.into(), json!(leaving_text));
+                }
                 meta::set_annotations(obj, annotations);
             })
             .await?;
         }
-        Ok(placed_by)
+        Ok(out)
+    }
+
+    /// Whether every Deployment and StatefulSet of namespace `ns` is available on each of
+    /// `keys` (from the per-target status reports: during a failover the objects are on
+    /// several targets).
+    async fn available_on(
+        &self,
+        cluster: &str,
+        ns: &str,
+        keys: &BTreeSet<String>,
+    ) -> Result<bool, ApiError> {
+        for gvr in [
+            ("apps", "v1", "deployments"),
+            ("apps", "v1", "statefulsets"),
+        ] {
+            let Some(mut scope) = self.scope(Some(cluster), gvr) else {
+                continue;
+            };
+            scope.namespace = Some(ns.to_string());
+            for obj in self.list(&scope).await? {
+                let keys: Vec<String> = keys.iter().cloned().collect();
+                let reports = reported(&meta::annotations(&obj), &keys);
+                if !reports
+                    .iter()
+                    .all(|(_, s)| s.as_ref().is_some_and(|s| is_available(&obj, s)))
+                {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// The (group, version, plural) of a synced object of `kind`, if its resource is synced.
@@ -969,7 +1130,18 @@ struct Choice {
     /// (workspace path, location name).
     location: Option<(String, String)>,
     targets: Vec<Target>,
+    /// How many of its namespaces may fail over at once.
+    max_moving: usize,
     failure: Option<(&'static str, String)>,
+}
+
+/// What scheduling did with one namespace.
+#[derive(Default)]
+struct Scheduled {
+    /// The placements that put it somewhere.
+    placed_by: Vec<usize>,
+    /// It is failing over (or waits to): look again soon.
+    waiting: bool,
 }
 
 impl Choice {
@@ -1070,7 +1242,7 @@ impl Spread {
 fn pick_targets(targets: &[Target], current: &[String], seed: &str, spread: Spread) -> Vec<String> {
     let mut picked: Vec<String> = Vec::new();
     for key in current {
-        if spread.allows(picked.len()) && targets.iter().any(|t| &t.key == key && !t.evicting) {
+        if spread.allows(picked.len()) && targets.iter().any(|t| &t.key == key && t.keeps()) {
             picked.push(key.clone());
         }
     }
@@ -1252,6 +1424,17 @@ fn condition_true(obj: &Value, type_: &str) -> bool {
         })
 }
 
+/// When condition `type_` last changed (its `lastTransitionTime`), in seconds.
+fn condition_since(obj: &Value, type_: &str) -> Option<i64> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))?
+        .get("lastTransitionTime")?
+        .as_str()
+        .and_then(parse_time)
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1290,6 +1473,7 @@ mod tests {
             labels: Map::new(),
             schedulable,
             evicting: false,
+            failed: false,
         }
     }
 
@@ -1320,6 +1504,44 @@ mod tests {
         assert_eq!(
             one(&[drained, target("a", true)], &["c"], "x").as_deref(),
             Some("a")
+        );
+    }
+
+    #[test]
+    fn failed_targets_are_replaced_and_moves_are_capped() {
+        let failed = Target {
+            failed: true,
+            ..target("a", false)
+        };
+        // A failed target's namespaces go elsewhere (the caller keeps its label meanwhile).
+        assert_eq!(
+            one(&[failed.clone(), target("b", true)], &["a"], "x").as_deref(),
+            Some("b")
+        );
+        assert_eq!(one(&[failed], &["a"], "x"), None);
+        let moves = Moves::default();
+        assert!(moves.start("loc", "t/ns1", 2));
+        assert!(moves.start("loc", "t/ns1", 2), "already counted");
+        assert!(moves.start("loc", "t/ns2", 2));
+        assert!(!moves.start("loc", "t/ns3", 2), "over the cap");
+        assert!(moves.start("other", "t/ns3", 2), "per location");
+        moves.finish("t/ns1");
+        assert!(moves.start("loc", "t/ns3", 2));
+        // Down for the grace: failed.
+        let now = now_secs();
+        let facts = |since: i64| TargetFacts {
+            key: "a".into(),
+            labels: Map::new(),
+            ready: false,
+            down_since: Some(since),
+            unschedulable: false,
+            evict_after: None,
+        };
+        assert!(!facts(now - 2).target(now).failed);
+        assert!(
+            facts(now - FAILOVER_GRACE.as_secs() as i64)
+                .target(now)
+                .failed
         );
     }
 

@@ -76,6 +76,30 @@ pub fn reported(annotations: &Map<String, Value>, keys: &[String]) -> Vec<(Strin
         .collect()
 }
 
+/// Whether a Deployment or StatefulSet is available by the status one target reports: it
+/// has seen the current generation, and (Deployment) its `Available` condition is true, or
+/// (StatefulSet) every replica it runs is ready.
+pub fn is_available(obj: &Value, status: &Value) -> bool {
+    let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = status.get("observedGeneration").and_then(Value::as_i64);
+    if observed < generation {
+        return false;
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        Some("StatefulSet") => {
+            let count = |f: &str| status.get(f).and_then(Value::as_i64).unwrap_or(0);
+            count("readyReplicas") >= count("replicas")
+        }
+        _ => status
+            .get("conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Available" && c["status"] == "True")
+            }),
+    }
+}
+
 /// The aggregate status of an object of `kind` from its targets' statuses.
 pub fn aggregate(kind: &str, targets: &[(String, Option<Value>)]) -> Value {
     let reports: Vec<(&str, &Map<String, Value>)> = targets
@@ -377,6 +401,22 @@ mod tests {
             assert_eq!(status["observedGeneration"], generation, "row {i}");
             assert_eq!(condition(&status, "Available")["status"], avail, "row {i}");
         }
+    }
+
+    #[test]
+    fn availability_per_target() {
+        let d = json!({"kind": "Deployment", "metadata": {"generation": 3}});
+        assert!(is_available(&d, &deployment(2, 2, 3, "True")));
+        assert!(
+            !is_available(&d, &deployment(2, 2, 2, "True")),
+            "old generation"
+        );
+        assert!(!is_available(&d, &deployment(2, 0, 3, "False")));
+        let s = json!({"kind": "StatefulSet", "metadata": {"generation": 1}});
+        let sts =
+            |ready: i64| json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": ready});
+        assert!(is_available(&s, &sts(2)));
+        assert!(!is_available(&s, &sts(1)));
     }
 
     #[test]
