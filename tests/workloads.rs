@@ -973,3 +973,207 @@ fn a_lost_target_fails_over_without_deleting_anything_early() {
     });
     assert!(deployment_on(&clusters[to]).is_some());
 }
+
+/// A kubeconfig for `down` that authenticates as service account `ns/name` (a token from
+/// the TokenRequest API): the rights its Role gives, nothing more.
+fn service_account_kubeconfig(down: &Kplex, ns: &str, name: &str) -> std::path::PathBuf {
+    let token = down.ok(&["create", "token", name, "-n", ns]);
+    let admin = json(&down.ok(&["config", "view", "--raw", "-o", "json"]));
+    let cluster = &admin["clusters"][0]["cluster"];
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    });
+    let path = down.root().join(format!("{ns}-{name}.kubeconfig"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// Namespace mode: one shared host cluster, two tenants, each tenant's whole workspace in
+/// one host namespace, served by an agent whose only rights are a Role there.
+#[test]
+fn virtual_cluster_targets_share_one_host_cluster() {
+    let up = Kplex::start(Backend::Embedded);
+    let host = Downstream::start();
+    create_workspace(&up, "root", "compute", None);
+    create_workspace(&up, "root", "team1", None);
+    create_workspace(&up, "root", "team2", None);
+    let mut locations = String::new();
+    let mut syncers = Vec::new();
+    for (tenant, team) in [("tenant-a", "team1"), ("tenant-b", "team2")] {
+        host.api.ok(&["create", "namespace", tenant]);
+        let setup = workload_sync(&up, tenant, &["--downstream-namespace", tenant]);
+        // The manifests hold a Role and RoleBinding in the tenant's namespace only.
+        let manifests = up.root().join(format!("syncer-{tenant}.yaml"));
+        let text = std::fs::read_to_string(&manifests).unwrap();
+        assert!(!text.contains("ClusterRole") && !text.contains("kind: Namespace"));
+        host.api.ok(&["apply", "-f", manifests.to_str().unwrap()]);
+        let account = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("serviceAccountName: "))
+            .unwrap()
+            .trim_matches('\'')
+            .to_string();
+        let kubeconfig = service_account_kubeconfig(&host.api, tenant, &account);
+        let mut args: Vec<&str> = setup.args.iter().map(String::as_str).collect();
+        args.extend([
+            "--to-kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--heartbeat-interval",
+            "1s",
+        ]);
+        syncers.push(kplex_cmd(
+            &args,
+            &up.root().join(format!("syncer-{tenant}.log")),
+        ));
+        locations.push_str(&format!(
+            "---\napiVersion: scheduling.kcp.io/v1alpha1\nkind: Location\nmetadata: {{name: {team}, labels: {{team: {team}}}}}\nspec:\n  resource: {{group: workload.kcp.io, version: v1alpha1, resource: synctargets}}\n  instanceSelector: {{matchLabels: {{region: {tenant}}}}}\n"
+        ));
+    }
+    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], &locations);
+    for team in ["team1", "team2"] {
+        let url = up.url(&format!("/clusters/root:{team}"));
+        up.ok(&[
+            "kplex",
+            "bind",
+            "compute",
+            "root:compute",
+            "--location-selectors",
+            &format!("team={team}"),
+            "--server",
+            &url,
+        ]);
+    }
+    // team1 uses two namespaces with the same names in each; team2 the same names too.
+    let app = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        envFrom: [{configMapRef: {name: settings}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+    ws_ok(&up, "root:team1", &["create", "namespace", "other"]);
+    ws_ok_stdin(&up, "root:team1", &["apply", "-f", "-"], app);
+    ws_ok_stdin(&up, "root:team1", &["apply", "-n", "other", "-f", "-"], app);
+    ws_ok_stdin(&up, "root:team2", &["apply", "-f", "-"], app);
+    let names = |ns: &str, resource: &str| -> Vec<String> {
+        let list = json(&host.api.ok(&["get", resource, "-n", ns, "-o", "json"]));
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["metadata"]["annotations"]["workload.kplex.io/upstream"].is_string())
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    eventually(30, "every tenant's objects in its host namespace", || {
+        let a = names("tenant-a", "deployments");
+        let b = names("tenant-b", "deployments");
+        (a.len() == 2 && b.len() == 1 && names("tenant-a", "configmaps").len() == 2).then_some(())
+    });
+    let a = names("tenant-a", "deployments");
+    assert!(a.iter().any(|n| n.starts_with("web-x-default-x-")), "{a:?}");
+    assert!(a.iter().any(|n| n.starts_with("web-x-other-x-")), "{a:?}");
+    assert!(names("tenant-b", "deployments")[0].starts_with("web-x-default-x-"));
+    // References follow the renaming; Services select their own tenant's pods only.
+    let web = a.iter().find(|n| n.starts_with("web-x-other-x-")).unwrap();
+    let d = json(
+        &host
+            .api
+            .ok(&["get", "deployment", web, "-n", "tenant-a", "-o", "json"]),
+    );
+    let cm = d["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(names("tenant-a", "configmaps").contains(&cm), "{cm}");
+    assert!(cm.starts_with("settings-x-other-x-"));
+    let services = names("tenant-a", "services");
+    assert_eq!(services.len(), 2);
+    let selectors: Vec<Value> = services
+        .iter()
+        .map(|s| {
+            json(
+                &host
+                    .api
+                    .ok(&["get", "service", s, "-n", "tenant-a", "-o", "json"]),
+            )["spec"]["selector"]
+                .clone()
+        })
+        .collect();
+    assert_ne!(selectors[0], selectors[1], "{selectors:?}");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["workload.kplex.io/tenant"],
+        d["spec"]["selector"]["matchLabels"]["workload.kplex.io/tenant"]
+    );
+    // Status comes up; each tenant sees its own cluster.
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "other",
+            "--timeout=30s",
+        ],
+    );
+    ws_ok(
+        &up,
+        "root:team2",
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
+    // Drift is reverted; a deletion upstream deletes the host copy.
+    host.api
+        .ok(&["scale", "deployment", web, "-n", "tenant-a", "--replicas=5"]);
+    eventually(10, "the drift reverted", || {
+        let d = json(
+            &host
+                .api
+                .ok(&["get", "deployment", web, "-n", "tenant-a", "-o", "json"]),
+        );
+        (d["spec"]["replicas"] == 1).then_some(())
+    });
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "delete",
+            "deployment",
+            "web",
+            "-n",
+            "other",
+            "--wait=true",
+            "--timeout=20s",
+        ],
+    );
+    eventually(10, "the host copy deleted", || {
+        (names("tenant-a", "deployments").len() == 1).then_some(())
+    });
+    assert_eq!(names("tenant-b", "deployments").len(), 1);
+    drop(syncers);
+}

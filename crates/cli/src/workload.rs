@@ -126,6 +126,11 @@ struct SyncArgs {
     /// Labels of the SyncTarget (`k=v`, comma-separated): locations select on them.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
+    /// Namespace mode (a virtual-cluster target): everything placed on the target goes
+    /// into this one downstream namespace, where the agent runs too, with rights in that
+    /// namespace only.
+    #[arg(long)]
+    downstream_namespace: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -352,6 +357,7 @@ async fn sync(t: &Target, global: &GlobalFlags, a: &SyncArgs, out: &mut dyn Writ
         extra_resources: &a.resources,
         resources: &resources,
         kubeconfig: &kubeconfig,
+        downstream_namespace: a.downstream_namespace.as_deref(),
     });
     let yaml = serde_saphyr::to_string_multiple(&manifests)
         .map_err(|e| Error::msg(format!("rendering the manifests: {e}")))?;
@@ -369,6 +375,9 @@ async fn sync(t: &Target, global: &GlobalFlags, a: &SyncArgs, out: &mut dyn Writ
     );
     if !a.resources.is_empty() {
         command.push_str(&format!(" --resources={}", a.resources.join(",")));
+    }
+    if let Some(ns) = &a.downstream_namespace {
+        command.push_str(&format!(" --downstream-namespace={ns}"));
     }
     writeln!(
         out,
@@ -470,18 +479,25 @@ struct DownstreamSpec<'a> {
     extra_resources: &'a [String],
     resources: &'a [String],
     kubeconfig: &'a str,
+    /// Namespace mode: the one downstream namespace.
+    downstream_namespace: Option<&'a str>,
 }
 
-/// What the downstream cluster runs the syncer with: only the rights it uses.
+/// What the downstream cluster runs the syncer with: only the rights it uses — in
+/// namespace mode, a Role in that namespace and nothing cluster-wide.
 fn downstream_manifests(s: &DownstreamSpec<'_>) -> Vec<Value> {
-    let ns = s.account;
-    let mut rules = vec![
-        json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]}),
-        // What the cluster runs for the workloads, shown upstream.
-        json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
-        json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]}),
-    ];
-    if !s.extra_resources.is_empty() {
+    let ns = s.downstream_namespace.unwrap_or(s.account);
+    let mut rules = if s.downstream_namespace.is_some() {
+        vec![]
+    } else {
+        vec![
+            json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]}),
+            // What the cluster runs for the workloads, shown upstream.
+            json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
+            json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]}),
+        ]
+    };
+    if !s.extra_resources.is_empty() && s.downstream_namespace.is_none() {
         // The API importer reads the CRDs of `--resources`.
         rules.push(json!({"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get"]}));
     }
@@ -499,12 +515,26 @@ fn downstream_manifests(s: &DownstreamSpec<'_>) -> Vec<Value> {
     if !s.extra_resources.is_empty() {
         args.push(format!("--resources={}", s.extra_resources.join(",")));
     }
-    vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    let (role, namespace_object) = match s.downstream_namespace {
+        // The namespace is the platform team's: it exists before the agent.
+        Some(_) => (("Role", "RoleBinding"), None),
+        None => (
+            ("ClusterRole", "ClusterRoleBinding"),
+            Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+        ),
+    };
+    if let Some(shared) = s.downstream_namespace {
+        args.push(format!("--downstream-namespace={shared}"));
+    }
+    let mut role_meta = json!({"name": s.account});
+    if s.downstream_namespace.is_some() {
+        role_meta["namespace"] = json!(ns);
+    }
+    namespace_object.into_iter().chain([
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": s.account, "namespace": ns}}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": s.account}, "rules": rules}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": s.account},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": s.account},
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": role.0, "metadata": role_meta, "rules": rules}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": role.1, "metadata": role_meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role.0, "name": s.account},
             "subjects": [{"kind": "ServiceAccount", "name": s.account, "namespace": ns}]}),
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": s.account, "namespace": ns},
             "stringData": {"kubeconfig": s.kubeconfig}}),
@@ -518,7 +548,7 @@ fn downstream_manifests(s: &DownstreamSpec<'_>) -> Vec<Value> {
                     "securityContext": {"runAsNonRoot": true, "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false}}],
                 "volumes": [{"name": "kcp-config", "secret": {"secretName": s.account, "items": [{"key": "kubeconfig", "path": "kubeconfig"}]}}],
             }}}}),
-    ]
+    ]).collect()
 }
 
 async fn set_spec(
@@ -694,6 +724,7 @@ mod tests {
             extra_resources: &[],
             resources: &["deployments.apps".to_string()],
             kubeconfig: "k",
+            downstream_namespace: None,
         });
         let kinds: Vec<&str> = m.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(
@@ -710,5 +741,36 @@ mod tests {
         let args = &m[5]["spec"]["template"]["spec"]["containers"][0]["args"];
         assert_eq!(args[4], "--from-cluster=root:compute");
         assert_eq!(m[2]["rules"][3]["apiGroups"][0], "apps");
+
+        // Namespace mode: everything in that namespace, nothing cluster-wide.
+        let m = downstream_manifests(&DownstreamSpec {
+            name: "team-a",
+            uid: "u",
+            path: "root:compute",
+            account: "kcp-syncer-team-a-1",
+            image: "img",
+            replicas: 1,
+            extra_resources: &[],
+            resources: &["deployments.apps".to_string()],
+            kubeconfig: "k",
+            downstream_namespace: Some("tenant-a"),
+        });
+        let kinds: Vec<&str> = m.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "Secret",
+                "Deployment"
+            ]
+        );
+        assert!(m.iter().all(|o| o["metadata"]["namespace"] == "tenant-a"));
+        assert_eq!(m[1]["rules"].as_array().unwrap().len(), 1);
+        let args = m[4]["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap();
+        assert!(args.contains(&json!("--downstream-namespace=tenant-a")));
     }
 }

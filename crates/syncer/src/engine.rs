@@ -23,7 +23,7 @@ use crate::transform::{
     heartbeat_patch, is_ours, locator, now_rfc3339, placed_on, status_report, status_update,
     syncable, synced_resources, upstream_copy, upstream_of,
 };
-use crate::{Error, SyncerArgs, importer};
+use crate::{Error, SyncerArgs, importer, namespace_mode};
 
 const FIELD_MANAGER: &str = "kplex-syncer";
 const KEY_LABEL: &str = "internal.workload.kcp.io/key";
@@ -133,6 +133,8 @@ struct State {
     namespaces_gone: HashMap<(String, String), Instant>,
     /// Our downstream namespaces → upstream (cluster, namespace).
     mapped: HashMap<String, (String, String)>,
+    /// Namespace mode: per resource, our downstream names → upstream keys.
+    names: Vec<HashMap<String, Key>>,
     conflicts: BTreeSet<String>,
 }
 
@@ -229,6 +231,7 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
             upstream: vec![HashMap::new(); resources.len()],
             listed: vec![false; resources.len()],
             downstream: vec![HashSet::new(); resources.len()],
+            names: vec![HashMap::new(); resources.len()],
             ..State::default()
         }),
         resources,
@@ -247,9 +250,12 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
         tokio::spawn(syncer.clone().watch_downstream(i));
     }
     tokio::spawn(syncer.clone().watch_upstream_namespaces());
-    for i in 0..SHOWN.len() {
-        tokio::spawn(syncer.clone().watch_upstream_shown(i));
-        tokio::spawn(syncer.clone().watch_downstream_shown(i));
+    // In namespace mode the pods of every tenant share one namespace: not shown upstream.
+    if syncer.args.downstream_namespace.is_none() {
+        for i in 0..SHOWN.len() {
+            tokio::spawn(syncer.clone().watch_upstream_shown(i));
+            tokio::spawn(syncer.clone().watch_downstream_shown(i));
+        }
     }
     tokio::spawn(syncer.clone().resync());
     syncer.work(rx).await;
@@ -446,8 +452,37 @@ impl Syncer {
         Ok(client)
     }
 
+    /// Where an upstream namespace's objects go: its own `kcp-<hash>` namespace, or in
+    /// namespace mode the one shared namespace.
     fn downstream_namespace(&self, cluster: &str, namespace: &str) -> String {
-        downstream_namespace(&locator(&self.target, cluster, namespace))
+        match &self.args.downstream_namespace {
+            Some(shared) => shared.clone(),
+            None => downstream_namespace(&locator(&self.target, cluster, namespace)),
+        }
+    }
+
+    /// An upstream object's name downstream (translated in namespace mode).
+    fn downstream_name(&self, (cluster, namespace, name): &Key) -> String {
+        match &self.args.downstream_namespace {
+            Some(_) => namespace_mode::translated_name(name, namespace, cluster),
+            None => name.clone(),
+        }
+    }
+
+    /// A downstream object of ours (namespace, name) → its upstream key, if known.
+    async fn upstream_key_of(
+        &self,
+        res: usize,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Key>, Error> {
+        if self.args.downstream_namespace.is_some() {
+            return Ok(self.state().names[res].get(name).cloned());
+        }
+        Ok(self
+            .upstream_namespace_of(ns)
+            .await?
+            .map(|(cluster, namespace)| (cluster, namespace, name.to_string())))
     }
 
     /// [`WORKERS`] workers share the queue; a key already being reconciled waits its turn,
@@ -509,8 +544,8 @@ impl Syncer {
             // Downstream events become the upstream object's key, so that the two never run
             // at once for one object.
             Work::Downstream(res, ns, name) => {
-                if let Some((cluster, namespace)) = self.upstream_namespace_of(ns).await? {
-                    self.enqueue(Work::Object(*res, (cluster, namespace, name.clone())));
+                if let Some(key) = self.upstream_key_of(*res, ns, name).await? {
+                    self.enqueue(Work::Object(*res, key));
                 }
                 Ok(())
             }
@@ -562,8 +597,9 @@ impl Syncer {
         };
         let ar = &self.resources[res];
         let ns = self.downstream_namespace(cluster, namespace);
+        let down_name = self.downstream_name(key);
         let api: Api<DynamicObject> = Api::namespaced_with(self.down.clone(), &ns, ar);
-        let existing = api.get_opt(name).await?.map(|o| value_of(&o));
+        let existing = api.get_opt(&down_name).await?.map(|o| value_of(&o));
         let ours = existing
             .as_ref()
             .is_some_and(|e| is_ours(e, &self.target.key));
@@ -589,10 +625,15 @@ impl Syncer {
                         reason,
                     }
                 })?;
-                self.ensure_namespace(cluster, namespace).await?;
+                if self.args.downstream_namespace.is_some() {
+                    namespace_mode::translate(&mut obj, cluster, namespace);
+                    self.state().names[res].insert(down_name.clone(), key.clone());
+                } else {
+                    self.ensure_namespace(cluster, namespace).await?;
+                }
                 let applied = value_of(
                     &api.patch(
-                        name,
+                        &down_name,
                         &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&obj),
                     )
@@ -604,13 +645,13 @@ impl Syncer {
                     self.report_status(res, key, &up, upstream_generations(&up, applied))
                         .await?;
                 }
-                self.state().downstream[res].insert((ns, name.clone()));
+                self.state().downstream[res].insert((ns, down_name));
                 Ok(())
             }
             // Being deleted upstream: the downstream copy goes first, then our finalizer.
             Some(up) => {
                 if ours {
-                    api.delete(name, &DeleteParams::background()).await?;
+                    api.delete(&down_name, &DeleteParams::background()).await?;
                     self.enqueue_after(Work::Object(res, key.clone()), RETRY);
                     return Ok(());
                 }
@@ -618,8 +659,10 @@ impl Syncer {
             }
             // Gone from a complete upstream view (deleted, or no longer placed here).
             None if listed && ours => {
-                api.delete(name, &DeleteParams::background()).await?;
-                self.state().downstream[res].remove(&(ns, name.clone()));
+                api.delete(&down_name, &DeleteParams::background()).await?;
+                let mut s = self.state();
+                s.downstream[res].remove(&(ns, down_name.clone()));
+                s.names[res].remove(&down_name);
                 Ok(())
             }
             None => Ok(()),
@@ -737,6 +780,10 @@ impl Syncer {
         cluster: &str,
         namespace: &str,
     ) -> Result<(), Error> {
+        // Namespace mode: one shared namespace, never created or deleted by the agent.
+        if self.args.downstream_namespace.is_some() {
+            return Ok(());
+        }
         let up = (cluster.to_string(), namespace.to_string());
         let (present, listed, since) = {
             let mut s = self.state();
@@ -954,15 +1001,24 @@ impl Syncer {
     }
 
     async fn watch_downstream(self: Arc<Self>, res: usize) {
-        let api: Api<DynamicObject> = Api::all_with(self.down.clone(), &self.resources[res]);
+        let api: Api<DynamicObject> = match &self.args.downstream_namespace {
+            Some(ns) => Api::namespaced_with(self.down.clone(), ns, &self.resources[res]),
+            None => Api::all_with(self.down.clone(), &self.resources[res]),
+        };
         let config =
             watcher::Config::default().labels(&format!("{OWNER_LABEL}={}", self.target.key));
         let mut stream = watcher(api, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Event::Apply(o) | Event::InitApply(o)) => {
-                    let (_, ns, name) = key_of(&value_of(&o));
-                    self.state().downstream[res].insert((ns.clone(), name.clone()));
+                    let obj = value_of(&o);
+                    let (_, ns, name) = key_of(&obj);
+                    let mut s = self.state();
+                    if let Some(up) = namespace_mode::upstream_key(&obj) {
+                        s.names[res].insert(name.clone(), up);
+                    }
+                    s.downstream[res].insert((ns.clone(), name.clone()));
+                    drop(s);
                     self.enqueue(Work::Downstream(res, ns, name));
                 }
                 // Deleted downstream by someone: put back if it is still placed here.

@@ -22,6 +22,7 @@
 
 mod engine;
 pub mod importer;
+pub mod namespace_mode;
 pub mod transform;
 
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ pub struct SyncerArgs {
     /// How long an emptied downstream namespace is kept before it is deleted.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub downstream_namespace_clean_delay: Duration,
+    /// Namespace mode (vcluster-style): put every placed namespace's objects into this one
+    /// downstream namespace, renamed `<name>-x-<namespace>-x-<workspace>`; the agent then
+    /// needs rights in this namespace only.
+    #[arg(long)]
+    pub downstream_namespace: Option<String>,
     /// What to do with a downstream object that exists without this agent's mark.
     #[arg(long, value_enum, default_value = "refuse")]
     pub conflict_policy: ConflictPolicy,

@@ -296,6 +296,7 @@ fn syncs_a_workspace_into_another_workspace() {
         heartbeat_interval: Duration::from_secs(1),
         api_import_poll_interval: Duration::from_secs(60),
         downstream_namespace_clean_delay: Duration::from_secs(2),
+        downstream_namespace: None,
         conflict_policy: ConflictPolicy::Refuse,
     };
     // A wrong uid is refused at once, with a clear error.

@@ -6,11 +6,14 @@
 //!   [`HEARTBEAT_THRESHOLD`]);
 //! - a **Location** counts its instances and the available ones;
 //! - a **tenant** workspace (one with Placements): each Placement selects a Location; each
-//!   namespace a Placement selects is put on one SyncTarget of it (kept there while the
-//!   target exists: losing a heartbeat does not move workloads — failover is explicit), by
-//!   labelling the namespace `state.workload.kcp.io/<key>=Sync`;
+//!   namespace a Placement selects is put on one SyncTarget of it, or on several (its
+//!   spread), by labelling the namespace `state.workload.kcp.io/<key>=Sync`; a failed or
+//!   drained target's namespaces fail over to another target of the location, keeping the
+//!   old copy until the new one is available;
 //! - the objects of a scheduled namespace get the same label ([`SYNCED`] kinds and custom
-//!   resources, see [`is_synced`]; new ones at admission, existing ones here).
+//!   resources, see [`is_synced`]; new ones at admission, existing ones here);
+//! - an object on several targets gets one status, aggregated from the per-target reports
+//!   of their agents ([`crate::summary`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
