@@ -7,6 +7,7 @@
 mod api;
 mod apis;
 mod client;
+mod fleet;
 mod placement;
 mod report;
 mod server;
@@ -44,6 +45,9 @@ enum BenchTarget {
     Apis(apis::ApisBenchArgs),
     /// Workloads placed on simulated clusters through `kplex syncer` processes.
     Placement(placement::PlacementBenchArgs),
+    /// Placement across a fleet of simulated targets (in this process): scheduling,
+    /// fan-out, aggregated status, failover.
+    Fleet(fleet::FleetBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             BenchTarget::Workspaces(args) => workspaces::run(args).await,
             BenchTarget::Apis(args) => apis::run(args).await,
             BenchTarget::Placement(args) => placement::run(args).await,
+            BenchTarget::Fleet(args) => fleet::run(args).await,
         }
     })
 }

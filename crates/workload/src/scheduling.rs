@@ -815,7 +815,8 @@ impl Scheduling {
     /// its copy is not deleted — until every Deployment and StatefulSet of the namespace
     /// is available on the replacements ([`FAILOVER_ANNOTATION`] records it meanwhile);
     /// then the label goes, and the old target's agent, if it ever comes back, deletes
-    /// its copy. At most the location's cap of namespaces fail over at once.
+    /// its copy. With no new target to move to, nothing moves. At most the location's cap
+    /// of namespaces fail over at once.
     async fn schedule_namespace(
         &self,
         cluster: &str,
@@ -870,6 +871,17 @@ impl Scheduling {
             desired.extend(keys);
         }
         failing.retain(|k, _| !desired.contains(k));
+        // A failed target with nothing new to replace it (every other target of the
+        // location is in use already, or none is Ready) stays: there is nowhere to move to.
+        if desired.iter().all(|k| current.contains(k)) {
+            failing.retain(|k, _| {
+                let stays = !was_leaving.contains(k);
+                if stays {
+                    desired.insert(k.clone());
+                }
+                !stays
+            });
+        }
         let moving = format!("{cluster}/{name}");
         // A new failover waits for room under its location's cap.
         for (location, max) in failing.values() {
