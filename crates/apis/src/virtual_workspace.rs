@@ -63,6 +63,7 @@ impl VirtualWorkspace for ExportVirtualWorkspace {
         Ok(Decision::Serve(Serve {
             desc: Some(plan.desc),
             predicate: plan.predicate,
+            trigger: None,
             labels_on_create: plan.labels,
             discovery: None,
         }))

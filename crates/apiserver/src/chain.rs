@@ -275,6 +275,7 @@ impl Api {
             query,
             body,
             serve.predicate,
+            serve.trigger,
         ))
         .await
     }

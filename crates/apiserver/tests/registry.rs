@@ -188,3 +188,35 @@ async fn watches_older_than_the_window_come_from_the_store_and_compaction_is_410
         other => panic!("expected 410, got {other:?}"),
     }
 }
+
+/// A watch with a trigger label (the syncer view's) follows its label's channel: it sees
+/// the objects that carry the label, their changes and the loss of the label, and nothing
+/// else, interleaved with events of unlabelled objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggered_watches_see_their_labels_objects_only() {
+    let f = fixture().await;
+    let mut selectors = Selectors::default();
+    selectors.predicate = Some(Arc::new(|o: &Value| {
+        o.pointer("/metadata/labels/placed").and_then(Value::as_str) == Some("Sync")
+    }));
+    selectors.trigger = Some("placed".into());
+    let opts = WatchOptions {
+        selectors,
+        ..Default::default()
+    };
+    let mut w = f.registry.watch(&f.scope, opts).await.unwrap();
+    for i in 0..50 {
+        f.create(&format!("noise{i}"), json!({"other": "x"})).await;
+    }
+    f.create("mine", json!({"placed": "Sync"})).await;
+    assert_eq!(next(&mut w).await, (WatchEventKind::Added, "mine".into()));
+    // Labelled but not admitted by the predicate: nothing; then admitted: ADDED.
+    f.create("later", json!({"placed": "Upsync"})).await;
+    f.relabel("later", json!({"placed": "Sync"})).await;
+    assert_eq!(next(&mut w).await, (WatchEventKind::Added, "later".into()));
+    // Losing the label is seen (the previous state had it).
+    f.relabel("mine", json!({"placed": null})).await;
+    assert_eq!(next(&mut w).await, (WatchEventKind::Deleted, "mine".into()));
+    f.relabel("noise1", json!({"placed": "Sync"})).await;
+    assert_eq!(next(&mut w).await, (WatchEventKind::Added, "noise1".into()));
+}

@@ -573,6 +573,11 @@ pub async fn run(args: FleetBenchArgs) -> anyhow::Result<()> {
             .collect(),
     )
     .await?;
+    println!(
+        "  fill: {} creates in {:.2} s",
+        args.objects,
+        start.elapsed().as_secs_f64()
+    );
     let want = before + (args.objects * spread) as u64;
     while seen.received.load(Ordering::Relaxed) < want {
         anyhow::ensure!(start.elapsed() < STALL * 5, "the fill did not arrive");

@@ -66,6 +66,9 @@ pub struct Serve {
     pub desc: Option<Arc<ResourceDesc>>,
     /// Objects outside it do not exist for this request (get, list, watch).
     pub predicate: Option<Predicate>,
+    /// A label every object the predicate admits carries: watches are then woken only by
+    /// events of objects with that label (see `Selectors::trigger`).
+    pub trigger: Option<String>,
     /// Labels stamped on objects created through the view (the body is re-encoded as JSON).
     pub labels_on_create: Option<BTreeMap<String, String>>,
     /// What discovery and OpenAPI list; `None`: what the cluster serves.

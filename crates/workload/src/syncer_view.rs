@@ -92,10 +92,12 @@ impl VirtualWorkspace for SyncerView {
 /// Serves objects whose state for the target is one of `states`.
 fn serve_with(label: &str, states: &'static [&'static str]) -> Decision {
     let label = label.to_string();
+    let key = label.clone();
     let predicate: Predicate =
-        Arc::new(move |obj: &Value| state(obj, &label).is_some_and(|s| states.contains(&s)));
+        Arc::new(move |obj: &Value| state(obj, &key).is_some_and(|s| states.contains(&s)));
     Decision::Serve(Serve {
         predicate: Some(predicate),
+        trigger: Some(label),
         ..Serve::default()
     })
 }

@@ -52,6 +52,7 @@ impl Api {
         query: &Query,
         body: Bytes,
         predicate: Option<crate::registry::Predicate>,
+        trigger: Option<String>,
     ) -> Result<Response<Body>, ApiError> {
         let desc = match desc {
             Some(d) => d,
@@ -161,6 +162,7 @@ impl Api {
             (Verb::Watch, _) => {
                 let mut opts = watch_options(&desc, query, r.name.as_deref())?;
                 opts.selectors.predicate = predicate.clone();
+                opts.selectors.trigger = trigger;
                 // Unset or 0: kube's default, a random 30–60 minutes.
                 let seconds = match query.get("timeoutSeconds") {
                     None => 0,

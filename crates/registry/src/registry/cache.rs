@@ -70,6 +70,9 @@ struct CachedEvent {
 #[derive(Clone, Debug)]
 enum Message {
     Event(Arc<CachedEvent>),
+    /// Everything up to this revision that concerns the channel was sent (a triggered
+    /// channel's watchers skip the rest; their bookmarks advance with this).
+    Progress(i64),
     /// The upstream watch ended; watchers end too (clients re-watch).
     Closed,
 }
@@ -82,7 +85,16 @@ struct State {
     /// Everything up to this revision is applied.
     revision: i64,
     closed: bool,
+    /// Per trigger label, the channel of the watches that need it (see
+    /// [`Selectors::trigger`]): an event goes there only if its object has (or had) the
+    /// label.
+    triggered: HashMap<String, broadcast::Sender<Message>>,
+    /// When the triggered channels were last told the revision.
+    last_progress: Option<std::time::Instant>,
 }
+
+/// How often triggered channels hear the current revision while events flow past them.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct ResourceCache {
     state: RwLock<State>,
@@ -144,6 +156,8 @@ impl WatchCaches {
                 window_start: list.revision,
                 revision: list.revision,
                 closed: false,
+                triggered: HashMap::new(),
+                last_progress: None,
             }),
             tx,
         });
@@ -198,17 +212,26 @@ impl WatchCaches {
             .cache(resource_prefix)
             .await
             .map_err(|e| Miss::Error(Box::new(e)))?;
+        let trigger = selectors.trigger_label().map(String::from);
         let (head, rx, after) = {
-            let st = cache
+            // A triggered watch subscribes to its label's channel, made on first use.
+            let mut st = cache
                 .state
-                .read()
+                .write()
                 .map_err(|_| Miss::Error(Box::new(ApiError::internal("watch cache poisoned"))))?;
             if st.closed {
                 return Err(Miss::TooOld);
             }
-            // Subscribing under the read lock: no event is published between the snapshot
-            // and the subscription (publishing takes the write lock).
-            let rx = cache.tx.subscribe();
+            // Subscribing under the lock: no event is published between the snapshot and
+            // the subscription (publishing takes the write lock).
+            let rx = match &trigger {
+                Some(label) => st
+                    .triggered
+                    .entry(label.clone())
+                    .or_insert_with(|| broadcast::channel(BROADCAST).0)
+                    .subscribe(),
+                None => cache.tx.subscribe(),
+            };
             let head: Vec<WatchEvent> = match from {
                 None => st
                     .objects
@@ -233,6 +256,7 @@ impl WatchCaches {
             cache: Arc::downgrade(&cache),
             desc,
             selectors,
+            trigger,
             scope_prefix,
             rx,
             last: after.max(from.unwrap_or(0)),
@@ -306,14 +330,54 @@ impl ResourceCache {
         {
             st.window_start = old.revision;
         }
-        let _ = self.tx.send(Message::Event(e));
+        let _ = self.tx.send(Message::Event(e.clone()));
+        notify_triggered(&mut st, &e);
     }
 
     fn close(&self) {
         if let Ok(mut st) = self.state.write() {
             st.closed = true;
+            for tx in st.triggered.values() {
+                let _ = tx.send(Message::Closed);
+            }
         }
         let _ = self.tx.send(Message::Closed);
+    }
+}
+
+/// Sends `e` to the triggered channels of the labels its object has or had, and now and
+/// then the revision to all of them; drops channels nobody listens to.
+fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) {
+    if st.triggered.is_empty() {
+        return;
+    }
+    st.triggered.retain(|_, tx| tx.receiver_count() > 0);
+    let labels = |o: &SharedObject| -> Vec<String> {
+        o.parsed()
+            .and_then(|v| v.pointer("/metadata/labels"))
+            .and_then(Value::as_object)
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut keys = labels(&e.object);
+    if let Some(prev) = &e.prev {
+        keys.extend(labels(prev));
+    }
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        if let Some(tx) = st.triggered.get(&key) {
+            let _ = tx.send(Message::Event(e.clone()));
+        }
+    }
+    let due = st
+        .last_progress
+        .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+    if due {
+        st.last_progress = Some(std::time::Instant::now());
+        for tx in st.triggered.values() {
+            let _ = tx.send(Message::Progress(e.revision));
+        }
     }
 }
 
@@ -371,6 +435,8 @@ struct Watcher {
     cache: Weak<ResourceCache>,
     desc: Arc<ResourceDesc>,
     selectors: Selectors,
+    /// The triggered channel it follows, if any (else the resource's own).
+    trigger: Option<String>,
     scope_prefix: String,
     rx: broadcast::Receiver<Message>,
     /// The last revision delivered (or skipped).
@@ -407,6 +473,12 @@ impl Watcher {
                         }
                     }
                 }
+                Ok(Message::Progress(revision)) => {
+                    if revision > self.last {
+                        self.last = revision;
+                        self.progress.fetch_max(revision, Ordering::Relaxed);
+                    }
+                }
                 Ok(Message::Closed) | Err(broadcast::error::RecvError::Closed) => return None,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     return Some((self.catch_up(), self));
@@ -421,10 +493,17 @@ impl Watcher {
             self.done = true;
             return vec![];
         };
-        self.rx = cache.tx.subscribe();
-        let Ok(st) = cache.state.read() else {
+        let Ok(mut st) = cache.state.write() else {
             self.done = true;
             return vec![];
+        };
+        self.rx = match &self.trigger {
+            Some(label) => st
+                .triggered
+                .entry(label.clone())
+                .or_insert_with(|| broadcast::channel(BROADCAST).0)
+                .subscribe(),
+            None => cache.tx.subscribe(),
         };
         if self.last < st.window_start {
             self.done = true;

@@ -297,6 +297,10 @@ pub struct Selectors {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
     pub predicate: Option<Predicate>,
+    /// A label every object the predicate admits carries: the watch cache then wakes
+    /// this watch only for objects with (or losing) that label (kube's watch-cache
+    /// "triggers"; a thousand syncers' views cost one wake-up per event, not a thousand).
+    pub trigger: Option<String>,
 }
 
 impl std::fmt::Debug for Selectors {
@@ -305,6 +309,7 @@ impl std::fmt::Debug for Selectors {
             .field("labels", &self.labels)
             .field("fields", &self.fields)
             .field("predicate", &self.predicate.is_some())
+            .field("trigger", &self.trigger)
             .finish()
     }
 }
@@ -331,6 +336,25 @@ impl Selectors {
             labels,
             fields,
             predicate: None,
+            trigger: None,
+        })
+    }
+
+    /// The label a matching object must carry, if any: the explicit trigger, else the
+    /// key of a label requirement that needs the label (`=`, `==`, `in`, exists).
+    pub fn trigger_label(&self) -> Option<&str> {
+        use kplex_apimachinery::selector::Operator;
+        self.trigger.as_deref().or_else(|| {
+            self.labels
+                .requirements()
+                .iter()
+                .find(|r| {
+                    matches!(
+                        r.operator,
+                        Operator::Equals | Operator::DoubleEquals | Operator::In | Operator::Exists
+                    )
+                })
+                .map(|r| r.key.as_str())
         })
     }
 
