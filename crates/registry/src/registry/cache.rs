@@ -26,6 +26,10 @@ use crate::catalog::ResourceDesc;
 const WINDOW: usize = 4096;
 /// Events buffered per watcher before it counts as lagging.
 const BROADCAST: usize = 8192;
+/// The same for a triggered channel: there are many (one per syncer, say), a broadcast
+/// channel allocates its whole buffer up front, and a lagging watcher catches up from the
+/// window anyway.
+const TRIGGERED_BROADCAST: usize = 256;
 
 /// An object shared by every watcher that receives it: rendered and parsed at most once.
 #[derive(Debug)]
@@ -228,7 +232,7 @@ impl WatchCaches {
                 Some(label) => st
                     .triggered
                     .entry(label.clone())
-                    .or_insert_with(|| broadcast::channel(BROADCAST).0)
+                    .or_insert_with(|| broadcast::channel(TRIGGERED_BROADCAST).0)
                     .subscribe(),
                 None => cache.tx.subscribe(),
             };
@@ -501,7 +505,7 @@ impl Watcher {
             Some(label) => st
                 .triggered
                 .entry(label.clone())
-                .or_insert_with(|| broadcast::channel(BROADCAST).0)
+                .or_insert_with(|| broadcast::channel(TRIGGERED_BROADCAST).0)
                 .subscribe(),
             None => cache.tx.subscribe(),
         };
