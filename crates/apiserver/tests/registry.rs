@@ -195,11 +195,13 @@ async fn watches_older_than_the_window_come_from_the_store_and_compaction_is_410
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggered_watches_see_their_labels_objects_only() {
     let f = fixture().await;
-    let mut selectors = Selectors::default();
-    selectors.predicate = Some(Arc::new(|o: &Value| {
-        o.pointer("/metadata/labels/placed").and_then(Value::as_str) == Some("Sync")
-    }));
-    selectors.trigger = Some("placed".into());
+    let selectors = Selectors {
+        predicate: Some(Arc::new(|o: &Value| {
+            o.pointer("/metadata/labels/placed").and_then(Value::as_str) == Some("Sync")
+        })),
+        trigger: Some("placed".into()),
+        ..Default::default()
+    };
     let opts = WatchOptions {
         selectors,
         ..Default::default()
