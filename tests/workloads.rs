@@ -972,6 +972,42 @@ fn a_lost_target_fails_over_without_deleting_anything_early() {
         deployment_on(&clusters[from]).is_none().then_some(())
     });
     assert!(deployment_on(&clusters[to]).is_some());
+
+    // Draining the other target moves the workload back, the same way: the drained copy
+    // goes once the new one is available.
+    eventually(20, "the returned target Ready", || {
+        let ready = ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "synctarget",
+                name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        (ready == "True").then_some(())
+    });
+    let compute = up.url("/clusters/root:compute");
+    up.ok(&[
+        "kplex",
+        "workload",
+        "drain",
+        ["east", "west"][to],
+        "--server",
+        &compute,
+    ]);
+    eventually(40, "the workload back on the returned target", || {
+        let moved =
+            deployment_on(&clusters[from]).is_some() && deployment_on(&clusters[to]).is_none();
+        moved.then_some(())
+    });
+    ws_ok(
+        &up,
+        "root:team1",
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    );
 }
 
 /// A kubeconfig for `down` that authenticates as service account `ns/name` (a token from
