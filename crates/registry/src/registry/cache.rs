@@ -93,11 +93,11 @@ struct State {
     /// [`Selectors::trigger`]): an event goes there only if its object has (or had) the
     /// label.
     triggered: HashMap<String, broadcast::Sender<Message>>,
-    /// When the triggered channels were last told the revision.
-    last_progress: Option<std::time::Instant>,
+    /// A progress tick is scheduled (see [`notify_triggered`]).
+    tick_pending: bool,
 }
 
-/// How often triggered channels hear the current revision while events flow past them.
+/// How soon after events flow past them triggered channels hear the current revision.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct ResourceCache {
@@ -161,7 +161,7 @@ impl WatchCaches {
                 revision: list.revision,
                 closed: false,
                 triggered: HashMap::new(),
-                last_progress: None,
+                tick_pending: false,
             }),
             tx,
         });
@@ -287,7 +287,7 @@ impl ResourceCache {
         self.state.read().map(|s| s.closed).unwrap_or(true)
     }
 
-    fn apply(&self, event: kplex_store::Event) {
+    fn apply(self: &Arc<Self>, event: kplex_store::Event) {
         let Ok(mut st) = self.state.write() else {
             return;
         };
@@ -335,7 +335,9 @@ impl ResourceCache {
             st.window_start = old.revision;
         }
         let _ = self.tx.send(Message::Event(e.clone()));
-        notify_triggered(&mut st, &e);
+        if notify_triggered(&mut st, &e) {
+            tokio::spawn(tick(Arc::downgrade(self)));
+        }
     }
 
     fn close(&self) {
@@ -349,11 +351,12 @@ impl ResourceCache {
     }
 }
 
-/// Sends `e` to the triggered channels of the labels its object has or had, and now and
-/// then the revision to all of them; drops channels nobody listens to.
-fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) {
+/// Sends `e` to the triggered channels of the labels its object has or had; drops channels
+/// nobody listens to. Returns whether a progress tick must be scheduled: the others skip
+/// `e`, and must still hear, soon, that the revision moved on (their bookmarks say so).
+fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) -> bool {
     if st.triggered.is_empty() {
-        return;
+        return false;
     }
     st.triggered.retain(|_, tx| tx.receiver_count() > 0);
     let labels = |o: &SharedObject| -> Vec<String> {
@@ -374,14 +377,20 @@ fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) {
             let _ = tx.send(Message::Event(e.clone()));
         }
     }
-    let due = st
-        .last_progress
-        .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
-    if due {
-        st.last_progress = Some(std::time::Instant::now());
-        for tx in st.triggered.values() {
-            let _ = tx.send(Message::Progress(e.revision));
-        }
+    !std::mem::replace(&mut st.tick_pending, true)
+}
+
+/// A while after events passed, every triggered channel hears the current revision: one
+/// wake-up per watch per [`PROGRESS_EVERY`] at most, however many events.
+async fn tick(cache: Weak<ResourceCache>) {
+    tokio::time::sleep(PROGRESS_EVERY).await;
+    let Some(cache) = cache.upgrade() else { return };
+    let Ok(mut st) = cache.state.write() else {
+        return;
+    };
+    st.tick_pending = false;
+    for tx in st.triggered.values() {
+        let _ = tx.send(Message::Progress(st.revision));
     }
 }
 
