@@ -672,25 +672,56 @@ fn target_key(up: &Kplex, name: &str) -> String {
     )
 }
 
+/// An upstream kplex whose compute workspace holds targets `east` and `west` (their
+/// agents' setups, not started) and `locations`, with workspaces `teams`; and the two
+/// clusters.
+fn two_clusters(locations: &str, teams: &[&str]) -> (Kplex, [Downstream; 2], [SyncerSetup; 2]) {
+    let up = Kplex::start(Backend::Embedded);
+    let clusters = [Downstream::start(), Downstream::start()];
+    create_workspace(&up, "root", "compute", None);
+    for team in teams {
+        create_workspace(&up, "root", team, None);
+    }
+    let setups = [
+        workload_sync(&up, "east", &[]),
+        workload_sync(&up, "west", &[]),
+    ];
+    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], locations);
+    (up, clusters, setups)
+}
+
+/// Binds `team` to the fleet Location with Placement `name`, annotated with `spread`.
+fn bind_fleet(up: &Kplex, team: &str, name: &str, spread: Option<&str>) {
+    let url = up.url(&format!("/clusters/root:{team}"));
+    up.ok(&[
+        "kplex",
+        "bind",
+        "compute",
+        "root:compute",
+        "--location-selectors",
+        "fleet=yes",
+        "--name",
+        name,
+        "--server",
+        &url,
+    ]);
+    if let Some(spread) = spread {
+        let annotation = format!("experimental.scheduling.kplex.io/spread={spread}");
+        ws_ok(
+            up,
+            &format!("root:{team}"),
+            &["annotate", "placement", name, &annotation],
+        );
+    }
+}
+
 /// A fleet: one Placement spread over every target of its Location, and two Placements
 /// adding up; one status aggregated over the targets (each target's own kept in an
 /// annotation); a per-target spec diff; deletion from every target.
 #[test]
 fn a_workload_spreads_over_a_fleet_with_one_status() {
-    let up = Kplex::start(Backend::Embedded);
-    let east = Downstream::start();
-    let west = Downstream::start();
-    create_workspace(&up, "root", "compute", None);
-    create_workspace(&up, "root", "team1", None);
-    create_workspace(&up, "root", "team2", None);
-    let east_setup = workload_sync(&up, "east", &[]);
-    let west_setup = workload_sync(&up, "west", &[]);
-    ws_ok_stdin(
-        &up,
-        "root:compute",
-        &["apply", "-f", "-"],
-        &format!("{LOCATIONS}---{FLEET}"),
-    );
+    let (up, [east, west], [east_setup, west_setup]) =
+        two_clusters(&format!("{LOCATIONS}---{FLEET}"), &["team1", "team2"]);
     let logs = up.root();
     let _east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east.log"));
     let _west_syncer = start_syncer(&west_setup, &west, &logs.join("syncer-west.log"));
@@ -710,29 +741,7 @@ fn a_workload_spreads_over_a_fleet_with_one_status() {
     });
 
     // team1: one Placement on the fleet Location, spread over all of its targets.
-    let url = up.url("/clusters/root:team1");
-    up.ok(&[
-        "kplex",
-        "bind",
-        "compute",
-        "root:compute",
-        "--location-selectors",
-        "fleet=yes",
-        "--name",
-        "fleet",
-        "--server",
-        &url,
-    ]);
-    ws_ok(
-        &up,
-        "root:team1",
-        &[
-            "annotate",
-            "placement",
-            "fleet",
-            "experimental.scheduling.kplex.io/spread=All",
-        ],
-    );
+    bind_fleet(&up, "team1", "fleet", Some("All"));
     eventually(10, "the namespace on both targets", || {
         let labels = ws_ok(
             &up,
@@ -864,15 +873,7 @@ spec:
 /// stays until the new one is available, and is deleted when the old target comes back.
 #[test]
 fn a_lost_target_fails_over_without_deleting_anything_early() {
-    let up = Kplex::start(Backend::Embedded);
-    let clusters = [Downstream::start(), Downstream::start()];
-    create_workspace(&up, "root", "compute", None);
-    create_workspace(&up, "root", "team1", None);
-    let setups = [
-        workload_sync(&up, "east", &[]),
-        workload_sync(&up, "west", &[]),
-    ];
-    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], FLEET);
+    let (up, clusters, setups) = two_clusters(FLEET, &["team1"]);
     let logs = up.root();
     let mut syncers: Vec<Option<Proc>> = setups
         .iter()
@@ -881,17 +882,7 @@ fn a_lost_target_fails_over_without_deleting_anything_early() {
         .map(|(i, (s, c))| Some(start_syncer(s, c, &logs.join(format!("syncer-{i}.log")))))
         .collect();
     let keys = [target_key(&up, "east"), target_key(&up, "west")];
-    let url = up.url("/clusters/root:team1");
-    up.ok(&[
-        "kplex",
-        "bind",
-        "compute",
-        "root:compute",
-        "--location-selectors",
-        "fleet=yes",
-        "--server",
-        &url,
-    ]);
+    bind_fleet(&up, "team1", "fleet", None);
     ws_ok(
         &up,
         "root:team1",
@@ -1307,15 +1298,7 @@ fn fault_case(seed: u64) {
     let mut rng = Rng(seed.max(1));
     let faults = fault_sequence(&mut rng);
     eprintln!("seed {seed}: {faults:?}");
-    let mut up = Kplex::start(Backend::Embedded);
-    let clusters = [Downstream::start(), Downstream::start()];
-    create_workspace(&up, "root", "compute", None);
-    create_workspace(&up, "root", "team1", None);
-    let setups = [
-        workload_sync(&up, "east", &[]),
-        workload_sync(&up, "west", &[]),
-    ];
-    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], FLEET);
+    let (mut up, clusters, setups) = two_clusters(FLEET, &["team1"]);
     let logs = up.root();
     let start = |i: usize, n: usize| {
         start_syncer(
@@ -1325,29 +1308,7 @@ fn fault_case(seed: u64) {
         )
     };
     let mut syncers: Vec<Option<Proc>> = vec![Some(start(0, 0)), Some(start(1, 0))];
-    let url = up.url("/clusters/root:team1");
-    up.ok(&[
-        "kplex",
-        "bind",
-        "compute",
-        "root:compute",
-        "--location-selectors",
-        "fleet=yes",
-        "--name",
-        "fleet",
-        "--server",
-        &url,
-    ]);
-    ws_ok(
-        &up,
-        "root:team1",
-        &[
-            "annotate",
-            "placement",
-            "fleet",
-            "experimental.scheduling.kplex.io/spread=All",
-        ],
-    );
+    bind_fleet(&up, "team1", "fleet", Some("All"));
     ws_ok(
         &up,
         "root:team1",

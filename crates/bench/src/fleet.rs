@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 
 use super::apis::{WORKSPACES, body, each, workspace};
 use super::client::Client;
+use super::placement::{get_json, until};
 use super::report::{Better, Row, Sample, print_table};
 use super::server::{KplexBinary, Server, expect, rss_kib};
 use super::workspaces::wait_ready;
@@ -263,29 +264,6 @@ impl SimTarget {
                 body(&patch),
             )
             .await;
-    }
-}
-
-async fn get_json(client: &Client, path: &str) -> anyhow::Result<Value> {
-    Ok(serde_json::from_slice(
-        &expect(client, Method::GET, path, Bytes::new(), StatusCode::OK).await?,
-    )?)
-}
-
-/// Polls `path` until `done` says how many of `want` are done; returns when all are.
-async fn until(
-    client: &Client,
-    path: &str,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    loop {
-        if done(&get_json(client, path).await?) {
-            return Ok(start.elapsed());
-        }
-        anyhow::ensure!(start.elapsed() < STALL, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

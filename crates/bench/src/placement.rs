@@ -136,25 +136,25 @@ async fn make_workspaces(client: &Client, names: Vec<String>, conc: usize) -> an
     Ok(())
 }
 
-async fn get_json(client: &Client, path: &str) -> anyhow::Result<Value> {
+pub(super) async fn get_json(client: &Client, path: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(
         &expect(client, Method::GET, path, Bytes::new(), StatusCode::OK).await?,
     )?)
 }
 
-/// Polls until `done` holds for the list at `path`.
-async fn until(
+/// Polls until `done` holds for the list at `path`; returns how long that took.
+pub(super) async fn until(
     client: &Client,
     path: &str,
     what: &str,
     done: impl Fn(&Value) -> bool,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + STALL;
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
     loop {
         if done(&get_json(client, path).await?) {
-            return Ok(());
+            return Ok(start.elapsed());
         }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        anyhow::ensure!(start.elapsed() < STALL, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

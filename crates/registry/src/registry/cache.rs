@@ -228,14 +228,7 @@ impl WatchCaches {
             }
             // Subscribing under the lock: no event is published between the snapshot and
             // the subscription (publishing takes the write lock).
-            let rx = match &trigger {
-                Some(label) => st
-                    .triggered
-                    .entry(label.clone())
-                    .or_insert_with(|| broadcast::channel(TRIGGERED_BROADCAST).0)
-                    .subscribe(),
-                None => cache.tx.subscribe(),
-            };
+            let rx = cache.subscribe(&mut st, trigger.as_deref());
             let head: Vec<WatchEvent> = match from {
                 None => st
                     .objects
@@ -283,6 +276,19 @@ fn scope_range(prefix: &str) -> (std::ops::Bound<String>, std::ops::Bound<String
 }
 
 impl ResourceCache {
+    /// A receiver of the resource's events, or of one trigger label's (its channel made on
+    /// first use). Called under the state's write lock: nothing is published meanwhile.
+    fn subscribe(&self, st: &mut State, trigger: Option<&str>) -> broadcast::Receiver<Message> {
+        match trigger {
+            Some(label) => st
+                .triggered
+                .entry(label.to_string())
+                .or_insert_with(|| broadcast::channel(TRIGGERED_BROADCAST).0)
+                .subscribe(),
+            None => self.tx.subscribe(),
+        }
+    }
+
     fn is_closed(&self) -> bool {
         self.state.read().map(|s| s.closed).unwrap_or(true)
     }
@@ -510,14 +516,7 @@ impl Watcher {
             self.done = true;
             return vec![];
         };
-        self.rx = match &self.trigger {
-            Some(label) => st
-                .triggered
-                .entry(label.clone())
-                .or_insert_with(|| broadcast::channel(TRIGGERED_BROADCAST).0)
-                .subscribe(),
-            None => cache.tx.subscribe(),
-        };
+        self.rx = cache.subscribe(&mut st, self.trigger.as_deref());
         if self.last < st.window_start {
             self.done = true;
             return vec![WatchEvent::Error(ApiError::resource_expired(format!(
