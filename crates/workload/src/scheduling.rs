@@ -676,6 +676,8 @@ impl Scheduling {
                 Some(Duration::from_secs((since + grace - now) as u64 + 1)),
                 false,
             ),
+            // Just past the grace (this is the requeue above): reschedule every tenant
+            // once; later events of a dead target reschedule nothing.
             (false, _, Some(since)) => (None, now < since + grace + 5),
             _ => (None, false),
         };
@@ -957,8 +959,8 @@ impl Scheduling {
                 continue;
             };
             scope.namespace = Some(ns.to_string());
+            let keys: Vec<String> = keys.iter().cloned().collect();
             for obj in self.list(&scope).await? {
-                let keys: Vec<String> = keys.iter().cloned().collect();
                 let reports = reported(&meta::annotations(&obj), &keys);
                 if !reports
                     .iter()
@@ -1250,8 +1252,8 @@ impl Spread {
 }
 
 /// The targets for a namespace: the current ones while they are still members of the
-/// location and not drained (even unhealthy — moving workloads is failover's decision, not
-/// a heartbeat's), then schedulable ones ranked by a hash of the namespace and the target
+/// location and neither drained nor failed (a target merely unhealthy, within the failover
+/// grace, keeps its namespaces), then schedulable ones ranked by a hash of the namespace and the target
 /// (rendezvous hashing: spreads namespaces, stable across replicas and restarts, and a new
 /// target takes only its share), up to `spread`.
 fn pick_targets(targets: &[Target], current: &[String], seed: &str, spread: Spread) -> Vec<String> {

@@ -254,7 +254,11 @@ fn load_balancer(reports: &[(&str, &Map<String, Value>)]) -> Option<Vec<Value>> 
     let mut all: Vec<Value> = Vec::new();
     let mut any = false;
     for (_, s) in reports {
-        if let Some(points) = s.pointer_in("loadBalancer", "ingress") {
+        if let Some(points) = s
+            .get("loadBalancer")
+            .and_then(|lb| lb.get("ingress"))
+            .and_then(Value::as_array)
+        {
             any = true;
             for p in points {
                 if !all.contains(p) {
@@ -285,16 +289,6 @@ fn job_times(out: &mut Map<String, Value>, reports: &[(&str, &Map<String, Value>
         _ => {
             out.remove("completionTime");
         }
-    }
-}
-
-trait PointerIn {
-    fn pointer_in(&self, outer: &str, inner: &str) -> Option<&Vec<Value>>;
-}
-
-impl PointerIn for Map<String, Value> {
-    fn pointer_in(&self, outer: &str, inner: &str) -> Option<&Vec<Value>> {
-        self.get(outer)?.get(inner)?.as_array()
     }
 }
 
