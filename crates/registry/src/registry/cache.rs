@@ -357,14 +357,12 @@ impl ResourceCache {
     }
 }
 
-/// Sends `e` to the triggered channels of the labels its object has or had; drops channels
-/// nobody listens to. Returns whether a progress tick must be scheduled: the others skip
+/// Sends `e` to the triggered channels of the labels its object has or had. Returns whether a progress tick must be scheduled: the others skip
 /// `e`, and must still hear, soon, that the revision moved on (their bookmarks say so).
 fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) -> bool {
     if st.triggered.is_empty() {
         return false;
     }
-    st.triggered.retain(|_, tx| tx.receiver_count() > 0);
     let labels = |o: &SharedObject| -> Vec<String> {
         o.parsed()
             .and_then(|v| v.pointer("/metadata/labels"))
@@ -395,6 +393,8 @@ async fn tick(cache: Weak<ResourceCache>) {
         return;
     };
     st.tick_pending = false;
+    // Here rather than per event: channels nobody listens to any more go.
+    st.triggered.retain(|_, tx| tx.receiver_count() > 0);
     for tx in st.triggered.values() {
         let _ = tx.send(Message::Progress(st.revision));
     }
