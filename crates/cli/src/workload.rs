@@ -486,19 +486,24 @@ struct DownstreamSpec<'a> {
 /// What the downstream cluster runs the syncer with: only the rights it uses — in
 /// namespace mode, a Role in that namespace and nothing cluster-wide.
 fn downstream_manifests(s: &DownstreamSpec<'_>) -> Vec<Value> {
-    let ns = s.downstream_namespace.unwrap_or(s.account);
-    let mut rules = if s.downstream_namespace.is_some() {
-        vec![]
-    } else {
-        vec![
-            json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]}),
-            // What the cluster runs for the workloads, shown upstream.
-            json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
-            json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]}),
-        ]
+    // Namespace mode lives in the platform team's namespace (it exists before the agent)
+    // with a Role there; otherwise the agent has its own namespace and a ClusterRole that
+    // manages the `kcp-…` namespaces and reads what the cluster runs for the workloads.
+    let (ns, (role, binding), namespace_object, mut rules) = match s.downstream_namespace {
+        Some(shared) => (shared, ("Role", "RoleBinding"), None, vec![]),
+        None => (
+            s.account,
+            ("ClusterRole", "ClusterRoleBinding"),
+            Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": s.account}})),
+            vec![
+                json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"]}),
+                json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
+                json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]}),
+            ],
+        ),
     };
     if !s.extra_resources.is_empty() && s.downstream_namespace.is_none() {
-        // The API importer reads the CRDs of `--resources`.
+        // The API importer reads the CRDs of `--resources` (cluster-wide: not in namespace mode).
         rules.push(json!({"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get"]}));
     }
     for r in s.resources {
@@ -515,26 +520,16 @@ fn downstream_manifests(s: &DownstreamSpec<'_>) -> Vec<Value> {
     if !s.extra_resources.is_empty() {
         args.push(format!("--resources={}", s.extra_resources.join(",")));
     }
-    let (role, namespace_object) = match s.downstream_namespace {
-        // The namespace is the platform team's: it exists before the agent.
-        Some(_) => (("Role", "RoleBinding"), None),
-        None => (
-            ("ClusterRole", "ClusterRoleBinding"),
-            Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
-        ),
-    };
+    let mut role_meta = json!({"name": s.account});
     if let Some(shared) = s.downstream_namespace {
         args.push(format!("--downstream-namespace={shared}"));
-    }
-    let mut role_meta = json!({"name": s.account});
-    if s.downstream_namespace.is_some() {
-        role_meta["namespace"] = json!(ns);
+        role_meta["namespace"] = json!(shared);
     }
     namespace_object.into_iter().chain([
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": s.account, "namespace": ns}}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": role.0, "metadata": role_meta, "rules": rules}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": role.1, "metadata": role_meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role.0, "name": s.account},
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": role, "metadata": role_meta, "rules": rules}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": binding, "metadata": role_meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role, "name": s.account},
             "subjects": [{"kind": "ServiceAccount", "name": s.account, "namespace": ns}]}),
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": s.account, "namespace": ns},
             "stringData": {"kubeconfig": s.kubeconfig}}),
