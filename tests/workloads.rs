@@ -187,6 +187,28 @@ fn bind(up: &Kplex, team: &str, region: &str) {
     ]);
 }
 
+/// SyncTarget `name`'s `Ready` condition status.
+fn target_ready(up: &Kplex, name: &str) -> String {
+    ws_ok(
+        up,
+        "root:compute",
+        &[
+            "get",
+            "synctarget",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    )
+}
+
+/// Waits until both targets (east and west) are Ready.
+fn both_ready(up: &Kplex) {
+    eventually(20, "both targets to be Ready", || {
+        (target_ready(up, "east") == "True" && target_ready(up, "west") == "True").then_some(())
+    });
+}
+
 fn deployment_on(down: &Downstream) -> Option<Value> {
     let (ns, name) = down
         .synced("deployments")
@@ -215,19 +237,7 @@ fn a_teams_workloads_run_on_its_cluster_and_report_back() {
     let logs = up.root();
     let mut east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east.log"));
     let _west_syncer = start_syncer(&west_setup, &west, &logs.join("syncer-west.log"));
-    eventually(20, "both targets to be Ready", || {
-        let out = ws_ok(
-            &up,
-            "root:compute",
-            &[
-                "get",
-                "synctargets",
-                "-o",
-                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-            ],
-        );
-        (out == "True True").then_some(())
-    });
+    both_ready(&up);
     bind(&up, "team1", "east");
     bind(&up, "team2", "west");
 
@@ -726,19 +736,7 @@ fn a_workload_spreads_over_a_fleet_with_one_status() {
     let _east_syncer = start_syncer(&east_setup, &east, &logs.join("syncer-east.log"));
     let _west_syncer = start_syncer(&west_setup, &west, &logs.join("syncer-west.log"));
     let (east_key, west_key) = (target_key(&up, "east"), target_key(&up, "west"));
-    eventually(20, "both targets to be Ready", || {
-        let out = ws_ok(
-            &up,
-            "root:compute",
-            &[
-                "get",
-                "synctargets",
-                "-o",
-                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-            ],
-        );
-        (out == "True True").then_some(())
-    });
+    both_ready(&up);
 
     // team1: one Placement on the fleet Location, spread over all of its targets.
     bind_fleet(&up, "team1", "fleet", Some("All"));
@@ -903,18 +901,7 @@ fn a_lost_target_fails_over_without_deleting_anything_early() {
     let name = ["east", "west"][from];
     let stopped = std::time::Instant::now();
     eventually(25, "the target marked unhealthy", || {
-        let ready = ws_ok(
-            &up,
-            "root:compute",
-            &[
-                "get",
-                "synctarget",
-                name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ],
-        );
-        (ready == "False").then_some(())
+        (target_ready(&up, name) == "False").then_some(())
     });
     eprintln!("unhealthy after {:?}", stopped.elapsed());
     eventually(40, "the deployment on the other cluster", || {
@@ -967,18 +954,7 @@ fn a_lost_target_fails_over_without_deleting_anything_early() {
     // Draining the other target moves the workload back, the same way: the drained copy
     // goes once the new one is available.
     eventually(20, "the returned target Ready", || {
-        let ready = ws_ok(
-            &up,
-            "root:compute",
-            &[
-                "get",
-                "synctarget",
-                name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ],
-        );
-        (ready == "True").then_some(())
+        (target_ready(&up, name) == "True").then_some(())
     });
     let compute = up.url("/clusters/root:compute");
     up.ok(&[

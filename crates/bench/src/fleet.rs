@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
@@ -97,30 +97,6 @@ struct SimTarget {
     stopped: AtomicBool,
 }
 
-fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 impl SimTarget {
     fn live(&self) -> bool {
         !self.stopped.load(Ordering::Relaxed)
@@ -133,7 +109,7 @@ impl SimTarget {
         );
         while self.live() {
             let patch = json!([{"op": "test", "path": "/metadata/uid", "value": self.uid},
-                {"op": "add", "path": "/status/lastSyncerHeartbeatTime", "value": now_rfc3339()}]);
+                {"op": "add", "path": "/status/lastSyncerHeartbeatTime", "value": kplex_gocompat::now_rfc3339()}]);
             let _ = c
                 .send(
                     Method::PATCH,
