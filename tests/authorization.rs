@@ -219,3 +219,111 @@ fn workspace_access_creator_admin_bindings_and_escalation() {
         .contains("configmap/hers")
     );
 }
+
+const AGGREGATION: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: monitoring}
+aggregationRule:
+  clusterRoleSelectors: [{matchLabels: {example.com/aggregate-to-monitoring: "true"}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: monitoring-endpoints, labels: {example.com/aggregate-to-monitoring: "true"}}
+rules: [{verbs: [get, list, watch], apiGroups: [""], resources: [endpoints]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: users-enter}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kcp:workspace:access}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: users}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bob-views}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: carol-edits}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}]
+"#;
+
+/// kube's clusterrole-aggregation controller, per workspace: an aggregating ClusterRole
+/// gets the rules of the ClusterRoles its selectors match, and the shared `view`, `edit`
+/// and `admin` grow with a workspace's `aggregate-to-*` roles (an operator's CRD roles).
+#[test]
+fn aggregated_cluster_roles_collect_their_workspaces_labelled_roles() {
+    let k = Kplex::start(Backend::Embedded);
+    common::create_workspace(&k, "root", "agg", None);
+    let file = k.write_file("aggregation.yaml", AGGREGATION);
+    common::ws_ok(&k, "root:agg", &["apply", "-f", common::path_str(&file)]);
+    let rules = |role: &str| {
+        common::ws_ok(
+            &k,
+            "root:agg",
+            &["get", "clusterrole", role, "-o", "jsonpath={.rules}"],
+        )
+    };
+    eventually(10, "monitoring aggregates the endpoints role", || {
+        rules("monitoring").contains("endpoints").then_some(())
+    });
+    // The defaults carry kube's aggregation rules and labels.
+    let view = common::json(&common::ws_ok(
+        &k,
+        "root:agg",
+        &["get", "clusterrole", "view", "-o", "json"],
+    ));
+    assert_eq!(
+        view["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    assert_eq!(
+        view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "true"
+    );
+    // view reads no RBAC and edit writes none — until a role aggregated into view says so.
+    let users = ["--as-group", "users"];
+    let reads_roles = |user: &str| {
+        let mut args = vec!["auth", "can-i", "list", "roles.rbac.authorization.k8s.io"];
+        args.extend(users);
+        as_user(&k, user, "root:agg", &args).status.success()
+    };
+    assert!(!reads_roles("bob") && !reads_roles("carol"));
+    let reader = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: rbac-reader, labels: {rbac.authorization.k8s.io/aggregate-to-view: \"true\"}}\nrules: [{verbs: [get, list], apiGroups: [rbac.authorization.k8s.io], resources: [roles]}]\n";
+    let file = k.write_file("reader.yaml", reader);
+    common::ws_ok(&k, "root:agg", &["apply", "-f", common::path_str(&file)]);
+    assert!(reads_roles("bob"), "view holders read roles now");
+    assert!(reads_roles("carol"), "edit aggregates view");
+    // Only in that workspace.
+    common::create_workspace(&k, "root", "other", None);
+    let other = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: bob-views}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: bob-enters}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kcp:workspace:access}\nsubjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]\n";
+    let file = k.write_file("other.yaml", other);
+    common::ws_ok(&k, "root:other", &["apply", "-f", common::path_str(&file)]);
+    assert!(
+        !as_user(
+            &k,
+            "bob",
+            "root:other",
+            &["auth", "can-i", "list", "roles.rbac.authorization.k8s.io"]
+        )
+        .status
+        .success()
+    );
+    // Unlabel the source: the aggregate shrinks.
+    common::ws_ok(
+        &k,
+        "root:agg",
+        &[
+            "label",
+            "clusterrole",
+            "monitoring-endpoints",
+            "example.com/aggregate-to-monitoring-",
+        ],
+    );
+    eventually(10, "monitoring drops the endpoints role", || {
+        (!rules("monitoring").contains("endpoints")).then_some(())
+    });
+}

@@ -143,7 +143,11 @@ fn malformed_bodies_are_400_and_change_nothing() {
         ]),
         rv
     );
-    assert_eq!(k.ok(&["get", "cm", "-o", "name"]).trim(), "configmap/keep");
+    assert_eq!(
+        k.ok(&["get", "cm", "-o", "name", common::NOT_ROOT_CA])
+            .trim(),
+        "configmap/keep"
+    );
 }
 
 #[test]

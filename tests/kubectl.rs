@@ -145,8 +145,16 @@ fn get_output_formats(k: &Kplex) {
         "configmap/one"
     );
     assert_eq!(
-        k.ok(&["get", "cm", "-l", "app!=demo,!tier", "-o", "name"])
-            .trim(),
+        k.ok(&[
+            "get",
+            "cm",
+            "-l",
+            "app!=demo,!tier",
+            "-o",
+            "name",
+            common::NOT_ROOT_CA
+        ])
+        .trim(),
         "configmap/two"
     );
     assert_eq!(
@@ -193,7 +201,13 @@ fn get_output_formats(k: &Kplex) {
 
 fn watch_sees_added_modified_deleted(k: &Kplex) {
     k.ok(&["create", "configmap", "w1"]);
-    let mut watch = k.spawn_kubectl(&["get", "cm", "-w", "--output-watch-events"]);
+    let mut watch = k.spawn_kubectl(&[
+        "get",
+        "cm",
+        "-w",
+        "--output-watch-events",
+        common::NOT_ROOT_CA,
+    ]);
     let stdout = watch.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -350,3 +350,70 @@ fn the_signing_key_rotates_without_logging_anyone_out() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.pem"), "{stderr}");
 }
+
+/// What kube's serviceaccounts controller and root-ca-cert publisher give every namespace:
+/// a `default` ServiceAccount (so `kubectl create token default` works at once) and the
+/// `kube-root-ca.crt` ConfigMap with the CA that signs the server's certificate — in a new
+/// workspace's `default` namespace and in every namespace created later, made again when
+/// deleted.
+#[test]
+fn every_namespace_has_a_default_service_account_and_the_root_ca() {
+    let k = Kplex::start(Backend::Embedded);
+    common::create_workspace(&k, "root", "fresh", None);
+    let ca = std::fs::read_to_string(k.root().join("ca.crt")).unwrap();
+    // What a kubectl get prints, once it succeeds with something.
+    let read = |args: &[&str]| {
+        let args = common::in_ws(&k, "root:fresh", args);
+        let out = k.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    for ns in ["default", "team"] {
+        if ns != "default" {
+            common::ws_ok(&k, "root:fresh", &["create", "namespace", ns]);
+        }
+        let uid = eventually(10, "the default service account", || {
+            read(&[
+                "get",
+                "sa",
+                "default",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+        });
+        let published = eventually(10, "the root CA", || {
+            read(&[
+                "get",
+                "configmap",
+                "kube-root-ca.crt",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ])
+        });
+        assert_eq!(published.trim(), ca.trim(), "the server's CA, in {ns}");
+        let token = common::ws_ok(&k, "root:fresh", &["create", "token", "default", "-n", ns]);
+        let me = whoami(&k, "root:fresh", token.trim()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            me["status"]["userInfo"]["username"],
+            format!("system:serviceaccount:{ns}:default")
+        );
+        // Deleted, it comes back (a new object).
+        common::ws_ok(&k, "root:fresh", &["delete", "sa", "default", "-n", ns]);
+        eventually(10, "the default service account again", || {
+            read(&[
+                "get",
+                "sa",
+                "default",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+            .filter(|u| *u != uid)
+        });
+    }
+}

@@ -404,7 +404,18 @@ fn workspace_plugins() {
         &["team-c"],
         "Current workspace is 'root:org:team-b:team-c' (type root:universal).\n",
     );
-    let (names, _) = ok(&k, &["get", "configmaps", "-n", "default", "-o", "name"]);
+    let (names, _) = ok(
+        &k,
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            "default",
+            "-o",
+            "name",
+            common::NOT_ROOT_CA,
+        ],
+    );
     assert_eq!(names, "configmap/in-c\n");
 }
 

@@ -13,6 +13,10 @@ pub use kplex_testing::{EtcdServer, free_port};
 
 /// RBAC that lets every authenticated user into the root workspace and ask who they are
 /// (what kube's system:basic-user grants).
+/// kubectl's flag that leaves out the CA ConfigMap every namespace has (as in kube), for
+/// tests that list a namespace's ConfigMaps exactly.
+pub const NOT_ROOT_CA: &str = "--field-selector=metadata.name!=kube-root-ca.crt";
+
 pub const WHOAMI: &str = r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole

@@ -51,17 +51,36 @@ fn bootstrap_metadata(name: &str) -> Value {
     })
 }
 
+/// kube's user-facing roles aggregate: a workspace's ClusterRoles labelled
+/// `aggregate-to-view` extend `view`, and so on up. (aggregating role, label it selects,
+/// label it carries itself): `view` feeds `edit`, which feeds `admin`, as in kube.
+const AGGREGATING: &[(&str, &str, Option<&str>)] = &[
+    ("admin", "aggregate-to-admin", None),
+    ("edit", "aggregate-to-edit", Some("aggregate-to-admin")),
+    ("view", "aggregate-to-view", Some("aggregate-to-edit")),
+];
+
+fn aggregation_label(name: &str) -> String {
+    format!("{RBAC}/{name}")
+}
+
+fn cluster_role_object(name: &str, rules: Value) -> Value {
+    let mut role = json!({"apiVersion": format!("{RBAC}/v1"), "kind": "ClusterRole",
+        "metadata": bootstrap_metadata(name), "rules": rules});
+    if let Some((_, selects, carries)) = AGGREGATING.iter().find(|(n, ..)| *n == name) {
+        role["aggregationRule"] = json!({"clusterRoleSelectors": [
+            {"matchLabels": {aggregation_label(selects): "true"}}]});
+        if let Some(label) = carries {
+            role["metadata"]["labels"][aggregation_label(label)] = json!("true");
+        }
+    }
+    role
+}
+
 static CLUSTER_ROLES: LazyLock<BTreeMap<&'static str, Value>> = LazyLock::new(|| {
     ROLES
         .iter()
-        .filter_map(|name| {
-            let rules = role_rules(name)?;
-            Some((
-                *name,
-                json!({"apiVersion": format!("{RBAC}/v1"), "kind": "ClusterRole",
-                    "metadata": bootstrap_metadata(name), "rules": rules}),
-            ))
-        })
+        .filter_map(|name| Some((*name, cluster_role_object(name, role_rules(name)?))))
         .collect()
 });
 
@@ -80,6 +99,11 @@ static BINDING_OBJECTS: LazyLock<Vec<Value>> = LazyLock::new(|| {
 /// A default ClusterRole by name.
 pub fn cluster_role(name: &str) -> Option<&'static Value> {
     CLUSTER_ROLES.get(name)
+}
+
+/// Every default ClusterRole.
+pub fn cluster_roles() -> impl Iterator<Item = &'static Value> {
+    CLUSTER_ROLES.values()
 }
 
 /// The ClusterRoleBindings every workspace has.

@@ -7,6 +7,7 @@
 //! requester needs the `access` verb on `/` in the workspace (kcp's workspace access rule)
 //! and an RBAC rule for the request.
 
+pub mod aggregation;
 pub mod bootstrap;
 mod escalation;
 pub use escalation::EscalationCheck;
@@ -77,7 +78,11 @@ impl Authorizer {
         };
         let role = match kind {
             "ClusterRole" => {
-                by_name(cluster_roles).or_else(|| bootstrap::cluster_role(name).cloned())
+                let role =
+                    by_name(cluster_roles).or_else(|| bootstrap::cluster_role(name).cloned());
+                return Ok(role
+                    .map(|r| aggregation::effective_rules(&r, &with_bootstrap(cluster_roles)))
+                    .unwrap_or_default());
             }
             "Role" => {
                 let ns = binding
@@ -169,6 +174,16 @@ impl Authorizer {
         }
         Err(denied(req))
     }
+}
+
+/// A workspace's stored ClusterRoles and the shared default ones: what aggregation selects
+/// from.
+fn with_bootstrap(stored: &[Value]) -> Vec<&Value> {
+    let mut all: Vec<&Value> = stored.iter().collect();
+    for role in bootstrap::cluster_roles() {
+        all.push(role);
+    }
+    all
 }
 
 /// kube-apiserver's 403 for a request RBAC does not allow.

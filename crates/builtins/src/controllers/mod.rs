@@ -8,7 +8,9 @@
 //! (finalizers, objects still terminating) are looked at again after a short delay;
 //! failures back off per item.
 
+mod aggregation;
 mod crd;
+mod defaults;
 mod gc;
 mod namespace;
 mod quota;
@@ -46,6 +48,11 @@ pub enum Work {
         cluster: String,
         name: String,
     },
+    /// A namespace's `default` ServiceAccount and `kube-root-ca.crt` ConfigMap.
+    NamespaceDefaults {
+        cluster: String,
+        name: String,
+    },
     /// An owner with this uid is gone: collect or release its dependents.
     OwnerGone {
         cluster: String,
@@ -64,6 +71,10 @@ pub enum Work {
     Quotas {
         cluster: String,
         namespace: String,
+    },
+    /// The ClusterRoles of one logical cluster changed: refresh the aggregating ones.
+    Aggregation {
+        cluster: String,
     },
     /// A legacy service-account token Secret to fill.
     TokenSecret {
@@ -123,6 +134,18 @@ impl ControllerSet for BuiltinWriters {
 
 /// Where CRDs are stored (a constant: `wants` runs on every write).
 const CRD_PREFIX: &str = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
+/// Where ClusterRoles are stored.
+const CLUSTER_ROLE_PREFIX: &str = "/registry/rbac.authorization.k8s.io/clusterroles/";
+/// Where Namespaces are stored.
+const NAMESPACE_PREFIX: &str = "/registry/namespaces/";
+
+/// Whether `key` is a namespace's `default` ServiceAccount or CA ConfigMap (made again
+/// when deleted).
+fn is_namespace_default(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or("");
+    (key.starts_with("/registry/serviceaccounts/") && name == defaults::SERVICE_ACCOUNT)
+        || (key.starts_with("/registry/configmaps/") && name == defaults::ROOT_CA)
+}
 
 /// The kinds followed on every change, and any object being deleted (garbage collection's
 /// foreground/orphan finalizers, namespace deletion).
@@ -130,6 +153,9 @@ fn wants(key: &str, value: &[u8]) -> bool {
     const MARKER: &[u8] = b"\"deletionTimestamp\"";
     const TOKEN_SECRET: &[u8] = b"\"kubernetes.io/service-account-token\"";
     key.starts_with(CRD_PREFIX)
+        || key.starts_with(CLUSTER_ROLE_PREFIX)
+        || key.starts_with(NAMESPACE_PREFIX)
+        || is_namespace_default(key)
         || key.starts_with("/registry/resourcequotas/")
         || memchr::memmem::find(value, MARKER).is_some()
         || (key.starts_with("/registry/secrets/")
@@ -137,7 +163,13 @@ fn wants(key: &str, value: &[u8]) -> bool {
 }
 
 /// What may have work left after a restart; CRDs were taken up at start already.
+/// Aggregating ClusterRoles are looked at again: a source may have changed while no
+/// leader ran.
 fn unfinished(key: &str, value: &[u8]) -> bool {
+    const AGGREGATING: &[u8] = b"\"aggregationRule\"";
+    if key.starts_with(CLUSTER_ROLE_PREFIX) {
+        return memchr::memmem::find(value, AGGREGATING).is_some();
+    }
     wants(key, value) && !key.starts_with(CRD_PREFIX)
 }
 
@@ -213,6 +245,9 @@ impl Builtins {
         match work {
             Work::Crd { cluster, name } => self.reconcile_crd(cluster, name).await,
             Work::Namespace { cluster, name } => self.reconcile_namespace(cluster, name).await,
+            Work::NamespaceDefaults { cluster, name } => {
+                self.reconcile_namespace_defaults(cluster, name).await
+            }
             Work::OwnerGone {
                 cluster,
                 namespace,
@@ -232,6 +267,7 @@ impl Builtins {
                     .await
             }
             Work::Quotas { cluster, namespace } => self.reconcile_quotas(cluster, namespace).await,
+            Work::Aggregation { cluster } => self.reconcile_aggregation(cluster).await,
             Work::TokenSecret {
                 cluster,
                 namespace,
@@ -268,11 +304,13 @@ impl Builtins {
             ("v1", "Namespace") if meta::deletion_timestamp(obj).is_some() => {
                 Some(Work::Namespace { cluster, name })
             }
+            ("v1", "Namespace") => Some(Work::NamespaceDefaults { cluster, name }),
             ("v1", "Secret") if serviceaccount::needs_token(obj) => Some(Work::TokenSecret {
                 cluster,
                 namespace: meta::namespace(obj).unwrap_or("").to_string(),
                 name,
             }),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => Some(Work::Aggregation { cluster }),
             ("v1", "ResourceQuota") => {
                 let namespace = meta::namespace(obj).unwrap_or("").to_string();
                 if let Some(quota) = &self.registry.quota {
@@ -340,6 +378,23 @@ impl EventHandler for Builtins {
                 uid: uid.to_string(),
             });
         }
+        let kind = old.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = meta::name(old).unwrap_or("");
+        if let (Some(namespace), true) = (
+            meta::namespace(old),
+            (kind, name) == ("ServiceAccount", defaults::SERVICE_ACCOUNT)
+                || (kind, name) == ("ConfigMap", defaults::ROOT_CA),
+        ) {
+            self.enqueue(Work::NamespaceDefaults {
+                cluster: cluster.clone(),
+                name: namespace.to_string(),
+            });
+        }
+        if old.get("kind").and_then(Value::as_str) == Some("ClusterRole") {
+            self.enqueue(Work::Aggregation {
+                cluster: cluster.clone(),
+            });
+        }
         if old.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
             let name = meta::name(old).unwrap_or("").to_string();
             self.enqueue(Work::Crd { cluster, name });
@@ -378,6 +433,21 @@ mod tests {
             br#"{"metadata":{"deletionTimestamp":"x"}}"#
         ));
         assert!(wants(&crd, b"{}"));
+        assert!(wants("/registry/serviceaccounts/root/team/default", b"{}"));
+        assert!(!wants("/registry/serviceaccounts/root/team/robot", b"{}"));
+        assert!(wants(
+            "/registry/configmaps/root/team/kube-root-ca.crt",
+            b"{}"
+        ));
+        assert_eq!(NAMESPACE_PREFIX, keys::resource_prefix("", "namespaces"));
+        let role = format!("{CLUSTER_ROLE_PREFIX}root/monitoring");
+        assert!(wants(&role, b"{}"));
+        assert!(unfinished(&role, br#"{"aggregationRule":{}}"#));
+        assert!(!unfinished(&role, br#"{"rules":[]}"#));
+        assert_eq!(
+            CLUSTER_ROLE_PREFIX,
+            keys::resource_prefix("rbac.authorization.k8s.io", "clusterroles")
+        );
         assert_eq!(
             CRD_PREFIX,
             keys::resource_prefix("apiextensions.k8s.io", "customresourcedefinitions")

@@ -1,0 +1,109 @@
+//! What every namespace has in a cluster: the `default` ServiceAccount (kube's
+//! serviceaccounts controller) and the `kube-root-ca.crt` ConfigMap holding the CA that signs
+//! the server's certificate (kube's root-ca-cert publisher), so `kubectl create token default`
+//! and in-cluster clients work in a fresh namespace. Made again when deleted, as kube does.
+//! The syncer never copies them to a cluster, whose namespaces have their own
+//! (`kplex_workload`'s `NEVER_SYNCED`).
+
+use kplex_apimachinery::{ApiError, meta};
+use kplex_registry::registry::WriteOptions;
+use serde_json::{Value, json};
+
+use super::Builtins;
+
+/// The default ServiceAccount's name.
+pub(super) const SERVICE_ACCOUNT: &str = "default";
+/// The CA ConfigMap's name.
+pub(super) const ROOT_CA: &str = "kube-root-ca.crt";
+
+impl Builtins {
+    /// Creates what namespace `name` of `cluster` lacks of its defaults, and brings the CA
+    /// ConfigMap's data up to date.
+    pub(super) async fn reconcile_namespace_defaults(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<bool, ApiError> {
+        let Some(ns_desc) = self.desc(cluster, "", "v1", "namespaces") else {
+            return Ok(true);
+        };
+        let ns = match self
+            .registry
+            .get(&self.scope(cluster, ns_desc, None), name)
+            .await
+        {
+            Ok(s) => s.decode()?,
+            Err(e) if e.is_not_found() => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        // A terminating namespace takes no new objects.
+        if meta::deletion_timestamp(&ns).is_some() {
+            return Ok(true);
+        }
+        let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": SERVICE_ACCOUNT}});
+        self.ensure(cluster, name, "serviceaccounts", account, None)
+            .await?;
+        if let Some(ca) = self.root_ca() {
+            let data = json!({"ca.crt": ca});
+            let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": ROOT_CA, "annotations": {"kubernetes.io/description":
+                    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                "data": data.clone()});
+            self.ensure(cluster, name, "configmaps", config_map, Some(data))
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// The CA bundle in-cluster clients verify the server with (None: no CA configured).
+    fn root_ca(&self) -> Option<String> {
+        let ca = &self.tokens.as_ref()?.ca_pem;
+        (!ca.is_empty()).then(|| String::from_utf8_lossy(ca).into_owned())
+    }
+
+    /// Creates `obj` in the namespace unless it exists; with `data`, an existing object's
+    /// `data` is set to it when it differs.
+    async fn ensure(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        plural: &str,
+        obj: Value,
+        data: Option<Value>,
+    ) -> Result<(), ApiError> {
+        let Some(desc) = self.desc(cluster, "", "v1", plural) else {
+            return Ok(());
+        };
+        let scope = self.scope(cluster, desc, Some(namespace));
+        let name = meta::name(&obj).unwrap_or("").to_string();
+        let current = match self.registry.get(&scope, &name).await {
+            Ok(s) => s.decode()?,
+            Err(e) if e.is_not_found() => {
+                return match self
+                    .registry
+                    .create(&scope, obj, &WriteOptions::default())
+                    .await
+                {
+                    // Created meanwhile (a client, or our own earlier try); a namespace
+                    // terminating meanwhile refuses it.
+                    Err(e) if e.is_already_exists() || e.is_forbidden() => Ok(()),
+                    other => other.map(|_| ()),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        match data {
+            Some(data) if current.get("data") != Some(&data) => self
+                .registry
+                .update_with(&scope, &name, &WriteOptions::default(), move |cur, _| {
+                    let mut next = cur.clone();
+                    next["data"] = data.clone();
+                    Ok(next)
+                })
+                .await
+                .map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
