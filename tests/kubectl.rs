@@ -189,7 +189,8 @@ fn get_output_formats(k: &Kplex) {
     }
     // Chunked listing follows continue tokens: every item arrives exactly once.
     let names = k.ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
-    assert_eq!(names.lines().count(), 9, "{names}");
+    assert_eq!(names.lines().count(), 10, "nine and the CA's: {names}");
+    assert!(names.contains("configmap/kube-root-ca.crt"), "{names}");
     let bad = k.fails(&["get", "cm", "--field-selector", "spec.nope=1"]);
     assert!(bad.contains("field label not supported"), "{bad}");
     let bad = k.fails(&["get", "cm", "-l", "a in (b"]);

@@ -587,3 +587,239 @@ fn switching_workspace_leaves_the_namespace_behind() {
     assert_eq!(namespace(&k), "team1");
     ok(&k, &["get", "configmap", "in-team1"]);
 }
+
+const SOURCE_OBJECTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: team, labels: {app: shop}}
+data: {color: blue}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: readers, namespace: team}
+rules: [{verbs: [get], apiGroups: [""], resources: [configmaps]}]
+"#;
+
+/// `kubectl ws snapshot`, `restore`, `fork` and `export` (issue 16 item 5): a workspace is
+/// saved online, restored into itself after changes (what was added goes, what was deleted
+/// comes back, uids kept), forked into a new workspace that serves the same objects and
+/// custom resources while the source is untouched, and exported as manifests that
+/// `kubectl apply` takes into an empty workspace. Another workspace is never touched.
+#[test]
+fn workspaces_snapshot_restore_fork_and_export() {
+    let k = Kplex::start(Backend::Embedded);
+    ok(&k, &["create", "workspace", "src", "--enter"]);
+    let objects = k.write_file("objects.yaml", SOURCE_OBJECTS);
+    ok(&k, &["apply", "-f", common::path_str(&objects)]);
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: team}\nspec: {size: 3}\n";
+    let widget_file = k.write_file("widget.yaml", widget);
+    common::eventually(20, "the CRD served", || {
+        let out = run(&k, &["apply", "-f", common::path_str(&widget_file)]);
+        out.status.success().then_some(())
+    });
+    let uid = |k: &Kplex| {
+        ok(
+            k,
+            &[
+                "get",
+                "cm",
+                "settings",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+        )
+        .0
+    };
+    let original_uid = uid(&k);
+    // A neighbour that must stay as it is.
+    ok(&k, &["ws", ":root"]);
+    ok(&k, &["create", "workspace", "neighbour"]);
+    ok(&k, &["ws", "neighbour"]);
+    ok(&k, &["create", "configmap", "mine"]);
+    ok(&k, &["ws", ":root"]);
+
+    let snap = k.root().join("src.snap");
+    let (_, saved) = ok(
+        &k,
+        &["ws", "snapshot", "src", "-o", common::path_str(&snap)],
+    );
+    assert!(saved.contains("Workspace \"root:src\" saved to"), "{saved}");
+
+    // Changes after the snapshot, undone by restoring it.
+    ok(&k, &["ws", "src"]);
+    ok(&k, &["delete", "cm", "settings", "-n", "team"]);
+    ok(&k, &["create", "configmap", "later", "-n", "team"]);
+    ok(&k, &["ws", ":root"]);
+    let (restored, _) = ok(&k, &["ws", "restore", common::path_str(&snap), "src"]);
+    assert!(
+        restored.contains("Workspace \"root:src\" restored from"),
+        "{restored}"
+    );
+    ok(&k, &["ws", "src"]);
+    assert_eq!(uid(&k), original_uid, "the restored object keeps its uid");
+    let names = ok(
+        &k,
+        &["get", "cm", "-n", "team", "-o", "name", common::NOT_ROOT_CA],
+    )
+    .0;
+    assert_eq!(names.trim(), "configmap/settings", "later is gone: {names}");
+
+    // A fork serves the same objects, custom resources included, and is its own.
+    ok(&k, &["ws", ":root"]);
+    let (forked, _) = ok(&k, &["ws", "fork", "src", "preview"]);
+    assert!(
+        forked.contains("Workspace \"root:preview\" forked from \"root:src\""),
+        "{forked}"
+    );
+    ok(&k, &["ws", "preview"]);
+    let color = ok(
+        &k,
+        &[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.color}",
+        ],
+    )
+    .0;
+    assert_eq!(color, "blue");
+    let cluster = ok(
+        &k,
+        &[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.metadata.annotations.kcp\\.io/cluster}",
+        ],
+    )
+    .0;
+    let size = common::eventually(20, "the fork serves widgets", || {
+        let out = run(
+            &k,
+            &[
+                "get",
+                "widgets",
+                "w1",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.spec.size}",
+            ],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(size, "3");
+    ok(
+        &k,
+        &["create", "configmap", "only-in-preview", "-n", "team"],
+    );
+    ok(&k, &["ws", ":root:src"]);
+    let src_cluster = ok(
+        &k,
+        &[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.metadata.annotations.kcp\\.io/cluster}",
+        ],
+    )
+    .0;
+    assert_ne!(
+        cluster, src_cluster,
+        "the fork's objects name their own logical cluster"
+    );
+    assert!(
+        !run(&k, &["get", "cm", "only-in-preview", "-n", "team"])
+            .status
+            .success()
+    );
+
+    // Export: manifests without server fields, which an empty workspace takes.
+    let (yaml, _) = ok(&k, &["ws", "export"]);
+    for field in [
+        "uid:",
+        "resourceVersion:",
+        "managedFields",
+        "kcp.io/cluster",
+        "kube-root-ca.crt",
+    ] {
+        assert!(!yaml.contains(field), "{field} in the export:\n{yaml}");
+    }
+    assert!(yaml.contains("name: settings") && yaml.contains("kind: CustomResourceDefinition"));
+    let exported = k.write_file("export.yaml", &yaml);
+    ok(&k, &["ws", ":root"]);
+    ok(&k, &["create", "workspace", "from-git", "--enter"]);
+    // As with any manifest holding a CRD and its objects, the objects map once the CRD
+    // is established: apply again until they do.
+    common::eventually(20, "the export applied", || {
+        let out = run(&k, &["apply", "-f", common::path_str(&exported)]);
+        out.status.success().then_some(())
+    });
+    assert_eq!(
+        ok(
+            &k,
+            &[
+                "get",
+                "widgets",
+                "w1",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.spec.size}"
+            ]
+        )
+        .0,
+        "3"
+    );
+    assert_eq!(
+        ok(
+            &k,
+            &[
+                "get",
+                "cm",
+                "settings",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.data.color}"
+            ]
+        )
+        .0,
+        "blue"
+    );
+
+    // The neighbour saw none of it.
+    ok(&k, &["ws", ":root:neighbour"]);
+    let theirs = ok(&k, &["get", "cm", "-o", "name", common::NOT_ROOT_CA]).0;
+    assert_eq!(theirs.trim(), "configmap/mine");
+}

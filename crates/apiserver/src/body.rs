@@ -14,7 +14,13 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 const MAX_DISCARD: usize = 32 * 1024 * 1024;
 
 /// Reads the whole body, refusing more than [`MAX_BODY`] with 413.
-pub async fn read(mut body: Incoming) -> Result<Bytes, ApiError> {
+pub async fn read(body: Incoming) -> Result<Bytes, ApiError> {
+    read_up_to(body, MAX_BODY).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read_up_to(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let discard = limit.max(MAX_DISCARD);
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -24,17 +30,17 @@ pub async fn read(mut body: Incoming) -> Result<Bytes, ApiError> {
             continue;
         };
         seen += data.len();
-        if seen > MAX_DISCARD {
+        if seen > discard {
             break;
         }
-        if seen <= MAX_BODY {
+        if seen <= limit {
             buf.extend_from_slice(&data);
         }
     }
-    if seen > MAX_BODY {
-        return Err(ApiError::request_entity_too_large(
-            "the request body is too large (limit 3145728 bytes)",
-        ));
+    if seen > limit {
+        return Err(ApiError::request_entity_too_large(&format!(
+            "the request body is too large (limit {limit} bytes)"
+        )));
     }
     Ok(buf.freeze())
 }

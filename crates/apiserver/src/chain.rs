@@ -26,6 +26,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use kplex_apimachinery::{ApiError, UserInfo};
@@ -45,7 +46,10 @@ use crate::registry::Registry;
 use crate::request::Target;
 use crate::response::{self, Body};
 use crate::served::Served;
-use crate::{metrics::Metrics, openapi};
+use crate::{metrics::Metrics, openapi, workspace_snapshot};
+
+/// The largest workspace snapshot a restore accepts (an authorized admin's upload).
+const MAX_RESTORE: usize = 1024 * 1024 * 1024;
 
 /// Everything a request handler needs; shared by all connections.
 pub struct Api {
@@ -183,9 +187,22 @@ impl Api {
         if let Some(answer) = self.probe(&target) {
             return Ok(answer);
         }
-        // 5. Body: read before answering anything, a 401 included.
-        let body = read_body(method, body).await;
-        let (user, impersonation) = authenticated?;
+        // 5. Body: read before answering anything, a 401 included — but a workspace
+        //    restore's (which may be far larger than any object) only once its sender is
+        //    known to be allowed to send it (step 8).
+        let (body, restore_body) = match target == Target::Snapshot && method == Method::PUT {
+            true => (Ok(Bytes::new()), Some(body)),
+            false => (read_body(method, body).await, None),
+        };
+        let (user, impersonation) = match authenticated {
+            Ok(authenticated) => authenticated,
+            Err(e) => {
+                if let Some(body) = restore_body {
+                    refuse_after_body(method, body).await;
+                }
+                return Err(e);
+            }
+        };
         let body = body?;
         if self.audit.is_some() {
             let _ = ctx.audited_body.set(body.clone());
@@ -225,7 +242,15 @@ impl Api {
             ));
         }
         if target == Target::Snapshot {
-            return self.snapshot(cluster.as_deref(), method).await;
+            return self
+                .snapshot(
+                    cluster.as_deref(),
+                    &ctx.workspace,
+                    method,
+                    query,
+                    restore_body,
+                )
+                .await;
         }
         // 9. Virtual workspaces: the one addressed answers, or says how to serve.
         let serve = match vw {
@@ -280,30 +305,72 @@ impl Api {
         .await
     }
 
-    /// A backup of the whole store, consistent at one revision (`kplex snapshot save`).
-    /// Only in the root workspace — whose RBAC allowed `get` on `/snapshot` just before:
-    /// cluster admins — since it holds every workspace.
+    /// `/snapshot`, allowed by the workspace's RBAC just before (`get`, or `put` to
+    /// restore): in the root workspace without `?scope=workspace`, a backup of the whole
+    /// store (`kplex snapshot save`; root's admins are the cluster's); otherwise the
+    /// workspace addressed — its snapshot (`kubectl ws snapshot`), its objects as YAML
+    /// manifests with `?format=yaml` (`kubectl ws export`), or a PUT of a workspace
+    /// snapshot to restore into it (`kubectl ws restore`, `kubectl ws fork`).
     async fn snapshot(
         &self,
         cluster: Option<&str>,
+        path: &str,
         method: &Method,
+        query: &crate::filters::request_info::Query,
+        restore_body: Option<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
-        if cluster != Some(crate::request::ROOT_CLUSTER) {
+        let Some(cluster) = cluster else {
             return Err(ApiError::no_such_path());
-        }
-        if method != Method::GET {
-            return Err(ApiError::method_not_supported(
-                "",
-                "snapshot",
-                method.as_str(),
-            ));
-        }
+        };
         let failed = |e: kplex_snapshot::Error| ApiError::internal(&e.to_string());
         let written_by = concat!("kplex ", env!("CARGO_PKG_VERSION"));
-        let snapshot =
-            kplex_snapshot::take(self.registry.store.as_ref(), "a running kplex", written_by)
-                .await
-                .map_err(failed)?;
+        let whole_store = cluster == crate::request::ROOT_CLUSTER
+            && query.get("scope").map(String::as_str) != Some("workspace");
+        let store = self.registry.store.clone();
+        let snapshot = match (method, restore_body) {
+            (&Method::GET, _) if whole_store => {
+                kplex_snapshot::take(store.as_ref(), "a running kplex", written_by)
+                    .await
+                    .map_err(failed)?
+            }
+            (&Method::GET, _) => {
+                workspace_snapshot::take(store.as_ref(), &self.served, cluster, path, written_by)
+                    .await?
+            }
+            (&Method::PUT, Some(body)) => {
+                let body = crate::body::read_up_to(body, MAX_RESTORE).await?;
+                let snapshot = kplex_snapshot::read(&mut body.as_ref())
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let restored =
+                    workspace_snapshot::restore(&store, &self.served, cluster, &snapshot).await?;
+                let answer = serde_json::json!({
+                    "workspace": path,
+                    "written": restored.written,
+                    "unchanged": restored.unchanged,
+                    "deleted": restored.deleted,
+                });
+                return Ok(response::with_body(
+                    StatusCode::OK,
+                    "application/json",
+                    answer.to_string(),
+                ));
+            }
+            _ => {
+                return Err(ApiError::method_not_supported(
+                    "",
+                    "snapshot",
+                    method.as_str(),
+                ));
+            }
+        };
+        if query.get("format").map(String::as_str) == Some("yaml") && !whole_store {
+            let yaml = workspace_snapshot::export(&snapshot)?;
+            return Ok(response::with_body(
+                StatusCode::OK,
+                "application/yaml",
+                yaml,
+            ));
+        }
         let mut file = Vec::new();
         kplex_snapshot::write(&snapshot, &mut file).map_err(failed)?;
         Ok(response::with_body(

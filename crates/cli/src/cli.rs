@@ -31,12 +31,18 @@ Examples:
   kubectl ws tree                    # the workspaces below the current one
   kubectl ws current --short         # just the current path
   kubectl ws create-context [NAME]   # a kubeconfig context for the current workspace
+  kubectl ws snapshot [WS] -o FILE   # save a workspace, consistent at one moment, online
+  kubectl ws restore FILE [WS]       # make a workspace hold exactly what FILE holds
+  kubectl ws fork SOURCE NAME        # a new workspace NAME here, a copy of SOURCE
+  kubectl ws export [WS] [-o FILE]   # a workspace as YAML manifests
   kubectl create workspace my-workspace --enter
 
 Flags:
       --kubeconfig string   Path to the kubeconfig file to use
       --context string      The kubeconfig context to start from
       --short               Print only the name of the workspace
+  -o, --output string       snapshot and export: the file to write (- for standard output)
+      --type string         fork: the new workspace's type
 ";
 
 const CREATE_USAGE: &str = "Creates a new workspace
@@ -96,6 +102,9 @@ pub struct Parsed {
     /// Update the context of `ws create-context` if it exists
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = GoBool)]
     pub overwrite: Option<bool>,
+    /// `snapshot` and `export`: the file to write
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub output: Option<String>,
     /// The subcommand, if any, and its arguments.
     pub args: Vec<String>,
 }
@@ -106,6 +115,8 @@ pub enum Mode {
     Ws,
     Create,
     CreateContext,
+    /// `snapshot`, `restore`, `fork`, `export`.
+    Copy,
 }
 
 /// The flags of every command, and those of `create` and `create-context` alone.
@@ -124,6 +135,7 @@ const CREATE_FLAGS: &[&str] = &[
     "create_context",
 ];
 const CREATE_CONTEXT_FLAGS: &[&str] = &["overwrite"];
+const COPY_FLAGS: &[&str] = &["output", "workspace_type"];
 
 /// Parses `args` (without the program name) for the command `mode`.
 pub fn parse(args: &[String], mode: Mode) -> Result<Parsed> {
@@ -138,6 +150,7 @@ fn check_mode(matches: &ArgMatches, mode: Mode) -> Result<()> {
         Mode::Ws => &[],
         Mode::Create => CREATE_FLAGS,
         Mode::CreateContext => CREATE_CONTEXT_FLAGS,
+        Mode::Copy => COPY_FLAGS,
     };
     match flags::first_not_allowed::<Parsed>(matches, &[COMMON_FLAGS, own].concat()) {
         Some(flag) => Err(Error::msg(format!("unknown flag: --{flag}"))),
@@ -212,7 +225,10 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     // the command line is parsed as a whole and the first argument names the subcommand.
     let (mut p, matches) = flags::parse::<Parsed>(args)?;
     let sub = match p.args.first().map(String::as_str) {
-        Some(s @ ("use" | "cd" | "current" | "tree" | "create" | "create-context" | "help")) => {
+        Some(
+            s @ ("use" | "cd" | "current" | "tree" | "create" | "create-context" | "help"
+            | "snapshot" | "restore" | "fork" | "export"),
+        ) => {
             let s = s.to_string();
             p.args.remove(0);
             Some(s)
@@ -225,6 +241,7 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         match sub {
             Some("create") => Mode::Create,
             Some("create-context") => Mode::CreateContext,
+            Some("snapshot" | "restore" | "fork" | "export") => Mode::Copy,
             _ => Mode::Ws,
         },
     )?;
@@ -299,8 +316,47 @@ pub fn ws(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<(
                 p.overwrite.unwrap_or(false),
             )
         }
+        Some("snapshot" | "export") => {
+            let workspace = match p.args.as_slice() {
+                [] => "",
+                [one] => one.as_str(),
+                _ => return Err(arg_count("0 or 1", p.args.len())),
+            };
+            let output = p.output.clone().unwrap_or_default();
+            let mut s = Session::open(&g, out, err)?;
+            if sub == Some("export") {
+                return rt.block_on(s.export(workspace, &output));
+            }
+            if output.is_empty() {
+                return Err(Error::msg(
+                    "--output is required: the file to write the snapshot to (- for standard output)",
+                ));
+            }
+            rt.block_on(s.snapshot(workspace, &output))
+        }
+        Some("restore") => {
+            let (file, workspace) = match p.args.as_slice() {
+                [file] => (file.as_str(), ""),
+                [file, ws] => (file.as_str(), ws.as_str()),
+                _ => return Err(arg_count("1 or 2", p.args.len())),
+            };
+            let mut s = Session::open(&g, out, err)?;
+            rt.block_on(s.restore(file, workspace))
+        }
+        Some("fork") => {
+            let [source, name] = p.args.as_slice() else {
+                return Err(arg_count("2", p.args.len()));
+            };
+            let mut s = Session::open(&g, out, err)?;
+            rt.block_on(s.fork(source, &create_options(&p, name)))
+        }
         Some(other) => Err(Error::msg(format!("unknown command {other:?}"))),
     }
+}
+
+/// cobra's error for a wrong number of arguments.
+fn arg_count(accepts: &str, received: usize) -> Error {
+    Error::msg(format!("accepts {accepts} arg(s), received {received}"))
 }
 
 /// `kubectl create workspace` with its arguments.

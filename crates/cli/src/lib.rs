@@ -12,6 +12,7 @@ pub mod path;
 pub mod server;
 pub mod workload;
 pub mod workspace;
+mod workspace_copy;
 
 pub use apis::kplex_main;
 pub use cli::{create_workspace_main, ws_main};

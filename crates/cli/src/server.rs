@@ -85,12 +85,26 @@ impl ApiClient {
             Some(v) => serde_json::to_vec(v).map_err(|e| Error::Transport(e.to_string()))?,
             None => Vec::new(),
         };
+        let json = "application/json";
+        self.send_bytes(method, path, body, json, json).await
+    }
+
+    /// Sends one request with a body of `content_type` (none when empty), asking for
+    /// `accept`, and reads the whole answer.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        accept: &str,
+    ) -> Result<(StatusCode, Bytes)> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, accept);
         if !body.is_empty() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
+            req = req.header(header::CONTENT_TYPE, content_type);
         }
         let req = req
             .body(kube::client::Body::from(body))

@@ -36,8 +36,8 @@ pub struct CreateOptions {
 /// One invocation: the kubeconfig it started from, and where output goes.
 pub struct Session<'a> {
     kc: Kubeconfig,
-    out: &'a mut dyn Write,
-    err: &'a mut dyn Write,
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) err: &'a mut dyn Write,
     /// The user's home directory, for shells that expanded `~` before we saw it.
     home_dir: Option<String>,
 }
@@ -107,13 +107,13 @@ impl<'a> Session<'a> {
     }
 
     /// A client for the current context (call it within the runtime, see [`ApiClient::new`]).
-    fn client(&self) -> Result<ApiClient> {
+    pub(crate) fn client(&self) -> Result<ApiClient> {
         let conn = self.kc.connection()?;
         ApiClient::new(conn.config, &server_base(&conn.server))
     }
 
     /// The current server split into base and workspace path, or kcp's error.
-    fn current_cluster(&self) -> Result<ClusterUrl> {
+    pub(crate) fn current_cluster(&self) -> Result<ClusterUrl> {
         let server = self.kc.current_server()?;
         ClusterUrl::parse(&server).ok_or_else(|| {
             Error::msg(format!(

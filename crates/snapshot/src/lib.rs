@@ -60,20 +60,52 @@ pub async fn take(store: &dyn Store, source: &str, written_by: &str) -> Result<S
     let all = store
         .range(RangeRequest::new(KeyRange::between("\0", "\0")))
         .await?;
+    Ok(Snapshot {
+        header: header(all.revision, all.kvs.len(), source, written_by),
+        entries: all.kvs,
+    })
+}
+
+/// Reads the keys under each of `prefixes` (disjoint) as of one revision — the current one
+/// when the first is read — online, in key order: one workspace's storage locations.
+pub async fn take_prefixes(
+    store: &dyn Store,
+    prefixes: &[String],
+    source: &str,
+    written_by: &str,
+) -> Result<Snapshot, Error> {
+    let mut revision = 0;
+    let mut entries = Vec::new();
+    for prefix in prefixes {
+        let mut req = RangeRequest::new(KeyRange::prefix(prefix.clone()));
+        req.revision = revision;
+        let page = store.range(req).await?;
+        revision = page.revision;
+        entries.extend(page.kvs);
+    }
+    if revision == 0 {
+        revision = store.status().await?.revision;
+    }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Snapshot {
+        header: header(revision, entries.len(), source, written_by),
+        entries,
+    })
+}
+
+fn header(revision: Revision, count: usize, source: &str, written_by: &str) -> proto::Header {
     let created_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    Ok(Snapshot {
-        header: proto::Header {
-            format_version: FORMAT_VERSION,
-            revision: all.revision,
-            count: all.kvs.len() as u64,
-            source: source.to_string(),
-            written_by: written_by.to_string(),
-            created_unix,
-        },
-        entries: all.kvs,
-    })
+    proto::Header {
+        format_version: FORMAT_VERSION,
+        revision,
+        count: count as u64,
+        source: source.to_string(),
+        written_by: written_by.to_string(),
+        created_unix,
+        ..Default::default()
+    }
 }
 
 fn entry(kv: &KeyValue) -> proto::Entry {
