@@ -183,8 +183,15 @@ fn write(snapshot: &kplex_snapshot::Snapshot, file: &Path) -> anyhow::Result<()>
 
 fn describe(s: &kplex_snapshot::Snapshot) -> String {
     let h = &s.header;
+    let of = match h.logical_cluster.as_str() {
+        "" => String::new(),
+        cluster => format!(
+            " of workspace {} (logical cluster {cluster}; restore it with kubectl ws restore)",
+            h.workspace
+        ),
+    };
     format!(
-        "snapshot: revision {}, {} keys, {} bytes of values, from {}, written by {}, at {} (format {})",
+        "snapshot{of}: revision {}, {} keys, {} bytes of values, from {}, written by {}, at {} (format {})",
         h.revision,
         s.entries.len(),
         s.entries.iter().map(|e| e.value.len()).sum::<usize>(),

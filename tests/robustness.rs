@@ -704,12 +704,35 @@ fn a_snapshot_restores_every_object_and_resource_version() {
         ok && status.contains(&format!("revision {}", before.1)),
         "{status} vs {before:?}"
     );
-    // Not through a workspace, and not for its admins: the file holds every workspace.
+    // Through a workspace, only that workspace (`kubectl ws snapshot`): the whole store's
+    // file is the root's alone.
     let bearer = [("Authorization", format!("Bearer {token}"))];
     let a = raw
         .request("GET", "/clusters/root:team/snapshot", &bearer, b"")
         .unwrap();
-    assert_eq!(a.code, 404);
+    assert_eq!(a.code, 200);
+    let team = k.root().join("team.snap");
+    std::fs::write(&team, &a.body).unwrap();
+    let (ok, status) = kplex(&["snapshot", "status", team.to_str().unwrap()]);
+    assert!(ok && status.contains("of workspace root:team"), "{status}");
+    let keys = |status: &str| -> u64 {
+        let at = status.find(" keys").unwrap();
+        status[..at].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let whole = kplex(&["snapshot", "status", online.to_str().unwrap()]).1;
+    assert!(keys(&status) < keys(&whole), "{status} vs {whole}");
+    let restore_whole = raw
+        .request(
+            "PUT",
+            "/clusters/root:team/snapshot",
+            &bearer,
+            &std::fs::read(&online).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        restore_whole.code, 400,
+        "a whole-store file is not a workspace's"
+    );
     let a = raw.request("GET", "/snapshot", &[], b"").unwrap();
     assert_eq!(a.code, 401);
     // The store in use cannot be read behind the server's back.

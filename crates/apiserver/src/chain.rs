@@ -243,13 +243,7 @@ impl Api {
         }
         if target == Target::Snapshot {
             return self
-                .snapshot(
-                    cluster.as_deref(),
-                    &ctx.workspace,
-                    method,
-                    query,
-                    restore_body,
-                )
+                .snapshot(cluster.as_deref(), method, query, restore_body)
                 .await;
         }
         // 9. Virtual workspaces: the one addressed answers, or says how to serve.
@@ -314,7 +308,6 @@ impl Api {
     async fn snapshot(
         &self,
         cluster: Option<&str>,
-        path: &str,
         method: &Method,
         query: &crate::filters::request_info::Query,
         restore_body: Option<Incoming>,
@@ -322,6 +315,11 @@ impl Api {
         let Some(cluster) = cluster else {
             return Err(ApiError::no_such_path());
         };
+        let path = self
+            .served
+            .path_of(cluster)
+            .unwrap_or_else(|| cluster.to_string());
+        let path = path.as_str();
         let failed = |e: kplex_snapshot::Error| ApiError::internal(&e.to_string());
         let written_by = concat!("kplex ", env!("CARGO_PKG_VERSION"));
         let whole_store = cluster == crate::request::ROOT_CLUSTER

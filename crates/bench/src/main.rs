@@ -11,6 +11,7 @@ mod fleet;
 mod placement;
 mod report;
 mod server;
+mod snapshot;
 mod store;
 mod workspaces;
 
@@ -48,6 +49,8 @@ enum BenchTarget {
     /// Placement across a fleet of simulated targets (in this process): scheduling,
     /// fan-out, aggregated status, failover.
     Fleet(fleet::FleetBenchArgs),
+    /// One workspace at a time: snapshot, export, restore and fork.
+    Snapshot(snapshot::SnapshotBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             BenchTarget::Apis(args) => apis::run(args).await,
             BenchTarget::Placement(args) => placement::run(args).await,
             BenchTarget::Fleet(args) => fleet::run(args).await,
+            BenchTarget::Snapshot(args) => snapshot::run(args).await,
         }
     })
 }
