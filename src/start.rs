@@ -169,7 +169,8 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let running = kplex_apiserver::start(config)
         .await
         .context("start kplex")?;
-    eprintln!(
+    // A log line (not a bare print), so `--log-format json` stays one object per line.
+    tracing::info!(
         "kplex is ready on https://{}; export KUBECONFIG={}",
         running.addr,
         running.kubeconfig.display()

@@ -468,3 +468,154 @@ fn metrics_use_kubes_names_and_do_not_grow_with_workspaces() {
     watch.kill().unwrap();
     watch.wait().unwrap();
 }
+
+/// `--log-format json` (kube-apiserver's `--logging-format=json`): every line kplex logs is
+/// one JSON object with a timestamp, level and message, for log collectors — the line that
+/// says it is ready included.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut kplex = Command::new(env!("CARGO_BIN_EXE_kplex"))
+        .args([
+            "start",
+            "--log-format",
+            "json",
+            "--secure-port",
+            &port.to_string(),
+        ])
+        .arg("--root-directory")
+        .arg(dir.path().join("root"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = kplex.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let ready = line.contains("kplex is ready on");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = kplex.kill();
+    let _ = kplex.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("kplex is ready on")),
+        "never ready: {lines:#?}"
+    );
+    for line in &lines {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        for field in ["timestamp", "level", "message"] {
+            assert!(entry.get(field).is_some(), "no {field}: {line}");
+        }
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Metric names a PromQL text uses: identifiers of kplex's families, with the series
+/// suffixes (`_total`, `_bucket`, …) taken off.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    const FAMILIES: &[&str] = &["apiserver_", "etcd_", "workqueue_", "kplex_", "process_"];
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| FAMILIES.iter().any(|f| t.starts_with(f)))
+        .map(family)
+        .collect()
+}
+
+fn family(name: &str) -> String {
+    ["_bucket", "_count", "_sum", "_total", "_created"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
+        .to_string()
+}
+
+/// The Grafana dashboard and the alert rules in `deploy/monitoring` use only metrics kplex
+/// serves (a renamed metric would leave an empty panel or a silent alert), and every alert
+/// links a runbook that `docs/operations.md` has.
+#[test]
+fn the_dashboard_and_alerts_use_metrics_kplex_serves() {
+    let k = Kplex::start(Backend::Embedded);
+    // Traffic of every kind the panels show: reads, writes, an open watch with events.
+    let mut watch = k.spawn_kubectl(&["get", "configmaps", "--watch"]);
+    k.ok(&["get", "configmaps"]);
+    let text = eventually(10, "the watch and its events counted", || {
+        k.ok(&["create", "configmap", &format!("c{}", rand_suffix())]);
+        let text = k.curl(&[&k.url("/metrics")]).0;
+        text.contains("apiserver_watch_events_total{")
+            .then_some(text)
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let served: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(family)
+        .collect();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard =
+        std::fs::read_to_string(repo.join("deploy/monitoring/grafana-dashboard.json")).unwrap();
+    let parsed: Value = serde_json::from_str(&dashboard).unwrap();
+    let panels = parsed["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    for panel in panels {
+        assert!(!panel["targets"][0]["expr"].as_str().unwrap().is_empty());
+    }
+    let alerts = std::fs::read_to_string(repo.join("deploy/monitoring/alerts.yaml")).unwrap();
+    for (file, used) in [
+        ("grafana-dashboard.json", metric_names(&dashboard)),
+        ("alerts.yaml", metric_names(&alerts)),
+    ] {
+        assert!(used.len() >= 5, "{file}: {used:?}");
+        for name in &used {
+            // Served once a webhook has been called, as kube's is (one series per webhook):
+            // `tests/webhooks.rs` checks it.
+            if name == "apiserver_admission_webhook_admission_duration_seconds" {
+                continue;
+            }
+            assert!(
+                served.contains(name),
+                "{file} uses {name}, which kplex does not serve"
+            );
+        }
+    }
+    let guide = std::fs::read_to_string(repo.join("docs/operations.md")).unwrap();
+    let alert_names: Vec<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(alert_names.len() >= 5);
+    for alert in alert_names {
+        assert!(
+            alerts.contains(&format!(
+                "runbook_url: docs/operations.md#{}",
+                alert.to_lowercase()
+            )),
+            "{alert} links no runbook"
+        );
+        assert!(
+            guide.contains(&format!("#### {alert}")),
+            "no runbook for {alert} in docs/operations.md"
+        );
+    }
+}

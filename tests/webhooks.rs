@@ -226,6 +226,16 @@ fn mutating_and_validating_webhooks_of_a_workspace() {
     );
     assert_eq!(label(&k, ws, "probe-1", "deny"), "");
 
+    // Each call's latency, as kube-apiserver's metric names it.
+    let metrics = k.curl(&[&k.url("/metrics")]).0;
+    for series in [
+        r#"apiserver_admission_webhook_admission_duration_seconds_count{name="label.example.com",operation="CREATE",rejected="false",type="admit"}"#,
+        r#"apiserver_admission_webhook_admission_duration_seconds_count{name="deny.example.com",operation="CREATE",rejected="true",type="validating"}"#,
+        r#"apiserver_admission_webhook_admission_duration_seconds_bucket{le="+Inf",name="deny.example.com",operation="UPDATE",rejected="true",type="validating"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} not in:\n{metrics}");
+    }
+
     // Another workspace has no webhooks: neither denied nor mutated.
     ok(&k, "root:other", &["create", "-f", &denied]);
     assert_eq!(label(&k, "root:other", "denied", "mutated"), "");

@@ -244,7 +244,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let features = assemble(&context, &authn);
     registry
         .admission
-        .install(admission_plugins(&features, &registry))
+        .install(admission_plugins(&features, &registry, &mut prometheus))
         .map_err(|e| StartError::Bootstrap(ApiError::internal(&e.to_string())))?;
     load_clusters(&registry, &served, &quota).await?;
     bootstrap_root(&registry, &served).await?;
@@ -368,9 +368,13 @@ fn assemble(context: &Context, authn: &Arc<crate::authn::Authenticator>) -> Feat
 
 /// Every write's admission plugins, in kube-apiserver's order: the features' own, then the
 /// webhooks (mutating last among mutations, validating last among validations).
-fn admission_plugins(features: &Feature, registry: &Registry) -> Vec<Arc<dyn AdmissionPlugin>> {
+fn admission_plugins(
+    features: &Feature,
+    registry: &Registry,
+    metrics: &mut prometheus_client::registry::Registry,
+) -> Vec<Arc<dyn AdmissionPlugin>> {
     let mut plugins = features.admission.clone();
-    plugins.push(Arc::new(crate::admission::Webhooks::new(registry)));
+    plugins.push(Arc::new(crate::admission::Webhooks::new(registry, metrics)));
     plugins
 }
 

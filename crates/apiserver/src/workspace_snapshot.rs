@@ -11,9 +11,10 @@
 //! controllers take the result up from the store's watch like any write (CRDs become served,
 //! bindings bound), which is why no in-memory state needs restoring.
 //!
-//! Not in a workspace's snapshot: its LogicalCluster and child Workspaces (other logical
-//! clusters), Leases (who leads, not what the workspace holds), and on restore the target's
-//! own `workspace-admin` binding is kept (whoever owns the workspace keeps owning it).
+//! Not in a workspace's snapshot: the kinds whose strategies say so
+//! (`Strategy::in_workspace_snapshot`: the workspace's LogicalCluster, child Workspaces,
+//! Leases), and the owner's `workspace-admin` binding — a restore keeps the target's
+//! (whoever owns the workspace keeps owning it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,13 +31,6 @@ use serde_json::Value;
 /// Writes and deletes in flight during a restore.
 const CONCURRENCY: usize = 64;
 
-/// Storage locations (`<group>/<resource>`) never in a workspace's snapshot.
-const EXCLUDED: &[(&str, &str)] = &[
-    ("core.kcp.io", "logicalclusters"),
-    ("tenancy.kcp.io", "workspaces"),
-    ("coordination.k8s.io", "leases"),
-];
-
 /// The binding that makes a workspace's owner its admin (tenancy's); a restore keeps the
 /// target's.
 const OWNER_BINDING: &str = "workspace-admin";
@@ -49,21 +43,21 @@ pub struct Restored {
     pub deleted: usize,
 }
 
-/// The key prefixes of everything `cluster` stores, once per storage location.
-pub fn storage_prefixes(served: &Served, cluster: &str) -> Vec<String> {
+/// The key prefixes of what `cluster` stores and its snapshot holds (the kinds' strategies
+/// say which: `Strategy::in_workspace_snapshot`), once per storage location; and the
+/// prefixes (every logical cluster's) of the kinds it leaves out.
+fn storage_prefixes(served: &Served, cluster: &str) -> (Vec<String>, BTreeSet<String>) {
     let mut prefixes = BTreeSet::new();
+    let mut excluded = BTreeSet::new();
     for desc in served.resources(Some(cluster)) {
-        let group = desc.storage_group();
-        if EXCLUDED.contains(&(group, desc.plural.as_str())) {
-            continue;
+        let (group, resource) = (desc.storage_group(), desc.storage_resource());
+        if desc.strategy.in_workspace_snapshot() {
+            prefixes.insert(keys::cluster_prefix(group, &resource, cluster));
+        } else {
+            excluded.insert(keys::resource_prefix(group, &resource));
         }
-        prefixes.insert(keys::cluster_prefix(
-            group,
-            &desc.storage_resource(),
-            cluster,
-        ));
     }
-    prefixes.into_iter().collect()
+    (prefixes.into_iter().collect(), excluded)
 }
 
 /// The workspace `cluster` (at `path`) as a snapshot, online.
@@ -74,7 +68,7 @@ pub async fn take(
     path: &str,
     written_by: &str,
 ) -> Result<Snapshot, ApiError> {
-    let prefixes = storage_prefixes(served, cluster);
+    let (prefixes, _) = storage_prefixes(served, cluster);
     let mut snapshot =
         kplex_snapshot::take_prefixes(store, &prefixes, "a running kplex", written_by)
             .await
@@ -134,6 +128,8 @@ pub async fn restore(
         ));
     }
     let owner = owner_binding_key(cluster);
+    let (_, excluded) = storage_prefixes(served, cluster);
+    let is_excluded = |key: &str| excluded.iter().any(|p| key.starts_with(p.as_str()));
     let mut wanted = BTreeMap::new();
     for kv in &snapshot.entries {
         let key = rewrite_key(&kv.key, from, cluster).ok_or_else(|| {
@@ -172,12 +168,6 @@ pub async fn restore(
         .await
         .map_err(|e| ApiError::internal(&format!("restoring: {e}")))?;
     Ok(restored)
-}
-
-fn is_excluded(key: &str) -> bool {
-    EXCLUDED
-        .iter()
-        .any(|(group, resource)| key.starts_with(&keys::resource_prefix(group, resource)))
 }
 
 /// A workspace's objects as YAML manifests a GitOps repository can hold: what the server
@@ -277,10 +267,6 @@ mod tests {
             rewrite_key("/registry/configmaps/other/default/x", "abc", "xyz"),
             None
         );
-        assert!(is_excluded("/registry/tenancy.kcp.io/workspaces/abc/child"));
-        assert!(!is_excluded(
-            "/registry/tenancy.kcp.io/workspacetypes/abc/t"
-        ));
     }
 
     #[test]

@@ -28,7 +28,19 @@ pub fn for_kind(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("rbac.authorization.k8s.io", _) => Arc::new(Rbac),
         ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(Crds),
         ("certificates.k8s.io", "certificatesigningrequests") => Arc::new(Csrs),
+        ("coordination.k8s.io", "leases") => Arc::new(Leases),
         _ => strategy::generic(),
+    }
+}
+
+/// Leases say who runs what right now (a leader, a heartbeat): not part of a workspace's
+/// snapshot, where a restore would hand out a stale term.
+#[derive(Debug)]
+struct Leases;
+
+impl Strategy for Leases {
+    fn in_workspace_snapshot(&self) -> bool {
+        false
     }
 }
 

@@ -148,6 +148,11 @@ pub fn check_update(old: &Value, new: &Value) -> Result<(), ApiError> {
 pub struct WorkspaceRules;
 
 impl Strategy for WorkspaceRules {
+    /// A child Workspace names another logical cluster: not part of this one's snapshot.
+    fn in_workspace_snapshot(&self) -> bool {
+        false
+    }
+
     fn prepare_create(&self, obj: &mut Value) -> Result<(), ApiError> {
         if obj.pointer("/status/phase").is_none_or(Value::is_null) {
             meta::set_path(obj, &["status", "phase"], json!("Scheduling"));
@@ -157,6 +162,17 @@ impl Strategy for WorkspaceRules {
 
     fn check_update(&self, old: &Value, obj: &Value, _sub: Option<&str>) -> Result<(), ApiError> {
         check_update(old, obj)
+    }
+}
+
+/// A LogicalCluster is the workspace's own identity (its name, owner, phase): never copied
+/// into another workspace by a restore.
+#[derive(Debug)]
+pub struct LogicalClusterRules;
+
+impl Strategy for LogicalClusterRules {
+    fn in_workspace_snapshot(&self) -> bool {
+        false
     }
 }
 

@@ -95,7 +95,8 @@ pub fn resources() -> Vec<ResourceDesc> {
                 Column::age(),
             ],
             schemas::logical_cluster(),
-        ),
+        )
+        .with_strategy(std::sync::Arc::new(admission::LogicalClusterRules)),
     ]
 }
 

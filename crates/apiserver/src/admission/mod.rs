@@ -6,11 +6,13 @@
 
 pub mod webhook;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kplex_apimachinery::selector::LabelSelector;
 use kplex_apimachinery::{ApiError, meta, patch};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Map, Value, json};
 
 use std::sync::Arc;
@@ -33,14 +35,59 @@ const VALIDATING: &str = "validatingwebhookconfigurations";
 pub struct Webhooks {
     caches: Arc<WatchCaches>,
     store: Arc<dyn Store>,
+    durations: WebhookDurations,
+}
+
+/// kube-apiserver's `apiserver_admission_webhook_admission_duration_seconds`: each call's
+/// latency by webhook `name`, `operation`, `rejected` and `type` (`admit` or `validating`).
+/// One series per webhook — configured by tenants, so its count follows their webhooks, not
+/// their workspaces.
+type WebhookDurations = Family<Vec<(&'static str, String)>, Histogram, fn() -> Histogram>;
+
+fn webhook_histogram() -> Histogram {
+    Histogram::new([0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 10.0, 25.0])
 }
 
 impl Webhooks {
-    pub fn new(registry: &Registry) -> Self {
+    pub fn new(registry: &Registry, metrics: &mut prometheus_client::registry::Registry) -> Self {
+        let durations = WebhookDurations::new_with_constructor(webhook_histogram);
+        metrics.register_with_unit(
+            "apiserver_admission_webhook_admission_duration",
+            "Admission webhook latency, identified by name and broken out for each operation and API resource and type (validating or admit)",
+            prometheus_client::registry::Unit::Seconds,
+            durations.clone(),
+        );
         Self {
             caches: registry.caches.clone(),
             store: registry.store.clone(),
+            durations,
         }
+    }
+
+    /// Calls `hook` and records how long it took and whether it rejected the request.
+    async fn timed_call(
+        &self,
+        hook: &Hook,
+        review: &Value,
+        kind: &'static str,
+        operation: Operation,
+    ) -> Result<Value, String> {
+        let started = Instant::now();
+        let result = call(hook, review).await;
+        let rejected = match &result {
+            Ok(resp) => resp.get("allowed").and_then(Value::as_bool) != Some(true),
+            Err(_) => true,
+        };
+        let labels = vec![
+            ("name", hook.name.clone()),
+            ("operation", operation.as_str().to_string()),
+            ("rejected", rejected.to_string()),
+            ("type", kind.to_string()),
+        ];
+        self.durations
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 }
 
@@ -69,7 +116,10 @@ impl AdmissionPlugin for Webhooks {
                 continue;
             }
             let review = review(attrs, Some(obj), old);
-            match call(&hook, &review).await {
+            match self
+                .timed_call(&hook, &review, "admit", attrs.operation)
+                .await
+            {
                 Ok(resp) => {
                     check_allowed(&hook, &resp)?;
                     if let Some(patched) = apply_patch(&hook, &resp, obj)? {
@@ -117,7 +167,10 @@ impl Webhooks {
         // All at once, as kube-apiserver does; the first rejection in name order wins.
         let calls = matching.iter().map(|hook| async move {
             let review = review(attrs, obj, old);
-            match call(hook, &review).await {
+            match self
+                .timed_call(hook, &review, "validating", attrs.operation)
+                .await
+            {
                 Ok(resp) => check_allowed(hook, &resp),
                 Err(e) => hook.on_failure(e),
             }

@@ -22,6 +22,14 @@ pub trait Strategy: Debug + Send + Sync + 'static {
     /// update (kube runs them on every decode).
     fn apply_defaults(&self, _obj: &mut Value) {}
 
+    /// Whether the kind's objects are part of one workspace's snapshot (`kubectl ws
+    /// snapshot`, restore, fork). Not so for kinds that name other logical clusters (child
+    /// Workspaces), the workspace's own identity (its LogicalCluster), or who runs what at
+    /// the moment (Leases): a restore into another workspace must not copy them.
+    fn in_workspace_snapshot(&self) -> bool {
+        true
+    }
+
     /// Whether a client's create may set `status` although the kind has a status
     /// subresource (kube's Nodes: a kubelet registers its node with its status).
     fn status_on_create(&self) -> bool {
