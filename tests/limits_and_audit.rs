@@ -619,3 +619,28 @@ fn the_dashboard_and_alerts_use_metrics_kplex_serves() {
         );
     }
 }
+
+/// `/clusters/<ws>/metrics` answers a workspace's admin with that workspace's object counts
+/// and nothing else — no other workspace's figures, no process metrics.
+#[test]
+fn a_workspace_serves_its_own_object_counts() {
+    let k = Kplex::start(Backend::Embedded);
+    common::create_workspace(&k, "root", "team", None);
+    for name in ["a", "b", "c"] {
+        common::ws_ok(&k, "root:team", &["create", "configmap", name]);
+    }
+    k.ok(&["create", "configmap", "in-root"]);
+    let ours = common::ws_ok(&k, "root:team", &["get", "configmaps", "-A", "-o", "name"]);
+    let text = k.curl(&[&k.url("/clusters/root:team/metrics")]).0;
+    let want = format!(
+        "apiserver_storage_objects{{resource=\"configmaps\"}} {}",
+        ours.lines().count()
+    );
+    assert!(text.contains(&want), "{want} not in:\n{text}");
+    for global in ["apiserver_request_total", "process_", "workqueue_"] {
+        assert!(
+            !text.contains(global),
+            "{global} in a workspace's metrics:\n{text}"
+        );
+    }
+}

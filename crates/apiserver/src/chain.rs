@@ -229,8 +229,26 @@ impl Api {
             self.authorize(cluster.as_deref(), &target, method, &info.path, &user)
                 .await?;
         }
-        // Metrics name the resources of every workspace: only for whom RBAC allows
-        // `get` on `/metrics` (kube's `system:monitoring`), checked just above.
+        // Metrics, for whom RBAC allows `get` on `/metrics` (kube's `system:monitoring`),
+        // checked just above: in a workspace, that workspace's object counts (its admins
+        // see nothing of others); in the root, the whole process's.
+        if target == Target::Metrics
+            && let Some(workspace) = cluster
+                .as_deref()
+                .filter(|c| *c != crate::request::ROOT_CLUSTER)
+        {
+            let text = crate::storage_metrics::workspace_exposition(
+                self.registry.store.as_ref(),
+                &self.served,
+                workspace,
+            )
+            .await;
+            return Ok(response::with_body(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                text,
+            ));
+        }
         if target == Target::Metrics {
             self.storage_metrics
                 .refresh(self.registry.store.as_ref(), &self.served)

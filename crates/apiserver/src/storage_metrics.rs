@@ -80,7 +80,7 @@ impl StorageMetrics {
                 })
                 .set(i64::try_from(status.db_size).unwrap_or(i64::MAX));
         }
-        for (resource, count) in count_objects(store, served).await {
+        for (resource, count) in count_objects(store, served, None).await {
             self.objects
                 .get_or_create(&ResourceLabel { resource })
                 .set(count);
@@ -88,13 +88,44 @@ impl StorageMetrics {
     }
 }
 
-/// Objects per resource label, over every storage prefix of what is served (versions and
-/// views sharing storage are counted once; bound resources of several exports add up).
-async fn count_objects(store: &dyn Store, served: &Served) -> BTreeMap<String, i64> {
+/// `/clusters/<ws>/metrics` for a workspace's admins: `apiserver_storage_objects` of that
+/// workspace alone, counted now — nothing of other workspaces or of the process (those
+/// are `/metrics` in the root workspace, for the cluster's operators).
+pub async fn workspace_exposition(store: &dyn Store, served: &Served, cluster: &str) -> String {
+    let mut registry = Registry::default();
+    let objects = Family::<ResourceLabel, Gauge>::default();
+    registry.register(
+        "apiserver_storage_objects",
+        "Number of stored objects of this workspace split by kind",
+        objects.clone(),
+    );
+    for (resource, count) in count_objects(store, served, Some(cluster)).await {
+        objects
+            .get_or_create(&ResourceLabel { resource })
+            .set(count);
+    }
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    text
+}
+
+/// Objects per resource label, over every storage prefix of what is served — in every
+/// workspace, or in `cluster` alone (versions and views sharing storage are counted once;
+/// bound resources of several exports add up).
+async fn count_objects(
+    store: &dyn Store,
+    served: &Served,
+    cluster: Option<&str>,
+) -> BTreeMap<String, i64> {
     let mut seen = HashSet::new();
     let mut out = BTreeMap::new();
-    for desc in served.resources(None) {
-        let prefix = keys::resource_prefix(desc.storage_group(), &desc.storage_resource());
+    for desc in served.resources(cluster) {
+        let (group, resource) = (desc.storage_group(), desc.storage_resource());
+        let prefix = match cluster {
+            Some(cluster) => keys::cluster_prefix(group, &resource, cluster),
+            None => keys::resource_prefix(group, &resource),
+        };
         if !seen.insert(prefix.clone()) {
             continue;
         }
