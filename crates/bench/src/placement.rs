@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::apis::{WORKSPACES, body, each, next_lines, workspace};
 use super::client::Client;
 use super::report::{Better, Row, Sample, print_table};
-use super::server::{KplexBinary, Server, expect, rss_kib};
+use super::server::{KplexBinary, Server, expect, expect_typed, rss_kib};
 use super::workspaces::wait_ready;
 
 #[derive(Args)]
@@ -578,19 +578,8 @@ async fn status_up(up: &Server, down: &Server, upc: &Client, n: usize) -> anyhow
                 s.insert(i.to_string(), Instant::now());
             }
             let patch = Bytes::from_static(br#"{"status":{"replicas":42}}"#);
-            let (status, resp) = c
-                .send(
-                    Method::PATCH,
-                    &path,
-                    Some("application/merge-patch+json"),
-                    patch,
-                )
-                .await?;
-            anyhow::ensure!(
-                status == StatusCode::OK,
-                "{path}: {status}: {}",
-                String::from_utf8_lossy(&resp)
-            );
+            let ct = Some("application/merge-patch+json");
+            expect_typed(&c, Method::PATCH, &path, ct, patch, StatusCode::OK).await?;
             Ok(())
         }
     })

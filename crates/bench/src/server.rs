@@ -221,7 +221,19 @@ pub async fn expect(
     want: StatusCode,
 ) -> anyhow::Result<Bytes> {
     let ct = (!body.is_empty()).then_some("application/json");
-    let (status, resp) = client.send(method, path, ct, body).await?;
+    expect_typed(client, method, path, ct, body, want).await
+}
+
+/// [`expect`] with a body of `content_type` (a patch's, a snapshot file's).
+pub async fn expect_typed(
+    client: &Client,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Bytes,
+    want: StatusCode,
+) -> anyhow::Result<Bytes> {
+    let (status, resp) = client.send(method, path, content_type, body).await?;
     anyhow::ensure!(
         status == want,
         "{path}: {status}: {}",

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::apis::{WORKSPACES, body, workspace};
 use super::client::Client;
 use super::report::{Better, Row, Sample, print_table};
-use super::server::{KplexBinary, Server, expect};
+use super::server::{KplexBinary, Server, expect, expect_typed};
 use super::workspaces::wait_ready;
 
 #[derive(Args)]
@@ -83,19 +83,8 @@ async fn get(client: &Client, path: &str) -> anyhow::Result<Bytes> {
 
 async fn put_snapshot(client: &Client, workspace: &str, snapshot: Bytes) -> anyhow::Result<()> {
     let path = format!("/clusters/{workspace}/snapshot");
-    let (status, answer) = client
-        .send(
-            Method::PUT,
-            &path,
-            Some("application/octet-stream"),
-            snapshot,
-        )
-        .await?;
-    anyhow::ensure!(
-        status == StatusCode::OK,
-        "{path}: {status}: {}",
-        String::from_utf8_lossy(&answer)
-    );
+    let ct = Some("application/octet-stream");
+    expect_typed(client, Method::PUT, &path, ct, snapshot, StatusCode::OK).await?;
     Ok(())
 }
 
@@ -145,19 +134,8 @@ pub async fn run(args: SnapshotBenchArgs) -> anyhow::Result<()> {
         for i in 0..changed {
             let path = format!("{SOURCE}/api/v1/namespaces/default/configmaps/cm-{i}");
             let patch = body(&json!({"data": {"payload": "changed"}}));
-            let (status, answer) = client
-                .send(
-                    Method::PATCH,
-                    &path,
-                    Some("application/merge-patch+json"),
-                    patch,
-                )
-                .await?;
-            anyhow::ensure!(
-                status.is_success(),
-                "{path}: {status}: {}",
-                String::from_utf8_lossy(&answer)
-            );
+            let ct = Some("application/merge-patch+json");
+            expect_typed(&client, Method::PATCH, &path, ct, patch, StatusCode::OK).await?;
         }
         let t = Instant::now();
         put_snapshot(&client, "root:src", first.clone()).await?;

@@ -21,6 +21,13 @@ pub fn etcd_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("etcd"))
 }
 
+/// etcd's command-line client (`ETCDCTL_BIN`, else `etcdctl` on PATH).
+pub fn etcdctl_binary() -> PathBuf {
+    std::env::var_os("ETCDCTL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("etcdctl"))
+}
+
 /// Client TLS material for an etcd started with [`EtcdServer::start_tls`].
 pub struct EtcdTlsFiles {
     pub ca: PathBuf,
@@ -83,6 +90,46 @@ impl EtcdServer {
     /// Starts etcd again on the same ports and data directory.
     pub fn restart(&mut self) {
         self.kill();
+        self.spawn();
+    }
+
+    /// `etcdctl snapshot save FILE`: etcd's own online backup of this member.
+    pub fn snapshot_save(&self, file: &Path) {
+        let out = Command::new(etcdctl_binary())
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(["snapshot", "save"])
+            .arg(file)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .unwrap_or_else(|e| panic!("etcdctl (apt-get install etcd-client): {e}"));
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot save: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Kills etcd, replaces its data directory with `etcdctl snapshot restore FILE` (etcd's
+    /// documented restore, as the same single member) and starts it again on the same ports.
+    pub fn restore_from(&mut self, file: &Path) {
+        self.kill();
+        let data = self.dir.path().join("data");
+        let _ = std::fs::remove_dir_all(&data);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let out = Command::new(etcdctl_binary())
+            .args(["snapshot", "restore"])
+            .arg(file)
+            .arg(format!("--data-dir={}", data.display()))
+            .args(["--name=test", &format!("--initial-cluster=test={peer}")])
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .env("ETCDCTL_API", "3")
+            .output()
+            .unwrap_or_else(|e| panic!("etcdctl (apt-get install etcd-client): {e}"));
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.spawn();
     }
 

@@ -24,17 +24,8 @@ impl Builtins {
         cluster: &str,
         name: &str,
     ) -> Result<bool, ApiError> {
-        let Some(ns_desc) = self.desc(cluster, "", "v1", "namespaces") else {
+        let Some((_, ns)) = self.namespace(cluster, name).await? else {
             return Ok(true);
-        };
-        let ns = match self
-            .registry
-            .get(&self.scope(cluster, ns_desc, None), name)
-            .await
-        {
-            Ok(s) => s.decode()?,
-            Err(e) if e.is_not_found() => return Ok(true),
-            Err(e) => return Err(e),
         };
         // A terminating namespace takes no new objects.
         if meta::deletion_timestamp(&ns).is_some() {

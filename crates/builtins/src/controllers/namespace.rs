@@ -10,20 +10,32 @@ use serde_json::Value;
 use super::Builtins;
 
 impl Builtins {
+    /// Namespace `name` of `cluster` with the scope it was read in (None: gone, or
+    /// namespaces not served there).
+    pub(super) async fn namespace(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<(kplex_registry::registry::Scope, Value)>, ApiError> {
+        let Some(ns_desc) = self.desc(cluster, "", "v1", "namespaces") else {
+            return Ok(None);
+        };
+        let scope = self.scope(cluster, ns_desc, None);
+        match self.registry.get(&scope, name).await {
+            Ok(s) => Ok(Some((scope, s.decode()?))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Empties a terminating namespace, then releases its `kubernetes` finalizer.
     pub(super) async fn reconcile_namespace(
         &self,
         cluster: &str,
         name: &str,
     ) -> Result<bool, ApiError> {
-        let Some(ns_desc) = self.desc(cluster, "", "v1", "namespaces") else {
+        let Some((scope, ns)) = self.namespace(cluster, name).await? else {
             return Ok(true);
-        };
-        let scope = self.scope(cluster, ns_desc, None);
-        let ns = match self.registry.get(&scope, name).await {
-            Ok(s) => s.decode()?,
-            Err(e) if e.is_not_found() => return Ok(true),
-            Err(e) => return Err(e),
         };
         if meta::deletion_timestamp(&ns).is_none() {
             return Ok(true);
