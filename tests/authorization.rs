@@ -327,3 +327,245 @@ fn aggregated_cluster_roles_collect_their_workspaces_labelled_roles() {
         (!rules("monitoring").contains("endpoints")).then_some(())
     });
 }
+
+/// What kube's `test/cmd/rbac.sh` (`run_clusterroles_tests`, `run_role_tests`) checks,
+/// written here: the `kubectl create clusterrole|role|clusterrolebinding|rolebinding` forms
+/// build the rules and subjects kube builds, `kubectl set subject` (also `--all`) adds
+/// subjects, and an unknown resource or group is refused with kube's message.
+#[test]
+fn kubectl_creates_roles_and_bindings_as_kube_test_cmd_expects() {
+    let k = Kplex::start(Backend::Embedded);
+    let field = |what: &str, path: &str| k.ok(&["get", what, "-o", &format!("jsonpath={path}")]);
+    assert_eq!(
+        field("clusterrole/cluster-admin", "{.metadata.name}"),
+        "cluster-admin"
+    );
+    assert_eq!(
+        field("clusterrolebinding/cluster-admin", "{.metadata.name}"),
+        "cluster-admin"
+    );
+    let rule = |what: &str| {
+        let r = |p: &str| {
+            field(
+                what,
+                &format!("{{range .rules[*]}}{{range .{p}[*]}}{{@}}:{{end}}{{end}}"),
+            )
+        };
+        (r("verbs"), r("resources"), r("apiGroups"))
+    };
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "pod-admin",
+        "--verb=*",
+        "--resource=pods",
+    ]);
+    assert_eq!(
+        rule("clusterrole/pod-admin"),
+        ("*:".into(), "pods:".into(), ":".into())
+    );
+    let deleted = k.ok(&["delete", "clusterrole", "pod-admin", "-n", "test"]);
+    assert!(
+        deleted.contains("clusterrole.rbac.authorization.k8s.io \"pod-admin\" deleted"),
+        "{deleted}"
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "resource-reader",
+        "--verb=get,list",
+        "--resource=pods,deployments.apps",
+    ]);
+    assert_eq!(
+        rule("clusterrole/resource-reader"),
+        (
+            "get:list:get:list:".into(),
+            "pods:deployments:".into(),
+            ":apps:".into()
+        )
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "name-reader",
+        "--verb=get",
+        "--resource=pods",
+        "--resource-name=foo",
+    ]);
+    assert_eq!(
+        field("clusterrole/name-reader", "{.rules[0].resourceNames[0]}"),
+        "foo"
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "url-reader",
+        "--verb=get",
+        "--non-resource-url=/logs/*",
+        "--non-resource-url=/healthz/*",
+    ]);
+    assert_eq!(
+        field("clusterrole/url-reader", "{.rules[0].nonResourceURLs}"),
+        r#"["/logs/*","/healthz/*"]"#
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "aggregation-reader",
+        "--aggregation-rule=foo1=foo2",
+    ]);
+    assert_eq!(
+        field(
+            "clusterrole/aggregation-reader",
+            "{.aggregationRule.clusterRoleSelectors[0].matchLabels.foo1}"
+        ),
+        "foo2"
+    );
+
+    let subjects = |what: &str| field(what, "{range .subjects[*]}{.name}:{end}");
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "super-admin",
+        "--clusterrole=admin",
+        "--user=super-admin",
+    ]);
+    k.ok(&[
+        "set",
+        "subject",
+        "clusterrolebinding",
+        "super-admin",
+        "--user=foo",
+    ]);
+    assert_eq!(
+        subjects("clusterrolebinding/super-admin"),
+        "super-admin:foo:"
+    );
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "super-group",
+        "--clusterrole=admin",
+        "--group=group-1",
+        "--group=group-2",
+    ]);
+    assert_eq!(
+        subjects("clusterrolebinding/super-group"),
+        "group-1:group-2:"
+    );
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "super-sa",
+        "--clusterrole=admin",
+        "--serviceaccount=otherns:sa-name",
+    ]);
+    assert_eq!(
+        field("clusterrolebinding/super-sa", "{.subjects[0].namespace}"),
+        "otherns"
+    );
+    // `--all` reaches the shared bootstrap bindings too, which are read-only here (kube's
+    // are stored, and take the subject): ours, selected by label, take it.
+    let err = k.fails(&[
+        "set",
+        "subject",
+        "clusterrolebinding",
+        "--all",
+        "--user=test-all-user",
+    ]);
+    assert!(
+        err.contains("bootstrap policy every workspace shares"),
+        "{err}"
+    );
+    k.ok(&[
+        "label",
+        "clusterrolebinding",
+        "super-admin",
+        "super-group",
+        "super-sa",
+        "test-cmd=rbac",
+    ]);
+    k.ok(&[
+        "set",
+        "subject",
+        "clusterrolebinding",
+        "-l",
+        "test-cmd=rbac",
+        "--user=test-all-user",
+    ]);
+    assert_eq!(
+        subjects("clusterrolebinding/super-sa"),
+        "sa-name:test-all-user:"
+    );
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "admin",
+        "--clusterrole=admin",
+        "--user=default-admin",
+    ]);
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "localrole",
+        "--role=localrole",
+        "--group=the-group",
+    ]);
+    assert_eq!(field("rolebinding/admin", "{.roleRef.kind}"), "ClusterRole");
+    assert_eq!(field("rolebinding/localrole", "{.roleRef.kind}"), "Role");
+    k.ok(&[
+        "set",
+        "subject",
+        "rolebinding",
+        "--all",
+        "--user=test-all-user",
+    ]);
+    assert_eq!(
+        subjects("rolebinding/localrole"),
+        "the-group:test-all-user:"
+    );
+
+    k.ok(&[
+        "create",
+        "role",
+        "subresource-reader",
+        "--verb=get,list",
+        "--resource=pods/status",
+    ]);
+    assert_eq!(rule("role/subresource-reader").1, "pods/status:");
+    k.ok(&[
+        "create",
+        "role",
+        "scale-reader",
+        "--verb=get",
+        "--resource=replicasets.apps/scale",
+    ]);
+    assert_eq!(
+        rule("role/scale-reader"),
+        ("get:".into(), "replicasets/scale:".into(), "apps:".into())
+    );
+    let err = k.fails(&[
+        "create",
+        "role",
+        "bad",
+        "--verb=*",
+        "--resource=invalid-resource",
+    ]);
+    assert!(
+        err.contains("the server doesn't have a resource type \"invalid-resource\""),
+        "{err}"
+    );
+    let err = k.fails(&[
+        "create",
+        "role",
+        "bad",
+        "--verb=get",
+        "--resource=deployments.invalid-group",
+    ]);
+    assert!(
+        err.contains(
+            "the server doesn't have a resource type \"deployments\" in group \"invalid-group\""
+        ),
+        "{err}"
+    );
+}

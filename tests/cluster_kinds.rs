@@ -537,3 +537,323 @@ count: 3
             .contains("web.killing")
     );
 }
+
+/// A CSR of `name` for the certificate request above.
+fn csr_manifest(name: &str) -> String {
+    format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\nspec:\n  signerName: example.com/signer\n  usages: [client auth]\n  request: {}\n",
+        common::base64(CSR_PEM.as_bytes())
+    )
+}
+
+/// What kube's `test/cmd/certificate.sh` and `authorization.sh`
+/// (`run_certificates_tests`, `run_impersonation_tests`) check, written here: approve and
+/// deny by name and from a file; a CSR created while impersonating names the impersonated
+/// user and groups; groups without a user are refused.
+#[test]
+fn certificates_and_impersonation_as_kube_test_cmd_expects() {
+    let k = Kplex::start(Backend::Embedded);
+    let conditions = |name: &str| {
+        k.ok(&[
+            "get",
+            "csr",
+            name,
+            "-o",
+            "jsonpath={range .status.conditions[*]}{.type}{end}",
+        ])
+    };
+    for (verb, want) in [("approve", "Approved"), ("deny", "Denied")] {
+        let file = k.write_file(&format!("{verb}.yaml"), &csr_manifest(verb));
+        let file = common::path_str(&file);
+        k.ok(&["create", "-f", file]);
+        assert_eq!(conditions(verb), "");
+        k.ok(&["certificate", verb, verb]);
+        assert_eq!(conditions(verb), want);
+        k.ok(&["delete", "-f", file]);
+        // From the file, too.
+        k.ok(&["create", "-f", file]);
+        k.ok(&["certificate", verb, "-f", file]);
+        assert_eq!(conditions(verb), want);
+        k.ok(&["delete", "-f", file]);
+    }
+    let err = k.fails(&["get", "pods", "--as-group=foo"]);
+    assert!(err.contains("without impersonating a user"), "{err}");
+    // kube's test server allows everyone everything; here user1 needs a role to create.
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "user1-admin",
+        "--clusterrole=cluster-admin",
+        "--user=user1",
+    ]);
+    let file = k.write_file("as.yaml", &csr_manifest("as"));
+    k.ok(&[
+        "create",
+        "-f",
+        common::path_str(&file),
+        "--as=user1",
+        "--as-group=group2",
+        "--as-group=group1",
+        "--as-group=,,,chameleon",
+    ]);
+    assert_eq!(
+        k.ok(&["get", "csr", "as", "-o", "jsonpath={.spec.username}"]),
+        "user1"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "csr",
+            "as",
+            "-o",
+            "jsonpath={range .spec.groups[*]}{@} {end}"
+        ]),
+        "group2 group1 ,,,chameleon system:authenticated "
+    );
+}
+
+/// What kube's `test/cmd/template-output.sh` (`run_template_output_tests`) checks of the
+/// server's answers, written here: commands that write print the object the server returned
+/// through `--template` — create, patch, label, annotate, apply, taint, rollout pause and
+/// resume, create clusterrole and clusterrolebinding.
+#[test]
+fn commands_print_the_servers_answer_through_a_template() {
+    let k = Kplex::start(Backend::Embedded);
+    let t = "--template={{ .metadata.name }}:";
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: valid-pod}\nspec: {containers: [{name: c, image: nginx}]}\n";
+    let pod_file = k.write_file("pod.yaml", pod);
+    let pod_file = common::path_str(&pod_file);
+    assert_eq!(k.ok(&["create", "-f", pod_file, t]), "valid-pod:");
+    for args in [
+        vec![
+            "patch",
+            "pods/valid-pod",
+            "-p",
+            r#"{"metadata":{"labels":{"a":"b"}}}"#,
+            "--type=merge",
+        ],
+        vec!["label", "pods/valid-pod", "label=value"],
+        vec!["annotate", "pods/valid-pod", "annotation=value"],
+        vec!["apply", "-f", pod_file],
+        vec!["create", "deployment", "deploy", "--image=nginx"],
+        vec!["rollout", "pause", "deploy/deploy"],
+        vec!["rollout", "resume", "deploy/deploy"],
+        vec![
+            "create",
+            "clusterrole",
+            "myclusterrole",
+            "--verb=get",
+            "--resource=pods",
+        ],
+        vec![
+            "create",
+            "clusterrolebinding",
+            "foo",
+            "--clusterrole=myclusterrole",
+        ],
+        vec![
+            "set",
+            "image",
+            "pod/valid-pod",
+            "c=nginx:2",
+            "--dry-run=server",
+        ],
+    ] {
+        let mut args = args;
+        args.push(t);
+        let out = k.ok(&args);
+        assert!(out.ends_with(':') && !out.contains(' '), "{args:?}: {out}");
+    }
+    let node = "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n";
+    k.ok_stdin(&["create", "-f", "-"], node);
+    assert_eq!(
+        k.ok(&[
+            "taint",
+            "node",
+            "node-1",
+            "dedicated=foo:PreferNoSchedule",
+            t
+        ]),
+        "node-1:"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "node",
+            "node-1",
+            "-o",
+            "jsonpath={.spec.taints[0].key}"
+        ]),
+        "dedicated"
+    );
+    assert_eq!(
+        k.ok(&["get", "deploy", "deploy", "-o", "jsonpath={.spec.paused}"]),
+        "",
+        "resumed"
+    );
+}
+
+/// What kube's `test/cmd/get.sh` (`run_kubectl_sort_by_tests`, and the subresource checks
+/// of `run_kubectl_get_tests`) asks of the server, written here: `--sort-by` works on the
+/// table rows' objects for any field, and `get --subresource` reads a served subresource
+/// and refuses one the kind lacks.
+#[test]
+fn get_sorts_by_any_field_and_reads_subresources() {
+    let k = Kplex::start(Backend::Embedded);
+    // (name, its `name` label, its container's name, its memory request)
+    for (name, label, container, memory) in [
+        ("sorted-pod1", "c", "kitten", "100Mi"),
+        ("sorted-pod2", "b", "cat", "200Mi"),
+        ("sorted-pod3", "a", "lion", "10Mi"),
+    ] {
+        k.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{name: {label}}}}}\nspec: {{containers: [{{name: {container}, image: nginx, resources: {{requests: {{memory: {memory}}}}}}}]}}\n"
+            ),
+        );
+    }
+    let order = |by: &str| -> Vec<String> {
+        k.ok(&["get", "pods", "--no-headers", &format!("--sort-by={by}")])
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    assert_eq!(
+        order("{metadata.name}"),
+        ["sorted-pod1", "sorted-pod2", "sorted-pod3"]
+    );
+    assert_eq!(
+        order("{metadata.labels.name}"),
+        ["sorted-pod3", "sorted-pod2", "sorted-pod1"]
+    );
+    assert_eq!(
+        order("{spec.containers[0].name}"),
+        ["sorted-pod2", "sorted-pod1", "sorted-pod3"]
+    );
+    assert_eq!(
+        order("{.spec.containers[0].resources.requests.memory}"),
+        ["sorted-pod3", "sorted-pod1", "sorted-pod2"]
+    );
+    let status = k.ok(&["get", "pod", "sorted-pod1", "--subresource=status"]);
+    assert!(status.contains("sorted-pod1"), "{status}");
+    let err = k.fails(&["get", "pod", "sorted-pod1", "--subresource=scale"]);
+    assert!(
+        err.contains("the server could not find the requested resource"),
+        "{err}"
+    );
+}
+
+/// What kube's `test/cmd/discovery.sh` (`run_assert_short_name_tests`,
+/// `run_assert_singular_name_tests`) and `core.sh` (`run_secrets_test`, the forced replace of
+/// `run_pod_tests`) ask of the server, written here: a CRD whose short name or singular is
+/// `pod` never takes `kubectl get pod` over; Secrets of every `kubectl create secret` form;
+/// `replace --force` deletes and creates again.
+#[test]
+fn crds_never_hide_built_in_names_and_secrets_of_every_form() {
+    let k = Kplex::start(Backend::Embedded);
+    for (name, names) in [
+        (
+            "examples.test.com",
+            "{plural: examples, singular: example, kind: Example, shortNames: [pod]}",
+        ),
+        (
+            "samples.test2.com",
+            "{plural: samples, singular: pod, kind: Sample}",
+        ),
+    ] {
+        let group = name.split_once('.').map_or("", |(_, g)| g);
+        k.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {name}}}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {names}\n  versions: [{{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}]\n"
+            ),
+        );
+    }
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: real-pod}\nspec: {containers: [{name: c, image: nginx}]}\n",
+    );
+    common::eventually(20, "the CRDs served", || {
+        k.kubectl(&["get", "examples,samples"])
+            .status
+            .success()
+            .then_some(())
+    });
+    k.ok(&["api-resources"]);
+    for _ in 0..2 {
+        let pods = k.ok(&["get", "pod", "-o", "name"]);
+        assert_eq!(pods.trim(), "pod/real-pod", "{pods}");
+    }
+
+    let dir = k.dir.path();
+    let cert = rcgen::generate_simple_self_signed(vec!["example.com".to_string()]).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    k.ok(&[
+        "create",
+        "secret",
+        "tls",
+        "web-tls",
+        "--cert",
+        common::path_str(&crt),
+        "--key",
+        common::path_str(&key),
+    ]);
+    k.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "pull",
+        "--docker-username=user",
+        "--docker-password=pass",
+        "--docker-email=a@b.c",
+    ]);
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "plain",
+        "--from-literal=key1=value1",
+    ]);
+    let types = k.ok(&[
+        "get",
+        "secrets",
+        "web-tls",
+        "pull",
+        "plain",
+        "-o",
+        "jsonpath={range .items[*]}{.type} {end}",
+    ]);
+    assert_eq!(
+        types, "kubernetes.io/tls kubernetes.io/dockerconfigjson Opaque ",
+        "{types}"
+    );
+    // A TLS Secret without its key is refused, as kube validates the type's keys.
+    let err = k.fails_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: broken}\ntype: kubernetes.io/tls\ndata: {tls.crt: eA==}\n",
+    );
+    assert!(err.contains("tls.key"), "{err}");
+
+    let uid = k.ok(&["get", "pod", "real-pod", "-o", "jsonpath={.metadata.uid}"]);
+    let pod = k
+        .ok(&["get", "pod", "real-pod", "-o", "json"])
+        .replace("\"name\": \"c\"", "\"name\": \"replaced\"");
+    k.ok_stdin(&["replace", "--force", "-f", "-"], &pod);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "real-pod",
+            "-o",
+            "jsonpath={.spec.containers[0].name}"
+        ]),
+        "replaced"
+    );
+    assert_ne!(
+        k.ok(&["get", "pod", "real-pod", "-o", "jsonpath={.metadata.uid}"]),
+        uid
+    );
+}

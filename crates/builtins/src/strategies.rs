@@ -181,8 +181,23 @@ impl Strategy for Secrets {
         secret_string_data(obj);
     }
 
-    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<StatusCause> {
-        let mut out = Vec::new();
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+        let mut out = secret_type_causes(obj);
+        let type_of = |o: &Value| {
+            o.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("Opaque")
+                .to_string()
+        };
+        if let Some(old) = old
+            && type_of(old) != type_of(obj)
+        {
+            out.push(StatusCause::invalid(
+                "type",
+                BadValue::Str(&type_of(obj)),
+                "field is immutable",
+            ));
+        }
         for (key, value) in obj
             .get("data")
             .and_then(Value::as_object)
@@ -209,6 +224,63 @@ impl Strategy for Secrets {
         }
         out
     }
+}
+
+/// kube's rules per Secret type (ValidateSecret): the keys each type must hold, and the
+/// docker configurations must be JSON.
+fn secret_type_causes(obj: &Value) -> Vec<StatusCause> {
+    let data = obj.get("data").and_then(Value::as_object);
+    let has = |key: &str| data.is_some_and(|d| d.contains_key(key));
+    let required = |key: &str| StatusCause::required(&format!("data[{key}]"), "");
+    let json = |key: &str| -> Option<StatusCause> {
+        let encoded = data?.get(key)?.as_str()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        let err = serde_json::from_slice::<Value>(&decoded).err()?;
+        Some(StatusCause::invalid(
+            &format!("data[{key}]"),
+            BadValue::Str("<secret contents redacted>"),
+            &err.to_string(),
+        ))
+    };
+    let mut out = Vec::new();
+    match obj.get("type").and_then(Value::as_str).unwrap_or("Opaque") {
+        "kubernetes.io/service-account-token" => {
+            let annotation = "kubernetes.io/service-account.name";
+            if meta::annotation(obj, annotation).is_none_or(str::is_empty) {
+                out.push(StatusCause::required(
+                    &format!("metadata.annotations[{annotation}]"),
+                    "",
+                ));
+            }
+        }
+        kind @ ("kubernetes.io/dockercfg" | "kubernetes.io/dockerconfigjson") => {
+            let key = match kind {
+                "kubernetes.io/dockercfg" => ".dockercfg",
+                _ => ".dockerconfigjson",
+            };
+            if has(key) {
+                out.extend(json(key));
+            } else {
+                out.push(required(key));
+            }
+        }
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            out.push(required("username"));
+            out.push(required("password"));
+        }
+        "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => out.push(required("ssh-privatekey")),
+        "kubernetes.io/tls" => {
+            for key in ["tls.crt", "tls.key"] {
+                if !has(key) {
+                    out.push(required(key));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -723,6 +795,52 @@ fn default_service(obj: &mut Value) {
                 p.entry("targetPort").or_insert(port);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod secret_type_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(obj: Value) -> Vec<String> {
+        secret_type_causes(&obj)
+            .into_iter()
+            .map(|c| c.field)
+            .collect()
+    }
+
+    #[test]
+    fn each_secret_type_needs_its_keys() {
+        assert_eq!(
+            fields(json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}})),
+            ["data[tls.key]"]
+        );
+        assert!(
+            fields(
+                json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "eA==", "tls.key": "eA=="}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            fields(
+                json!({"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": "eA=="}})
+            ),
+            ["data[.dockerconfigjson]"],
+            "not JSON"
+        );
+        assert_eq!(
+            fields(json!({"type": "kubernetes.io/basic-auth", "data": {}})),
+            ["data[username]", "data[password]"]
+        );
+        assert_eq!(
+            fields(json!({"type": "kubernetes.io/service-account-token"})),
+            ["metadata.annotations[kubernetes.io/service-account.name]"]
+        );
+        assert!(
+            fields(json!({"data": {}})).is_empty(),
+            "Opaque takes anything"
+        );
     }
 }
 
