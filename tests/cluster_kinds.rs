@@ -857,3 +857,199 @@ fn crds_never_hide_built_in_names_and_secrets_of_every_form() {
         uid
     );
 }
+
+/// What kube's `test/cmd` checks of stored kinds that need no kubelet, written here
+/// (`core.sh`, `storage.sh`, `discovery.sh`, `authorization.sh`, `debug.sh`): PodTemplates,
+/// PersistentVolumes and claims; a CRD made again with another scope; `get all -l` and
+/// `delete all -l`; a SubjectAccessReview about someone else; a patch's resourceVersion as a
+/// precondition, a no-op patch, and a Node replaced with resourceVersion "0"; Secret
+/// `stringData`; `kubectl debug node`; pods deleted at once without a kubelet.
+#[test]
+fn stored_kinds_behave_as_kube_test_cmd_expects_without_a_kubelet() {
+    let k = Kplex::start(Backend::Embedded);
+    let names = |what: &str| k.ok(&["get", what, "-o", "name"]);
+    // PodTemplates, PersistentVolumes and claims: created, listed, deleted.
+    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: nginx}\ntemplate:\n  metadata: {labels: {name: nginx}}\n  spec: {containers: [{name: nginx, image: nginx}]}\n");
+    assert_eq!(names("podtemplates").trim(), "podtemplate/nginx");
+    k.ok(&["delete", "podtemplate", "nginx"]);
+    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv0001}\nspec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce], hostPath: {path: /tmp/data01}}\n");
+    k.ok_stdin(&["create", "-f", "-"], r#"{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "myclaim-1"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}"#);
+    assert_eq!(names("pv").trim(), "persistentvolume/pv0001");
+    assert_eq!(names("pvc").trim(), "persistentvolumeclaim/myclaim-1");
+    let out = k.ok(&["delete", "pv", "-n", "test", "--all"]);
+    assert!(out.contains("persistentvolume \"pv0001\" deleted"), "{out}");
+    k.ok(&["delete", "pvc", "myclaim-1"]);
+    assert_eq!(names("pv,pvc").trim(), "");
+
+    // A CRD made again with another scope serves objects of that scope.
+    let crd = |scope: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: examples.scope.test}}\nspec:\n  group: scope.test\n  scope: {scope}\n  names: {{plural: examples, singular: example, kind: Example}}\n  versions: [{{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}]\n"
+        )
+    };
+    let example = "apiVersion: scope.test/v1\nkind: Example\nmetadata: {name: ex}\n";
+    for scope in ["Cluster", "Namespaced"] {
+        k.ok_stdin(&["apply", "-f", "-"], &crd(scope));
+        common::eventually(20, "the CRD served", || {
+            // kubectl caches discovery; as kube's test does, refresh it.
+            k.ok(&["api-resources"]);
+            let out = common::output_with_stdin(
+                std::process::Command::new(common::kubectl_binary())
+                    .args(["apply", "-f", "-"])
+                    .env("KUBECONFIG", k.kubeconfig())
+                    .env("HOME", k.home()),
+                example,
+            );
+            out.status.success().then_some(())
+        });
+        let ns = k.ok(&[
+            "get",
+            "examples",
+            "ex",
+            "-o",
+            "jsonpath={.metadata.namespace}",
+        ]);
+        assert_eq!(ns.is_empty(), scope == "Cluster", "{scope}: {ns:?}");
+        k.ok(&["delete", "crd", "examples.scope.test"]);
+        common::eventually(20, "the CRD gone", || {
+            (!k.kubectl(&["get", "crd", "examples.scope.test"])
+                .status
+                .success())
+            .then_some(())
+        });
+    }
+
+    // `all` with a selector, for get and delete.
+    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: cassandra, labels: {app: cassandra}}\nspec: {ports: [{port: 9042}], selector: {app: cassandra}}\n---\napiVersion: v1\nkind: ReplicationController\nmetadata: {name: cassandra, labels: {app: cassandra}}\nspec:\n  replicas: 2\n  selector: {app: cassandra}\n  template:\n    metadata: {labels: {app: cassandra}}\n    spec: {containers: [{name: cassandra, image: cassandra}]}\n");
+    let all = k.ok(&["get", "all", "-l", "app=cassandra", "-o", "name"]);
+    assert!(
+        all.contains("service/cassandra") && all.contains("replicationcontroller/cassandra"),
+        "{all}"
+    );
+    k.ok(&["delete", "all", "-l", "app=cassandra"]);
+    assert_eq!(
+        k.ok(&["get", "all", "-l", "app=cassandra", "-o", "name"])
+            .trim(),
+        ""
+    );
+
+    // A SubjectAccessReview about another user: answered with what RBAC allows them.
+    let sar = |user: &str| {
+        format!(
+            r#"{{"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {{"user": "{user}", "groups": ["system:authenticated"], "resourceAttributes": {{"verb": "list", "resource": "configmaps", "namespace": "default"}}}}}}"#
+        )
+    };
+    // (kcp's rule: entering the workspace is a permission of its own.)
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-views",
+        "--clusterrole=view",
+        "--user=bob",
+    ]);
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-enters",
+        "--clusterrole=system:kcp:workspace:access",
+        "--user=bob",
+    ]);
+    for (user, allowed) in [("bob", "true"), ("mallory", "false")] {
+        let out = k.ok_stdin(
+            &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
+            &sar(user),
+        );
+        assert_eq!(out, allowed, "{user}");
+    }
+
+    // Patches: a stale resourceVersion is refused, a no-op changes nothing.
+    k.ok(&["create", "configmap", "p", "--from-literal=a=1"]);
+    let rv = k.ok(&[
+        "get",
+        "cm",
+        "p",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let stale = format!(
+        r#"{{"metadata": {{"resourceVersion": "{}"}}, "data": {{"a": "2"}}}}"#,
+        rv.parse::<u64>().unwrap() + 100
+    );
+    let err = k.fails(&["patch", "cm", "p", "--type=merge", "-p", &stale]);
+    assert!(err.contains("the object has been modified; please apply your changes to the latest version and try again"), "{err}");
+    let current = format!(r#"{{"metadata": {{"resourceVersion": "{rv}"}}, "data": {{"a": "2"}}}}"#);
+    k.ok(&["patch", "cm", "p", "--type=merge", "-p", &current]);
+    let rv = k.ok(&[
+        "get",
+        "cm",
+        "p",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let out = k.ok(&[
+        "patch",
+        "cm",
+        "p",
+        "--type=merge",
+        "-p",
+        r#"{"data": {"a": "2"}}"#,
+    ]);
+    assert!(out.contains("patched (no change)"), "{out}");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "cm",
+            "p",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}"
+        ]),
+        rv
+    );
+
+    // A Node replaced with resourceVersion "0": unconditional.
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"kind": "Node", "apiVersion": "v1", "metadata": {"name": "node-v1-test"}}"#,
+    );
+    k.ok_stdin(&["replace", "-f", "-"], r#"{"kind": "Node", "apiVersion": "v1", "metadata": {"name": "node-v1-test", "annotations": {"a": "b"}, "resourceVersion": "0"}}"#);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "node",
+            "node-v1-test",
+            "-o",
+            "jsonpath={.metadata.annotations.a}"
+        ]),
+        "b"
+    );
+
+    // stringData is merged into data and not stored.
+    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Secret\nmetadata: {name: merged}\ndata: {k1: djE=, k2: ''}\nstringData: {k2: v2}\n");
+    let secret = json(&k.ok(&["get", "secret", "merged", "-o", "json"]));
+    assert_eq!(secret["data"]["k1"], "djE=");
+    assert_eq!(secret["data"]["k2"], "djI=");
+    assert!(secret.get("stringData").is_none(), "{secret}");
+
+    // `kubectl debug node`: a pod bound to the node at creation.
+    let out = k.ok(&[
+        "debug",
+        "node/node-v1-test",
+        "--image=busybox",
+        "--attach=false",
+        "--",
+        "true",
+    ]);
+    let pod = out
+        .split_whitespace()
+        .find(|w| w.starts_with("node-debugger-"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim_end_matches('.')
+        .to_string();
+    assert_eq!(
+        k.ok(&["get", "pod", &pod, "-o", "jsonpath={.spec.nodeName}"]),
+        "node-v1-test"
+    );
+    // Without a kubelet, deleting a pod does not wait for one.
+    k.ok(&["delete", "pod", &pod, "--now"]);
+    assert!(!k.kubectl(&["get", "pod", &pod]).status.success());
+}

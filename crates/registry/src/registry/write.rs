@@ -423,8 +423,11 @@ impl Registry {
             // A resourceVersion the client chose is a precondition: no retry on a lost race.
             // One merely carried over from the stored object (a patch that does not set it,
             // an apply) is not: the loop re-reads and recomputes, like kube's GuaranteedUpdate.
+            // "0" asks for no precondition, as an empty one does, where unconditional
+            // updates are allowed (kube's AllowUnconditionalUpdate: built-ins, not custom
+            // resources, whose "0" can never match and so conflicts).
             let pinned = meta::resource_version(&new)
-                .filter(|rv| !rv.is_empty())
+                .filter(|rv| !rv.is_empty() && (*rv != "0" || desc.is_custom()))
                 .filter(|rv| opts.pin_resource_version || *rv != current.mod_revision.to_string())
                 .map(str::to_string);
             if let Some(rv) = &pinned
