@@ -212,10 +212,7 @@ fn is_generated(obj: &Value) -> bool {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    matches!(
-        (kind, name),
-        ("ServiceAccount", "default") | ("ConfigMap", "kube-root-ca.crt")
-    ) || kind == "Event"
+    object::is_namespace_default(kind, name) || kind == "Event"
 }
 
 fn strip_server_fields(obj: &mut Value) {

@@ -20,6 +20,21 @@ pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
 /// generation follows their annotations (a Deployment's) do not count it.
 pub const STATUS_ANNOTATION_PREFIX: &str = "experimental.status.workload.kcp.io/";
 
+/// What a control plane makes by itself in every namespace (kube's serviceaccounts
+/// controller and root-CA publisher), as (resource, kind, name): made by the built-ins,
+/// never placed on a cluster (whose namespaces have their own), left out of exports.
+pub const NAMESPACE_DEFAULTS: [(&str, &str, &str); 2] = [
+    ("serviceaccounts", "ServiceAccount", "default"),
+    ("configmaps", "ConfigMap", "kube-root-ca.crt"),
+];
+
+/// Whether the object of `kind` named `name` is one of the [`NAMESPACE_DEFAULTS`].
+pub fn is_namespace_default(kind: &str, name: &str) -> bool {
+    NAMESPACE_DEFAULTS
+        .iter()
+        .any(|(_, k, n)| (*k, *n) == (kind, name))
+}
+
 /// An object's annotations other than per-target status reports.
 pub fn intent_annotations(obj: &Value) -> Option<Map<String, Value>> {
     let mut a = obj.pointer("/metadata/annotations")?.as_object()?.clone();

@@ -76,16 +76,13 @@ pub fn is_synced(desc: &ResourceDesc) -> bool {
         || (desc.namespaced && matches!(desc.origin, Origin::Crd { .. } | Origin::Bound(_)))
 }
 
-/// Objects every namespace has on every cluster (their downstream twins are the downstream
-/// cluster's own): never placed, as kcp's syncer never synced them.
-pub const NEVER_SYNCED: &[(&str, &str)] = &[
-    ("serviceaccounts", "default"),
-    ("configmaps", "kube-root-ca.crt"),
-];
-
-/// Whether an object of `plural` named `name` may be placed.
+/// Whether an object of `plural` named `name` may be placed: not the objects every
+/// namespace has on every cluster (`NAMESPACE_DEFAULTS`: their downstream twins are the
+/// cluster's own), as kcp's syncer never synced them.
 pub fn placeable(plural: &str, name: &str) -> bool {
-    !NEVER_SYNCED.contains(&(plural, name))
+    !kplex_registry::object::NAMESPACE_DEFAULTS
+        .iter()
+        .any(|(resource, _, default)| (*resource, *default) == (plural, name))
 }
 
 const TARGETS: &str = "/registry/workload.kcp.io/synctargets/";

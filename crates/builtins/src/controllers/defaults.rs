@@ -2,19 +2,20 @@
 //! serviceaccounts controller) and the `kube-root-ca.crt` ConfigMap holding the CA that signs
 //! the server's certificate (kube's root-ca-cert publisher), so `kubectl create token default`
 //! and in-cluster clients work in a fresh namespace. Made again when deleted, as kube does.
-//! The syncer never copies them to a cluster, whose namespaces have their own
-//! (`kplex_workload`'s `NEVER_SYNCED`).
+//! Which objects these are is `kplex_registry::object::NAMESPACE_DEFAULTS`, shared with
+//! placement (never copied to a cluster) and export (left out).
 
 use kplex_apimachinery::{ApiError, meta};
+use kplex_registry::object::NAMESPACE_DEFAULTS;
 use kplex_registry::registry::WriteOptions;
 use serde_json::{Value, json};
 
 use super::Builtins;
 
 /// The default ServiceAccount's name.
-pub(super) const SERVICE_ACCOUNT: &str = "default";
+const SERVICE_ACCOUNT: &str = NAMESPACE_DEFAULTS[0].2;
 /// The CA ConfigMap's name.
-pub(super) const ROOT_CA: &str = "kube-root-ca.crt";
+const ROOT_CA: &str = NAMESPACE_DEFAULTS[1].2;
 
 impl Builtins {
     /// Creates what namespace `name` of `cluster` lacks of its defaults, and brings the CA

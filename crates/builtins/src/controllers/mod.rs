@@ -143,8 +143,11 @@ const NAMESPACE_PREFIX: &str = "/registry/namespaces/";
 /// when deleted).
 fn is_namespace_default(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or("");
-    (key.starts_with("/registry/serviceaccounts/") && name == defaults::SERVICE_ACCOUNT)
-        || (key.starts_with("/registry/configmaps/") && name == defaults::ROOT_CA)
+    object::NAMESPACE_DEFAULTS
+        .iter()
+        .any(|(resource, _, default)| {
+            name == *default && key.starts_with(&keys::resource_prefix("", resource))
+        })
 }
 
 /// The kinds followed on every change, and any object being deleted (garbage collection's
@@ -382,8 +385,7 @@ impl EventHandler for Builtins {
         let name = meta::name(old).unwrap_or("");
         if let (Some(namespace), true) = (
             meta::namespace(old),
-            (kind, name) == ("ServiceAccount", defaults::SERVICE_ACCOUNT)
-                || (kind, name) == ("ConfigMap", defaults::ROOT_CA),
+            object::is_namespace_default(kind, name),
         ) {
             self.enqueue(Work::NamespaceDefaults {
                 cluster: cluster.clone(),
