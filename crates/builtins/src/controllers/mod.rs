@@ -141,12 +141,17 @@ const NAMESPACE_PREFIX: &str = "/registry/namespaces/";
 
 /// Whether `key` is a namespace's `default` ServiceAccount or CA ConfigMap (made again
 /// when deleted).
+/// Runs on every write: no allocation.
 fn is_namespace_default(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or("");
     object::NAMESPACE_DEFAULTS
         .iter()
         .any(|(resource, _, default)| {
-            name == *default && key.starts_with(&keys::resource_prefix("", resource))
+            name == *default
+                && key
+                    .strip_prefix("/registry/")
+                    .and_then(|k| k.strip_prefix(resource))
+                    .is_some_and(|k| k.starts_with('/'))
         })
 }
 
