@@ -21,6 +21,7 @@ pub mod patch_schema;
 pub mod selector;
 pub mod status;
 pub mod user;
+pub mod version;
 
-pub use status::{ApiError, StatusCause, StatusDetails};
+pub use status::{ApiError, BadValue, StatusCause, StatusDetails};
 pub use user::UserInfo;

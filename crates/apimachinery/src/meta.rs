@@ -178,22 +178,58 @@ pub(crate) fn go_json_type(v: &Value) -> &'static str {
     }
 }
 
+/// A `metadata` field whose JSON type is not the one ObjectMeta's Go field has.
+struct Mismatch<'a> {
+    field: &'a str,
+    got: &'a Value,
+    /// The Go type the value should have had (`map[string]string`, `string`, …).
+    want: &'static str,
+}
+
 /// The decoding error kube-apiserver gives when `metadata` does not have ObjectMeta's types
 /// (strings, string maps, string lists, lists of objects): e.g. `json: cannot unmarshal
 /// object into Go struct field ObjectMeta.metadata.annotations of type string`.
 pub fn type_error(metadata: &Value) -> Option<String> {
-    let err = |field: &str, got: &Value, want: &str| {
-        Some(format!(
-            "json: cannot unmarshal {} into Go struct field ObjectMeta.metadata.{field} of type {want}",
-            go_json_type(got)
-        ))
+    let m = mismatch(metadata)?;
+    Some(format!(
+        "json: cannot unmarshal {} into Go struct field ObjectMeta.metadata.{} of type {}",
+        go_json_type(m.got),
+        m.field,
+        m.want
+    ))
+}
+
+/// The same mismatch as kube's unstructured converter words it, which is what a strategic
+/// merge patch meets (kube applies it to a map, then converts the map to the typed object):
+/// e.g. `cannot restore map from string`.
+pub fn restore_error(metadata: &Value) -> Option<String> {
+    let m = mismatch(metadata)?;
+    let got = match m.got {
+        Value::Null => "invalid",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "int64",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "slice",
+        Value::Object(_) => "map",
     };
+    Some(match m.want {
+        w if w.starts_with("map") => format!("cannot restore map from {got}"),
+        w if w.starts_with("[]") => format!("cannot restore slice from {got}"),
+        w if w.starts_with("v1.") => format!("cannot restore struct from {got}"),
+        w => format!("cannot convert {got} to {w}"),
+    })
+}
+
+fn mismatch(metadata: &Value) -> Option<Mismatch<'_>> {
+    let err = |field, got, want| Some(Mismatch { field, got, want });
     let m = metadata.as_object()?;
     for (field, v) in m {
         if v.is_null() {
             continue;
         }
-        match field.as_str() {
+        let field = field.as_str();
+        match field {
             "name" | "generateName" | "namespace" | "uid" | "resourceVersion" | "selfLink"
             | "creationTimestamp" | "deletionTimestamp"
                 if !v.is_string() =>
@@ -231,6 +267,31 @@ pub fn type_error(metadata: &Value) -> Option<String> {
         }
     }
     None
+}
+
+/// A JSON value as Go's `%+v` prints the `map[string]interface{}` it decodes to (kube puts
+/// a patch in its error messages this way): `map[metadata:map[labels:invalid]]`.
+pub fn go_format(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_format).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(map) => {
+            // Go prints map keys sorted; serde_json's map may keep insertion order.
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_format(&map[k])))
+                .collect();
+            format!("map[{}]", items.join(" "))
+        }
+    }
 }
 
 /// Sets `obj.a.b.c = value`, creating objects on the way.
@@ -315,5 +376,13 @@ mod tests {
         assert!(type_error(&json!({"name": 5})).is_some());
         assert!(type_error(&json!({"labels": []})).is_some());
         assert!(type_error(&json!({"generation": 1.5})).is_some());
+        assert_eq!(
+            restore_error(&json!({"labels": "invalid"})).as_deref(),
+            Some("cannot restore map from string")
+        );
+        assert_eq!(
+            go_format(&json!({"metadata": {"labels": "invalid", "a": [1, null, true]}})),
+            "map[metadata:map[a:[1 <nil> true] labels:invalid]]"
+        );
     }
 }

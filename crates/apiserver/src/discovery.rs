@@ -8,28 +8,7 @@ use serde_json::{Value, json};
 
 use crate::catalog::{Origin, ResourceDesc};
 
-/// Kubernetes' version priority: GA before beta before alpha, higher numbers first.
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    fn key(v: &str) -> (u8, i64, i64) {
-        let Some(rest) = v.strip_prefix('v') else {
-            return (0, 0, 0);
-        };
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let major = digits.parse().unwrap_or(0);
-        let tail = &rest[digits.len()..];
-        let (stage, minor) = if tail.is_empty() {
-            (3, 0)
-        } else if let Some(n) = tail.strip_prefix("beta") {
-            (2, n.parse().unwrap_or(0))
-        } else if let Some(n) = tail.strip_prefix("alpha") {
-            (1, n.parse().unwrap_or(0))
-        } else {
-            (0, 0)
-        };
-        (stage, major, minor)
-    }
-    key(b).cmp(&key(a)).then_with(|| a.cmp(b))
-}
+pub use kplex_apimachinery::version::compare_versions;
 
 /// Groups in serving order, each with its versions in priority order: the server's own
 /// groups in their order, then CRD and bound groups by name — kube gives every CRD group the
@@ -124,6 +103,11 @@ pub fn api_resource_list(
             }
             if !d.categories.is_empty() {
                 m.insert("categories".into(), json!(d.categories));
+            }
+            // Only stored kinds have one (kube leaves it out for reviews and the like);
+            // every stored kind can be watched.
+            if d.verbs.contains(&"watch") {
+                m.insert("storageVersionHash".into(), json!(d.storage_version_hash()));
             }
         }
         list.push(entry);

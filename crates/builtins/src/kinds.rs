@@ -35,6 +35,7 @@ fn r(group: &str, version: &str, kind: &str, plural: &str) -> B {
         strategy: strategy::generic(),
         shared: None,
         stored_as: None,
+        deprecation_warning: None,
     })
 }
 
@@ -616,6 +617,7 @@ pub fn all() -> Vec<ResourceDesc> {
             "horizontalpodautoscalers",
         )
         .short(&["hpa"])
+        .stored_as_hpa_v2()
         .status()
         .cols(&[
             NAME,
@@ -856,9 +858,21 @@ impl B {
     fn stored_as_core_events(mut self) -> Self {
         self.0.stored_as = Some(StoredAs {
             group: "",
+            version: None,
             to_storage: crate::events::to_core,
         });
         self.0.conversion = Some(crate::events::to_events_v1);
+        self
+    }
+
+    /// autoscaling/v1 HorizontalPodAutoscalers: a view of the v2 objects stored.
+    fn stored_as_hpa_v2(mut self) -> Self {
+        self.0.stored_as = Some(StoredAs {
+            group: "autoscaling",
+            version: Some("v2"),
+            to_storage: crate::hpa::to_v2,
+        });
+        self.0.conversion = Some(crate::hpa::to_version);
         self
     }
 

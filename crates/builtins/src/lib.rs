@@ -9,6 +9,7 @@ pub mod component_status;
 pub mod controllers;
 pub mod events;
 pub mod feature;
+pub mod hpa;
 pub mod kinds;
 pub mod pods;
 pub mod strategies;

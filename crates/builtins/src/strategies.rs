@@ -29,6 +29,7 @@ pub fn for_kind(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(Crds),
         ("certificates.k8s.io", "certificatesigningrequests") => Arc::new(Csrs),
         ("coordination.k8s.io", "leases") => Arc::new(Leases),
+        ("autoscaling", "horizontalpodautoscalers") => Arc::new(Hpas),
         _ => strategy::generic(),
     }
 }
@@ -108,6 +109,15 @@ impl Strategy for Namespaces {
 }
 
 #[derive(Debug)]
+struct Hpas;
+
+impl Strategy for Hpas {
+    fn apply_defaults(&self, obj: &mut Value) {
+        crate::hpa::apply_defaults(obj);
+    }
+}
+
+#[derive(Debug)]
 struct Services;
 
 impl Strategy for Services {
@@ -140,8 +150,69 @@ impl Strategy for Services {
                     meta::set_path(obj, &["spec", field], v.clone());
                 }
             }
+        } else if let Some(ip) = obj.pointer("/spec/clusterIP").cloned()
+            && obj.pointer("/spec/clusterIPs") == old.pointer("/spec/clusterIPs")
+        {
+            // A changed clusterIP with the old clusterIPs: kube's NormalizeClusterIPs makes
+            // them agree, so validation sees the change where kube reports it.
+            meta::set_path(obj, &["spec", "clusterIPs"], json!([ip]));
         }
         Ok(())
+    }
+
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+        cluster_ip_causes(obj, old)
+    }
+}
+
+/// The Service range kplex allocates from (kube-apiserver's default
+/// `--service-cluster-ip-range`).
+const SERVICE_RANGE: &str = "10.96.0.0/12";
+
+/// kube's rules on a Service's cluster IP: one a client asks for must lie in the service
+/// range, and once set it may not change (except to or from ExternalName).
+fn cluster_ip_causes(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+    let ip = |o: &Value| {
+        o.pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let external =
+        |o: &Value| o.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
+    let new_ip = ip(obj);
+    match old {
+        Some(old) if !external(old) && !external(obj) && !ip(old).is_empty() => {
+            if new_ip != ip(old) {
+                return vec![StatusCause::invalid(
+                    "spec.clusterIPs[0]",
+                    BadValue::Str(&new_ip),
+                    "may not change once set",
+                )];
+            }
+        }
+        _ if !new_ip.is_empty() && new_ip != "None" && !in_service_range(&new_ip) => {
+            return vec![StatusCause::invalid(
+                "spec.clusterIPs",
+                BadValue::Str(&new_ip),
+                &format!(
+                    "failed to allocate IP {new_ip}: the provided IP ({new_ip}) is not in the valid range. The range of valid IPs is {SERVICE_RANGE}"
+                ),
+            )];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn in_service_range(ip: &str) -> bool {
+    // 10.96.0.0/12: 10.96.0.0 – 10.111.255.255.
+    match ip.parse::<std::net::Ipv4Addr>() {
+        Ok(addr) => {
+            let [a, b, ..] = addr.octets();
+            a == 10 && (96..=111).contains(&b)
+        }
+        Err(_) => false,
     }
 }
 
@@ -152,12 +223,19 @@ fn allocate_cluster_ip(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    let wants = spec.get("type").and_then(Value::as_str) != Some("ExternalName")
-        && spec
-            .get("clusterIP")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty);
-    if !wants {
+    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+        return;
+    }
+    if let Some(asked) = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_string)
+    {
+        // An IP the client chose (or "None", headless): kube lists it in clusterIPs too.
+        spec.entry("clusterIPs").or_insert(json!([asked]));
+        spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
         return;
     }
     let n: u32 = rand::random::<u32>() % (1 << 20);
@@ -678,6 +756,10 @@ fn default_pod_spec(pod: &mut Value) {
     {
         if volume.keys().all(|k| k == "name") {
             volume.insert("emptyDir".into(), json!({}));
+        }
+        // SetDefaults_HostPathVolumeSource: an unset type is the empty HostPathUnset.
+        if let Some(host_path) = volume.get_mut("hostPath").and_then(Value::as_object_mut) {
+            host_path.entry("type").or_insert(json!(""));
         }
     }
     pod.entry("terminationGracePeriodSeconds")

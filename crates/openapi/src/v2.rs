@@ -18,6 +18,12 @@ pub(crate) fn document(resources: &[ResourceSpec]) -> Value {
     }
     let mut paths = Map::new();
     let mut definitions = Map::new();
+    // CRD kinds' schemas are filtered for kubectl's client-side validation, as kube does.
+    let custom: Vec<String> = resources
+        .iter()
+        .filter(|r| r.schema.is_some())
+        .map(|r| crate::v3::kind_schema(r).0)
+        .collect();
     for (g, v) in gvs {
         let doc = crate::v3::document(g, v, resources);
         if let Some(Value::Object(p)) = doc.get("paths") {
@@ -27,9 +33,13 @@ pub(crate) fn document(resources: &[ResourceSpec]) -> Value {
         }
         if let Some(Value::Object(s)) = doc.pointer("/components/schemas") {
             for (name, schema) in s {
-                definitions
-                    .entry(name.clone())
-                    .or_insert_with(|| schema_v2(schema));
+                definitions.entry(name.clone()).or_insert_with(|| {
+                    if custom.contains(name) {
+                        schema_v2(&for_kubectl(schema))
+                    } else {
+                        schema_v2(schema)
+                    }
+                });
             }
         }
     }
@@ -146,6 +156,75 @@ fn responses(v: &Value) -> Value {
         out.insert(code.clone(), Value::Object(o));
     }
     Value::Object(out)
+}
+
+/// A CRD kind's schema as kube's v2 document publishes it (`buildKubeNative` and
+/// `ToStructuralOpenAPIV2`): kubectl's client-side validation — what a `kind: List` of
+/// custom resources meets — treats every listed property set as closed, so where a schema
+/// preserves unknown fields kube lists no properties, and it drops what v2 cannot say
+/// (junctors, nullable types, arrays without items).
+fn for_kubectl(schema: &Value) -> Value {
+    let preserves =
+        |s: &Value| s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if preserves(schema) {
+        let mut root = Map::new();
+        root.insert("type".into(), "object".into());
+        if let Some(gvk) = schema.get("x-kubernetes-group-version-kind") {
+            root.insert("x-kubernetes-group-version-kind".into(), gvk.clone());
+        }
+        return Value::Object(root);
+    }
+    let mut out = schema.clone();
+    filter_for_kubectl(&mut out);
+    out
+}
+
+fn filter_for_kubectl(s: &mut Value) {
+    let Some(o) = s.as_object_mut() else {
+        return;
+    };
+    for junctor in ["allOf", "oneOf", "anyOf", "not"] {
+        // A lone `allOf` holding a `$ref` is how a described reference is spelled; keep it.
+        let lone_ref = junctor == "allOf"
+            && matches!(o.get("allOf"), Some(Value::Array(a)) if a.len() == 1 && a[0].get("$ref").is_some());
+        if !lone_ref {
+            o.remove(junctor);
+        }
+    }
+    if o.remove("nullable") == Some(Value::Bool(true)) {
+        for k in ["type", "items", "properties"] {
+            o.remove(k);
+        }
+    }
+    if o.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        o.remove("items");
+        o.remove("properties");
+    }
+    if !o.contains_key("items") && o.get("type").and_then(Value::as_str) == Some("array") {
+        o.remove("type");
+    }
+    let nullable: Vec<String> = match o.get("properties") {
+        Some(Value::Object(props)) => props
+            .iter()
+            .filter(|(_, p)| p.get("nullable") == Some(&Value::Bool(true)))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(Value::Array(required)) = o.get_mut("required") {
+        required.retain(|r| r.as_str().is_none_or(|r| !nullable.iter().any(|n| n == r)));
+        if required.is_empty() {
+            o.remove("required");
+        }
+    }
+    if let Some(Value::Object(props)) = o.get_mut("properties") {
+        props.values_mut().for_each(filter_for_kubectl);
+    }
+    for k in ["items", "additionalProperties"] {
+        if let Some(child) = o.get_mut(k) {
+            filter_for_kubectl(child);
+        }
+    }
 }
 
 /// Rewrites a v3 schema the way kube's v2 spec spells it: `$ref`s into

@@ -132,6 +132,9 @@ pub struct ResourceDesc {
     pub shared: Option<Arc<SharedObjects>>,
     /// Another group's storage this resource is a view of (see [`StoredAs`]).
     pub stored_as: Option<StoredAs>,
+    /// A deprecated version's warning, sent with every answer about it (a `Warning` header,
+    /// which kubectl prints and `--warnings-as-errors` fails on).
+    pub deprecation_warning: Option<String>,
 }
 
 /// A resource stored as the same-named resource of another group, as another version of
@@ -140,6 +143,9 @@ pub struct ResourceDesc {
 #[derive(Clone, Copy, Debug)]
 pub struct StoredAs {
     pub group: &'static str,
+    /// The version objects are stored at, when not this resource's own (discovery's
+    /// `storageVersionHash` names it).
+    pub version: Option<&'static str>,
     /// Turns an object of this resource into the stored form.
     pub to_storage: fn(&mut serde_json::Value),
 }
@@ -171,6 +177,32 @@ impl ResourceDesc {
     /// The group whose storage holds this resource's objects.
     pub fn storage_group(&self) -> &str {
         self.stored_as.as_ref().map_or(&self.group, |s| s.group)
+    }
+
+    /// The version objects of this resource are stored at.
+    pub fn storage_version(&self) -> &str {
+        match &self.origin {
+            Origin::Crd {
+                storage_version, ..
+            } => storage_version,
+            Origin::Bound(b) => &b.storage_version,
+            _ => self
+                .stored_as
+                .as_ref()
+                .and_then(|s| s.version)
+                .unwrap_or(&self.version),
+        }
+    }
+
+    /// Discovery's `storageVersionHash` (kube's `discovery.StorageVersionHash`): the first
+    /// 8 bytes of the SHA-256 of `group/version/kind` at the storage version, base64. Clients
+    /// compare it to notice a storage version change; it is not a security hash.
+    pub fn storage_version_hash(&self) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        let gvk = format!("{}/{}/{}", self.group, self.storage_version(), self.kind);
+        let digest = sha2::Sha256::digest(gvk.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(&digest[..8])
     }
 
     /// An object as it is stored (converted when the resource is a view of another).
@@ -329,5 +361,6 @@ pub fn system(
         strategy: strategy::generic(),
         shared: None,
         stored_as: None,
+        deprecation_warning: None,
     }
 }

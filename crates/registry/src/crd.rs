@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use kplex_apimachinery::status::BadValue;
+use kplex_apimachinery::version::compare_versions;
 use kplex_apimachinery::{StatusCause, meta};
 use kplex_schema::Schema;
 use serde_json::Value;
@@ -213,9 +214,34 @@ pub fn descriptions(crd: &Value) -> Vec<ResourceDesc> {
                 strategy: crate::registry::strategy::generic(),
                 shared: None,
                 stored_as: None,
+                deprecation_warning: deprecation_warning(v, &versions, &group, &kind),
             }
         })
         .collect()
+}
+
+/// A version marked `deprecated`: its `deprecationWarning`, else kube's default text, which
+/// points at the best served version that is newer and not deprecated.
+fn deprecation_warning(version: &Value, all: &[Value], group: &str, kind: &str) -> Option<String> {
+    if version.get("deprecated").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    if let Some(custom) = version.get("deprecationWarning").and_then(Value::as_str) {
+        return Some(custom.to_string());
+    }
+    let this = s(version, &["name"]);
+    let flag = |v: &Value, key: &str| v.get(key).and_then(Value::as_bool);
+    let better = all
+        .iter()
+        .filter(|v| flag(v, "served") != Some(false) && flag(v, "deprecated") != Some(true))
+        .map(|v| s(v, &["name"]))
+        .filter(|name| compare_versions(name, this).is_lt())
+        .min_by(|a, b| compare_versions(a, b));
+    let mut msg = format!("{group}/{this} {kind} is deprecated");
+    if let Some(newer) = better {
+        msg.push_str(&format!("; use {group}/{newer} {kind}"));
+    }
+    Some(msg)
 }
 
 /// Name, then the version's additionalPrinterColumns — or Age when there are none.

@@ -61,6 +61,31 @@ impl Api {
                 .lookup(cluster.as_deref(), &r.group, &r.version, &r.resource)
                 .ok_or_else(not_found_path)?,
         };
+        let mut resp = self
+            .serve_resource(
+                cluster, r, &desc, user, headers, query, body, predicate, trigger,
+            )
+            .await?;
+        if let Some(warning) = &desc.deprecation_warning {
+            add_warnings(&mut resp, std::slice::from_ref(warning));
+        }
+        Ok(resp)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_resource(
+        &self,
+        cluster: Option<String>,
+        r: ResourceRequest,
+        desc: &Arc<ResourceDesc>,
+        user: &UserInfo,
+        headers: &HeaderMap,
+        query: &Query,
+        body: Bytes,
+        predicate: Option<crate::registry::Predicate>,
+        trigger: Option<String>,
+    ) -> Result<Response<Body>, ApiError> {
+        let desc = desc.clone();
         let virtual_request = VirtualRequest {
             cluster: cluster.as_deref(),
             desc: &desc,

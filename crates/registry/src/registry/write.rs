@@ -4,7 +4,7 @@
 use kplex_apimachinery::patch_schema::{self, PatchSchema};
 use std::sync::Arc;
 
-use kplex_apimachinery::{ApiError, StatusCause, UserInfo, meta, names, patch};
+use kplex_apimachinery::{ApiError, BadValue, StatusCause, UserInfo, meta, names, patch};
 use kplex_store::{Precondition, TxnOutcome};
 use serde_json::{Map, Value};
 
@@ -372,7 +372,11 @@ impl Registry {
         self.update_with(scope, name, opts, |current, _| match (kind, schema) {
             (PatchKind::Json, _) => patch::json_patch(current, body),
             (PatchKind::Merge, _) => patch::merge_patch(current, body),
-            (PatchKind::Strategic, Some(s)) => patch::strategic_merge_patch(current, body, s),
+            (PatchKind::Strategic, Some(s)) => {
+                let patched = patch::strategic_merge_patch(current, body, s)?;
+                check_restorable(body, &patched)?;
+                Ok(patched)
+            }
             (PatchKind::Strategic, None) | (PatchKind::Apply, _) => {
                 Err(ApiError::internal("no patch schema"))
             }
@@ -835,6 +839,26 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     }
     *map = ordered;
     Ok(())
+}
+
+/// kube applies a strategic merge patch to a map and converts the map to the typed object;
+/// metadata of the wrong type fails that conversion with 422 on the field `patch`, quoting
+/// the patch as Go prints it (kubectl's own tests look for "cannot restore map from string").
+fn check_restorable(patch: &[u8], patched: &Value) -> Result<(), ApiError> {
+    let Some(detail) = patched.get("metadata").and_then(meta::restore_error) else {
+        return Ok(());
+    };
+    let patch: Value = serde_json::from_slice(patch).unwrap_or(Value::Null);
+    Err(ApiError::invalid(
+        "",
+        "",
+        "",
+        vec![StatusCause::invalid(
+            "patch",
+            BadValue::Str(&meta::go_format(&patch)),
+            &detail,
+        )],
+    ))
 }
 
 fn set_namespace(scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
