@@ -259,7 +259,7 @@ impl Kplex {
         }
     }
 
-    fn kubectl_command(&self, args: &[&str]) -> Command {
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(kubectl_binary());
         cmd.args(args)
             .env("PATH", plugin_path())
