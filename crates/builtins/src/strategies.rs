@@ -183,26 +183,27 @@ fn cluster_ip_causes(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let new_ip = ip(obj);
     match old {
         Some(old) if !external(old) && !external(obj) && !ip(old).is_empty() => {
-            if new_ip != ip(old) {
-                return vec![StatusCause::invalid(
+            if new_ip == ip(old) {
+                Vec::new()
+            } else {
+                vec![StatusCause::invalid(
                     "spec.clusterIPs[0]",
                     BadValue::Str(&new_ip),
                     "may not change once set",
-                )];
+                )]
             }
         }
         _ if !new_ip.is_empty() && new_ip != "None" && !in_service_range(&new_ip) => {
-            return vec![StatusCause::invalid(
+            vec![StatusCause::invalid(
                 "spec.clusterIPs",
                 BadValue::Str(&new_ip),
                 &format!(
                     "failed to allocate IP {new_ip}: the provided IP ({new_ip}) is not in the valid range. The range of valid IPs is {SERVICE_RANGE}"
                 ),
-            )];
+            )]
         }
-        _ => {}
+        _ => Vec::new(),
     }
-    Vec::new()
 }
 
 fn in_service_range(ip: &str) -> bool {
