@@ -705,7 +705,18 @@ status:
 
     // debug node/…: a pod already bound to the node, with host namespaces and / at /host
     // under `general`, none of that under `baseline`.
-    for profile in ["general", "baseline"] {
+    for (profile, want) in [
+        ("general", "true true true /host|"),
+        ("baseline", "   |"),
+        (
+            "restricted",
+            r#"   |{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+        ),
+        (
+            "netadmin",
+            r#"true true true |{"capabilities":{"add":["NET_ADMIN","NET_RAW"]}}"#,
+        ),
+    ] {
         let out = k.ok(&[
             "debug",
             "node/n1",
@@ -723,12 +734,9 @@ status:
         let host = jsonpath(
             &k,
             &["pod", &pod],
-            "{.spec.nodeName} {.spec.hostIPC} {.spec.hostNetwork} {.spec.hostPID} {.spec.containers[0].volumeMounts[*].mountPath}",
+            "{.spec.nodeName} {.spec.hostIPC} {.spec.hostNetwork} {.spec.hostPID} {.spec.containers[0].volumeMounts[*].mountPath}|{.spec.containers[0].securityContext}",
         );
-        match profile {
-            "general" => assert_eq!(host, "n1 true true true /host"),
-            _ => assert_eq!(host.trim(), "n1"),
-        }
+        assert_eq!(host, format!("n1 {want}"), "{profile}");
         k.ok(&["delete", "--force", "pod", &pod]);
     }
 }
@@ -1050,6 +1058,35 @@ fn custom_resources_as_kube_test_cmd_expects() {
         "a|"
     );
 
+    // --prune over custom resources named in allowlists.
+    let crs = |bar: bool| {
+        let mut out = "apiVersion: company.com/v1\nkind: Foo\nmetadata: {name: pf, labels: {pruneGroup: \"true\"}}\n".to_string();
+        if bar {
+            out.push_str("---\napiVersion: company.com/v1\nkind: Bar\nmetadata: {name: pb, labels: {pruneGroup: \"true\"}}\n");
+        }
+        out
+    };
+    let prune = [
+        "apply",
+        "--prune",
+        "-l",
+        "pruneGroup=true",
+        "--prune-allowlist=company.com/v1/Foo",
+        "--prune-allowlist=company.com/v1/Bar",
+        "-f",
+        "-",
+    ];
+    k.ok_stdin(&prune, &crs(true));
+    assert!(
+        k.ok_stdin(&prune, &crs(false))
+            .contains("bar.company.com/pb pruned")
+    );
+    assert_eq!(
+        k.ok(&["get", "foos,bars", "-l", "pruneGroup=true", "-o", "name"])
+            .trim(),
+        "foo.company.com/pf"
+    );
+
     // Custom resources go with their namespace.
     k.ok(&["create", "namespace", "nn"]);
     k.ok_stdin(
@@ -1141,6 +1178,97 @@ fn discovery_reviews_and_watches_as_kube_test_cmd_expects() {
         &k.url("/clusters/root/apis/authorization.k8s.io/v1/subjectaccessreviews"),
     ]);
     assert_eq!(json(&out)["status"]["allowed"], true, "{out} {err}");
+
+    // The Service kube-apiserver makes for itself, in every workspace's `default` namespace;
+    // made again when deleted.
+    let api = || {
+        jsonpath(
+            &k,
+            &["svc", "kubernetes", "-n", "default"],
+            "{.spec.clusterIP} {.spec.ports[0].name} {.spec.ports[0].port} {.metadata.labels.component}",
+        )
+    };
+    assert_eq!(api(), "10.96.0.1 https 443 apiserver");
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata: {name: 127.0.0.1}\n",
+    );
+    let both = k.ok(&["get", "nodes/127.0.0.1", "service/kubernetes", "-o", "name"]);
+    assert_eq!(both.trim(), "node/127.0.0.1\nservice/kubernetes");
+    k.ok(&["delete", "svc", "kubernetes"]);
+    common::eventually(20, "the kubernetes Service made again", || {
+        k.kubectl(&["get", "svc", "kubernetes"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert_eq!(api(), "10.96.0.1 https 443 apiserver");
+    k.ok(&["create", "namespace", "other"]);
+    common::eventually(20, "the other namespace's defaults", || {
+        k.kubectl(&["get", "sa", "default", "-n", "other"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert_eq!(
+        k.ok(&["get", "svc", "-n", "other", "-o", "name"]).trim(),
+        "",
+        "only in default"
+    );
+
+    // Commands whose answers the template-output tests print: a Job from a CronJob,
+    // `auth reconcile` adding and removing rules.
+    k.ok(&[
+        "create",
+        "cronjob",
+        "pi",
+        "--image=perl",
+        "--schedule=*/1 * * * *",
+    ]);
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "job",
+            "test-job",
+            "--from=cronjob/pi",
+            "--template={{.metadata.name}}"
+        ]),
+        "test-job"
+    );
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["job", "test-job"],
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"
+        ),
+        "CronJob/pi manual"
+    );
+    let role = |verb: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: reconciled}}\nrules: [{{apiGroups: [\"\"], resources: [pods], verbs: [{verb}]}}]\n"
+        )
+    };
+    assert_eq!(
+        k.ok_stdin(
+            &[
+                "auth",
+                "reconcile",
+                "-f",
+                "-",
+                "--template={{.metadata.name}}"
+            ],
+            &role("get")
+        ),
+        "reconciled"
+    );
+    k.ok_stdin(&["auth", "reconcile", "-f", "-"], &role("list"));
+    let verbs = || jsonpath(&k, &["clusterrole", "reconciled"], "{.rules[*].verbs[*]}");
+    assert_eq!(verbs(), "get list");
+    k.ok_stdin(
+        &["auth", "reconcile", "-f", "-", "--remove-extra-permissions"],
+        &role("list"),
+    );
+    assert_eq!(verbs(), "list");
 
     // Watching one object by name; a missing one is NotFound; a paged watch works.
     k.ok_stdin(&["create", "-f", "-"], POD);

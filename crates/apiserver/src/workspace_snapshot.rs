@@ -208,11 +208,12 @@ pub fn export(snapshot: &Snapshot) -> Result<String, ApiError> {
 /// them: applying it elsewhere makes them anyway).
 fn is_generated(obj: &Value) -> bool {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    object::is_namespace_default(kind, name) || kind == "Event"
+    let at = |field: &str| {
+        obj.pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    object::is_namespace_default(kind, at("namespace"), at("name")) || kind == "Event"
 }
 
 fn strip_server_fields(obj: &mut Value) {

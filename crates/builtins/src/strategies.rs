@@ -244,7 +244,8 @@ fn allocate_cluster_ip(obj: &mut Value) {
         "10.{}.{}.{}",
         96 + (n >> 16),
         (n >> 8) & 0xff,
-        (n & 0xff).max(1)
+        // Never .0, nor .1: 10.96.0.1 is the `kubernetes` Service's.
+        (n & 0xff).max(2)
     );
     spec.insert("clusterIP".into(), json!(ip));
     spec.insert("clusterIPs".into(), json!([ip]));

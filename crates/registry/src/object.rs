@@ -20,19 +20,61 @@ pub const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
 /// generation follows their annotations (a Deployment's) do not count it.
 pub const STATUS_ANNOTATION_PREFIX: &str = "experimental.status.workload.kcp.io/";
 
-/// What a control plane makes by itself in every namespace (kube's serviceaccounts
-/// controller and root-CA publisher), as (resource, kind, name): made by the built-ins,
-/// never placed on a cluster (whose namespaces have their own), left out of exports.
-pub const NAMESPACE_DEFAULTS: [(&str, &str, &str); 2] = [
-    ("serviceaccounts", "ServiceAccount", "default"),
-    ("configmaps", "ConfigMap", "kube-root-ca.crt"),
+/// An object a control plane makes by itself in namespaces (see [`NAMESPACE_DEFAULTS`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NamespaceDefault {
+    pub resource: &'static str,
+    pub kind: &'static str,
+    pub name: &'static str,
+    /// The one namespace it is made in; `None`: every namespace.
+    pub namespace: Option<&'static str>,
+}
+
+impl NamespaceDefault {
+    /// Whether this is the default of namespace `namespace` named `name`.
+    pub fn is(&self, namespace: &str, name: &str) -> bool {
+        name == self.name && self.namespace.is_none_or(|only| only == namespace)
+    }
+}
+
+/// What a control plane makes by itself in namespaces (kube's serviceaccounts controller,
+/// root-CA publisher, and the apiserver's own `default/kubernetes` Service): made by the
+/// built-ins, never placed on a cluster (whose namespaces have their own), left out of
+/// exports.
+pub const NAMESPACE_DEFAULTS: [NamespaceDefault; 3] = [
+    NamespaceDefault {
+        resource: "serviceaccounts",
+        kind: "ServiceAccount",
+        name: "default",
+        namespace: None,
+    },
+    NamespaceDefault {
+        resource: "configmaps",
+        kind: "ConfigMap",
+        name: "kube-root-ca.crt",
+        namespace: None,
+    },
+    NamespaceDefault {
+        resource: "services",
+        kind: "Service",
+        name: "kubernetes",
+        namespace: Some("default"),
+    },
 ];
 
-/// Whether the object of `kind` named `name` is one of the [`NAMESPACE_DEFAULTS`].
-pub fn is_namespace_default(kind: &str, name: &str) -> bool {
+/// Whether the object of `kind` named `name` in `namespace` is one of the
+/// [`NAMESPACE_DEFAULTS`].
+pub fn is_namespace_default(kind: &str, namespace: &str, name: &str) -> bool {
     NAMESPACE_DEFAULTS
         .iter()
-        .any(|(_, k, n)| (*k, *n) == (kind, name))
+        .any(|d| d.kind == kind && d.is(namespace, name))
+}
+
+/// The same by resource (plural) instead of kind.
+pub fn is_namespace_default_resource(resource: &str, namespace: &str, name: &str) -> bool {
+    NAMESPACE_DEFAULTS
+        .iter()
+        .any(|d| d.resource == resource && d.is(namespace, name))
 }
 
 /// An object's annotations other than per-target status reports.

@@ -130,13 +130,15 @@ impl AdmissionPlugin for StateLabels {
             || !is_synced(desc)
             || attrs.operation == Operation::Delete
             || !attrs.subresource.is_empty()
-            || !placeable(&desc.plural, attrs.name)
         {
             return Ok(());
         }
         let Some(ns) = attrs.scope.namespace.as_deref() else {
             return Ok(());
         };
+        if !placeable(&desc.plural, ns, attrs.name) {
+            return Ok(());
+        }
         let wanted = self.namespace_labels(attrs.cluster, ns).await?;
         let mut labels = meta::labels(obj);
         if lacks_sync_labels(&labels, &wanted) {

@@ -79,10 +79,8 @@ pub fn is_synced(desc: &ResourceDesc) -> bool {
 /// Whether an object of `plural` named `name` may be placed: not the objects every
 /// namespace has on every cluster (`NAMESPACE_DEFAULTS`: their downstream twins are the
 /// cluster's own), as kcp's syncer never synced them.
-pub fn placeable(plural: &str, name: &str) -> bool {
-    !kplex_registry::object::NAMESPACE_DEFAULTS
-        .iter()
-        .any(|(resource, _, default)| (*resource, *default) == (plural, name))
+pub fn placeable(plural: &str, namespace: &str, name: &str) -> bool {
+    !kplex_registry::object::is_namespace_default_resource(plural, namespace, name)
 }
 
 const TARGETS: &str = "/registry/workload.kcp.io/synctargets/";
@@ -1015,7 +1013,7 @@ impl Scheduling {
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         let wanted = sync_labels(&meta::labels(&namespace));
-        if !lacks_sync_labels(&meta::labels(&obj), &wanted) || !placeable(gvr.2, name) {
+        if !lacks_sync_labels(&meta::labels(&obj), &wanted) || !placeable(gvr.2, ns, name) {
             return Ok(());
         }
         let result = self
@@ -1115,7 +1113,7 @@ impl Scheduling {
             for obj in self.list(&scope).await? {
                 let labels = meta::labels(&obj);
                 if !lacks_sync_labels(&labels, &wanted)
-                    || !placeable(&scope.desc.plural, meta::name(&obj).unwrap_or_default())
+                    || !placeable(&scope.desc.plural, ns, meta::name(&obj).unwrap_or_default())
                 {
                     continue;
                 }

@@ -1,7 +1,8 @@
 //! What every namespace has in a cluster: the `default` ServiceAccount (kube's
 //! serviceaccounts controller) and the `kube-root-ca.crt` ConfigMap holding the CA that signs
 //! the server's certificate (kube's root-ca-cert publisher), so `kubectl create token default`
-//! and in-cluster clients work in a fresh namespace. Made again when deleted, as kube does.
+//! and in-cluster clients work in a fresh namespace; and in `default`, the `kubernetes`
+//! Service kube-apiserver makes for itself. Made again when deleted, as kube does.
 //! Which objects these are is `kplex_registry::object::NAMESPACE_DEFAULTS`, shared with
 //! placement (never copied to a cluster) and export (left out).
 
@@ -13,9 +14,14 @@ use serde_json::{Value, json};
 use super::Builtins;
 
 /// The default ServiceAccount's name.
-const SERVICE_ACCOUNT: &str = NAMESPACE_DEFAULTS[0].2;
+const SERVICE_ACCOUNT: &str = NAMESPACE_DEFAULTS[0].name;
 /// The CA ConfigMap's name.
-const ROOT_CA: &str = NAMESPACE_DEFAULTS[1].2;
+const ROOT_CA: &str = NAMESPACE_DEFAULTS[1].name;
+/// The `kubernetes` Service and the one namespace it is in.
+const API_SERVICE: kplex_registry::object::NamespaceDefault = NAMESPACE_DEFAULTS[2];
+/// The first address of the service range, which kube gives the `kubernetes` Service
+/// (the allocator never hands it out).
+const API_SERVICE_IP: &str = "10.96.0.1";
 
 impl Builtins {
     /// Creates what namespace `name` of `cluster` lacks of its defaults, and brings the CA
@@ -43,6 +49,10 @@ impl Builtins {
                     "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
                 "data": data.clone()});
             self.ensure(cluster, name, "configmaps", config_map, Some(data))
+                .await?;
+        }
+        if API_SERVICE.namespace == Some(name) {
+            self.ensure(cluster, name, API_SERVICE.resource, api_service(), None)
                 .await?;
         }
         Ok(true)
@@ -98,4 +108,16 @@ impl Builtins {
             _ => Ok(()),
         }
     }
+}
+
+/// kube-apiserver's own Service as its kubernetesservice controller writes it. Nothing
+/// routes to it in a workspace (no Endpoints are made); workloads placed on a cluster reach
+/// that cluster's own `kubernetes` Service, which placement never overwrites.
+fn api_service() -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": API_SERVICE.name,
+            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": API_SERVICE_IP, "clusterIPs": [API_SERVICE_IP],
+            "sessionAffinity": "None",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}})
 }

@@ -139,20 +139,19 @@ const CLUSTER_ROLE_PREFIX: &str = "/registry/rbac.authorization.k8s.io/clusterro
 /// Where Namespaces are stored.
 const NAMESPACE_PREFIX: &str = "/registry/namespaces/";
 
-/// Whether `key` is a namespace's `default` ServiceAccount or CA ConfigMap (made again
-/// when deleted).
+/// Whether `key` (`/registry/<resource>/<cluster>/<namespace>/<name>`) is one of the
+/// objects the built-ins make in namespaces (made again when deleted).
 /// Runs on every write: no allocation.
 fn is_namespace_default(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or("");
-    object::NAMESPACE_DEFAULTS
-        .iter()
-        .any(|(resource, _, default)| {
-            name == *default
-                && key
-                    .strip_prefix("/registry/")
-                    .and_then(|k| k.strip_prefix(resource))
-                    .is_some_and(|k| k.starts_with('/'))
-        })
+    let mut segments = key.rsplit('/');
+    let (name, namespace) = (segments.next().unwrap_or(""), segments.next().unwrap_or(""));
+    object::NAMESPACE_DEFAULTS.iter().any(|d| {
+        d.is(namespace, name)
+            && key
+                .strip_prefix("/registry/")
+                .and_then(|k| k.strip_prefix(d.resource))
+                .is_some_and(|k| k.starts_with('/'))
+    })
 }
 
 /// The kinds followed on every change, and any object being deleted (garbage collection's
@@ -388,10 +387,9 @@ impl EventHandler for Builtins {
         }
         let kind = old.get("kind").and_then(Value::as_str).unwrap_or("");
         let name = meta::name(old).unwrap_or("");
-        if let (Some(namespace), true) = (
-            meta::namespace(old),
-            object::is_namespace_default(kind, name),
-        ) {
+        if let Some(namespace) = meta::namespace(old)
+            && object::is_namespace_default(kind, namespace, name)
+        {
             self.enqueue(Work::NamespaceDefaults {
                 cluster: cluster.clone(),
                 name: namespace.to_string(),
