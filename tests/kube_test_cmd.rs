@@ -783,28 +783,23 @@ fn apply_and_prune_as_kube_test_cmd_expects() {
     k.ok(&["apply", "-n", "nsb", "-f", a]);
     let svc = k.write_file("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s1, labels: {prune-group: \"true\"}}\nspec: {ports: [{port: 80}]}\n");
     let svc = svc.to_str().unwrap();
-    k.ok(&[
-        "apply",
-        "-n",
-        "nsb",
-        "-l",
-        "prune-group=true",
-        "-f",
-        svc,
-        "--prune",
-        "--prune-allowlist=core/v1/Service",
-    ]);
+    let prune_with = |extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "-n",
+            "nsb",
+            "-l",
+            "prune-group=true",
+            "-f",
+            svc,
+            "--prune",
+        ];
+        args.extend_from_slice(extra);
+        k.ok(&args);
+    };
+    prune_with(&["--prune-allowlist=core/v1/Service"]);
     assert_eq!(pods("nsb"), "pod/a");
-    k.ok(&[
-        "apply",
-        "-n",
-        "nsb",
-        "-l",
-        "prune-group=true",
-        "-f",
-        svc,
-        "--prune",
-    ]);
+    prune_with(&[]);
     assert_eq!(pods("nsb"), "");
     // --all --prune over claims: the second file's claim replaces the first's.
     let pvc = |n: &str| {
