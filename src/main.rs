@@ -33,18 +33,30 @@ enum LogFormat {
     Json,
 }
 
-/// Logs to standard error at `RUST_LOG`'s levels (default `info`), in `format`.
-fn init_logging(format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+/// Logs to standard error at `RUST_LOG`'s levels (default `info`), in `format`; with a
+/// tracing configuration, also exports kplex's spans — every level to debug, whatever
+/// `RUST_LOG` says, so each request has its span — to that collector.
+fn init_logging(format: LogFormat, traces: Option<&kplex_telemetry::TracingConfig>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
+    };
+    let spans = traces.map(|config| {
+        kplex_telemetry::OtlpLayer::new(config).with_filter(tracing_subscriber::filter::filter_fn(
+            |meta| {
+                meta.is_span()
+                    && meta.target().starts_with("kplex")
+                    && *meta.level() <= tracing::Level::DEBUG
+            },
+        ))
+    });
+    tracing_subscriber::registry().with(logs).with(spans).init();
 }
 
 #[derive(Subcommand)]
@@ -64,7 +76,16 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let traces = match &cli.command {
+        Command::Start(args) => args
+            .limits_and_audit
+            .tracing_config_file
+            .as_deref()
+            .map(kplex_telemetry::TracingConfig::load)
+            .transpose()?,
+        _ => None,
+    };
+    init_logging(cli.log_format, traces.as_ref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

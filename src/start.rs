@@ -47,7 +47,7 @@ pub struct StartArgs {
     tls_private_key_file: Option<PathBuf>,
     // Boxed: it keeps the `start` command variant small.
     #[command(flatten)]
-    limits_and_audit: Box<LimitsAndAuditArgs>,
+    pub(crate) limits_and_audit: Box<LimitsAndAuditArgs>,
     /// kube-apiserver's EncryptionConfiguration file: resources encrypted at rest
     /// (providers aesgcm and identity).
     #[arg(long)]
@@ -195,7 +195,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
 
 /// Audit logging and overload protection, as kube-apiserver's flags.
 #[derive(Args)]
-struct LimitsAndAuditArgs {
+pub(crate) struct LimitsAndAuditArgs {
     /// Audit log file, one JSON audit.k8s.io/v1 Event a line (`-`: standard output); absent:
     /// no audit log.
     #[arg(long)]
@@ -203,6 +203,10 @@ struct LimitsAndAuditArgs {
     /// audit.k8s.io/v1 Policy (YAML); absent: every request at level Metadata.
     #[arg(long)]
     audit_policy_file: Option<PathBuf>,
+    /// kube-apiserver's TracingConfiguration (YAML: `endpoint`, `samplingRatePerMillion`):
+    /// spans go to that OpenTelemetry collector over OTLP/HTTP; absent: no traces.
+    #[arg(long)]
+    pub(crate) tracing_config_file: Option<PathBuf>,
     /// Concurrent non-mutating requests (watches excluded) before 429; 0 = unlimited.
     #[arg(long, default_value_t = 400)]
     max_requests_inflight: usize,

@@ -20,6 +20,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("kplex-apimachinery", &["kplex-gocompat"]),
     ("kplex-schema", &["kplex-gocompat"]),
     ("kplex-store", &[]),
+    // Span export (OTLP) and W3C trace context.
+    ("kplex-telemetry", &[]),
     // The backup file format, over any store.
     ("kplex-snapshot", &["kplex-store"]),
     ("kplex-protobuf", &["kplex-gocompat"]),
@@ -112,6 +114,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-schema",
             "kplex-snapshot",
             "kplex-store",
+            "kplex-telemetry",
             "kplex-tenancy",
             "kplex-workload",
         ],
@@ -136,6 +139,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kplex-snapshot",
             "kplex-store",
             "kplex-syncer",
+            "kplex-telemetry",
         ],
     ),
 ];

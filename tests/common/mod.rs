@@ -667,8 +667,26 @@ pub struct HttpsServer {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// A handler that also sees the request's headers: (path, headers, body) → (status, body).
+pub type HeaderHandler = fn(&str, &hyper::HeaderMap, &[u8]) -> (u16, Vec<u8>);
+
+/// A test server's answer to (path, request headers, body): (status, JSON body).
+type Handler =
+    std::sync::Arc<dyn Fn(&str, &hyper::HeaderMap, &[u8]) -> (u16, Vec<u8>) + Send + Sync>;
+
 impl HttpsServer {
     pub fn start(handler: fn(&str, &[u8]) -> (u16, Vec<u8>)) -> Self {
+        Self::serve(std::sync::Arc::new(move |path, _, body| {
+            handler(path, body)
+        }))
+    }
+
+    /// A server whose handler also sees the request's headers.
+    pub fn start_with_headers(handler: HeaderHandler) -> Self {
+        Self::serve(std::sync::Arc::new(handler))
+    }
+
+    fn serve(handler: Handler) -> Self {
         use http_body_util::BodyExt;
         let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
         let cert_pem = cert.cert.pem();
@@ -701,20 +719,25 @@ impl HttpsServer {
                     continue;
                 };
                 let acceptor = acceptor.clone();
+                let handler = handler.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| async move {
-                            let path = req.uri().path().to_string();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let (code, reply) = handler(&path, &body);
-                            let mut resp = hyper::Response::new(http_body_util::Full::new(
-                                bytes::Bytes::from(reply),
-                            ));
-                            *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
-                            Ok::<_, std::convert::Infallible>(resp)
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let handler = handler.clone();
+                            async move {
+                                let path = req.uri().path().to_string();
+                                let headers = req.headers().clone();
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let (code, reply) = handler(&path, &headers, &body);
+                                let mut resp = hyper::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::from(reply),
+                                ));
+                                *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
                         },
                     );
                     let _ = hyper::server::conn::http1::Builder::new()

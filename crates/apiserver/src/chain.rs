@@ -128,12 +128,20 @@ impl Api {
         });
         // One span per request (debug level: free unless asked for with RUST_LOG), so what
         // the registry, admission and the store log is tied to who asked for what, where.
+        // A caller's W3C `traceparent` makes this span part of its trace (when traces
+        // are exported: `--tracing-config-file`).
+        let traceparent = parts
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let span = tracing::debug_span!(
             "request",
             cluster = %ctx.workspace,
             verb = %ctx.verb,
             resource = %ctx.resource,
             user = user.as_ref().map_or("", |u| u.name.as_str()),
+            traceparent,
         );
         let routed = tracing::Instrument::instrument(routed, span).await;
         let request_body = ctx.audited_body.get().filter(|_| level >= Level::Request);

@@ -18,6 +18,7 @@ pub async fn request(
     url: &str,
     ca_pem: &[u8],
     body: Option<Vec<u8>>,
+    headers: &[(&'static str, String)],
 ) -> Result<(StatusCode, Bytes), String> {
     let uri: http::Uri = url
         .parse()
@@ -62,6 +63,9 @@ pub async fn request(
         .header(http::header::ACCEPT, "application/json");
     if body.is_some() {
         req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        req = req.header(*name, value);
     }
     let req = req
         .body(Full::new(Bytes::from(body.unwrap_or_default())))

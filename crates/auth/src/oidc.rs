@@ -183,7 +183,7 @@ impl Oidc {
             let ca = ca.clone();
             async move {
                 let (status, body) =
-                    crate::https::request(http::Method::GET, &url, &ca, None).await?;
+                    crate::https::request(http::Method::GET, &url, &ca, None, &[]).await?;
                 if !status.is_success() {
                     return Err(format!("{url}: {status}"));
                 }

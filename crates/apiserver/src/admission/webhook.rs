@@ -56,7 +56,10 @@ impl Target {
 /// POSTs `review` to the target; the parsed reply, or why the call failed (kube's wording).
 pub async fn call(target: &Target, review: &Value) -> Result<Value, String> {
     let shown = target.display_url();
-    match tokio::time::timeout(target.timeout, post(target, review)).await {
+    // A span per call, so a trace shows each webhook's share of a request.
+    let span = tracing::debug_span!("admission_webhook", url = %target.url);
+    let called = tracing::Instrument::instrument(post(target, review), span);
+    match tokio::time::timeout(target.timeout, called).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("failed to call webhook: Post \"{shown}\": {e}")),
         Err(_) => Err(format!(
@@ -69,8 +72,19 @@ async fn post(target: &Target, review: &Value) -> Result<Value, String> {
     let sep = if target.url.contains('?') { '&' } else { '?' };
     let url = format!("{}{sep}timeout={}s", target.url, target.timeout.as_secs());
     let body = serde_json::to_vec(review).map_err(|e| e.to_string())?;
-    let (status, bytes) =
-        crate::https::request(http::Method::POST, &url, &target.ca_pem, Some(body)).await?;
+    // The trace goes on to the webhook (W3C trace context), as kube-apiserver's does.
+    let traceparent: Vec<(&'static str, String)> = kplex_telemetry::current_traceparent()
+        .map(|tp| ("traceparent", tp.to_string()))
+        .into_iter()
+        .collect();
+    let (status, bytes) = crate::https::request(
+        http::Method::POST,
+        &url,
+        &target.ca_pem,
+        Some(body),
+        &traceparent,
+    )
+    .await?;
     if !status.is_success() {
         return Err(format!(
             "unexpected response status {status}: {}",
