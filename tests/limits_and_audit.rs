@@ -420,6 +420,11 @@ fn metrics_use_kubes_names_and_do_not_grow_with_workspaces() {
         "process_cpu_seconds_total",
         "process_open_fds",
         r#"etcd_request_duration_seconds_count{operation="create",type="configmaps"}"#,
+        // kplex's own: the embedded store's group commits, the watch caches' fall-behinds.
+        "kplex_store_commit_duration_seconds_bucket{",
+        "kplex_store_commit_batch_size_count",
+        "kplex_watch_cache_lagged_total",
+        "kplex_watch_cache_expired_total",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
@@ -442,6 +447,20 @@ fn metrics_use_kubes_names_and_do_not_grow_with_workspaces() {
         );
         (workspaces == Some(23)).then_some(raw)
     });
+    // Workspaces by phase (and their logical clusters), all Ready.
+    assert_eq!(
+        value(
+            &raw,
+            r#"kplex_objects_by_phase{resource="workspaces.tenancy.kcp.io",phase="Ready"}"#
+        ),
+        Some(23)
+    );
+    assert!(
+        value(
+            &raw,
+            r#"kplex_objects_by_phase{resource="logicalclusters.core.kcp.io",phase="Ready"}"#
+        ) >= Some(23)
+    );
     assert!(value(&raw, r#"apiserver_storage_objects{resource="configmaps"}"#) >= Some(23));
     assert!(
         value(
@@ -465,6 +484,14 @@ fn metrics_use_kubes_names_and_do_not_grow_with_workspaces() {
         watching.contains(r#"apiserver_longrunning_requests{verb="WATCH""#),
         "{watching}"
     );
+    // The watch is served from the ConfigMaps' watch cache, whose window shows.
+    for want in [
+        r#"kplex_watch_cache_watchers{resource="configmaps"} 1"#,
+        r#"kplex_watch_cache_window_revisions{resource="configmaps"}"#,
+        r#"kplex_watch_cache_window_events{resource="configmaps"}"#,
+    ] {
+        assert!(watching.contains(want), "{want} missing:\n{watching}");
+    }
     watch.kill().unwrap();
     watch.wait().unwrap();
 }

@@ -52,6 +52,10 @@ impl Strategy for SchemaRules {
 pub struct BindingRules;
 
 impl Strategy for BindingRules {
+    fn counted_by_phase(&self) -> bool {
+        true
+    }
+
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
         let mut out = Vec::new();
         if reference(obj).1.is_empty() {

@@ -259,7 +259,7 @@ impl Api {
         }
         if target == Target::Metrics {
             self.storage_metrics
-                .refresh(self.registry.store.as_ref(), &self.served)
+                .refresh(&self.registry, &self.served)
                 .await;
             return Ok(response::with_body(
                 StatusCode::OK,

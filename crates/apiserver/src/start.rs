@@ -150,18 +150,21 @@ impl Running {
 }
 
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // One Prometheus registry for the process; each component registers its metrics.
+    let mut prometheus = prometheus_client::registry::Registry::default();
     let store: Arc<dyn Store> = match &config.store {
-        StoreConfig::Embedded => Arc::new(EmbeddedStore::open(EmbeddedOptions::new(
-            config.root_directory.join("store.db"),
-        ))?),
+        StoreConfig::Embedded => {
+            let embedded =
+                EmbeddedStore::open(EmbeddedOptions::new(config.root_directory.join("store.db")))?;
+            crate::store_metrics::observe_commits(&embedded, &mut prometheus);
+            Arc::new(embedded)
+        }
         StoreConfig::Etcd { endpoints, tls } => {
             let mut options = EtcdOptions::new(endpoints.clone());
             options.tls = tls.clone();
             Arc::new(EtcdStore::connect(options).await?)
         }
     };
-    // One Prometheus registry for the process; each component registers its metrics.
-    let mut prometheus = prometheus_client::registry::Registry::default();
     let store: Arc<dyn Store> = Arc::new(crate::store_metrics::TimedStore::new(
         store,
         &mut prometheus,

@@ -143,6 +143,33 @@ impl Store for TimedStore {
     }
 }
 
+/// The embedded store's group commit (`kplex_store_commit_duration_seconds`,
+/// `kplex_store_commit_batch_size`): how long a batch takes to be durable and how many
+/// writes share it. etcd batches inside etcd; its figures are etcd's own metrics.
+pub fn observe_commits(store: &kplex_store::EmbeddedStore, registry: &mut Registry) {
+    let durations = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 14,
+    ));
+    let sizes = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 12,
+    ));
+    let r = registry.sub_registry_with_prefix("kplex_store_commit");
+    r.register(
+        "duration_seconds",
+        "Time to apply a batch of writes and make it durable (embedded store).",
+        durations.clone(),
+    );
+    r.register(
+        "batch_size",
+        "Writes made durable together in one commit (embedded store).",
+        sizes.clone(),
+    );
+    store.observe_commits(Box::new(move |size, took| {
+        durations.observe(took.as_secs_f64());
+        sizes.observe(size as f64);
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ mod etcd;
 mod keys;
 mod types;
 
-pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use embedded::{CommitObserver, EmbeddedOptions, EmbeddedStore};
 pub use error::{Error, Result};
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use keys::prefix_end;

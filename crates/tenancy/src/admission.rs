@@ -148,6 +148,10 @@ pub fn check_update(old: &Value, new: &Value) -> Result<(), ApiError> {
 pub struct WorkspaceRules;
 
 impl Strategy for WorkspaceRules {
+    fn counted_by_phase(&self) -> bool {
+        true
+    }
+
     /// A child Workspace names another logical cluster: not part of this one's snapshot.
     fn in_workspace_snapshot(&self) -> bool {
         false
@@ -171,6 +175,10 @@ impl Strategy for WorkspaceRules {
 pub struct LogicalClusterRules;
 
 impl Strategy for LogicalClusterRules {
+    fn counted_by_phase(&self) -> bool {
+        true
+    }
+
     fn in_workspace_snapshot(&self) -> bool {
         false
     }

@@ -8,7 +8,7 @@
 //! gets what kube-apiserver gives: the store's own history, or 410 Expired.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
@@ -103,12 +103,36 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct ResourceCache {
     state: RwLock<State>,
     tx: broadcast::Sender<Message>,
+    counters: Arc<CacheCounters>,
 }
 
 /// All watch caches, created on first use per resource storage prefix.
 pub struct WatchCaches {
     store: Arc<dyn Store>,
     caches: tokio::sync::Mutex<HashMap<String, Arc<ResourceCache>>>,
+    counters: Arc<CacheCounters>,
+}
+
+/// What happened to watchers, over every cache (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Watchers that fell behind the broadcast and caught up from the window.
+    pub lagged: AtomicU64,
+    /// Watchers that fell behind the window too and were ended with 410 Expired.
+    pub expired: AtomicU64,
+}
+
+/// One resource's cache as `/metrics` shows it.
+#[derive(Debug, Clone)]
+pub struct CacheWindow {
+    /// The storage prefix (`/registry/apps/deployments/`).
+    pub prefix: String,
+    /// Events held for watches that start in the past.
+    pub events: usize,
+    /// How many revisions back a watch can start without the store.
+    pub revisions: i64,
+    /// Watches being served.
+    pub watchers: usize,
 }
 
 /// Why a request cannot be served from the cache.
@@ -123,7 +147,36 @@ impl WatchCaches {
         Self {
             store,
             caches: tokio::sync::Mutex::default(),
+            counters: Arc::default(),
         }
+    }
+
+    pub fn counters(&self) -> &CacheCounters {
+        &self.counters
+    }
+
+    /// Every running cache's window and watchers.
+    pub async fn windows(&self) -> Vec<CacheWindow> {
+        let caches = self.caches.lock().await;
+        let mut out: Vec<CacheWindow> = caches
+            .iter()
+            .filter(|(_, c)| !c.is_closed())
+            .filter_map(|(prefix, c)| {
+                let st = c.state.read().ok()?;
+                Some(CacheWindow {
+                    prefix: prefix.clone(),
+                    events: st.window.len(),
+                    revisions: st.revision - st.window_start,
+                    watchers: c.tx.receiver_count()
+                        + st.triggered
+                            .values()
+                            .map(|t| t.receiver_count())
+                            .sum::<usize>(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        out
     }
 
     /// The cache of the resource stored under `prefix`, started if needed.
@@ -164,6 +217,7 @@ impl WatchCaches {
                 tick_pending: false,
             }),
             tx,
+            counters: self.counters.clone(),
         });
         let upstream = self
             .store
@@ -517,7 +571,9 @@ impl Watcher {
             return vec![];
         };
         self.rx = cache.subscribe(&mut st, self.trigger.as_deref());
+        cache.counters.lagged.fetch_add(1, Ordering::Relaxed);
         if self.last < st.window_start {
+            cache.counters.expired.fetch_add(1, Ordering::Relaxed);
             self.done = true;
             return vec![WatchEvent::Error(ApiError::resource_expired(format!(
                 "too old resource version: {} ({})",

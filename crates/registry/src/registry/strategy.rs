@@ -22,6 +22,13 @@ pub trait Strategy: Debug + Send + Sync + 'static {
     /// update (kube runs them on every decode).
     fn apply_defaults(&self, _obj: &mut Value) {}
 
+    /// Whether `/metrics` counts the kind's objects by `status.phase`
+    /// (`kplex_objects_by_phase`): kinds whose phase an operator watches across every
+    /// workspace (workspaces, logical clusters, bindings).
+    fn counted_by_phase(&self) -> bool {
+        false
+    }
+
     /// Whether the kind's objects are part of one workspace's snapshot (`kubectl ws
     /// snapshot`, restore, fork). Not so for kinds that name other logical clusters (child
     /// Workspaces), the workspace's own identity (its LogicalCluster), or who runs what at

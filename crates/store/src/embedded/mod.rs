@@ -71,7 +71,12 @@ struct Shared {
     compacted: AtomicI64,
     /// Where the log has writes, so resumed watches skip replays that would find nothing.
     written: written::Written,
+    /// Told of every commit: (writes in the batch, time to apply and make it durable).
+    commit_observer: std::sync::OnceLock<CommitObserver>,
 }
+
+/// See [`EmbeddedStore::observe_commits`].
+pub type CommitObserver = Box<dyn Fn(usize, std::time::Duration) + Send + Sync>;
 
 /// The durable, pure-Rust default backend.
 pub struct EmbeddedStore {
@@ -109,6 +114,7 @@ impl EmbeddedStore {
             events,
             compacted: AtomicI64::new(compacted),
             written: written::Written::default(),
+            commit_observer: std::sync::OnceLock::new(),
         });
         // The log is indexed in the background: opening does not wait for a read of the
         // whole history, and until the index is complete every replay reads the log.
@@ -125,6 +131,13 @@ impl EmbeddedStore {
             writer: Some(writer),
             indexer: Some(indexer),
         })
+    }
+
+    /// Calls `observer` after every commit with the batch's size (group commit: the queued
+    /// writes made durable together) and how long it took; for `/metrics`. Set once; a
+    /// second observer is ignored.
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.shared.commit_observer.set(observer);
     }
 
     /// Creates a store at `options.path` holding exactly `kvs` (each with its own revisions)

@@ -80,7 +80,11 @@ impl Writer {
         let mut pending = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
         let start_revision = self.revision;
+        let (size, started) = (batch.len(), std::time::Instant::now());
         let result = self.apply(batch, &mut pending, &mut events, &mut close);
+        if let (Ok(()), Some(observe)) = (&result, self.shared.commit_observer.get()) {
+            observe(size, started.elapsed());
+        }
         match result {
             Ok(()) => {
                 if !events.is_empty() {
