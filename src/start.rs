@@ -130,6 +130,10 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let la = &args.limits_and_audit;
     config.audit_log_path = la.audit_log_path.clone();
     config.audit_policy_file = la.audit_policy_file.clone();
+    config.workspace_metrics = kplex_apiserver::workspace_metrics::WorkspaceMetricsConfig {
+        top: la.metrics_top_workspaces,
+        named: la.metrics_workspaces.clone(),
+    };
     config.limits = kplex_apiserver::limits::LimitsConfig {
         max_requests_inflight: la.max_requests_inflight,
         max_mutating_requests_inflight: la.max_mutating_requests_inflight,
@@ -203,6 +207,15 @@ pub(crate) struct LimitsAndAuditArgs {
     /// audit.k8s.io/v1 Policy (YAML); absent: every request at level Metadata.
     #[arg(long)]
     audit_policy_file: Option<PathBuf>,
+    /// Give the N workspaces with the most requests series of their own at /metrics
+    /// (`kplex_workspace_requests_total{workspace}`); 0: none (the series count then never
+    /// grows with workspaces).
+    #[arg(long, default_value_t = 0)]
+    metrics_top_workspaces: usize,
+    /// Workspaces (paths or logical cluster names, comma-separated) that always get series
+    /// of their own at /metrics.
+    #[arg(long, value_delimiter = ',')]
+    metrics_workspaces: Vec<String>,
     /// kube-apiserver's TracingConfiguration (YAML: `endpoint`, `samplingRatePerMillion`):
     /// spans go to that OpenTelemetry collector over OTLP/HTTP; absent: no traces.
     #[arg(long)]

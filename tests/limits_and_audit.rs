@@ -671,3 +671,44 @@ fn a_workspace_serves_its_own_object_counts() {
         );
     }
 }
+
+/// Per-workspace figures only when asked for, and bounded: the N busiest workspaces plus
+/// the named ones, labelled by path; the others stay out.
+#[test]
+fn per_workspace_figures_are_opt_in_and_bounded() {
+    let k = Kplex::start_with_args(
+        Backend::Embedded,
+        &[
+            "--metrics-top-workspaces",
+            "2",
+            "--metrics-workspaces",
+            "root:quiet",
+        ],
+    );
+    for name in ["busy", "calm", "quiet"] {
+        common::create_workspace(&k, "root", name, None);
+    }
+    for _ in 0..8 {
+        common::ws_ok(&k, "root:busy", &["get", "configmaps"]);
+    }
+    common::ws_ok(&k, "root:calm", &["get", "configmaps"]);
+    let raw = k.curl(&[&k.url("/metrics")]).0;
+    let mut shown: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix(r#"kplex_workspace_requests_total{workspace=""#))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    shown.sort();
+    // The root workspace (where the workspaces were made) and root:busy are the two
+    // busiest; root:quiet is named; root:calm is neither.
+    assert_eq!(shown, ["root", "root:busy", "root:quiet"], "{raw}");
+    let busy = raw
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"kplex_workspace_requests_total{workspace="root:busy"} "#))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap();
+    assert!(busy >= 8.0, "{busy}");
+    assert!(
+        raw.contains(r#"kplex_workspace_request_duration_seconds_total{workspace="root:busy"}"#)
+    );
+}

@@ -57,6 +57,8 @@ pub struct Api {
     pub served: Arc<Served>,
     pub authn: Arc<crate::authn::Authenticator>,
     pub metrics: Metrics,
+    /// Per-workspace request figures, when an operator asked for them.
+    pub workspace_requests: Option<Arc<crate::workspace_metrics::WorkspaceRequests>>,
     /// What `/metrics` serves: every component's metrics.
     pub exposition: crate::metrics::Exposition,
     /// Counted from the store when `/metrics` is read.
@@ -165,10 +167,14 @@ impl Api {
             response_body: response_body.as_ref(),
         });
         let size = hyper::body::Body::size_hint(resp.body()).exact();
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(w) = &self.workspace_requests {
+            w.record(&ctx.workspace, seconds);
+        }
         self.metrics.record(
             ctx.take_metric_labels(verb),
             resp.status().as_u16(),
-            start.elapsed().as_secs_f64(),
+            seconds,
             size,
         );
         // A watch is long-running while it streams; other requests were in flight while

@@ -27,6 +27,7 @@ pub mod server;
 pub mod storage_metrics;
 pub mod store_metrics;
 pub mod table;
+pub mod workspace_metrics;
 pub mod workspace_snapshot;
 
 mod start;

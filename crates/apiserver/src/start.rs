@@ -52,6 +52,8 @@ pub struct Config {
     /// An `audit.k8s.io/v1` Policy; `None`: every request at level Metadata.
     pub audit_policy_file: Option<PathBuf>,
     pub limits: crate::limits::LimitsConfig,
+    /// Workspaces whose request figures get series of their own (none by default).
+    pub workspace_metrics: crate::workspace_metrics::WorkspaceMetricsConfig,
     /// kube-apiserver's `EncryptionConfiguration`: which resources are encrypted at rest.
     pub encryption_provider_config: Option<PathBuf>,
     /// kcp's `--logical-cluster-total-object-limit`: objects per logical cluster (0: none;
@@ -87,6 +89,7 @@ impl Config {
             audit_log_path: None,
             audit_policy_file: None,
             limits: crate::limits::LimitsConfig::default(),
+            workspace_metrics: Default::default(),
             encryption_provider_config: None,
             logical_cluster_total_object_limit: 0,
             oidc: None,
@@ -252,6 +255,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     load_clusters(&registry, &served, &quota).await?;
     bootstrap_root(&registry, &served).await?;
     let request_metrics = metrics::Metrics::register(&mut prometheus);
+    let workspace_requests = crate::workspace_metrics::WorkspaceRequests::new(
+        config.workspace_metrics.clone(),
+        served.clone(),
+    );
+    if let Some(w) = &workspace_requests {
+        prometheus.register_collector(Box::new(crate::workspace_metrics::WorkspaceCollector(
+            w.clone(),
+        )));
+    }
     let controller_metrics = kplex_runtime::Metrics::register(&mut prometheus);
     let storage_metrics = crate::storage_metrics::StorageMetrics::register(&mut prometheus);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -287,6 +299,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         virtual_resources: features.virtual_resources,
         authn,
         metrics: request_metrics,
+        workspace_requests,
         exposition: metrics::Exposition::new(prometheus),
         storage_metrics,
         shutdown: shutdown_rx.clone(),
