@@ -109,6 +109,9 @@ impl WorkspaceRequests {
     }
 }
 
+/// A series' name, help, and its value from a workspace's figures.
+type Series = (&'static str, &'static str, fn(&Figures) -> f64);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkspaceLabel {
     workspace: String,
@@ -121,7 +124,7 @@ pub struct WorkspaceCollector(pub Arc<WorkspaceRequests>);
 impl Collector for WorkspaceCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let chosen = self.0.chosen();
-        let series: [(&str, &str, fn(&Figures) -> f64); 2] = [
+        let series: [Series; 2] = [
             (
                 "kplex_workspace_requests",
                 "Requests per workspace, for the workspaces --metrics-top-workspaces and --metrics-workspaces choose.",
