@@ -443,6 +443,17 @@ pub async fn run(args: WorkspacesBenchArgs) -> anyhow::Result<()> {
         .await?,
     );
 
+    // What /metrics holds once every workspace exists: workspaces must add no series.
+    let metrics = expect(
+        &client,
+        Method::GET,
+        "/metrics",
+        Bytes::new(),
+        StatusCode::OK,
+    )
+    .await?;
+    let series = count_series(&metrics);
+
     let to_ready: Vec<Duration> = ready_at
         .iter()
         .zip(&shared.sent)
@@ -571,12 +582,30 @@ pub async fn run(args: WorkspacesBenchArgs) -> anyhow::Result<()> {
         verdict(drift(50.0) <= 0.10),
         drift(99.0) * 100.0
     );
+    println!(
+        "  /metrics series ≤ 5,000                 {series:>10}  {}",
+        verdict(series <= 5000)
+    );
     Ok(())
+}
+
+/// Series in a Prometheus text exposition: the lines that are not comments.
+fn count_series(text: &[u8]) -> usize {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_are_the_lines_that_are_not_comments() {
+        let text = b"# HELP a A.\n# TYPE a counter\na_total 1\nb{x=\"y\"} 2\n\n# EOF\n";
+        assert_eq!(count_series(text), 2);
+    }
 
     #[test]
     fn trees_have_exactly_count_nodes_parents_first() {
