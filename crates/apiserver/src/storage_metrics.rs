@@ -197,22 +197,11 @@ fn resource_of_prefix(prefix: &str) -> String {
 /// Objects per (resource label, `status.phase`) of the kinds counted by phase, in every
 /// workspace ("" for objects without a phase yet).
 async fn count_phases(store: &dyn Store, served: &Served) -> BTreeMap<(String, String), i64> {
-    let mut seen = HashSet::new();
     let mut out = BTreeMap::new();
-    for desc in served.resources(None) {
-        if !desc.strategy.counted_by_phase() {
+    let counted = storage_locations(served, None, |d| d.strategy.counted_by_phase());
+    for (prefix, label) in counted {
+        let Ok(resp) = store.range(RangeRequest::prefix(prefix)).await else {
             continue;
-        }
-        let prefix = keys::resource_prefix(desc.storage_group(), &desc.storage_resource());
-        if !seen.insert(prefix.clone()) {
-            continue;
-        }
-        let Ok(resp) = store.range(RangeRequest::prefix(&prefix)).await else {
-            continue;
-        };
-        let label = match desc.storage_group() {
-            "" => desc.plural.clone(),
-            group => format!("{}.{group}", desc.plural),
         };
         for kv in resp.kvs {
             let phase = kplex_registry::object::decode(&kv.value, kv.mod_revision)
@@ -259,26 +248,40 @@ async fn count_objects(
     served: &Served,
     cluster: Option<&str>,
 ) -> BTreeMap<String, i64> {
-    let mut seen = HashSet::new();
     let mut out = BTreeMap::new();
-    for desc in served.resources(cluster) {
-        let (group, resource) = (desc.storage_group(), desc.storage_resource());
-        let prefix = match cluster {
-            Some(cluster) => keys::cluster_prefix(group, &resource, cluster),
-            None => keys::resource_prefix(group, &resource),
-        };
-        if !seen.insert(prefix.clone()) {
-            continue;
-        }
+    for (prefix, label) in storage_locations(served, cluster, |_| true) {
         let req = RangeRequest::new(KeyRange::prefix(prefix)).count_only();
         let Ok(resp) = store.range(req).await else {
             continue;
         };
-        let label = match desc.storage_group() {
-            "" => desc.plural.clone(),
-            group => format!("{}.{group}", desc.plural),
-        };
         *out.entry(label).or_insert(0) += i64::try_from(resp.count).unwrap_or(i64::MAX);
     }
     out
+}
+
+/// Each storage location of the `wanted` kinds `cluster` (or every cluster) serves, once,
+/// with its resource label (`configmaps`, `deployments.apps`: the storage group's name).
+fn storage_locations(
+    served: &Served,
+    cluster: Option<&str>,
+    wanted: impl Fn(&kplex_registry::catalog::ResourceDesc) -> bool,
+) -> Vec<(String, String)> {
+    let mut seen = HashSet::new();
+    served
+        .resources(cluster)
+        .into_iter()
+        .filter(|desc| wanted(desc))
+        .filter_map(|desc| {
+            let (group, resource) = (desc.storage_group(), desc.storage_resource());
+            let prefix = match cluster {
+                Some(cluster) => keys::cluster_prefix(group, &resource, cluster),
+                None => keys::resource_prefix(group, &resource),
+            };
+            let label = match group {
+                "" => desc.plural.clone(),
+                group => format!("{}.{group}", desc.plural),
+            };
+            seen.insert(prefix.clone()).then_some((prefix, label))
+        })
+        .collect()
 }
