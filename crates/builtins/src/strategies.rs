@@ -169,6 +169,10 @@ impl Strategy for Services {
 /// `--service-cluster-ip-range`).
 const SERVICE_RANGE: &str = "10.96.0.0/12";
 
+/// The range's first address, which kube gives the `kubernetes` Service; the allocator
+/// never hands it out.
+pub(crate) const API_SERVICE_IP: &str = "10.96.0.1";
+
 /// kube's rules on a Service's cluster IP: one a client asks for must lie in the service
 /// range, and once set it may not change (except to or from ExternalName).
 fn cluster_ip_causes(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
@@ -193,6 +197,13 @@ fn cluster_ip_causes(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
                 )]
             }
         }
+        None if new_ip == API_SERVICE_IP && !is_api_service(obj) => {
+            vec![StatusCause::invalid(
+                "spec.clusterIPs",
+                BadValue::Str(&new_ip),
+                &format!("failed to allocate IP {new_ip}: provided IP is already allocated"),
+            )]
+        }
         _ if !new_ip.is_empty() && new_ip != "None" && !in_service_range(&new_ip) => {
             vec![StatusCause::invalid(
                 "spec.clusterIPs",
@@ -204,6 +215,11 @@ fn cluster_ip_causes(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
         }
         _ => Vec::new(),
     }
+}
+
+/// Whether `obj` is `default/kubernetes`, the one Service [`API_SERVICE_IP`] belongs to.
+fn is_api_service(obj: &Value) -> bool {
+    meta::namespace(obj) == Some("default") && meta::name(obj) == Some("kubernetes")
 }
 
 fn in_service_range(ip: &str) -> bool {
@@ -244,7 +260,7 @@ fn allocate_cluster_ip(obj: &mut Value) {
         "10.{}.{}.{}",
         96 + (n >> 16),
         (n >> 8) & 0xff,
-        // Never .0, nor .1: 10.96.0.1 is the `kubernetes` Service's.
+        // Never .0, nor .1: 10.96.0.1 is API_SERVICE_IP.
         (n & 0xff).max(2)
     );
     spec.insert("clusterIP".into(), json!(ip));
@@ -931,6 +947,31 @@ mod secret_type_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_ips_are_in_range_unique_to_the_api_service_and_fixed() {
+        let svc = |ns: &str, name: &str, ip: &str| json!({"metadata": {"namespace": ns, "name": name}, "spec": {"clusterIP": ip}});
+        let messages = |obj: &Value, old: Option<&Value>| -> Vec<String> {
+            cluster_ip_causes(obj, old)
+                .into_iter()
+                .map(|c| c.message)
+                .collect()
+        };
+        assert!(messages(&svc("default", "web", "10.96.10.10"), None).is_empty());
+        assert!(
+            messages(&svc("default", "web", "1.2.3.4"), None)[0].contains("not in the valid range")
+        );
+        assert!(
+            messages(&svc("default", "web", API_SERVICE_IP), None)[0].contains("already allocated")
+        );
+        assert!(messages(&svc("default", "kubernetes", API_SERVICE_IP), None).is_empty());
+        let old = svc("default", "web", "10.96.10.10");
+        assert!(
+            messages(&svc("default", "web", "10.96.10.11"), Some(&old))[0]
+                .contains("may not change once set")
+        );
+        assert!(messages(&old, Some(&old)).is_empty());
+    }
 
     #[test]
     fn qos_classes_follow_requests_and_limits() {

@@ -12,6 +12,7 @@ use kplex_registry::registry::WriteOptions;
 use serde_json::{Value, json};
 
 use super::Builtins;
+use crate::strategies::API_SERVICE_IP;
 
 /// The default ServiceAccount's name.
 const SERVICE_ACCOUNT: &str = NAMESPACE_DEFAULTS[0].name;
@@ -19,9 +20,6 @@ const SERVICE_ACCOUNT: &str = NAMESPACE_DEFAULTS[0].name;
 const ROOT_CA: &str = NAMESPACE_DEFAULTS[1].name;
 /// The `kubernetes` Service and the one namespace it is in.
 const API_SERVICE: kplex_registry::object::NamespaceDefault = NAMESPACE_DEFAULTS[2];
-/// The first address of the service range, which kube gives the `kubernetes` Service
-/// (the allocator never hands it out).
-const API_SERVICE_IP: &str = "10.96.0.1";
 
 impl Builtins {
     /// Creates what namespace `name` of `cluster` lacks of its defaults, and brings the CA
