@@ -7,10 +7,14 @@
 //!   start --root-directory DIR` then serves every object at its resourceVersion);
 //! - `status FILE` checks a file and prints what it holds.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use http_body_util::BodyExt;
+use kplex_snapshot::proto::Header;
 use kplex_store::{EmbeddedOptions, EmbeddedStore};
 
 #[derive(Args)]
@@ -66,8 +70,8 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             root_directory,
         } => restore(&file, &root_directory),
         SnapshotCommand::Status { file } => {
-            let snapshot = read(&file)?;
-            println!("{}", describe(&snapshot));
+            let header = open(&file)?.header().clone();
+            println!("{}", describe(&file, &header)?);
             Ok(())
         }
     }
@@ -82,17 +86,32 @@ async fn save_stopped(root: &Path, file: &Path) -> anyhow::Result<()> {
     if !path.exists() {
         bail!("no kplex store at {}", path.display());
     }
-    let store = EmbeddedStore::open(EmbeddedOptions::new(&path)).map_err(|e| match e {
-        kplex_store::Error::InUse { .. } => anyhow::anyhow!(
-            "a kplex is running on {}: save through it (kplex snapshot save FILE --kubeconfig …)",
-            root.display()
-        ),
-        e => anyhow::anyhow!("opening {}: {e}", path.display()),
-    })?;
-    let snapshot = kplex_snapshot::take(&store, &root.display().to_string(), WRITTEN_BY).await?;
-    store.close().await?;
-    write(&snapshot, file)?;
-    println!("saved {}", describe(&snapshot));
+    let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(&path)).map_err(
+        |e| match e {
+            kplex_store::Error::InUse { .. } => anyhow::anyhow!(
+                "a kplex is running on {}: save through it (kplex snapshot save FILE --kubeconfig …)",
+                root.display()
+            ),
+            e => anyhow::anyhow!("opening {}: {e}", path.display()),
+        },
+    )?);
+    let mut pages =
+        kplex_snapshot::Pages::open(store.clone(), &root.display().to_string(), WRITTEN_BY)
+            .await?;
+    let mut partial = Partial::create(file)?;
+    let filled = async {
+        while let Some(chunk) = pages.next_chunk().await? {
+            partial.out.write_all(&chunk)?;
+        }
+        anyhow::Ok(pages.header().clone())
+    }
+    .await;
+    let saved = partial.keep(filled);
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close().await?;
+    }
+    let header = saved?;
+    println!("saved {}", describe(file, &header)?);
     Ok(())
 }
 
@@ -125,8 +144,9 @@ async fn save_running(
     let request = http::Request::get("/snapshot").body(kube::client::Body::empty())?;
     let response = client.send(request).await?;
     let status = response.status();
-    let body = response.into_body().collect_bytes().await?;
+    let mut body = response.into_body();
     if !status.is_success() {
+        let body = body.collect_bytes().await?;
         let text = String::from_utf8_lossy(&body);
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -134,22 +154,67 @@ async fn save_running(
             .unwrap_or_else(|| text.to_string());
         bail!("{origin}/snapshot: {status}: {message}");
     }
-    // Checked before it is kept: a truncated transfer is refused, not saved.
-    let mut snapshot = kplex_snapshot::read(&mut body.as_ref())?;
-    snapshot.header.source = origin;
-    write(&snapshot, file)?;
-    println!("saved {}", describe(&snapshot));
+    // The server streams the file; it lands on disk as it comes, then is copied through
+    // the checker into FILE with this URL as its source: a truncated transfer is refused,
+    // not saved, and memory holds one piece at a time.
+    let download = file.with_extension("download");
+    let received = async {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&download)
+                .with_context(|| format!("creating {}", download.display()))?,
+        );
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                out.write_all(data.as_ref())?;
+            }
+        }
+        out.flush()?;
+        anyhow::Ok(())
+    }
+    .await;
+    let copied = match received {
+        Ok(()) => copy_checked(&download, file, &origin),
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&download);
+    let header = copied.with_context(|| format!("saving {origin}/snapshot"))?;
+    println!("saved {}", describe(file, &header)?);
     Ok(())
 }
 
+/// Copies the snapshot `from` into `to`, entry by entry through the checks of
+/// [`kplex_snapshot::Reader`], with `source` as its header's source.
+fn copy_checked(from: &Path, to: &Path, source: &str) -> anyhow::Result<Header> {
+    let mut reader = open(from)?;
+    let mut header = reader.header().clone();
+    header.source = source.to_string();
+    let mut partial = Partial::create(to)?;
+    let mut copy = || {
+        let mut encoder = kplex_snapshot::Encoder::new(&header);
+        let mut buf = Vec::new();
+        encoder.start(&header, &mut buf);
+        while let Some(kv) = reader.next_entry()? {
+            encoder.entry(&kv, &mut buf)?;
+            partial.out.write_all(&buf)?;
+            buf.clear();
+        }
+        encoder.finish(&mut buf)?;
+        partial.out.write_all(&buf)?;
+        anyhow::Ok(header.clone())
+    };
+    let copied = copy();
+    partial.keep(copied)
+}
+
 fn restore(file: &Path, root: &Path) -> anyhow::Result<()> {
-    let snapshot = read(file)?;
-    let revision = snapshot.revision();
-    let written = EmbeddedStore::restore(
+    let mut reader = open(file)?;
+    let revision = reader.header().revision;
+    let written = EmbeddedStore::restore_from(
         &EmbeddedOptions::new(store_path(root)),
         revision,
-        &snapshot.entries,
-    )?;
+        &mut reader,
+    )
+    .with_context(|| format!("restoring {}", file.display()))?;
     println!(
         "restored {written} keys at revision {revision} into {}; start it with `kplex start --root-directory {}`",
         root.display(),
@@ -158,31 +223,57 @@ fn restore(file: &Path, root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read(file: &Path) -> anyhow::Result<kplex_snapshot::Snapshot> {
-    let mut f = std::io::BufReader::new(
+fn open(file: &Path) -> anyhow::Result<kplex_snapshot::Reader<std::io::BufReader<std::fs::File>>> {
+    let f = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
     );
-    kplex_snapshot::read(&mut f).with_context(|| format!("reading {}", file.display()))
+    kplex_snapshot::Reader::open(f).with_context(|| format!("reading {}", file.display()))
 }
 
-/// Written to a temporary file first, then renamed: an interrupted save leaves no
-/// half-written FILE behind.
-fn write(snapshot: &kplex_snapshot::Snapshot, file: &Path) -> anyhow::Result<()> {
-    let partial = file.with_extension("partial");
-    {
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(&partial)
-                .with_context(|| format!("creating {}", partial.display()))?,
+/// A file written beside its destination, made durable and renamed onto it only once it
+/// is whole: an interrupted save leaves no half-written FILE behind.
+struct Partial {
+    path: PathBuf,
+    file: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl Partial {
+    fn create(file: &Path) -> anyhow::Result<Self> {
+        let path = file.with_extension("partial");
+        let out = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
         );
-        kplex_snapshot::write(snapshot, &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(Self {
+            path,
+            file: file.to_path_buf(),
+            out,
+        })
     }
-    std::fs::rename(&partial, file).with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
+
+    /// Renames it onto its destination if `filled` succeeded; removes it otherwise.
+    fn keep<T>(self, filled: anyhow::Result<T>) -> anyhow::Result<T> {
+        let Self { path, file, out } = self;
+        let done = filled.and_then(|t| {
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&path, &file).with_context(|| format!("writing {}", file.display()))?;
+            Ok(t)
+        });
+        if done.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        done
+    }
 }
 
-fn describe(s: &kplex_snapshot::Snapshot) -> String {
-    let h = &s.header;
+/// Checks `file` through to its trailer and says what it holds.
+fn describe(file: &Path, h: &Header) -> anyhow::Result<String> {
+    let mut reader = open(file)?;
+    let (mut keys, mut bytes) = (0u64, 0usize);
+    while let Some(kv) = reader.next_entry()? {
+        keys += 1;
+        bytes += kv.value.len();
+    }
     let of = match h.logical_cluster.as_str() {
         "" => String::new(),
         cluster => format!(
@@ -190,14 +281,12 @@ fn describe(s: &kplex_snapshot::Snapshot) -> String {
             h.workspace
         ),
     };
-    format!(
-        "snapshot{of}: revision {}, {} keys, {} bytes of values, from {}, written by {}, at {} (format {})",
+    Ok(format!(
+        "snapshot{of}: revision {}, {keys} keys, {bytes} bytes of values, from {}, written by {}, at {} (format {})",
         h.revision,
-        s.entries.len(),
-        s.entries.iter().map(|e| e.value.len()).sum::<usize>(),
         h.source,
         h.written_by,
         kplex_gocompat::format_rfc3339(h.created_unix),
         h.format_version
-    )
+    ))
 }

@@ -360,9 +360,10 @@ impl Api {
         let store = self.registry.store.clone();
         let snapshot = match (method, restore_body) {
             (&Method::GET, _) if whole_store => {
-                kplex_snapshot::take(store.as_ref(), "a running kplex", written_by)
+                let pages = kplex_snapshot::Pages::open(store, "a running kplex", written_by)
                     .await
-                    .map_err(failed)?
+                    .map_err(failed)?;
+                return Ok(stream_snapshot(pages));
             }
             (&Method::GET, _) => {
                 workspace_snapshot::take(store.as_ref(), &self.served, cluster, path, written_by)
@@ -453,4 +454,33 @@ fn keep_while_streaming<T: Send + 'static>(resp: Response<Body>, keep: T) -> Res
             frame
         }))
     })
+}
+
+/// The whole store's snapshot as a streamed answer, a page at a time: memory holds one
+/// page, whatever the store's size. A read that fails midway (the revision compacted away
+/// by then) aborts the connection, so the client has a file without its trailer, which
+/// every reader refuses.
+fn stream_snapshot(pages: kplex_snapshot::Pages) -> Response<Body> {
+    use http_body_util::{BodyExt, StreamBody};
+    // Pulled by the connection: the next page is read when the last one was sent.
+    let frames = futures::stream::unfold(Some(pages), |pages| async move {
+        let mut pages = pages?;
+        match pages.next_chunk().await {
+            Ok(Some(chunk)) => Some((
+                Ok(hyper::body::Frame::data(bytes::Bytes::from(chunk))),
+                Some(pages),
+            )),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot: the stream stopped");
+                Some((Err(std::io::Error::other(e.to_string())), None))
+            }
+        }
+    });
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
 }

@@ -88,6 +88,28 @@ async fn put_snapshot(client: &Client, workspace: &str, snapshot: Bytes) -> anyh
     Ok(())
 }
 
+/// The server's resident memory while it streams the whole store (`kplex snapshot save`),
+/// sampled every few milliseconds: the save holds a page, not the store.
+async fn whole_store_memory(server: &Server, client: &Client) -> anyhow::Result<()> {
+    let before = server.rss_kib();
+    let save = get(client, "/snapshot");
+    tokio::pin!(save);
+    let mut peak = before;
+    let bytes = loop {
+        tokio::select! {
+            done = &mut save => break done?.len(),
+            () = tokio::time::sleep(Duration::from_millis(2)) => peak = peak.max(server.rss_kib()),
+        }
+    };
+    println!(
+        "the whole store is {:.1} MiB; the server's RSS while it streams: {:.1} MiB before, at most +{:.1} MiB",
+        bytes as f64 / (1024.0 * 1024.0),
+        before as f64 / 1024.0,
+        peak.saturating_sub(before) as f64 / 1024.0
+    );
+    Ok(())
+}
+
 async fn create_workspace(client: &Client, name: &str) -> anyhow::Result<()> {
     let list = format!("/clusters/root{WORKSPACES}");
     expect(
@@ -111,6 +133,8 @@ pub async fn run(args: SnapshotBenchArgs) -> anyhow::Result<()> {
     );
     create_workspace(&client, "src").await?;
     fill(&client, args.objects, args.concurrency.max(1)).await?;
+    // First, before any snapshot has grown the server's heap.
+    whole_store_memory(&server, &client).await?;
     let snapshot_path = format!("{SOURCE}/snapshot");
     let first = get(&client, &snapshot_path).await?;
     println!(
@@ -122,6 +146,8 @@ pub async fn run(args: SnapshotBenchArgs) -> anyhow::Result<()> {
         get(&client, &snapshot_path).await.map(|_| ())
     })
     .await?;
+    let whole = time(rounds, |_| async { get(&client, "/snapshot").await.map(|_| ()) }).await?;
+
     let export_path = format!("{SOURCE}/snapshot?format=yaml");
     let export = time(rounds, |_| async {
         get(&client, &export_path).await.map(|_| ())
@@ -173,6 +199,7 @@ pub async fn run(args: SnapshotBenchArgs) -> anyhow::Result<()> {
         &[
             row("snapshot (GET /snapshot)", snapshot),
             row("export (?format=yaml)", export),
+            row("whole store (kplex snapshot save)", whole),
             row(&format!("restore into itself ({changed} changed)"), restore),
             row("fork (create + snapshot + restore)", fork),
         ],

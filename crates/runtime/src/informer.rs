@@ -177,6 +177,7 @@ impl Informer {
         loop {
             let page = RangeRequest {
                 limit: PAGE,
+                skip_count: true,
                 ..RangeRequest::new(range.clone())
             };
             let resp = match self.store.range(page).await {

@@ -75,6 +75,11 @@ pub struct RangeRequest {
     pub revision: Revision,
     /// Return only `count`, no keys.
     pub count_only: bool,
+    /// Stop at the first key past `limit`: `count` is then no more than `limit + 1`, and
+    /// `more` still says whether keys remain. For readers that page through a range and
+    /// need no total (a store that counts by scanning would otherwise read every later
+    /// key for every page).
+    pub skip_count: bool,
 }
 
 impl RangeRequest {
@@ -92,6 +97,7 @@ impl RangeRequest {
             limit: 0,
             revision: 0,
             count_only: false,
+            skip_count: false,
         }
     }
 

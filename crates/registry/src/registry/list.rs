@@ -76,9 +76,11 @@ impl Registry {
                 opts.limit - result.items.len()
             };
             let page = if filtering { SCAN_PAGE.max(want) } else { want };
-            let req = RangeRequest::new(KeyRange::between(start.clone(), end.clone()))
+            let mut req = RangeRequest::new(KeyRange::between(start.clone(), end.clone()))
                 .with_limit(page)
                 .at_revision(served_at);
+            // Filtered pages report no remaining count, so the store need not count.
+            req.skip_count = filtering;
             let resp =
                 self.store
                     .range(req)

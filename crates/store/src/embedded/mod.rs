@@ -146,26 +146,44 @@ impl EmbeddedStore {
     /// answers 410, as after etcd's `snapshot restore`). Refuses a file that holds anything.
     /// Returns how many keys it wrote.
     pub fn restore(options: &EmbeddedOptions, revision: Revision, kvs: &[KeyValue]) -> Result<u64> {
+        Self::restore_from(
+            options,
+            revision,
+            kvs.iter().map(|kv| Ok::<_, Error>(kv.clone())),
+        )
+    }
+
+    /// [`Self::restore`] from entries read one at a time (a snapshot file streamed from
+    /// disk). Everything is written in one transaction, committed only once the last entry
+    /// came without an error: an entry refused, or an error from `kvs` (a damaged file
+    /// found at its end), leaves no file behind.
+    pub fn restore_from<E: std::fmt::Display>(
+        options: &EmbeddedOptions,
+        revision: Revision,
+        kvs: impl IntoIterator<Item = std::result::Result<KeyValue, E>>,
+    ) -> Result<u64> {
         let store_path = options.path.display().to_string();
         if options.path.exists() {
             return Err(Error::Engine(format!(
                 "{store_path} exists: restore into a new root directory"
             )));
         }
-        // Checked before anything is written: a refused snapshot leaves no file behind.
-        if let Some(kv) = kvs
-            .iter()
-            .find(|kv| kv.mod_revision > revision || kv.create_revision > kv.mod_revision)
-        {
-            return Err(Error::Engine(format!(
-                "key {} has revisions {}..{} beyond the store's {revision}",
-                kv.key, kv.create_revision, kv.mod_revision
-            )));
-        }
         if let Some(dir) = options.path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Engine(format!("create {dir:?}: {e}")))?;
         }
+        let written = Self::write_restored(options, revision, kvs);
+        if written.is_err() {
+            let _ = std::fs::remove_file(&options.path);
+        }
+        written
+    }
+
+    fn write_restored<E: std::fmt::Display>(
+        options: &EmbeddedOptions,
+        revision: Revision,
+        kvs: impl IntoIterator<Item = std::result::Result<KeyValue, E>>,
+    ) -> Result<u64> {
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(&options.path)?;
@@ -175,7 +193,14 @@ impl EmbeddedStore {
         {
             let mut kv_table = txn.open_table(KV)?;
             for kv in kvs {
-                kv_table.insert(kv.key.as_str(), codec::encode_kv(kv).as_slice())?;
+                let kv = kv.map_err(|e| Error::Engine(e.to_string()))?;
+                if kv.mod_revision > revision || kv.create_revision > kv.mod_revision {
+                    return Err(Error::Engine(format!(
+                        "key {} has revisions {}..{} beyond the store's {revision}",
+                        kv.key, kv.create_revision, kv.mod_revision
+                    )));
+                }
+                kv_table.insert(kv.key.as_str(), codec::encode_kv(&kv).as_slice())?;
                 written += 1;
             }
             let mut meta = txn.open_table(META)?;

@@ -77,7 +77,12 @@ pub fn range(db: &Database, req: &RangeRequest) -> Result<RangeResponse> {
     };
     let mut head = next_current()?;
     let mut overrides = overrides.into_iter().peekable();
+    let counted_enough =
+        |out: &RangeResponse| req.skip_count && req.limit > 0 && out.count > req.limit as u64;
     loop {
+        if counted_enough(&out) {
+            break;
+        }
         let take_override = match (&head, overrides.peek()) {
             (None, None) => break,
             (None, Some(_)) => true,

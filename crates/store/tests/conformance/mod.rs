@@ -223,6 +223,18 @@ pub async fn range_limit_count_and_past_revisions(s: Dyn) {
         "a key deleted later is still there in the past"
     );
     assert_eq!(limited.count, 10);
+    // Pages without a total (a snapshot's, a filtered list's): `more` is still right,
+    // in the past as now, and the last page says there is nothing after it.
+    for at in [snapshot, 0] {
+        let mut page = RangeRequest::prefix("/r/").at_revision(at).with_limit(4);
+        page.skip_count = true;
+        let first = s.range(page.clone()).await.unwrap();
+        assert_eq!(first.kvs.len(), 4);
+        assert!(first.more && first.count >= 5, "{:?}", first.count);
+        page.range.start = "/r/09".into();
+        let last = s.range(page).await.unwrap();
+        assert!(!last.more, "at {at}: {:?}", last.kvs);
+    }
     let point = s
         .range(RangeRequest::key("/r/00").at_revision(revs[0]))
         .await
