@@ -57,13 +57,102 @@ fn a_workspace_made_through_one_replica_is_served_by_the_other() {
         .count();
     assert_eq!(for_r2, 1, "{body}");
     ws_ok(&a, "root:r2", &["create", "configmap", "made-on-a"]);
+    // Reads without a resourceVersion are consistent: B answers from etcd, not a cache
+    // that may lag, so a write acknowledged by A is in B's next GET and LIST.
     ws_ok(&b, "root:r2", &["get", "configmap", "made-on-a"]);
+    let rv = ws_ok(
+        &a,
+        "root:r2",
+        &["get", "configmap", "made-on-a", "-o", "jsonpath={.metadata.resourceVersion}"],
+    );
+    for i in 0..3 {
+        ws_ok(&a, "root:r2", &["create", "configmap", &format!("later-{i}")]);
+    }
+    let listed = ws_ok(&b, "root:r2", &["get", "configmaps", "-o", "name"]);
+    assert!(listed.contains("configmap/later-2"), "{listed}");
+    // A watch resumed on B from what A answered gets every later event once, in order.
+    let (code, events) = b.http(
+        "GET",
+        &format!(
+            "/clusters/root:r2/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=2"
+        ),
+        "",
+        b"",
+    );
+    assert_eq!(code, 200, "{events}");
+    let names: Vec<String> = events
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| json(l)["object"]["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, ["later-0", "later-1", "later-2"], "{events}");
 
     // Deleted through A: B stops serving it too.
     ws_ok(&a, "root", &["delete", "workspace", "r2", "--wait=true"]);
     eventually(20, "replica B to forget root:r2", || {
         (default_namespace(&b, "root:r2") == 404).then_some(())
     });
+}
+
+/// POSTs a ConfigMap into `path`'s `namespace` through `k`; the answer's code and body.
+fn post_configmap(k: &Kplex, path: &str, namespace: &str, name: &str) -> (u16, String) {
+    let cm = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#);
+    k.http(
+        "POST",
+        &format!("/clusters/{path}/api/v1/namespaces/{namespace}/configmaps"),
+        "application/json",
+        cm.as_bytes(),
+    )
+}
+
+/// A workspace's object limit and a namespace's ResourceQuota hold when writes arrive
+/// through two replicas: each replica's count follows the store's watch, not only its own
+/// writes.
+#[test]
+fn object_limits_count_the_writes_of_every_replica() {
+    let a = Kplex::start_with_args(
+        Backend::Etcd,
+        &["--logical-cluster-total-object-limit", "40"],
+    );
+    let b = a.replica();
+    create_workspace(&a, "root", "capped", None);
+    let path = "root:capped";
+    // B counts the workspace now, with one write of its own.
+    assert_eq!(post_configmap(&b, path, "default", "from-b").0, 201);
+    // A fills it up.
+    let mut made = 0;
+    let refused = loop {
+        let (code, body) = post_configmap(&a, path, "default", &format!("cm-{made}"));
+        if code != 201 {
+            break body;
+        }
+        made += 1;
+        assert!(made < 40, "A never refused");
+    };
+    assert!(refused.contains("limit of 40 objects"), "{refused}");
+    // B saw A's writes through the store: full for B too (the issue's 1 s to propagate).
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, body) = post_configmap(&b, path, "default", "one-too-many");
+    assert_eq!(code, 403, "B took a write over the limit: {body}");
+    // Room made through A is room for B, exactly.
+    for i in 0..2 {
+        ws_ok(&a, path, &["delete", "configmap", &format!("cm-{i}")]);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let codes: Vec<u16> = (0..3)
+        .map(|i| post_configmap(&b, path, "default", &format!("again-{i}")).0)
+        .collect();
+    assert_eq!(codes, [201, 201, 403]);
+
+    // A ResourceQuota made through A binds writes through B.
+    create_workspace(&a, "root", "quota", None);
+    ws_ok(&a, "root:quota", &["create", "quota", "q", "--hard=count/configmaps=2"]);
+    std::thread::sleep(Duration::from_secs(1));
+    // The namespace's kube-root-ca.crt is one of the two.
+    let codes: Vec<u16> = (0..2)
+        .map(|i| post_configmap(&b, "root:quota", "default", &format!("q-{i}")).0)
+        .collect();
+    assert_eq!(codes, [201, 403], "{}", b.log());
 }
 
 /// The controllers' Lease holder (`kube-system/kplex-controllers` in root), as seen by `k`.

@@ -7,14 +7,18 @@
 //!   legacy `configmaps`, `secrets`, `pods`, … names), enforced on create with kube's message,
 //!   `status.used` kept by the controllers.
 //!
-//! Counts are read from the store (count-only ranges) the first time a limited cluster is
-//! written to, then kept in memory; nothing is counted where no limit applies.
+//! A capped cluster's count is read from the store (count-only ranges, at one revision) the
+//! first time it is written to, then kept from the store's watch — so it is right whichever
+//! replica took the writes — and from this replica's own writes at once (each counted once:
+//! the watch skips the revisions they had). Nothing is counted where no limit applies.
+//! ResourceQuota usage is counted from the store at each create in a namespace that has
+//! quotas, and the namespaces with quotas are learnt from the watch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kplex_apimachinery::{ApiError, meta};
-use kplex_store::{RangeRequest, Store};
+use kplex_store::{RangeRequest, Revision, Store};
 use serde_json::{Value, json};
 
 use crate::catalog::ResourceDesc;
@@ -42,9 +46,33 @@ pub struct Quota {
     /// Per-cluster caps from the annotation.
     limits: RwLock<HashMap<String, u64>>,
     /// Objects in each limited cluster, once counted.
-    counts: Mutex<HashMap<String, u64>>,
+    counts: Mutex<HashMap<String, Count>>,
     /// (cluster, namespace) pairs that hold ResourceQuotas.
     quota_namespaces: RwLock<HashSet<(String, String)>>,
+}
+
+/// A capped cluster's object count.
+#[derive(Debug, Default)]
+struct Count {
+    /// `None` while the first count is read.
+    objects: Option<u64>,
+    /// The revision the count was read at: changes up to it are in it.
+    at: Revision,
+    /// Creates (`true`) and deletes seen from the watch while the first count was read.
+    early: Vec<(Revision, bool)>,
+    /// Revisions of this replica's own writes, counted before the watch brings them.
+    ahead: BTreeSet<Revision>,
+    /// The last of this cluster's changes the watch brought: an own write at or before it
+    /// was counted by the watch already.
+    watched: Revision,
+}
+
+impl Count {
+    fn apply(&mut self, created: bool) {
+        if let Some(n) = self.objects.as_mut() {
+            *n = if created { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
 }
 
 /// The (group, plural) a ResourceQuota `spec.hard` key counts, if it is an object count.
@@ -125,10 +153,16 @@ impl Quota {
             .is_ok_and(|q| q.contains(&(cluster.to_string(), namespace.to_string())))
     }
 
-    /// Objects stored in `cluster`: one count-only range per resource it serves.
-    async fn count_cluster(&self, store: &dyn Store, cluster: &str) -> Result<u64, ApiError> {
+    /// Objects stored in `cluster`, and the revision they were counted at: one count-only
+    /// range per resource it serves, all at the revision of the first.
+    async fn count_cluster(
+        &self,
+        store: &dyn Store,
+        cluster: &str,
+    ) -> Result<(u64, Revision), ApiError> {
         let mut prefixes = HashSet::new();
         let mut total = 0;
+        let mut at = 0;
         for desc in self.served.resources(Some(cluster)) {
             let prefix = Scope {
                 cluster: Some(cluster.to_string()),
@@ -137,16 +171,70 @@ impl Quota {
             }
             .prefix();
             if prefixes.insert(prefix.clone()) {
-                let mut req = RangeRequest::prefix(prefix);
-                req.count_only = true;
-                total += store
+                let req = RangeRequest::prefix(prefix).count_only().at_revision(at);
+                let counted = store
                     .range(req)
                     .await
-                    .map_err(crate::registry::store_error)?
-                    .count as u64;
+                    .map_err(crate::registry::store_error)?;
+                at = counted.revision;
+                total += counted.count;
             }
         }
-        Ok(total)
+        if at == 0 {
+            at = store
+                .status()
+                .await
+                .map_err(crate::registry::store_error)?
+                .revision;
+        }
+        Ok((total, at))
+    }
+
+    /// The objects in a capped cluster: counted the first time, kept since.
+    async fn objects_in(&self, store: &dyn Store, cluster: &str) -> Result<u64, ApiError> {
+        let counting = {
+            let mut counts = self
+                .counts
+                .lock()
+                .map_err(|_| ApiError::internal("quota counts poisoned"))?;
+            match counts.get(cluster) {
+                Some(Count {
+                    objects: Some(n), ..
+                }) => return Ok(*n),
+                // Another request is counting: count too, but let it keep its figure.
+                Some(_) => false,
+                None => {
+                    counts.insert(cluster.to_string(), Count::default());
+                    true
+                }
+            }
+        };
+        let counted = self.count_cluster(store, cluster).await;
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| ApiError::internal("quota counts poisoned"))?;
+        let (n, at) = match counted {
+            Ok(counted) => counted,
+            Err(e) => {
+                if counting {
+                    counts.remove(cluster);
+                }
+                return Err(e);
+            }
+        };
+        if !counting {
+            return Ok(n);
+        }
+        let count = counts.entry(cluster.to_string()).or_default();
+        count.objects = Some(n);
+        count.at = at;
+        for (revision, created) in std::mem::take(&mut count.early) {
+            if revision > at {
+                count.apply(created);
+            }
+        }
+        Ok(count.objects.unwrap_or(n))
     }
 
     /// Refuses a create that would take a capped cluster over its limit.
@@ -162,21 +250,7 @@ impl Quota {
         let Some(limit) = self.limit_of(cluster) else {
             return Ok(());
         };
-        let known = self
-            .counts
-            .lock()
-            .ok()
-            .and_then(|c| c.get(cluster).copied());
-        let used = match known {
-            Some(n) => n,
-            None => {
-                let n = self.count_cluster(store, cluster).await?;
-                if let Ok(mut c) = self.counts.lock() {
-                    c.insert(cluster.to_string(), n);
-                }
-                n
-            }
-        };
+        let used = self.objects_in(store, cluster).await?;
         if used >= limit {
             return Err(ApiError::forbidden(
                 &scope.desc.group,
@@ -190,12 +264,57 @@ impl Quota {
         Ok(())
     }
 
-    /// Keeps a counted cluster's count right after a create (+1) or a delete (-1).
-    pub fn counted(&self, cluster: &str, created: bool) {
-        if let Ok(mut c) = self.counts.lock()
-            && let Some(n) = c.get_mut(cluster)
+    /// This replica's own create (or delete) in `cluster` at `revision`: counted at once,
+    /// so its next create sees it; the watch's copy of it is skipped.
+    pub fn counted(&self, cluster: &str, revision: Revision, created: bool) {
+        if let Ok(mut counts) = self.counts.lock()
+            && let Some(count) = counts.get_mut(cluster)
+            && count.objects.is_some()
+            && revision > count.at.max(count.watched)
+            && count.ahead.insert(revision)
         {
-            *n = if created { *n + 1 } else { n.saturating_sub(1) };
+            count.apply(created);
+        }
+    }
+
+    /// A create (or delete) of `key` at `revision` from the store's watch, whichever replica
+    /// wrote it. Only capped clusters are counted; nothing happens while none is.
+    pub fn observe_change(&self, key: &str, revision: Revision, created: bool) {
+        if self.counts.lock().map_or(true, |c| c.is_empty()) {
+            return;
+        }
+        let Some(cluster) = self.cluster_of_key(key) else {
+            return;
+        };
+        let Ok(mut counts) = self.counts.lock() else {
+            return;
+        };
+        let Some(count) = counts.get_mut(cluster) else {
+            return;
+        };
+        if count.objects.is_none() {
+            count.early.push((revision, created));
+            count.watched = revision;
+            return;
+        }
+        // The watch brings revisions in order: own writes before this one were seen.
+        let own = count.ahead.remove(&revision);
+        count.ahead.retain(|r| *r > revision);
+        count.watched = revision;
+        if !own && revision > count.at {
+            count.apply(created);
+        }
+    }
+
+    /// The logical cluster of a store key, `/registry/[<group>/]<resource>/<cluster>/…`:
+    /// the second segment when the first is a core resource, else the third.
+    fn cluster_of_key<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let mut segments = key.strip_prefix("/registry/")?.split('/');
+        let first = segments.next()?;
+        let second = segments.next()?;
+        match self.served.lookup(None, "", "v1", first) {
+            Some(_) => Some(second),
+            None => segments.next(),
         }
     }
 

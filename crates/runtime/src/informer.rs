@@ -47,6 +47,10 @@ pub trait EventHandler: Send + Sync + 'static {
     /// An object was deleted (its last state); every handler sees every deletion.
     fn deleted(&self, _old: &Value) {}
 
+    /// A key was created (`true`) or deleted at `revision`, before any parsing: for
+    /// counters kept from the watch (object quotas). Every handler sees every one.
+    fn created_or_deleted(&self, _key: &str, _revision: i64, _created: bool) {}
+
     /// Whether an object found after a restart may have work left that no event would
     /// bring back (a half-deleted namespace, a workspace mid-scheduling). Objects of
     /// `start_prefixes` were handed over at start already.
@@ -134,6 +138,11 @@ impl Informer {
                 match event.kind {
                     EventKind::Put => {
                         let created = event.kv.create_revision == event.kv.mod_revision;
+                        if created {
+                            self.handlers.iter().for_each(|h| {
+                                h.created_or_deleted(&event.kv.key, event.kv.mod_revision, true)
+                            });
+                        }
                         self.put(
                             &event.kv.key,
                             &event.kv.value,
@@ -142,6 +151,9 @@ impl Informer {
                         );
                     }
                     EventKind::Delete => {
+                        self.handlers.iter().for_each(|h| {
+                            h.created_or_deleted(&event.kv.key, event.kv.mod_revision, false)
+                        });
                         if let Some(old) = event
                             .prev
                             .as_ref()

@@ -374,6 +374,13 @@ impl EventHandler for Builtins {
         }
     }
 
+    /// Capped workspaces' object counts follow the store, whichever replica wrote.
+    fn created_or_deleted(&self, key: &str, revision: i64, created: bool) {
+        if let Some(quota) = &self.registry.quota {
+            quota.observe_change(key, revision, created);
+        }
+    }
+
     fn deleted(&self, old: &Value) {
         let Some(cluster) = cluster_of(old) else {
             return;

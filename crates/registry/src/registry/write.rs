@@ -293,7 +293,7 @@ impl Registry {
         let stored = object::encode(&desc.storage_form(&obj))?;
         match self.store.create(&key, stored).await.map_err(store_error)? {
             TxnOutcome::Succeeded { revision, .. } => {
-                self.counted(scope, true);
+                self.counted(scope, revision, true);
                 object::set_resource_version(&mut obj, revision);
                 Ok(WriteResult {
                     object: obj,
@@ -495,10 +495,10 @@ impl Registry {
                         .delete(&key, Precondition::ModRevision(current.mod_revision))
                         .await
                         .map_err(store_error)?;
-                    if !outcome.succeeded() {
+                    let TxnOutcome::Succeeded { revision, .. } = outcome else {
                         continue;
-                    }
-                    self.counted(scope, false);
+                    };
+                    self.counted(scope, revision, false);
                 }
                 return Ok(WriteResult {
                     object: new,
@@ -642,7 +642,7 @@ impl Registry {
                 .map_err(store_error)?
             {
                 TxnOutcome::Succeeded { revision, .. } => {
-                    self.counted(scope, false);
+                    self.counted(scope, revision, false);
                     object::set_resource_version(&mut obj, revision);
                     return Ok(DeleteOutcome::Deleted(obj));
                 }
@@ -683,9 +683,9 @@ impl Registry {
     }
 
     /// Keeps the object count of a capped logical cluster (see `quota`).
-    fn counted(&self, scope: &Scope, created: bool) {
+    fn counted(&self, scope: &Scope, revision: i64, created: bool) {
         if let (Some(quota), Some(cluster)) = (&self.quota, scope.cluster.as_deref()) {
-            quota.counted(cluster, created);
+            quota.counted(cluster, revision, created);
         }
     }
 
