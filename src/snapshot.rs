@@ -96,8 +96,7 @@ async fn save_stopped(root: &Path, file: &Path) -> anyhow::Result<()> {
         },
     )?);
     let mut pages =
-        kplex_snapshot::Pages::open(store.clone(), &root.display().to_string(), WRITTEN_BY)
-            .await?;
+        kplex_snapshot::Pages::open(store.clone(), &root.display().to_string(), WRITTEN_BY).await?;
     let mut partial = Partial::create(file)?;
     let filled = async {
         while let Some(chunk) = pages.next_chunk().await? {

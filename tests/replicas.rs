@@ -63,10 +63,20 @@ fn a_workspace_made_through_one_replica_is_served_by_the_other() {
     let rv = ws_ok(
         &a,
         "root:r2",
-        &["get", "configmap", "made-on-a", "-o", "jsonpath={.metadata.resourceVersion}"],
+        &[
+            "get",
+            "configmap",
+            "made-on-a",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
     );
     for i in 0..3 {
-        ws_ok(&a, "root:r2", &["create", "configmap", &format!("later-{i}")]);
+        ws_ok(
+            &a,
+            "root:r2",
+            &["create", "configmap", &format!("later-{i}")],
+        );
     }
     let listed = ws_ok(&b, "root:r2", &["get", "configmaps", "-o", "name"]);
     assert!(listed.contains("configmap/later-2"), "{listed}");
@@ -83,7 +93,12 @@ fn a_workspace_made_through_one_replica_is_served_by_the_other() {
     let names: Vec<String> = events
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| json(l)["object"]["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .map(|l| {
+            json(l)["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     assert_eq!(names, ["later-0", "later-1", "later-2"], "{events}");
 
@@ -146,7 +161,11 @@ fn object_limits_count_the_writes_of_every_replica() {
 
     // A ResourceQuota made through A binds writes through B.
     create_workspace(&a, "root", "quota", None);
-    ws_ok(&a, "root:quota", &["create", "quota", "q", "--hard=count/configmaps=2"]);
+    ws_ok(
+        &a,
+        "root:quota",
+        &["create", "quota", "q", "--hard=count/configmaps=2"],
+    );
     std::thread::sleep(Duration::from_secs(1));
     // The namespace's kube-root-ca.crt is one of the two.
     let codes: Vec<u16> = (0..2)

@@ -146,7 +146,10 @@ pub async fn run(args: SnapshotBenchArgs) -> anyhow::Result<()> {
         get(&client, &snapshot_path).await.map(|_| ())
     })
     .await?;
-    let whole = time(rounds, |_| async { get(&client, "/snapshot").await.map(|_| ()) }).await?;
+    let whole = time(rounds, |_| async {
+        get(&client, "/snapshot").await.map(|_| ())
+    })
+    .await?;
 
     let export_path = format!("{SOURCE}/snapshot?format=yaml");
     let export = time(rounds, |_| async {

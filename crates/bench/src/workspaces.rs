@@ -446,7 +446,15 @@ pub async fn run(args: WorkspacesBenchArgs) -> anyhow::Result<()> {
     // What /metrics holds once every workspace exists: workspaces must add no series. The
     // first scrape also counts the stored objects and phases (at most every 10 s); the
     // second reads what the first counted.
-    let scrape = || expect(&client, Method::GET, "/metrics", Bytes::new(), StatusCode::OK);
+    let scrape = || {
+        expect(
+            &client,
+            Method::GET,
+            "/metrics",
+            Bytes::new(),
+            StatusCode::OK,
+        )
+    };
     let t = Instant::now();
     let metrics = scrape().await?;
     let counting_scrape = t.elapsed();

@@ -76,7 +76,11 @@ pub struct Pages {
 impl Pages {
     /// Fixes the revision (the current one) and counts the keys at it; nothing else is read
     /// yet. Writes go on meanwhile and are not in it.
-    pub async fn open(store: Arc<dyn Store>, source: &str, written_by: &str) -> Result<Self, Error> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        source: &str,
+        written_by: &str,
+    ) -> Result<Self, Error> {
         let mut count = RangeRequest::new(everything("\0"));
         count.count_only = true;
         let counted = store.range(count).await?;
@@ -143,7 +147,11 @@ fn everything(start: &str) -> KeyRange {
 }
 
 /// Reads every key of `store` as of one revision (the current one), online, into memory.
-pub async fn take(store: Arc<dyn Store>, source: &str, written_by: &str) -> Result<Snapshot, Error> {
+pub async fn take(
+    store: Arc<dyn Store>,
+    source: &str,
+    written_by: &str,
+) -> Result<Snapshot, Error> {
     let mut pages = Pages::open(store, source, written_by).await?;
     let mut file = Vec::new();
     while let Some(chunk) = pages.next_chunk().await? {
@@ -327,7 +335,8 @@ impl<R: Read> Reader<R> {
         }
         let digest = self.digest.take().map(Sha256::finalize);
         let bytes = read_message(&mut self.input, "the trailer")?;
-        let trailer = proto::Trailer::decode(bytes.as_slice()).map_err(|e| damaged("trailer", e))?;
+        let trailer =
+            proto::Trailer::decode(bytes.as_slice()).map_err(|e| damaged("trailer", e))?;
         if digest.as_deref() != Some(trailer.sha256.as_slice()) {
             return Err(Error::Damaged("its entries do not match its digest".into()));
         }
@@ -371,7 +380,9 @@ fn read_message(input: &mut impl Read, what: &str) -> Result<Vec<u8>, Error> {
             return Ok(bytes);
         }
     }
-    Err(Error::Damaged(format!("{what}: its length is not a varint")))
+    Err(Error::Damaged(format!(
+        "{what}: its length is not a varint"
+    )))
 }
 
 /// Reads a whole snapshot written by [`write`] into memory, checking its magic, format
@@ -519,7 +530,10 @@ mod tests {
             file.extend_from_slice(&chunk);
             // Written between pages: after the revision, so not in the file.
             store
-                .put(&format!("/registry/z{chunks}"), Bytes::from_static(b"later"))
+                .put(
+                    &format!("/registry/z{chunks}"),
+                    Bytes::from_static(b"later"),
+                )
                 .await
                 .unwrap();
             store
