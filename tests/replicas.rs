@@ -264,6 +264,16 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
     );
     assert_eq!(reconciles(&follower, "builtins"), 0);
     assert!(reconciles(&leading, "builtins") > 0);
+    // So is the workspace lifecycle's: a workspace deleted through the follower is torn
+    // down by the leader.
+    create_workspace(&follower, "root", "brief", None);
+    ws_ok(
+        &follower,
+        "root",
+        &["delete", "workspace", "brief", "--wait=true"],
+    );
+    assert_eq!(reconciles(&follower, "tenancy"), 0);
+    assert!(reconciles(&leading, "tenancy") > 0);
 
     // kill -9 the leader: the follower takes the Lease within 10 s and carries on.
     let killed = Instant::now();
@@ -292,6 +302,12 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
         &["delete", "namespace", "later", "--wait=true"],
     );
     assert!(reconciles(&follower, "builtins") > 0);
+    ws_ok(
+        &follower,
+        "root",
+        &["delete", "workspace", "team", "--wait=true"],
+    );
+    assert!(reconciles(&follower, "tenancy") > 0);
     drop(leading);
 }
 

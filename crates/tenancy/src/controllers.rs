@@ -11,7 +11,7 @@ use kplex_apimachinery::{ApiError, meta};
 use kplex_registry::object;
 use kplex_runtime::{
     Action, Backoff, CancellationToken, Controller, ControllerSet, EventHandler, Metrics,
-    Reconciler, WorkQueue, spawn_until,
+    Reconciler, WorkQueue,
 };
 use serde_json::Value;
 
@@ -51,17 +51,14 @@ impl Lifecycle {
 }
 
 impl ControllerSet for Lifecycle {
-    /// Runs the reconcilers until `cancel` fires; workspaces whose scheduling at creation
-    /// was let go unfinished are taken up here.
+    /// The lifecycle only writes (scheduling's leftovers, initialization, deletion); what
+    /// it serves — the cluster index — is kept by the event handler on every replica.
+    fn leader_only(&self) -> bool {
+        true
+    }
+
+    /// Runs the reconcilers until `cancel` fires (on etcd, while this replica leads).
     fn run(self: Arc<Self>, metrics: &Metrics, cancel: &CancellationToken) {
-        if let Some(mut unfinished) = self.tenancy.scheduling.unfinished() {
-            let queue = self.queue.clone();
-            spawn_until(cancel, async move {
-                while let Some((cluster, name)) = unfinished.recv().await {
-                    queue.add(Work::Workspace { cluster, name });
-                }
-            });
-        }
         let controller = Controller::new("tenancy", self.clone())
             .with_queue(self.queue.clone())
             .workers(WORKERS)
@@ -145,6 +142,21 @@ impl EventHandler for Lifecycle {
 
     fn unfinished(&self, key: &str, value: &[u8]) -> bool {
         unfinished(key, value)
+    }
+
+    /// Workspaces whose scheduling at creation (a POST to this replica) was let go
+    /// unfinished join the queue, on every replica: the leader works them off; a
+    /// follower's copy waits for a term of its own (the leader learns of them from the
+    /// watch as well, as they are not Ready).
+    async fn started(&self, _objects: &[Value]) {
+        if let Some(mut unfinished) = self.tenancy.scheduling.unfinished() {
+            let queue = self.queue.clone();
+            tokio::spawn(async move {
+                while let Some((cluster, name)) = unfinished.recv().await {
+                    queue.add(Work::Workspace { cluster, name });
+                }
+            });
+        }
     }
 }
 
