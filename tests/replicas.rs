@@ -174,6 +174,44 @@ fn object_limits_count_the_writes_of_every_replica() {
     assert_eq!(codes, [201, 403], "{}", b.log());
 }
 
+/// Publishes the widgets export in `root:provider` (once) and binds it into `path`
+/// through `k`: Bound (the leader's status write) and served through `k`.
+fn bind_widgets(k: &Kplex, path: &str) {
+    if !ws_ok(k, "root", &["get", "workspaces", "-o", "name"]).contains("provider") {
+        create_workspace(k, "root", "provider", None);
+        common::ws_ok_stdin(
+            k,
+            "root:provider",
+            &["apply", "-f", "-"],
+            &format!(
+                "{}\n---\napiVersion: apis.kcp.io/v1alpha1\nkind: APIExport\nmetadata: {{name: widgets}}\nspec:\n  latestResourceSchemas: [v1.widgets.example.dev]\n",
+                common::WIDGETS_SCHEMA
+            ),
+        );
+    }
+    common::ws_ok_stdin(
+        k,
+        path,
+        &["apply", "-f", "-"],
+        "apiVersion: apis.kcp.io/v1alpha2\nkind: APIBinding\nmetadata: {name: widgets}\nspec:\n  reference: {export: {path: 'root:provider', name: widgets}}\n",
+    );
+    eventually(10, "the binding to be Bound", || {
+        let phase = ws_ok(
+            k,
+            path,
+            &[
+                "get",
+                "apibinding",
+                "widgets",
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+        );
+        (phase == "Bound").then_some(())
+    });
+    ws_ok(k, path, &["get", "widgets"]);
+}
+
 /// The controllers' Lease holder (`kube-system/kplex-controllers` in root), as seen by `k`.
 fn leader(k: &Kplex) -> String {
     let (code, body) = k.http(
@@ -275,6 +313,10 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
     assert_eq!(reconciles(&follower, "tenancy"), 0);
     assert!(reconciles(&leading, "tenancy") > 0);
 
+    // Bindings made through the follower: the leader writes their status, the follower
+    // serves what they bind.
+    bind_widgets(&follower, "root:team");
+
     // kill -9 the leader: the follower takes the Lease within 10 s and carries on.
     let killed = Instant::now();
     let status = Command::new("kill")
@@ -302,6 +344,9 @@ fn leader_only_controllers_run_on_one_replica_and_fail_over() {
         &["delete", "namespace", "later", "--wait=true"],
     );
     assert!(reconciles(&follower, "builtins") > 0);
+    // The new leader binds too: a binding made now is Bound, and served.
+    create_workspace(&follower, "root", "team2", None);
+    bind_widgets(&follower, "root:team2");
     ws_ok(
         &follower,
         "root",

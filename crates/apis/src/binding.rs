@@ -225,11 +225,16 @@ pub async fn reconcile(t: &Apis, cluster: &str, name: &str) -> Result<Reconciled
         return Ok(forget(t, cluster, name, None));
     };
     if meta::deletion_timestamp(&binding).is_some() {
+        // A follower serves it until the leader has deleted its objects and let it go.
+        if !t.writes() {
+            return Ok(done());
+        }
         return unbind(t, cluster, name, &binding).await;
     }
-    if !meta::finalizers(&binding)
-        .iter()
-        .any(|f| f == BINDING_FINALIZER)
+    if t.writes()
+        && !meta::finalizers(&binding)
+            .iter()
+            .any(|f| f == BINDING_FINALIZER)
     {
         let opts = WriteOptions {
             system: true,
@@ -261,7 +266,7 @@ pub async fn reconcile(t: &Apis, cluster: &str, name: &str) -> Result<Reconciled
                     ("Ready", false, reason, message),
                 ],
             );
-            t.registry.set_status(&bindings, &binding, status).await?;
+            write_status(t, &bindings, &binding, status).await?;
             if reason == "APIExportNotFound" {
                 drop_policy(t, cluster, name);
             }
@@ -295,7 +300,7 @@ pub async fn reconcile(t: &Apis, cluster: &str, name: &str) -> Result<Reconciled
                 ("Ready", false, "NamingConflicts", message),
             ],
         );
-        t.registry.set_status(&bindings, &binding, status).await?;
+        write_status(t, &bindings, &binding, status).await?;
         // Retried: the conflicting CRD or binding may go away.
         return Ok(Reconciled {
             done: false,
@@ -381,12 +386,26 @@ pub async fn reconcile(t: &Apis, cluster: &str, name: &str) -> Result<Reconciled
             ok("Ready"),
         ],
     );
-    t.registry.set_status(&bindings, &binding, status).await?;
+    write_status(t, &bindings, &binding, status).await?;
     copy_extra_annotations(t, &bindings, &binding, &resolved.export).await?;
     Ok(Reconciled {
         done: true,
         export_changed: flipped.then_some((resolved.cluster, export_name)),
     })
+}
+
+/// A binding's status, written by the replica that leads the controllers alone (every
+/// replica serves what the binding binds; see [`Apis::writes`]).
+async fn write_status(
+    t: &Apis,
+    bindings: &crate::registry::Scope,
+    binding: &Value,
+    status: Value,
+) -> Result<(), ApiError> {
+    if t.writes() {
+        t.registry.set_status(bindings, binding, status).await?;
+    }
+    Ok(())
 }
 
 /// Annotations of the export under `extra.apis.kcp.io/` are copied onto its bindings (kcp).
@@ -396,6 +415,9 @@ async fn copy_extra_annotations(
     binding: &Value,
     export: &Value,
 ) -> Result<(), ApiError> {
+    if !t.writes() {
+        return Ok(());
+    }
     const EXTRA: &str = "extra.apis.kcp.io/";
     let wanted: Vec<(String, Value)> = meta::annotations(export)
         .into_iter()

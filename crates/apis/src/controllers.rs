@@ -2,6 +2,7 @@
 //! make bound resources served), and the bindings and slices an export change concerns.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -84,7 +85,79 @@ impl ControllerSet for ApisControllers {
     }
 }
 
+/// The writing half of [`ApisControllers`], led by one replica: while its term lasts the
+/// reconcilers also write (statuses, finalizers, identity Secrets, endpoint slices, a
+/// deleted binding's objects); at its start every export, binding and slice is queued
+/// again, as a follower reconciled them without writing.
+pub struct ApisWriters(pub Arc<ApisControllers>);
+
+impl EventHandler for ApisWriters {
+    /// [`ApisControllers`] follows the events for both halves.
+    fn wants(&self, _key: &str, _value: &[u8]) -> bool {
+        false
+    }
+
+    fn changed(&self, _obj: &Value, _created: bool) {}
+}
+
+impl ControllerSet for ApisWriters {
+    fn leader_only(&self) -> bool {
+        true
+    }
+
+    fn run(self: Arc<Self>, _metrics: &Metrics, cancel: &CancellationToken) {
+        let controllers = self.0.clone();
+        let term = cancel.clone();
+        tokio::spawn(async move {
+            controllers.apis.leading.store(true, Ordering::Release);
+            controllers.requeue_all().await;
+            term.cancelled().await;
+            controllers.apis.leading.store(false, Ordering::Release);
+        });
+    }
+}
+
 impl ApisControllers {
+    /// Queues every APIExport, APIBinding and endpoint slice, as their events would.
+    async fn requeue_all(&self) {
+        for (version, plural) in [
+            (crate::V2, "apiexports"),
+            (crate::V2, "apibindings"),
+            (crate::V1, "apiexportendpointslices"),
+        ] {
+            let Some(desc) = self.apis.served.lookup(None, crate::GROUP, version, plural) else {
+                continue;
+            };
+            let scope = Scope {
+                cluster: None,
+                desc,
+                namespace: None,
+            };
+            let mut opts = ListOptions {
+                limit: 500,
+                ..Default::default()
+            };
+            loop {
+                let page = match self.apis.registry.list(&scope, &opts).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(error = %e, plural, "apis: queueing every object for the new leader failed");
+                        break;
+                    }
+                };
+                for item in &page.items {
+                    if let Ok(obj) = item.decode() {
+                        self.changed(&obj, false);
+                    }
+                }
+                match page.continue_token {
+                    Some(token) => opts.continue_token = Some(token),
+                    None => break,
+                }
+            }
+        }
+    }
+
     fn enqueue(&self, work: Work) {
         self.queue.add(work);
     }
@@ -92,6 +165,8 @@ impl ApisControllers {
     /// Reconciles one item; `Ok(false)`: not done yet, look again shortly.
     async fn reconcile_work(&self, work: &Work) -> Result<bool, ApiError> {
         match work {
+            // Exports and slices are only written: the leader's alone.
+            Work::ApiExport { .. } | Work::EndpointSlice { .. } if !self.apis.writes() => Ok(true),
             Work::ApiExport { cluster, name } => {
                 crate::export::reconcile(&self.apis, cluster, name).await
             }

@@ -6,7 +6,7 @@ use kplex_feature::{Context, Feature, Plugin};
 
 use crate::Apis;
 use crate::admission::ApisAdmission;
-use crate::controllers::ApisControllers;
+use crate::controllers::{ApisControllers, ApisWriters};
 use crate::policy::MaximalPermissionPolicy;
 use crate::virtual_workspace::ExportVirtualWorkspace;
 
@@ -22,7 +22,9 @@ fn build(ctx: &Context) -> Feature {
         served: ctx.served.clone(),
         base_url: ctx.base_url.clone(),
         exports: Arc::default(),
+        leading: Arc::default(),
     };
+    let controllers = Arc::new(ApisControllers::new(apis.clone()));
     Feature {
         admission: vec![Arc::new(ApisAdmission {
             registry: ctx.registry.clone(),
@@ -34,7 +36,7 @@ fn build(ctx: &Context) -> Feature {
             authz: ctx.authz.clone(),
         })],
         authorization_hooks: vec![Arc::new(MaximalPermissionPolicy(ctx.authz.clone()))],
-        controllers: vec![Arc::new(ApisControllers::new(apis))],
+        controllers: vec![controllers.clone(), Arc::new(ApisWriters(controllers))],
         ..Default::default()
     }
 }

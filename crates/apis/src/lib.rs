@@ -228,6 +228,16 @@ pub struct Apis {
     /// `https://host:port`, the base of every virtual workspace URL.
     pub base_url: String,
     pub exports: Arc<Index>,
+    /// Whether this replica writes (it leads the controllers): followers only serve what
+    /// bindings bind, the leader also writes statuses, finalizers, identities and slices.
+    pub leading: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Apis {
+    /// Whether the controllers may write here (see [`Apis::leading`]).
+    pub fn writes(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Which logical clusters bind which export: `(export cluster, export)` → consumer cluster →
