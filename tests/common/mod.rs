@@ -108,6 +108,30 @@ impl Kplex {
         k
     }
 
+    /// A kplex on an etcd someone else runs (`endpoints`: `--etcd-servers`, e.g. a cluster's
+    /// members), with extra `kplex start` arguments; its replicas share it.
+    pub fn start_on_etcd(endpoints: &str, args: &[&str]) -> Self {
+        let mut k = Self {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            etcd: None,
+            shared_etcd: Some(endpoints.to_string()),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        std::fs::create_dir_all(k.home()).unwrap();
+        k.spawn();
+        k
+    }
+
+    /// Kills kplex with SIGKILL (a crash); [`Kplex::restart`] starts it again.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// A replica: a second process started from a copy of this one's root directory (CA,
     /// serving certificate, service-account key, admin credentials) on the same etcd, with
     /// the same extra arguments — the replica contract.

@@ -134,27 +134,14 @@ impl EtcdServer {
     }
 
     fn spawn(&mut self) {
-        let data = self.dir.path().join("data");
-        let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let mut cmd = Command::new(etcd_binary());
-        cmd.arg("--name=test")
-            .arg(format!("--data-dir={}", data.display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=test={peer}"))
-            // Kubernetes objects go up to 1.5 MiB; etcd's default request cap is exactly that,
-            // which a 1.5 MiB value plus its key would exceed.
-            .arg("--max-request-bytes=10485760")
-            .arg("--quota-backend-bytes=8589934592")
-            .arg("--log-level=error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(self.dir.path().join("etcd.log"))
-                    .unwrap_or_else(|e| panic!("etcd log: {e}")),
-            ));
+        let mut cmd = etcd_command(
+            "test",
+            self.dir.path(),
+            &self.endpoint(),
+            &peer,
+            &format!("test={peer}"),
+        );
         if let Some(tls) = &self.tls {
             let dir = self.dir.path();
             cmd.arg(format!("--cert-file={}", dir.join("server.crt").display()))
@@ -162,35 +149,188 @@ impl EtcdServer {
                 .arg(format!("--trusted-ca-file={}", tls.ca.display()))
                 .arg("--client-cert-auth");
         }
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "start {:?} (apt-get install etcd-server): {e}",
-                etcd_binary()
-            )
-        });
-        self.child = Some(child);
-        self.wait_ready();
+        self.child = Some(spawn_etcd(&mut cmd));
+        wait_listening(&mut self.child, self.dir.path(), self.client_port);
+    }
+}
+
+/// The etcd command for member `name` with its data and log in `dir`, serving clients at
+/// `client` and peers at `peer`, in a cluster of `initial_cluster` (`name=peer-url,…`; only
+/// read when the data directory is new).
+fn etcd_command(
+    name: &str,
+    dir: &Path,
+    client: &str,
+    peer: &str,
+    initial_cluster: &str,
+) -> Command {
+    let mut cmd = Command::new(etcd_binary());
+    cmd.arg(format!("--name={name}"))
+        .arg(format!("--data-dir={}", dir.join("data").display()))
+        .arg(format!("--listen-client-urls={client}"))
+        .arg(format!("--advertise-client-urls={client}"))
+        .arg(format!("--listen-peer-urls={peer}"))
+        .arg(format!("--initial-advertise-peer-urls={peer}"))
+        .arg(format!("--initial-cluster={initial_cluster}"))
+        // Kubernetes objects go up to 1.5 MiB; etcd's default request cap is exactly that,
+        // which a 1.5 MiB value plus its key would exceed.
+        .arg("--max-request-bytes=10485760")
+        .arg("--quota-backend-bytes=8589934592")
+        .arg("--log-level=error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("etcd.log"))
+                .unwrap_or_else(|e| panic!("etcd log: {e}")),
+        ));
+    cmd
+}
+
+fn spawn_etcd(cmd: &mut Command) -> Child {
+    cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "start {:?} (apt-get install etcd-server): {e}",
+            etcd_binary()
+        )
+    })
+}
+
+/// Waits until etcd listens on `port`; panics with its log if it exits first.
+fn wait_listening(child: &mut Option<Child>, dir: &Path, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = format!("127.0.0.1:{port}");
+    while Instant::now() < deadline {
+        if let Some(child) = child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let log = std::fs::read_to_string(dir.join("etcd.log")).unwrap_or_default();
+            panic!("etcd exited early ({status}): {log}");
+        }
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            // The port opens slightly before etcd serves; a short pause avoids flakes.
+            std::thread::sleep(Duration::from_millis(100));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("etcd did not start listening on {addr}");
+}
+
+/// A real etcd cluster of several members on loopback (plain HTTP), each in its own
+/// directory: members can be killed, restarted on their data, or frozen (SIGSTOP: cut off
+/// from clients and peers alike, as a partition of that member would).
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    initial_cluster: String,
+}
+
+struct Member {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Member {
+    fn name(&self) -> String {
+        format!("m{}", self.peer_port)
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = format!("127.0.0.1:{}", self.client_port);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
-                panic!("etcd exited early ({status}): {log}");
-            }
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                // The port opens slightly before etcd serves; a short pause avoids flakes.
-                std::thread::sleep(Duration::from_millis(100));
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    fn client(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn peer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until each listens.
+    pub fn start(size: usize) -> Self {
+        let members: Vec<Member> = (0..size)
+            .map(|_| Member {
+                child: None,
+                dir: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
+                client_port: free_port(),
+                peer_port: free_port(),
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name(), m.peer()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Self {
+            members,
+            initial_cluster,
+        };
+        // All first: a member waits for a quorum before it serves.
+        for i in 0..size {
+            cluster.spawn(i);
         }
-        panic!("etcd did not start listening on {addr}");
+        for m in &mut cluster.members {
+            wait_listening(&mut m.child, m.dir.path(), m.client_port);
+        }
+        cluster
+    }
+
+    /// Every member's client URL, comma-separated (`--etcd-servers`).
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(Member::client)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let mut cmd = etcd_command(
+            &m.name(),
+            m.dir.path(),
+            &m.client(),
+            &m.peer(),
+            &self.initial_cluster,
+        );
+        m.child = Some(spawn_etcd(&mut cmd));
+    }
+
+    /// Kills member `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data directory (it rejoins and catches up).
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        let m = &mut self.members[i];
+        wait_listening(&mut m.child, m.dir.path(), m.client_port);
+    }
+
+    /// Freezes (`true`: SIGSTOP) or thaws (SIGCONT) member `i`.
+    pub fn freeze(&mut self, i: usize, frozen: bool) {
+        if let Some(child) = &self.members[i].child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.freeze(i, false);
+            self.kill(i);
+        }
     }
 }
 
