@@ -275,7 +275,7 @@ async fn store_put_rate(total: u64, writers: usize, size: usize) -> anyhow::Resu
 
 /// `watchers` watch streams on one namespace; a writer updates a ConfigMap carrying its
 /// send time; each watcher records write → event latency.
-async fn watch_latency(
+pub(super) async fn watch_latency(
     server: &Server,
     client: &Client,
     watchers: usize,

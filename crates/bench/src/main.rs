@@ -9,6 +9,7 @@ mod apis;
 mod client;
 mod fleet;
 mod placement;
+mod replicas;
 mod report;
 mod server;
 mod snapshot;
@@ -51,6 +52,9 @@ enum BenchTarget {
     Fleet(fleet::FleetBenchArgs),
     /// One workspace at a time: snapshot, export, restore and fork.
     Snapshot(snapshot::SnapshotBenchArgs),
+    /// Replicas on one etcd: write → watch across replicas, one more replica's memory,
+    /// leader failover, throughput through 1 vs 3 replicas.
+    Replicas(replicas::ReplicasBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             BenchTarget::Placement(args) => placement::run(args).await,
             BenchTarget::Fleet(args) => fleet::run(args).await,
             BenchTarget::Snapshot(args) => snapshot::run(args).await,
+            BenchTarget::Replicas(args) => replicas::run(args).await,
         }
     })
 }

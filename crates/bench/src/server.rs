@@ -112,6 +112,52 @@ impl Server {
         Ok(server)
     }
 
+    /// Another replica of this server: a `kplex start` on a copy of its root directory (the
+    /// replica contract: CA, keys, credentials) and a port of its own, with the same
+    /// arguments otherwise (the same etcd).
+    pub async fn replica(&self) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        for entry in std::fs::read_dir(self.dir.path())? {
+            let path = entry?.path();
+            if path.is_file()
+                && let Some(name) = path.file_name()
+            {
+                std::fs::copy(&path, dir.path().join(name))?;
+            }
+        }
+        let port = free_port()?;
+        let mut args = self.args.clone();
+        for (i, flag) in self.args.iter().enumerate() {
+            match flag.to_str() {
+                Some("--root-directory") => args[i + 1] = dir.path().into(),
+                Some("--secure-port") => args[i + 1] = port.to_string().into(),
+                _ => {}
+            }
+        }
+        let started = Instant::now();
+        let child = spawn(&self.binary, &args)?;
+        let mut server = Self {
+            child,
+            dir,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            started_in: Duration::ZERO,
+            binary: self.binary.clone(),
+            args,
+        };
+        server.wait_ready(started).await?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Kills the server (SIGKILL, as a crash).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server and starts it again on the same root and port; `started_in` is
     /// then the time from the kill until it is ready.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
