@@ -176,6 +176,46 @@ async fn fill(
         .collect()
 }
 
+/// `count` CRDs created through `a`, each timed until `b` serves its resource.
+async fn crd_propagation(a: &Client, b: &Client, count: usize) -> anyhow::Result<Sample> {
+    let mut sample = Sample::default();
+    let start = Instant::now();
+    for i in 0..count {
+        let (group, plural) = (format!("g{i}.example.dev"), format!("things{i}"));
+        let crd = body(&json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": plural, "singular": format!("thing{i}"), "kind": format!("Thing{i}")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}));
+        let sent = Instant::now();
+        expect(
+            a,
+            Method::POST,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd,
+            StatusCode::CREATED,
+        )
+        .await?;
+        let path = format!("/apis/{group}/v1/namespaces/default/{plural}");
+        loop {
+            if let Ok((StatusCode::OK, _)) = b.send(Method::GET, &path, None, Bytes::new()).await {
+                break;
+            }
+            anyhow::ensure!(
+                sent.elapsed() < Duration::from_secs(30),
+                "{plural} never served on B"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sample.latencies.push(sent.elapsed());
+        sample.ops += 1;
+    }
+    sample.elapsed = start.elapsed();
+    Ok(sample)
+}
+
 /// GETs of one ConfigMap for `seconds`, `concurrency` at a time, spread over `clients`.
 async fn throughput(
     clients: &[Client],
@@ -229,6 +269,8 @@ pub async fn run(args: ReplicasBenchArgs) -> anyhow::Result<()> {
     )
     .await?;
     let propagation = watch_latency(&b, &ca, 1, args.events).await?;
+    // A CRD established through A, served by B.
+    let crds = crd_propagation(&ca, &cb, 50).await?;
 
     // Throughput through one replica, then through three.
     expect(
@@ -301,6 +343,7 @@ pub async fn run(args: ReplicasBenchArgs) -> anyhow::Result<()> {
                 Better::Latency,
                 propagation,
             ),
+            row("CRD created on A → served by B", Better::Latency, crds),
             row("GET through 1 replica", Better::Throughput, one),
             row("GET through 3 replicas", Better::Throughput, three),
         ],
