@@ -101,6 +101,17 @@ fn a_workspace_made_through_one_replica_is_served_by_the_other() {
         })
         .collect();
     assert_eq!(names, ["later-0", "later-1", "later-2"], "{events}");
+    // A watch without a resourceVersion starts from what etcd holds (a consistent read),
+    // not from B's watch cache: a write through A just before is in its initial events.
+    ws_ok(&a, "root:r2", &["create", "configmap", "latest"]);
+    let (code, events) = b.http(
+        "GET",
+        "/clusters/root:r2/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+        "",
+        b"",
+    );
+    assert_eq!(code, 200, "{events}");
+    assert!(events.contains(r#""name":"latest""#), "{events}");
 
     // Deleted through A: B stops serving it too.
     ws_ok(&a, "root", &["delete", "workspace", "r2", "--wait=true"]);

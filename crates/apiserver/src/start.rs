@@ -223,6 +223,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let authn = Arc::new(authn);
 
     let mut registry = Registry::new(store.clone());
+    registry.shared_store = matches!(config.store, StoreConfig::Etcd { .. });
     let served = Arc::new(Served::new(kinds()));
     let authz = crate::authz::Authorizer {
         registry: registry.clone(),

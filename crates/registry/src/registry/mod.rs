@@ -207,6 +207,9 @@ pub struct Registry {
     pub noop_applies: Arc<apply::NoopApplies>,
     /// Object-count limits; None: no quotas (embedded uses, unit tests).
     pub quota: Option<Arc<crate::quota::Quota>>,
+    /// Other processes write the store (etcd, replicas): a watch without a resourceVersion
+    /// starts from a store read, not from a watch cache that may lag it (see `watch.rs`).
+    pub shared_store: bool,
     /// Objects the server itself reads again and again (workspace types, parents'
     /// LogicalClusters), kept parsed per resource version.
     decoded: Arc<Decoded>,
@@ -248,6 +251,7 @@ impl Registry {
             admission: Arc::default(),
             noop_applies: Arc::default(),
             quota: None,
+            shared_store: false,
             decoded: Arc::default(),
         }
     }

@@ -72,12 +72,59 @@ const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Registry {
     pub async fn watch(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
+        let unset = opts.resource_version.as_deref().is_none_or(str::is_empty);
+        if unset && self.shared_store {
+            return self.watch_consistent(scope, opts).await;
+        }
+        self.watch_from(scope, opts).await
+    }
+
+    /// From the watch cache when its window reaches `opts`' start, else from the store.
+    async fn watch_from(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
         match self.watch_cached(scope, &opts).await {
             Ok(stream) => return Ok(stream),
             Err(super::cache::Miss::Error(e)) => return Err(*e),
             Err(super::cache::Miss::TooOld) => {}
         }
         self.watch_store(scope, opts).await
+    }
+
+    /// A watch without a resourceVersion on a store other processes write: its initial
+    /// state is a store read (every write acknowledged before the request, whichever
+    /// replica took it, is in it — kube's "consistent" start), and its events follow from
+    /// that read's revision, from the cache once it has caught up.
+    async fn watch_consistent(
+        &self,
+        scope: &Scope,
+        opts: WatchOptions,
+    ) -> Result<WatchStream, ApiError> {
+        let list = self
+            .list(
+                scope,
+                &ListOptions {
+                    selectors: opts.selectors.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut head: Vec<WatchEvent> = list
+            .items
+            .into_iter()
+            .map(|s| WatchEvent::Object(WatchEventKind::Added, s))
+            .collect();
+        if opts.send_initial_events && opts.allow_bookmarks {
+            head.push(WatchEvent::Bookmark {
+                resource_version: list.resource_version,
+                initial_events_end: true,
+            });
+        }
+        let then = WatchOptions {
+            resource_version: Some(list.resource_version.to_string()),
+            send_initial_events: false,
+            ..opts
+        };
+        let events = self.watch_from(scope, then).await?;
+        Ok(Box::pin(stream::iter(head).chain(events)))
     }
 
     /// A watch served by the watch cache (the common case).
