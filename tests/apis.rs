@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    Backend, Kplex, WIDGETS_SCHEMA, create_workspace, eventually, in_ws, json, ws_fails as fails,
-    ws_ok as ok, ws_ok_stdin as ok_stdin,
+    Backend, Kplex, WIDGETS_SCHEMA, create_workspace, eventually, in_ws, json, wait_bound,
+    ws_fails as fails, ws_ok as ok, ws_ok_stdin as ok_stdin,
 };
 
 /// A v1alpha1 export (latestResourceSchemas), read back at v1alpha2 too.
@@ -48,21 +48,6 @@ fn publish(k: &Kplex, path: &str, name: &str, extra: &str) -> String {
         );
         (h.len() == 64).then_some(h)
     })
-}
-
-fn wait_bound(k: &Kplex, path: &str, name: &str) {
-    eventually(
-        10,
-        &format!("APIBinding {name} in {path} to be Bound"),
-        || {
-            let phase = ok(
-                k,
-                path,
-                &["get", "apibinding", name, "-o", "jsonpath={.status.phase}"],
-            );
-            (phase == "Bound").then_some(())
-        },
-    );
 }
 
 fn bind(k: &Kplex, path: &str, name: &str, export_path: &str, export: &str) {

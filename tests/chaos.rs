@@ -22,7 +22,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kplex_testing::EtcdCluster;
 use kube::api::{Api, DynamicObject, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 
 const WRITERS: usize = 16;
@@ -33,15 +32,7 @@ const WORKSPACE: &str = "root:chaos";
 async fn clients(replicas: &[&Kplex], path: &str) -> Vec<kube::Client> {
     let mut out = Vec::new();
     for k in replicas {
-        let kubeconfig = Kubeconfig::read_from(k.kubeconfig()).unwrap();
-        let options = KubeConfigOptions {
-            context: Some("base".into()),
-            ..Default::default()
-        };
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .unwrap();
-        config.cluster_url = k.url(&format!("/clusters/{path}")).parse().unwrap();
+        let mut config = common::kube_config(k, &format!("/clusters/{path}")).await;
         config.connect_timeout = Some(Duration::from_secs(2));
         config.read_timeout = Some(Duration::from_secs(15));
         out.push(kube::Client::try_from(config).unwrap());

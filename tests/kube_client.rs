@@ -13,20 +13,10 @@ use common::{Backend, Kplex, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 
 async fn client_for(k: &Kplex, path: &str) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(k.kubeconfig()).unwrap();
-    let options = KubeConfigOptions {
-        context: Some("base".into()),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .unwrap();
-    config.cluster_url = k.url(path).parse().unwrap();
-    kube::Client::try_from(config).unwrap()
+    kube::Client::try_from(common::kube_config(k, path).await).unwrap()
 }
 
 fn create_workspace(k: &Kplex, name: &str) {

@@ -206,20 +206,7 @@ fn bind_widgets(k: &Kplex, path: &str) {
         &["apply", "-f", "-"],
         "apiVersion: apis.kcp.io/v1alpha2\nkind: APIBinding\nmetadata: {name: widgets}\nspec:\n  reference: {export: {path: 'root:provider', name: widgets}}\n",
     );
-    eventually(10, "the binding to be Bound", || {
-        let phase = ws_ok(
-            k,
-            path,
-            &[
-                "get",
-                "apibinding",
-                "widgets",
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
-        );
-        (phase == "Bound").then_some(())
-    });
+    common::wait_bound(k, path, "widgets");
     ws_ok(k, path, &["get", "widgets"]);
 }
 

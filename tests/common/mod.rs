@@ -801,3 +801,34 @@ pub fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// The `kube` crate's configuration for `k`'s admin at workspace `path` (`/clusters/<path>`),
+/// from its kubeconfig.
+pub async fn kube_config(k: &Kplex, path: &str) -> kube::Config {
+    let kubeconfig = kube::config::Kubeconfig::read_from(k.kubeconfig()).unwrap();
+    let options = kube::config::KubeConfigOptions {
+        context: Some("base".into()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .unwrap();
+    config.cluster_url = k.url(path).parse().unwrap();
+    config
+}
+
+/// Waits (10 s at most) until APIBinding `name` in `path` is Bound.
+pub fn wait_bound(k: &Kplex, path: &str, name: &str) {
+    eventually(
+        10,
+        &format!("APIBinding {name} in {path} to be Bound"),
+        || {
+            let phase = ws_ok(
+                k,
+                path,
+                &["get", "apibinding", name, "-o", "jsonpath={.status.phase}"],
+            );
+            (phase == "Bound").then_some(())
+        },
+    );
+}

@@ -98,28 +98,9 @@ impl Registry {
         scope: &Scope,
         opts: WatchOptions,
     ) -> Result<WatchStream, ApiError> {
-        let list = self
-            .list(
-                scope,
-                &ListOptions {
-                    selectors: opts.selectors.clone(),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let mut head: Vec<WatchEvent> = list
-            .items
-            .into_iter()
-            .map(|s| WatchEvent::Object(WatchEventKind::Added, s))
-            .collect();
-        if opts.send_initial_events && opts.allow_bookmarks {
-            head.push(WatchEvent::Bookmark {
-                resource_version: list.resource_version,
-                initial_events_end: true,
-            });
-        }
+        let (head, revision) = self.initial_state(scope, &opts).await?;
         let then = WatchOptions {
-            resource_version: Some(list.resource_version.to_string()),
+            resource_version: Some(revision.to_string()),
             send_initial_events: false,
             ..opts
         };
@@ -188,6 +169,36 @@ impl Registry {
         Ok(with_bookmarks(events, opts, last))
     }
 
+    /// A watch's initial state read from the store: an ADDED event per object (then the
+    /// bookmark that ends a streaming list, when asked for), and the read's revision.
+    async fn initial_state(
+        &self,
+        scope: &Scope,
+        opts: &WatchOptions,
+    ) -> Result<(Vec<WatchEvent>, i64), ApiError> {
+        let list = self
+            .list(
+                scope,
+                &ListOptions {
+                    selectors: opts.selectors.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut head: Vec<WatchEvent> = list
+            .items
+            .into_iter()
+            .map(|s| WatchEvent::Object(WatchEventKind::Added, s))
+            .collect();
+        if opts.send_initial_events && opts.allow_bookmarks {
+            head.push(WatchEvent::Bookmark {
+                resource_version: list.resource_version,
+                initial_events_end: true,
+            });
+        }
+        Ok((head, list.resource_version))
+    }
+
     /// A watch straight on the store (revisions older than the cache's window).
     async fn watch_store(
         &self,
@@ -196,33 +207,12 @@ impl Registry {
     ) -> Result<WatchStream, ApiError> {
         let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
         let initial = opts.send_initial_events || matches!(rv, None | Some("0"));
-        let (initial_events, from) = if initial {
-            let list = self
-                .list(
-                    scope,
-                    &ListOptions {
-                        selectors: opts.selectors.clone(),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            let events: Vec<WatchEvent> = list
-                .items
-                .into_iter()
-                .map(|s| WatchEvent::Object(WatchEventKind::Added, s))
-                .collect();
-            (events, list.resource_version)
+        let (head, from) = if initial {
+            self.initial_state(scope, &opts).await?
         } else {
             (vec![], parse_resource_version(rv.unwrap_or("0"))?)
         };
         let last = Arc::new(AtomicI64::new(from));
-        let mut head = initial_events;
-        if opts.send_initial_events && opts.allow_bookmarks {
-            head.push(WatchEvent::Bookmark {
-                resource_version: from,
-                initial_events_end: true,
-            });
-        }
         let upstream = match self
             .store
             .watch(KeyRange::prefix(scope.prefix()), from + 1)
