@@ -121,6 +121,121 @@ async fn watch_from_a_past_revision_replays_what_followed() {
     assert_eq!(next(&mut w).await, (WatchEventKind::Added, "c".into()));
 }
 
+/// A bookmark announces only what has gone out: a client reading a long replay slowly,
+/// with bookmarks due all the while, never gets one ahead of an event still to come (it
+/// would resume past that event, or see it go backwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_never_run_ahead_of_the_events_still_to_come() {
+    let f = fixture().await;
+    let first = f.create("first", json!({})).await;
+    for i in 0..40 {
+        f.create(&format!("cm-{i}"), json!({})).await;
+    }
+    for from in [Some(first.to_string()), None] {
+        let opts = WatchOptions {
+            resource_version: from.clone(),
+            allow_bookmarks: true,
+            bookmark_interval: Some(Duration::from_millis(1)),
+            ..Default::default()
+        };
+        let mut w = f.registry.watch(&f.scope, opts).await.unwrap();
+        let (mut delivered, mut bookmarked, mut objects) = (0, 0, 0);
+        while objects < 40 {
+            let event = tokio::time::timeout(Duration::from_secs(5), w.next())
+                .await
+                .unwrap()
+                .unwrap();
+            match event {
+                WatchEvent::Bookmark {
+                    resource_version, ..
+                } => {
+                    assert!(
+                        resource_version >= delivered,
+                        "{from:?}: bookmark went back"
+                    );
+                    bookmarked = resource_version;
+                }
+                WatchEvent::Object(_, s) => {
+                    let rv = s.resource_version;
+                    assert!(
+                        rv > bookmarked,
+                        "{from:?}: {rv} after a bookmark at {bookmarked}"
+                    );
+                    delivered = rv;
+                    objects += 1;
+                }
+                WatchEvent::Shared(_, o) => {
+                    let rv = o.stored.resource_version;
+                    assert!(
+                        rv > bookmarked,
+                        "{from:?}: {rv} after a bookmark at {bookmarked}"
+                    );
+                    delivered = rv;
+                    objects += 1;
+                }
+                WatchEvent::Error(e) => panic!("{e:?}"),
+            }
+            // A slow reader: the bookmark timer fires between the events.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+}
+
+/// A watch resumed from a revision its resource's cache has not reached (the cache follows
+/// its own resource; on a replica it may also lag etcd) gets bookmarks at that revision or
+/// later, never before it: a client resuming from a lower one would get events again.
+/// Found by `tests/chaos.rs` (a replica whose etcd member was frozen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_watch_is_never_bookmarked_below_its_start() {
+    let f = fixture().await;
+    f.create("cm", json!({})).await;
+    // Start the ConfigMaps' cache, then move the store on elsewhere.
+    drop(f.watch(Some(0), "").await);
+    let secrets = Scope {
+        desc: Served::new(kplex_apiserver::kinds())
+            .lookup(Some("c1"), "", "v1", "secrets")
+            .unwrap(),
+        ..f.scope.clone()
+    };
+    let mut ahead = 0;
+    for i in 0..3 {
+        let r = f
+            .registry
+            .create(
+                &secrets,
+                json!({"metadata": {"name": format!("s{i}")}}),
+                &WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        ahead = r.object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    }
+    let opts = WatchOptions {
+        resource_version: Some(ahead.to_string()),
+        allow_bookmarks: true,
+        bookmark_interval: Some(Duration::from_millis(5)),
+        ..Default::default()
+    };
+    let mut w = f.registry.watch(&f.scope, opts).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap();
+    match first {
+        WatchEvent::Bookmark {
+            resource_version, ..
+        } => assert!(
+            resource_version >= ahead,
+            "bookmark at {resource_version} < {ahead}"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selectors_turn_transitions_into_added_and_deleted() {
     let f = fixture().await;

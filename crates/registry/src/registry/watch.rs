@@ -122,7 +122,9 @@ impl Registry {
                 parse_resource_version(rv).map_err(|e| super::cache::Miss::Error(Box::new(e)))?,
             ),
         };
-        let last = Arc::new(AtomicI64::new(0));
+        // What a bookmark may announce: a resumed watch's client has everything up to its
+        // resourceVersion; the head's revision only once the head has gone out.
+        let last = Arc::new(AtomicI64::new(from.unwrap_or(0)));
         let (mut head, at, events) = self
             .caches
             .watch(
@@ -134,7 +136,6 @@ impl Registry {
                 last.clone(),
             )
             .await?;
-        last.fetch_max(at, Ordering::Relaxed);
         if from.is_none()
             && let Some(shared) = scope.shared_objects()
         {
@@ -158,7 +159,7 @@ impl Registry {
             });
         }
         let seen = last.clone();
-        let events = stream::iter(head).chain(events).inspect(move |e| {
+        let events = after_head(head, &last, at).chain(events).inspect(move |e| {
             let rv = match e {
                 WatchEvent::Object(_, s) => s.resource_version,
                 WatchEvent::Shared(_, o) => o.stored.resource_version,
@@ -212,7 +213,7 @@ impl Registry {
         } else {
             (vec![], parse_resource_version(rv.unwrap_or("0"))?)
         };
-        let last = Arc::new(AtomicI64::new(from));
+        let last = Arc::new(AtomicI64::new(if initial { 0 } else { from }));
         let upstream = match self
             .store
             .watch(KeyRange::prefix(scope.prefix()), from + 1)
@@ -236,9 +237,27 @@ impl Registry {
             seen.store(event.kv.mod_revision, Ordering::Relaxed);
             futures::future::ready(convert(&desc, &selectors, event))
         });
-        let events = stream::iter(head).chain(events);
+        let events = after_head(head, &last, from).chain(events);
         Ok(with_bookmarks(events, &opts, last))
     }
+}
+
+/// `head` (a watch's initial or replayed events), then — once every one of them has gone
+/// out — `last` raised to `revision`, the state they bring the client to. A bookmark taken
+/// from `last` earlier would announce a revision whose events are still queued: a client
+/// that resumed from it would miss them, and one that did not would see them go backwards.
+fn after_head(
+    head: Vec<WatchEvent>,
+    last: &Arc<AtomicI64>,
+    revision: i64,
+) -> impl Stream<Item = WatchEvent> + Send + 'static {
+    let last = last.clone();
+    let reached = stream::once(async move {
+        last.fetch_max(revision, Ordering::Relaxed);
+        None
+    })
+    .filter_map(futures::future::ready);
+    stream::iter(head).chain(reached)
 }
 
 /// When the next bookmark is due (kube's `nextBookmarkTime`): every `interval`, but at the
@@ -269,7 +288,14 @@ fn with_bookmarks(
             Some(at) => tokio::time::sleep_until(at).await,
             None => futures::future::pending::<()>().await,
         }
-        let rv = last.load(Ordering::Relaxed);
+        // Nothing delivered yet: a bookmark would have no revision to give.
+        let rv = loop {
+            let rv = last.load(Ordering::Relaxed);
+            if rv > 0 {
+                break rv;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         Some((
             WatchEvent::Bookmark {
                 resource_version: rv,
