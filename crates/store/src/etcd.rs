@@ -416,6 +416,9 @@ impl Watcher {
                 );
                 return Ended::Retry;
             }
+            // A transaction's events share one revision and come in one response: the
+            // resume point moves past a revision only once all of its events went out.
+            let resume_from = self.next;
             for event in resp.events() {
                 let event = match to_event(event) {
                     Ok(event) => event,
@@ -425,7 +428,7 @@ impl Watcher {
                     }
                 };
                 let revision = event.revision();
-                if revision < self.next {
+                if revision < resume_from {
                     continue;
                 }
                 if self.tx.send(Ok(event)).await.is_err() {

@@ -87,3 +87,30 @@ async fn connects_over_tls_with_client_certificate() {
     };
     assert!(refused, "etcd must refuse a client without a certificate");
 }
+
+/// A transaction that writes several keys (another etcd client's; kplex writes one key at a
+/// time) gives one event per key, all at its revision: none is dropped as already seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_of_a_multi_key_transaction_is_watched() {
+    let (s, etcd) = store().await;
+    let mut w = s.watch(KeyRange::prefix("/txn/"), 0).await.unwrap();
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
+    let txn = etcd_client::Txn::new().and_then([
+        etcd_client::TxnOp::put("/txn/a", "1", None),
+        etcd_client::TxnOp::put("/txn/b", "2", None),
+    ]);
+    client.txn(txn).await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        keys.push(e.kv.key);
+    }
+    keys.sort();
+    assert_eq!(keys, ["/txn/a", "/txn/b"]);
+}
