@@ -22,6 +22,8 @@ use crate::Apis;
 const RETRY: Duration = Duration::from_millis(500);
 /// Items reconciled at once.
 const WORKERS: usize = 32;
+/// How long a new term waits before it looks whether reconciles went without writing.
+const SKIPPED_SETTLE: Duration = Duration::from_millis(200);
 /// Where every `apis.kcp.io` object is stored.
 const PREFIX: &str = "/registry/apis.kcp.io/";
 
@@ -91,26 +93,28 @@ impl ControllerSet for ApisControllers {
 /// again, as a follower reconciled them without writing.
 pub struct ApisWriters(pub Arc<ApisControllers>);
 
-impl EventHandler for ApisWriters {
-    /// [`ApisControllers`] follows the events for both halves.
-    fn wants(&self, _key: &str, _value: &[u8]) -> bool {
-        false
-    }
-
-    fn changed(&self, _obj: &Value, _created: bool) {}
-}
+/// [`ApisControllers`] follows the events for both halves.
+impl EventHandler for ApisWriters {}
 
 impl ControllerSet for ApisWriters {
     fn leader_only(&self) -> bool {
         true
     }
 
+    /// Writes from now on (set before the informer starts where there is no election, so a
+    /// single process never reconciles without writing); queues everything again only if
+    /// a reconcile went without writing meanwhile (a follower's, or one that raced this).
     fn run(self: Arc<Self>, _metrics: &Metrics, cancel: &CancellationToken) {
         let controllers = self.0.clone();
+        controllers.apis.leading.store(true, Ordering::Release);
         let term = cancel.clone();
         tokio::spawn(async move {
-            controllers.apis.leading.store(true, Ordering::Release);
-            controllers.requeue_all().await;
+            // A reconcile that read "not leading" just before the store above records that
+            // it skipped within microseconds: look after a moment, not at once.
+            tokio::time::sleep(SKIPPED_SETTLE).await;
+            if controllers.apis.skipped.swap(false, Ordering::AcqRel) {
+                controllers.requeue_all().await;
+            }
             term.cancelled().await;
             controllers.apis.leading.store(false, Ordering::Release);
         });

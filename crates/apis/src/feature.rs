@@ -23,6 +23,7 @@ fn build(ctx: &Context) -> Feature {
         base_url: ctx.base_url.clone(),
         exports: Arc::default(),
         leading: Arc::default(),
+        skipped: Arc::default(),
     };
     let controllers = Arc::new(ApisControllers::new(apis.clone()));
     Feature {

@@ -231,12 +231,20 @@ pub struct Apis {
     /// Whether this replica writes (it leads the controllers): followers only serve what
     /// bindings bind, the leader also writes statuses, finalizers, identities and slices.
     pub leading: Arc<std::sync::atomic::AtomicBool>,
+    /// A reconcile went without writing (not leading): the next term queues everything.
+    pub skipped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Apis {
-    /// Whether the controllers may write here (see [`Apis::leading`]).
+    /// Whether the controllers may write here (see [`Apis::leading`]); a "no" is
+    /// remembered, so a new leader redoes what went without writing.
     pub fn writes(&self) -> bool {
-        self.leading.load(std::sync::atomic::Ordering::Acquire)
+        use std::sync::atomic::Ordering;
+        let leading = self.leading.load(Ordering::Acquire);
+        if !leading {
+            self.skipped.store(true, Ordering::Release);
+        }
+        leading
     }
 }
 

@@ -128,10 +128,13 @@ impl Server {
         let port = free_port()?;
         let mut args = self.args.clone();
         for (i, flag) in self.args.iter().enumerate() {
-            match flag.to_str() {
-                Some("--root-directory") => args[i + 1] = dir.path().into(),
-                Some("--secure-port") => args[i + 1] = port.to_string().into(),
-                _ => {}
+            let value = match flag.to_str() {
+                Some("--root-directory") => dir.path().into(),
+                Some("--secure-port") => port.to_string().into(),
+                _ => continue,
+            };
+            if let Some(slot) = args.get_mut(i + 1) {
+                *slot = value;
             }
         }
         let started = Instant::now();

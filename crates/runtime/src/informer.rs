@@ -38,11 +38,14 @@ pub trait EventHandler: Send + Sync + 'static {
     async fn started(&self, _objects: &[Value]) {}
 
     /// Whether a put of `value` at `key` may concern this handler; a byte test, so most
-    /// writes are never parsed.
-    fn wants(&self, key: &str, value: &[u8]) -> bool;
+    /// writes are never parsed. None by default: a set whose events another handler
+    /// follows (a leader-only writing half) wants nothing itself.
+    fn wants(&self, _key: &str, _value: &[u8]) -> bool {
+        false
+    }
 
     /// An object the handler wants was written; `created`: this is its first revision.
-    fn changed(&self, obj: &Value, created: bool);
+    fn changed(&self, _obj: &Value, _created: bool) {}
 
     /// An object was deleted (its last state); every handler sees every deletion.
     fn deleted(&self, _old: &Value) {}

@@ -105,14 +105,8 @@ pub struct Builtins {
 /// a new leader finds the work its predecessor left.
 pub struct BuiltinWriters(pub Arc<Builtins>);
 
-impl EventHandler for BuiltinWriters {
-    /// [`Builtins`] follows the events for both halves.
-    fn wants(&self, _key: &str, _value: &[u8]) -> bool {
-        false
-    }
-
-    fn changed(&self, _obj: &Value, _created: bool) {}
-}
+/// [`Builtins`] follows the events for both halves.
+impl EventHandler for BuiltinWriters {}
 
 impl ControllerSet for BuiltinWriters {
     fn leader_only(&self) -> bool {
