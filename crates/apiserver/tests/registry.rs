@@ -272,29 +272,50 @@ async fn resource_version_zero_starts_with_current_objects_and_lists_from_the_ca
 async fn watches_older_than_the_window_come_from_the_store_and_compaction_is_410() {
     let f = fixture().await;
     let first = f.create("early", json!({})).await;
-    // Push the early revision out of the cache's window.
+    // The cache starts after the early revision: its window does not reach it.
     let mut w = f.watch(None, "").await;
     let _ = next(&mut w).await;
-    for i in 0..4200 {
-        f.registry
-            .store
-            .put(
-                &format!("/registry/configmaps/c1/default/bulk-{i}"),
-                bytes::Bytes::from_static(b"{}"),
-            )
-            .await
-            .unwrap();
-    }
+    let bulk = |from: usize, to: usize| {
+        let store = f.registry.store.clone();
+        async move {
+            for i in from..to {
+                store
+                    .put(
+                        &format!("/registry/configmaps/c1/default/bulk-{i}"),
+                        bytes::Bytes::from_static(b"{}"),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    bulk(0, 100).await;
     let mut old = f.watch(Some(first - 1), "").await;
     assert_eq!(
         next(&mut old).await,
         (WatchEventKind::Added, "early".into()),
         "served from the store's history"
     );
-    let now = f.registry.store.status().await.unwrap().revision;
-    f.registry.store.compact(now).await.unwrap();
-    let mut gone = f.watch(Some(first), "").await;
-    match tokio::time::timeout(Duration::from_secs(5), gone.next())
+    let compacted = f.registry.store.status().await.unwrap().revision;
+    f.registry.store.compact(compacted).await.unwrap();
+    expect_expired(f.watch(Some(first - 1), "").await).await;
+    // Further back than the replay limit (though not compacted): 410, and the client
+    // relists, as from kube-apiserver, whose limit is its cache's window.
+    let limit = kplex_apiserver::registry::watch::MAX_STORE_REPLAY as usize;
+    bulk(100, limit + 300).await;
+    assert!(
+        f.registry
+            .store
+            .watch(kplex_store::KeyRange::prefix("/registry/"), compacted + 1)
+            .await
+            .is_ok(),
+        "the store still has that history"
+    );
+    expect_expired(f.watch(Some(compacted), "").await).await;
+}
+
+async fn expect_expired(mut w: WatchStream) {
+    match tokio::time::timeout(Duration::from_secs(5), w.next())
         .await
         .unwrap()
         .unwrap()

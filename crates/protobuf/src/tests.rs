@@ -484,7 +484,9 @@ fn embedded_json_numbers_survive_a_round_trip() {
     let body = envelope(
         "apps/v1",
         "ControllerRevision",
-        B::new().m(1, B::new().s(1, "r")).m(2, B::new().s(1, digits)),
+        B::new()
+            .m(1, B::new().s(1, "r"))
+            .m(2, B::new().s(1, digits)),
     );
     let value = dec(&body);
     let again = dec(&encode(&value).expect("encodes"));

@@ -6,6 +6,8 @@
 //! `metadata` object's body starts. Serving a GET, LIST or watch event splices
 //! `"resourceVersion":"N"` in at that offset — no parse, no re-serialisation.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use kplex_apimachinery::ApiError;
 use serde_json::{Map, Value};
@@ -183,6 +185,38 @@ pub fn render_into(out: &mut Vec<u8>, stored: &[u8], resource_version: i64) {
     out.extend_from_slice(&render(stored, resource_version));
 }
 
+/// The keys of a stored object's labels, read without building the rest of the object.
+pub fn label_keys(stored: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Object {
+        #[serde(default)]
+        metadata: Option<Metadata>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        #[serde(default)]
+        labels: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    }
+    let json = split(stored).map_or(stored, |(_, json)| json);
+    serde_json::from_slice::<Object>(json)
+        .ok()
+        .and_then(|o| o.metadata?.labels)
+        .map(|l| l.into_keys().collect())
+        .unwrap_or_default()
+}
+
+/// False only when a stored object certainly lacks label `key`: kplex writes JSON with
+/// serde_json, which escapes no character a label key may hold, so the label's key appears
+/// verbatim, quoted. (Bytes another tool wrote may escape differently: true.) A cheap test
+/// that spares parsing the objects a watch of one label skips.
+pub fn may_have_label(stored: &[u8], key: &str) -> bool {
+    let Some((_, json)) = split(stored) else {
+        return true;
+    };
+    let quoted = format!("\"{key}\"");
+    memchr::memmem::find(json, quoted.as_bytes()).is_some()
+}
+
 /// Parses a stored object, with its resource version set.
 pub fn decode(stored: &[u8], resource_version: i64) -> Result<Value, ApiError> {
     let json = match split(stored) {
@@ -257,6 +291,24 @@ pub fn object() -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn label_keys_and_the_quick_label_test() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "labels": {"state.workload.kcp.io/abc": "Sync", "app": "web"}},
+            "data": {"other/label": "a data key, not a label"}});
+        let stored = encode(&obj).unwrap();
+        assert_eq!(label_keys(&stored), ["app", "state.workload.kcp.io/abc"]);
+        assert!(may_have_label(&stored, "state.workload.kcp.io/abc"));
+        assert!(!may_have_label(&stored, "state.workload.kcp.io/ab"));
+        // A false positive (the key elsewhere) only costs a parse; never a false negative.
+        assert!(may_have_label(&stored, "other/label"));
+        assert!(!label_keys(&stored).contains(&"other/label".to_string()));
+        let bare = encode(&json!({"metadata": {"name": "y"}})).unwrap();
+        assert!(label_keys(&bare).is_empty());
+        // Bytes not written by kplex are never ruled out.
+        assert!(may_have_label(br#"{"metadata":{}}"#, "app"));
+    }
 
     #[test]
     fn splices_resource_version_without_parsing() {

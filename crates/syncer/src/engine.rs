@@ -469,6 +469,20 @@ impl Syncer {
         }
     }
 
+    /// Whether a downstream object of ours has an upstream object in the current view (as
+    /// far as the mapping in memory tells without asking downstream).
+    fn known_upstream(&self, res: usize, ns: &str, name: &str) -> bool {
+        let s = self.state();
+        let key = match &self.args.downstream_namespace {
+            Some(_) => s.names[res].get(name).cloned(),
+            None => s
+                .mapped
+                .get(ns)
+                .map(|(cluster, namespace)| (cluster.clone(), namespace.clone(), name.to_string())),
+        };
+        key.is_some_and(|k| s.upstream[res].contains_key(&k))
+    }
+
     /// A downstream object of ours (namespace, name) → its upstream key, if known.
     async fn upstream_key_of(
         &self,
@@ -962,8 +976,14 @@ impl Syncer {
                     let v = value_of(&o);
                     let key = key_of(&v);
                     listing.insert(key.clone());
-                    self.state().upstream[res].insert(key.clone(), v.to_string().into());
-                    self.enqueue(Work::Object(res, key));
+                    let text: Box<str> = v.to_string().into();
+                    let previous = self.state().upstream[res].insert(key.clone(), text.clone());
+                    // A relist (after upstream restarted, say) repeats what was seen: that
+                    // was queued when it came, and is synced or being retried. Downstream
+                    // drift comes as downstream events.
+                    if previous.as_deref() != Some(&*text) {
+                        self.enqueue(Work::Object(res, key));
+                    }
                 }
                 Ok(Event::Delete(o)) => {
                     let key = key_of(&value_of(&o));
@@ -990,7 +1010,9 @@ impl Syncer {
                     }
                     // Downstream copies whose upstream object is missing go now.
                     for (ns, name) in ours {
-                        self.enqueue(Work::Downstream(res, ns, name));
+                        if !self.known_upstream(res, &ns, &name) {
+                            self.enqueue(Work::Downstream(res, ns, name));
+                        }
                     }
                 }
                 Err(e) => {

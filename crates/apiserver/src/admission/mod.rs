@@ -188,6 +188,7 @@ impl Webhooks {
             .list(
                 &keys::resource_prefix(GROUP, resource),
                 &keys::cluster_prefix(GROUP, resource, cluster),
+                None,
             )
             .await?;
         let mut objs = items

@@ -51,7 +51,7 @@ impl Authorizer {
         let (items, _) = self
             .registry
             .caches
-            .list(&keys::resource_prefix(RBAC, resource), &scope_prefix)
+            .list(&keys::resource_prefix(RBAC, resource), &scope_prefix, None)
             .await?;
         items.iter().map(|s| s.decode()).collect()
     }

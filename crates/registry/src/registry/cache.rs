@@ -37,6 +37,9 @@ pub struct SharedObject {
     pub stored: Stored,
     json: OnceLock<Bytes>,
     parsed: OnceLock<Option<Value>>,
+    /// Its label keys, read on first use without parsing the rest: how watches and lists of
+    /// one label (a syncer's) skip the objects of every other target cheaply.
+    labels: OnceLock<Box<[Box<str>]>>,
 }
 
 impl SharedObject {
@@ -45,7 +48,21 @@ impl SharedObject {
             stored,
             json: OnceLock::new(),
             parsed: OnceLock::new(),
+            labels: OnceLock::new(),
         })
+    }
+
+    pub fn label_keys(&self) -> &[Box<str>] {
+        self.labels.get_or_init(|| {
+            crate::object::label_keys(&self.stored.bytes)
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect()
+        })
+    }
+
+    pub fn has_label(&self, key: &str) -> bool {
+        self.label_keys().iter().any(|k| &**k == key)
     }
 
     /// The object's JSON with its resource version.
@@ -137,8 +154,13 @@ pub struct CacheWindow {
 
 /// Why a request cannot be served from the cache.
 pub enum Miss {
-    /// The requested revision is older than the window: use the store.
-    TooOld,
+    /// The cache has stopped (its store watch ended): use the store.
+    Closed,
+    /// The requested revision is older than the window; the cache is at `head`. The store's
+    /// history may serve it (see [`super::watch`]'s replay limit).
+    BeforeWindow {
+        head: i64,
+    },
     Error(Box<ApiError>),
 }
 
@@ -229,12 +251,13 @@ impl WatchCaches {
         Ok(cache)
     }
 
-    /// The current objects under `scope_prefix` (a list at resourceVersion 0) and the revision
-    /// they are at.
+    /// The current objects under `scope_prefix` (a list at resourceVersion 0) that carry
+    /// label `trigger` (when given), and the revision they are at.
     pub async fn list(
         &self,
         resource_prefix: &str,
         scope_prefix: &str,
+        trigger: Option<&str>,
     ) -> Result<(Vec<Stored>, i64), ApiError> {
         let cache = self.cache(resource_prefix).await?;
         let st = cache
@@ -244,6 +267,7 @@ impl WatchCaches {
         let items = st
             .objects
             .range(scope_range(scope_prefix))
+            .filter(|(_, o)| trigger.is_none_or(|t| o.has_label(t)))
             .map(|(_, o)| o.stored.clone())
             .collect();
         Ok((items, st.revision))
@@ -278,7 +302,7 @@ impl WatchCaches {
                 .write()
                 .map_err(|_| Miss::Error(Box::new(ApiError::internal("watch cache poisoned"))))?;
             if st.closed {
-                return Err(Miss::TooOld);
+                return Err(Miss::Closed);
             }
             // Subscribing under the lock: no event is published between the snapshot and
             // the subscription (publishing takes the write lock).
@@ -287,13 +311,16 @@ impl WatchCaches {
                 None => st
                     .objects
                     .range(scope_range(&scope_prefix))
+                    .filter(|(_, o)| trigger.as_deref().is_none_or(|t| o.has_label(t)))
                     .filter(|(_, o)| {
                         selectors.is_empty()
                             || o.parsed().is_some_and(|v| selectors.matches(&desc, v))
                     })
                     .map(|(_, o)| WatchEvent::Shared(WatchEventKind::Added, o.clone()))
                     .collect(),
-                Some(rv) if rv < st.window_start => return Err(Miss::TooOld),
+                Some(rv) if rv < st.window_start => {
+                    return Err(Miss::BeforeWindow { head: st.revision });
+                }
                 Some(rv) => st
                     .window
                     .iter()
@@ -417,21 +444,14 @@ fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) -> bool {
     if st.triggered.is_empty() {
         return false;
     }
-    let labels = |o: &SharedObject| -> Vec<String> {
-        o.parsed()
-            .and_then(|v| v.pointer("/metadata/labels"))
-            .and_then(Value::as_object)
-            .map(|l| l.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-    let mut keys = labels(&e.object);
+    let mut keys: Vec<&str> = e.object.label_keys().iter().map(|k| &**k).collect();
     if let Some(prev) = &e.prev {
-        keys.extend(labels(prev));
+        keys.extend(prev.label_keys().iter().map(|k| &**k));
     }
-    keys.sort();
+    keys.sort_unstable();
     keys.dedup();
     for key in keys {
-        if let Some(tx) = st.triggered.get(&key) {
+        if let Some(tx) = st.triggered.get(key) {
             let _ = tx.send(Message::Event(e.clone()));
         }
     }

@@ -138,7 +138,11 @@ impl Registry {
     async fn list_cached(&self, scope: &Scope, opts: &ListOptions) -> Result<ListResult, ApiError> {
         let (items, revision) = self
             .caches
-            .list(&scope.resource_prefix(), &scope.prefix())
+            .list(
+                &scope.resource_prefix(),
+                &scope.prefix(),
+                opts.selectors.trigger_label(),
+            )
             .await?;
         let mut items = items;
         if let Some(shared) = scope.shared_objects() {

@@ -15,7 +15,8 @@ use kplex_store::{EventKind, KeyRange};
 use serde_json::Value;
 
 use super::{
-    ListOptions, Registry, Scope, Selectors, Stored, list::parse_resource_version, store_error,
+    ListOptions, Registry, Scope, Selectors, Stored, cache::Miss, list::parse_resource_version,
+    store_error,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -70,6 +71,14 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 
 const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How far behind the watch cache's head a watch may resume from the store's history.
+/// Further back it gets 410 Expired and relists, as kube-apiserver answers any watch older
+/// than its cache: a replay reads every revision in between (all keys' writes, not just the
+/// resource's) and decodes each match once per watcher, so after a restart a fleet of agents
+/// resuming from old revisions would read the same long history once each, while a relist
+/// from the cache costs each only its own objects.
+pub const MAX_STORE_REPLAY: i64 = 4096;
+
 impl Registry {
     pub async fn watch(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
         let unset = opts.resource_version.as_deref().is_none_or(str::is_empty);
@@ -82,11 +91,21 @@ impl Registry {
     /// From the watch cache when its window reaches `opts`' start, else from the store.
     async fn watch_from(&self, scope: &Scope, opts: WatchOptions) -> Result<WatchStream, ApiError> {
         match self.watch_cached(scope, &opts).await {
-            Ok(stream) => return Ok(stream),
-            Err(super::cache::Miss::Error(e)) => return Err(*e),
-            Err(super::cache::Miss::TooOld) => {}
+            Ok(stream) => Ok(stream),
+            Err(Miss::Error(e)) => Err(*e),
+            Err(Miss::BeforeWindow { head }) => {
+                let from = resumed_from(&opts)?;
+                if head - from > MAX_STORE_REPLAY {
+                    let err = ApiError::resource_expired(format!(
+                        "too old resource version: {from} ({})",
+                        head - MAX_STORE_REPLAY
+                    ));
+                    return Ok(Box::pin(stream::iter(vec![WatchEvent::Error(err)])));
+                }
+                self.watch_store(scope, opts).await
+            }
+            Err(Miss::Closed) => self.watch_store(scope, opts).await,
         }
-        self.watch_store(scope, opts).await
     }
 
     /// A watch without a resourceVersion on a store other processes write: its initial
@@ -109,18 +128,12 @@ impl Registry {
     }
 
     /// A watch served by the watch cache (the common case).
-    async fn watch_cached(
-        &self,
-        scope: &Scope,
-        opts: &WatchOptions,
-    ) -> Result<WatchStream, super::cache::Miss> {
+    async fn watch_cached(&self, scope: &Scope, opts: &WatchOptions) -> Result<WatchStream, Miss> {
         let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
         let from = match rv {
             _ if opts.send_initial_events => None,
             None | Some("0") => None,
-            Some(rv) => Some(
-                parse_resource_version(rv).map_err(|e| super::cache::Miss::Error(Box::new(e)))?,
-            ),
+            Some(rv) => Some(parse_resource_version(rv).map_err(|e| Miss::Error(Box::new(e)))?),
         };
         // What a bookmark may announce: a resumed watch's client has everything up to its
         // resourceVersion; the head's revision only once the head has gone out.
@@ -142,9 +155,7 @@ impl Registry {
             // The initial state includes what every workspace shares (in name order, first).
             let mut initial = Vec::new();
             for (_, stored) in shared.iter() {
-                let obj = stored
-                    .decode()
-                    .map_err(|e| super::cache::Miss::Error(Box::new(e)))?;
+                let obj = stored.decode().map_err(|e| Miss::Error(Box::new(e)))?;
                 if opts.selectors.matches(&scope.desc, &obj) {
                     initial.push(WatchEvent::Object(WatchEventKind::Added, stored));
                 }
@@ -242,6 +253,15 @@ impl Registry {
     }
 }
 
+/// The revision a watch resumes after (0 when it starts from the current state).
+fn resumed_from(opts: &WatchOptions) -> Result<i64, ApiError> {
+    match opts.resource_version.as_deref() {
+        _ if opts.send_initial_events => Ok(0),
+        None | Some("") => Ok(0),
+        Some(rv) => parse_resource_version(rv),
+    }
+}
+
 /// `head` (a watch's initial or replayed events), then — once every one of them has gone
 /// out — `last` raised to `revision`, the state they bring the client to. A bookmark taken
 /// from `last` earlier would announce a revision whose events are still queued: a client
@@ -331,10 +351,12 @@ fn convert(
             (EventKind::Put, Some(_)) => WatchEvent::Object(WatchEventKind::Modified, new),
         });
     }
+    let trigger = selectors.trigger_label();
     let matches = |s: &Stored| {
-        s.decode()
-            .map(|v: Value| selectors.matches(desc, &v))
-            .unwrap_or(false)
+        trigger.is_none_or(|t| crate::object::may_have_label(&s.bytes, t))
+            && s.decode()
+                .map(|v: Value| selectors.matches(desc, &v))
+                .unwrap_or(false)
     };
     let old_match = prev.as_ref().is_some_and(matches);
     match event.kind {
