@@ -468,6 +468,10 @@ impl Store for EncryptingStore {
         self.inner.compact(revision).await
     }
 
+    fn written_since(&self, range: &KeyRange, revision: Revision) -> Option<bool> {
+        self.inner.written_since(range, revision)
+    }
+
     async fn status(&self) -> kplex_store::Result<StoreStatus> {
         self.inner.status().await
     }

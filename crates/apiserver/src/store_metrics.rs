@@ -130,6 +130,10 @@ impl Store for TimedStore {
         self.inner.watch(range, start_revision).await
     }
 
+    fn written_since(&self, range: &KeyRange, revision: Revision) -> Option<bool> {
+        self.inner.written_since(range, revision)
+    }
+
     async fn compact(&self, revision: Revision) -> Result<()> {
         let histogram = self.histogram("compact", "");
         let start = Instant::now();

@@ -325,6 +325,38 @@ async fn expect_expired(mut w: WatchStream) {
     }
 }
 
+/// A whole list of one label's objects without a resourceVersion is consistent (every
+/// acknowledged write is in it) though the watch cache may answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_lists_of_one_label_see_every_acknowledged_write() {
+    let f = fixture().await;
+    let opts = ListOptions {
+        selectors: Selectors::parse(&f.scope.desc, Some("placed=Sync"), None).unwrap(),
+        ..Default::default()
+    };
+    // The cache exists (and follows the store) before the writes.
+    assert!(
+        f.registry
+            .list(&f.scope, &opts)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    for i in 0..200 {
+        f.create(&format!("noise{i}"), json!({"other": "x"})).await;
+        let rv = f
+            .create(&format!("mine{i}"), json!({"placed": "Sync"}))
+            .await;
+        let list = f.registry.list(&f.scope, &opts).await.unwrap();
+        assert_eq!(list.items.len(), i + 1, "after write {rv}");
+        assert!(list.resource_version >= rv);
+    }
+    f.relabel("mine0", json!({"placed": "Upsync"})).await;
+    let list = f.registry.list(&f.scope, &opts).await.unwrap();
+    assert_eq!(list.items.len(), 199);
+}
+
 /// A watch with a trigger label (the syncer view's) follows its label's channel: it sees
 /// the objects that carry the label, their changes and the loss of the label, and nothing
 /// else, interleaved with events of unlabelled objects.

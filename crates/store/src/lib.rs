@@ -51,6 +51,13 @@ pub trait Store: Send + Sync + 'static {
     /// Current revision, compacted revision and size on disk.
     async fn status(&self) -> Result<StoreStatus>;
 
+    /// Whether a key in `range` may have been written at `revision` or later, if the
+    /// backend can tell without a read (the embedded store keeps an index of where it
+    /// writes; etcd cannot: None). A write being committed counts as written.
+    fn written_since(&self, _range: &KeyRange, _revision: Revision) -> Option<bool> {
+        None
+    }
+
     /// Reads one key at the current revision.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let resp = self.range(RangeRequest::key(key)).await?;

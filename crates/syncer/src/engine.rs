@@ -89,6 +89,16 @@ impl Iterator for UpstreamBackoff {
     }
 }
 
+/// Upstream lists unpaginated: a whole consistent list of one target's objects is what
+/// kplex answers from its watch cache (cheap when a hundred agents relist after a restart);
+/// a paginated one reads and decodes every object of the resource from the store.
+fn upstream_watch() -> watcher::Config {
+    watcher::Config {
+        page_size: None,
+        ..watcher::Config::default()
+    }
+}
+
 impl kube::runtime::utils::Backoff for UpstreamBackoff {
     fn reset(&mut self) {
         self.0 = UPSTREAM_BACKOFF.0;
@@ -966,7 +976,7 @@ impl Syncer {
             across.plural = format!("{}:{}", across.plural, self.identities[res]);
         }
         let api: Api<DynamicObject> = Api::all_with(client, &across);
-        let mut stream = watcher(api, watcher::Config::default())
+        let mut stream = watcher(api, upstream_watch())
             .backoff(UpstreamBackoff::default())
             .boxed();
         let mut listing: HashSet<Key> = HashSet::new();
@@ -1062,7 +1072,7 @@ impl Syncer {
         };
         let api: Api<DynamicObject> =
             Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
-        let mut stream = watcher(api, watcher::Config::default())
+        let mut stream = watcher(api, upstream_watch())
             .backoff(UpstreamBackoff::default())
             .boxed();
         let mut listing = HashSet::new();
@@ -1118,7 +1128,7 @@ impl Syncer {
         };
         let (g, v, k, p) = SHOWN[kind];
         let api: Api<DynamicObject> = Api::all_with(client, &resource(g, v, k, p));
-        let mut stream = watcher(api, watcher::Config::default())
+        let mut stream = watcher(api, upstream_watch())
             .backoff(UpstreamBackoff::default())
             .applied_objects()
             .boxed();

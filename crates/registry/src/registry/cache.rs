@@ -114,6 +114,9 @@ struct State {
     tick_pending: bool,
 }
 
+/// How long a consistent list waits for the cache to catch up before reading the store.
+const FRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How soon after events flow past them triggered channels hear the current revision.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -271,6 +274,37 @@ impl WatchCaches {
             .map(|(_, o)| o.stored.clone())
             .collect();
         Ok((items, st.revision))
+    }
+
+    /// As [`Self::list`], but only once the cache holds every write the store has
+    /// committed under `resource_prefix` (a consistent read served from memory, as
+    /// kube-apiserver's consistent lists from its cache). None when the store cannot tell,
+    /// or the cache has not caught up within [`FRESH_WAIT`]: read the store then.
+    pub async fn list_fresh(
+        &self,
+        resource_prefix: &str,
+        scope_prefix: &str,
+        trigger: Option<&str>,
+    ) -> Result<Option<(Vec<Stored>, i64)>, ApiError> {
+        let cache = self.cache(resource_prefix).await?;
+        let range = KeyRange::prefix(resource_prefix);
+        let deadline = tokio::time::Instant::now() + FRESH_WAIT;
+        loop {
+            let at = cache
+                .state
+                .read()
+                .map_err(|_| ApiError::internal("watch cache poisoned"))?
+                .revision;
+            match self.store.written_since(&range, at + 1) {
+                None => return Ok(None),
+                Some(false) => break,
+                Some(true) if tokio::time::Instant::now() >= deadline => return Ok(None),
+                Some(true) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+            }
+        }
+        self.list(resource_prefix, scope_prefix, trigger)
+            .await
+            .map(Some)
     }
 
     /// A watch of `scope_prefix`, from `from` (exclusive; None = current state first).

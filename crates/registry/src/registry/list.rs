@@ -60,7 +60,23 @@ impl Registry {
                 .as_deref()
                 .is_none_or(|m| m.is_empty() || m == "NotOlderThan");
         if from_cache {
-            return self.list_cached(scope, opts).await;
+            let (items, revision) = self
+                .caches
+                .list(
+                    &scope.resource_prefix(),
+                    &scope.prefix(),
+                    opts.selectors.trigger_label(),
+                )
+                .await?;
+            return finish_cached(scope, opts, items, revision);
+        }
+        if let Some(trigger) = fresh_cache_trigger(opts)
+            && let Some((items, revision)) = self
+                .caches
+                .list_fresh(&scope.resource_prefix(), &scope.prefix(), Some(trigger))
+                .await?
+        {
+            return finish_cached(scope, opts, items, revision);
         }
         let prefix = scope.prefix();
         let (revision, mut start) = self.list_start(&prefix, opts).await?;
@@ -131,44 +147,6 @@ impl Registry {
             merge_shared(shared, scope, opts, &first, &mut result)?;
         }
         Ok(result)
-    }
-
-    /// `resourceVersion=0`: any recent state will do, so the watch cache answers (whole,
-    /// without pages, as kube-apiserver's cache does).
-    async fn list_cached(&self, scope: &Scope, opts: &ListOptions) -> Result<ListResult, ApiError> {
-        let (items, revision) = self
-            .caches
-            .list(
-                &scope.resource_prefix(),
-                &scope.prefix(),
-                opts.selectors.trigger_label(),
-            )
-            .await?;
-        let mut items = items;
-        if let Some(shared) = scope.shared_objects() {
-            items.extend(shared.iter().map(|(_, stored)| stored));
-            // Back in name order, as the store lists.
-            let mut named = with_names(items)?;
-            named.sort_by(|a, b| a.0.cmp(&b.0));
-            items = named.into_iter().map(|(_, stored)| stored).collect();
-        }
-        let items = if opts.selectors.is_empty() {
-            items
-        } else {
-            let mut kept = Vec::new();
-            for item in items {
-                if opts.selectors.matches(&scope.desc, &item.decode()?) {
-                    kept.push(item);
-                }
-            }
-            kept
-        };
-        Ok(ListResult {
-            items,
-            resource_version: revision,
-            continue_token: None,
-            remaining: None,
-        })
     }
 
     /// The revision to read at and the first key, from continue/resourceVersion.
@@ -326,4 +304,53 @@ pub fn render_list(desc: &crate::catalog::ResourceDesc, result: &ListResult) -> 
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// A consistent list (no resourceVersion) the watch cache may answer once it has caught up
+/// with the store: whole (no limit, no continue), and of one label's objects (a syncer's
+/// view), which the cache finds by label key without reading or parsing the rest, where the
+/// store would decode every object of the resource. Returns that label.
+fn fresh_cache_trigger(opts: &ListOptions) -> Option<&str> {
+    let unset = |o: &Option<String>| o.as_deref().is_none_or(str::is_empty);
+    (unset(&opts.resource_version)
+        && unset(&opts.continue_token)
+        && unset(&opts.resource_version_match)
+        && opts.limit == 0)
+        .then(|| opts.selectors.trigger_label())
+        .flatten()
+}
+
+/// A list answered by the watch cache (at `resourceVersion=0`, any recent state will do;
+/// kube-apiserver's cache answers those too, whole, without pages): what every workspace
+/// shares merged in, then the selectors applied.
+fn finish_cached(
+    scope: &Scope,
+    opts: &ListOptions,
+    mut items: Vec<Stored>,
+    revision: i64,
+) -> Result<ListResult, ApiError> {
+    if let Some(shared) = scope.shared_objects() {
+        items.extend(shared.iter().map(|(_, stored)| stored));
+        // Back in name order, as the store lists.
+        let mut named = with_names(items)?;
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        items = named.into_iter().map(|(_, stored)| stored).collect();
+    }
+    let items = if opts.selectors.is_empty() {
+        items
+    } else {
+        let mut kept = Vec::new();
+        for item in items {
+            if opts.selectors.matches(&scope.desc, &item.decode()?) {
+                kept.push(item);
+            }
+        }
+        kept
+    };
+    Ok(ListResult {
+        items,
+        resource_version: revision,
+        continue_token: None,
+        remaining: None,
+    })
 }

@@ -113,7 +113,7 @@ impl EmbeddedStore {
             path: options.path.clone(),
             events,
             compacted: AtomicI64::new(compacted),
-            written: written::Written::default(),
+            written: written::Written::new(revision),
             commit_observer: std::sync::OnceLock::new(),
         });
         // The log is indexed in the background: opening does not wait for a read of the
@@ -273,6 +273,10 @@ impl Store for EmbeddedStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         self.submit(|reply| writer::Command::Compact(revision, reply))
             .await
+    }
+
+    fn written_since(&self, range: &KeyRange, revision: Revision) -> Option<bool> {
+        Some(self.shared.written.since(range, revision))
     }
 
     async fn status(&self) -> Result<StoreStatus> {

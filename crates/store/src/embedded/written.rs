@@ -23,6 +23,9 @@ pub struct Written {
     dirs: RwLock<BTreeMap<String, Revision>>,
     /// Whether the log written before this process opened the store is in `dirs` yet.
     complete: AtomicBool,
+    /// The revision the store had when this process opened it: every later write is in
+    /// `dirs` from the start, so questions about those need not wait for the log's index.
+    opened_at: Revision,
 }
 
 /// Adds the log's history to the store's index, then marks it complete. Writes committed
@@ -50,6 +53,13 @@ fn dir_of(key: &str) -> &str {
 }
 
 impl Written {
+    pub fn new(opened_at: Revision) -> Self {
+        Self {
+            opened_at,
+            ..Self::default()
+        }
+    }
+
     /// Records writes of `keys` at `revision`.
     pub fn record<'a>(&self, writes: impl IntoIterator<Item = (&'a str, Revision)>) {
         let Ok(mut map) = self.dirs.write() else {
@@ -68,7 +78,7 @@ impl Written {
 
     /// Whether a key in `range` may have been written at `from` or later.
     pub fn since(&self, range: &KeyRange, from: Revision) -> bool {
-        if !self.complete.load(Ordering::Acquire) {
+        if from <= self.opened_at && !self.complete.load(Ordering::Acquire) {
             return true;
         }
         let Ok(map) = self.dirs.read() else {
@@ -113,6 +123,7 @@ mod tests {
         // Until the log is indexed, every range may have writes.
         assert!(w.since(&KeyRange::prefix("/registry/jobs/"), 0));
         w.complete.store(true, Ordering::Release);
+        assert!(!w.since(&KeyRange::prefix("/registry/jobs/"), 0));
         w.record([
             ("/registry/configmaps/c1/ns/a", 10),
             ("/registry/configmaps/c2/ns/b", 20),
@@ -137,5 +148,16 @@ mod tests {
         assert!(!w.since(&KeyRange::key("/registry/secrets/c2/ns/b"), 0));
         assert!(w.since(&KeyRange::between("\0", "\0"), 20));
         assert!(!w.since(&KeyRange::between("\0", "\0"), 21));
+    }
+
+    #[test]
+    fn writes_after_opening_are_known_before_the_log_is_indexed() {
+        let w = Written::new(100);
+        w.record([("/registry/configmaps/c1/ns/a", 105)]);
+        let configmaps = KeyRange::prefix("/registry/configmaps/");
+        assert!(w.since(&configmaps, 100), "the old log is not indexed yet");
+        assert!(w.since(&configmaps, 105));
+        assert!(!w.since(&configmaps, 106));
+        assert!(!w.since(&KeyRange::prefix("/registry/secrets/"), 101));
     }
 }
