@@ -647,6 +647,43 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
         (latest != serde_json::json!([schema])).then_some(latest)
     });
 
+    // A new storage version (v1 no longer served): the agent starts over at v2, without a
+    // restart, and keeps syncing.
+    let v2 = WIDGETS.replace(
+        "  - name: v1\n    served: true\n    storage: true\n",
+        "  - name: v1\n    served: false\n    storage: false\n    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n  - name: v2\n    served: true\n    storage: true\n",
+    );
+    assert_ne!(v2, WIDGETS);
+    east.api.ok_stdin(&["apply", "-f", "-"], &v2);
+    eventually(20, "widgets served at v2 in team1", || {
+        common::ws_succeeds(&up, "root:team1", &["get", "widgets.v2.example.com", "w1"])
+            .then_some(())
+    });
+    ws_ok(
+        &up,
+        "root:team1",
+        &[
+            "patch",
+            "widgets.v2.example.com",
+            "w1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":7}}"#,
+        ],
+    );
+    eventually(20, "a change at the new version downstream", || {
+        let out = east.api.kubectl(&[
+            "-n",
+            &ns,
+            "get",
+            "widgets.v2.example.com",
+            "w1",
+            "-o",
+            "jsonpath={.apiVersion} {.spec.size}",
+        ]);
+        (String::from_utf8_lossy(&out.stdout) == "example.com/v2 7").then_some(())
+    });
+
     // Deleting upstream deletes downstream.
     ws_ok(
         &up,

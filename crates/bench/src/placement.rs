@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -239,24 +239,22 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         let i: usize = name.trim_start_matches('t').parse()?;
         let downstream = dir.path().join(format!("d{i}.kubeconfig"));
         std::fs::write(&downstream, down.kubeconfig(&format!("root:d{i}"))?)?;
-        let child = Command::new(&binary)
-            .args([
-                "syncer",
-                "--from-cluster",
-                "root:compute",
-                "--sync-target-name",
-                name,
-                "--sync-target-uid",
-                uid,
-            ])
-            .arg("--from-kubeconfig")
-            .arg(&upstream)
-            .arg("--to-kubeconfig")
-            .arg(&downstream)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let mut cmd = Command::new(&binary);
+        cmd.args([
+            "syncer",
+            "--from-cluster",
+            "root:compute",
+            "--sync-target-name",
+            name,
+            "--sync-target-uid",
+            uid,
+        ])
+        .arg("--from-kubeconfig")
+        .arg(&upstream)
+        .arg("--to-kubeconfig")
+        .arg(&downstream);
+        crate::server::logged(&mut cmd, &format!("syncer-{name}"))?;
+        let child = cmd.spawn()?;
         syncers.0.push(child);
     }
     until(&upc, &targets_path, "every target Ready", |l| {
@@ -288,7 +286,7 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         .await?;
     }
 
-    let down_events = spec_down(&down, &upc, w, args.events, "e").await?;
+    let (down_events, _) = spec_down(&down, &upc, w, args.events, "e").await?;
     let loaded_rss = syncers.max_rss_kib();
     let status_events = status_up(&up, &down, &upc, w.min(args.status_events)).await?;
     let mut rows = vec![
@@ -399,18 +397,23 @@ async fn after_restart(
         up.started_in.as_secs_f64()
     );
     let upc = up.client(1).await?;
-    spec_down(down, &upc, w, 1, "r").await
+    let (sample, acked) = spec_down(down, &upc, w, 1, "r").await?;
+    println!(
+        "  the create was acknowledged after {:.1} ms",
+        acked.as_secs_f64() * 1e3
+    );
+    Ok(sample)
 }
 
 /// Upstream ConfigMap creates named `<prefix><i>` (carrying their send time) → the
-/// downstream wildcard watch.
+/// downstream wildcard watch; and the slowest create's acknowledgement.
 async fn spec_down(
     down: &Server,
     upc: &Client,
     w: usize,
     events: u64,
     prefix: &'static str,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Duration)> {
     let watch = down.client(1).await?;
     // From now on: a watch without a resourceVersion would first replay every object.
     let now = get_json(&watch, "/clusters/*/api/v1/configmaps?limit=1").await?;
@@ -456,14 +459,17 @@ async fn spec_down(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let start = Instant::now();
     let c = upc.clone();
+    let slowest_ack = Arc::new(Mutex::new(Duration::ZERO));
+    let slowest = slowest_ack.clone();
     each(8, events as usize, move |i| {
-        let c = c.clone();
+        let (c, slowest) = (c.clone(), slowest.clone());
         async move {
             let path = format!(
                 "/clusters/root:w{}/api/v1/namespaces/default/configmaps",
                 i % w
             );
             let sent = epoch.elapsed().as_nanos().max(1);
+            let begun = Instant::now();
             expect(
                 &c,
                 Method::POST,
@@ -471,17 +477,22 @@ async fn spec_down(
                 configmap(&format!("{prefix}{i}"), sent),
                 StatusCode::CREATED,
             )
-            .await
-            .map(drop)
+            .await?;
+            if let Ok(mut s) = slowest.lock() {
+                *s = (*s).max(begun.elapsed());
+            }
+            anyhow::Ok(())
         }
     })
     .await?;
     let latencies = tokio::time::timeout(STALL, observer).await???;
-    Ok(Sample {
+    let acked = slowest_ack.lock().map(|s| *s).unwrap_or_default();
+    let sample = Sample {
         ops: latencies.len() as u64,
         elapsed: start.elapsed(),
         latencies,
-    })
+    };
+    Ok((sample, acked))
 }
 
 /// Downstream Deployment status patches → the upstream wildcard watch.

@@ -50,13 +50,31 @@ pub struct Server {
 }
 
 fn spawn(binary: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<Child> {
-    Command::new(binary)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut cmd = Command::new(binary);
+    cmd.args(args);
+    logged(&mut cmd, "kplex")?;
+    cmd.spawn()
         .with_context(|| format!("spawn {} start", binary.display()))
+}
+
+/// A child's logs: discarded, unless `KPLEX_BENCH_LOGS` names a directory — then appended
+/// to `<dir>/<name>-<pid of the bench>.log` at `KPLEX_BENCH_RUST_LOG` (default `info`), to
+/// see what the processes did during a run.
+pub fn logged(cmd: &mut Command, name: &str) -> anyhow::Result<()> {
+    cmd.stdout(Stdio::null());
+    let Some(dir) = std::env::var_os("KPLEX_BENCH_LOGS") else {
+        cmd.env("RUST_LOG", "warn").stderr(Stdio::null());
+        return Ok(());
+    };
+    let filter = std::env::var("KPLEX_BENCH_RUST_LOG").unwrap_or_else(|_| "info".into());
+    let path = Path::new(&dir).join(format!("{name}-{}.log", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    cmd.env("RUST_LOG", filter).stderr(file);
+    Ok(())
 }
 
 impl Drop for Server {

@@ -173,6 +173,16 @@ struct Syncer {
 
 /// Runs the agent until the process is stopped.
 pub async fn run(args: SyncerArgs) -> Result<(), Error> {
+    while let Some(changed) = run_until_reimported(args.clone()).await? {
+        tracing::info!(resource = %changed, "its downstream CRD changed how it is stored; syncing it as it now is");
+    }
+    Ok(())
+}
+
+/// Syncs until the import of a resource from a downstream CRD changes (a new storage
+/// version, say): returns its name, having stopped everything, and the agent starts over
+/// (its upstream view is rebuilt from a list; downstream is left as it is).
+async fn run_until_reimported(args: SyncerArgs) -> Result<Option<String>, Error> {
     let kubeconfig =
         Kubeconfig::read_from(&args.from_kubeconfig).map_err(|source| Error::Kubeconfig {
             path: args.from_kubeconfig.clone(),
@@ -203,7 +213,7 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
         // A downstream CRD is imported; anything else must be served upstream already.
         let (ar, status, identity) = match importer::import(&home, &down, &export, extra).await? {
             Some(i) => {
-                imported.push(extra.clone());
+                imported.push((extra.clone(), i.clone()));
                 (i.resource, i.status, i.identity)
             }
             None => {
@@ -220,16 +230,17 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
             identities.push(identity);
         }
     }
-    if !imported.is_empty() {
-        let every = args.api_import_poll_interval;
-        tokio::spawn(importer::keep_importing(
-            home,
-            down.clone(),
-            export,
-            imported,
-            every,
-        ));
-    }
+    let every = args.api_import_poll_interval;
+    let reimported = {
+        let down = down.clone();
+        async move {
+            if imported.is_empty() {
+                std::future::pending().await
+            } else {
+                importer::keep_importing(home, down, export, imported, every).await
+            }
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let syncer = Arc::new(Syncer {
         args,
@@ -254,22 +265,26 @@ pub async fn run(args: SyncerArgs) -> Result<(), Error> {
         in_flight: Mutex::default(),
     });
     syncer.report_resources().await;
-    tokio::spawn(syncer.clone().heartbeat());
+    // Dropped (every task stopped) when this returns.
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(syncer.clone().heartbeat());
     for i in 0..syncer.resources.len() {
-        tokio::spawn(syncer.clone().watch_upstream(i));
-        tokio::spawn(syncer.clone().watch_downstream(i));
+        tasks.spawn(syncer.clone().watch_upstream(i));
+        tasks.spawn(syncer.clone().watch_downstream(i));
     }
-    tokio::spawn(syncer.clone().watch_upstream_namespaces());
+    tasks.spawn(syncer.clone().watch_upstream_namespaces());
     // In namespace mode the pods of every tenant share one namespace: not shown upstream.
     if syncer.args.downstream_namespace.is_none() {
         for i in 0..SHOWN.len() {
-            tokio::spawn(syncer.clone().watch_upstream_shown(i));
-            tokio::spawn(syncer.clone().watch_downstream_shown(i));
+            tasks.spawn(syncer.clone().watch_upstream_shown(i));
+            tasks.spawn(syncer.clone().watch_downstream_shown(i));
         }
     }
-    tokio::spawn(syncer.clone().resync());
-    syncer.work(rx).await;
-    Ok(())
+    tasks.spawn(syncer.clone().resync());
+    tokio::select! {
+        () = syncer.work(rx) => Ok(None),
+        changed = reimported => Ok(Some(changed)),
+    }
 }
 
 async fn downstream_client(args: &SyncerArgs) -> Result<Client, Error> {
@@ -1018,6 +1033,7 @@ impl Syncer {
                     for k in gone {
                         self.enqueue(Work::Object(res, k));
                     }
+                    tracing::debug!(resource = %self.resources[res].plural, objects = listing.len(), "upstream listed");
                     // Downstream copies whose upstream object is missing go now.
                     for (ns, name) in ours {
                         if !self.known_upstream(res, &ns, &name) {

@@ -173,21 +173,27 @@ pub async fn import(
     }))
 }
 
-/// Imports `names` again every `every` (kcp's `--api-import-poll-interval`): a CRD changed
-/// downstream replaces its schema in the export. (The agent keeps syncing the version it
-/// started with; a new storage version is synced after a restart.)
+/// Imports the `started` resources again every `every` (kcp's `--api-import-poll-interval`):
+/// a CRD changed downstream replaces its schema in the export. Returns the name of the
+/// first resource whose import now differs from the one the agent started with (a new
+/// storage version, a status subresource added or removed): the agent then starts over,
+/// syncing it as it now is.
 pub async fn keep_importing(
     up: Client,
     down: Client,
     export: String,
-    names: Vec<String>,
+    started: Vec<(String, Imported)>,
     every: Duration,
-) {
+) -> String {
     loop {
         tokio::time::sleep(every).await;
-        for name in &names {
-            if let Err(e) = import(&up, &down, &export, name).await {
-                tracing::warn!(resource = %name, error = %e, "importing the downstream CRD again failed");
+        for (name, was) in &started {
+            match import(&up, &down, &export, name).await {
+                Ok(Some(now)) if now != *was => return name.clone(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(resource = %name, error = %e, "importing the downstream CRD again failed")
+                }
             }
         }
     }
