@@ -35,8 +35,8 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const WORKERS: usize = 8;
 /// A key found in flight is taken again after this long.
 const BUSY: Duration = Duration::from_millis(20);
-/// Everything is looked at again this often, whatever the events said.
-const RESYNC: Duration = Duration::from_secs(60);
+/// How long one pass of the resync takes (see [`Syncer::resync`]).
+const RESYNC: Duration = Duration::from_secs(600);
 
 /// What every agent syncs besides namespaces: (group, version, kind, plural).
 const DEFAULT_RESOURCES: &[(&str, &str, &str, &str)] = &[
@@ -1236,10 +1236,12 @@ impl Syncer {
             .collect()
     }
 
-    /// Every known key again, now and then: what no event brought back is repaired.
+    /// Every object is reconciled again once per [`RESYNC`], evenly spread: a safety net
+    /// (changes and drift arrive through the watches). All at once, a hundred agents'
+    /// passes of a thousand objects each would be a GET and an apply downstream per
+    /// object every pass, together.
     async fn resync(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(RESYNC).await;
             let keys: Vec<Work> = {
                 let s = self.state();
                 s.upstream
@@ -1248,7 +1250,16 @@ impl Syncer {
                     .flat_map(|(i, m)| m.keys().map(move |k| Work::Object(i, k.clone())))
                     .collect()
             };
+            let Ok(n) = u32::try_from(keys.len().max(1)) else {
+                tokio::time::sleep(RESYNC).await;
+                continue;
+            };
+            let pause = RESYNC / n;
+            if keys.is_empty() {
+                tokio::time::sleep(pause).await;
+            }
             for k in keys {
+                tokio::time::sleep(pause).await;
                 self.enqueue(k);
             }
         }
