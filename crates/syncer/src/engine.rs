@@ -35,6 +35,8 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const WORKERS: usize = 8;
 /// A key found in flight is taken again after this long.
 const BUSY: Duration = Duration::from_millis(20);
+/// How often an object refused for a foreign downstream twin is looked at again.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 /// How long one pass of the resync takes (see [`Syncer::resync`]).
 const RESYNC: Duration = Duration::from_secs(600);
 
@@ -145,6 +147,9 @@ struct State {
     mapped: HashMap<String, (String, String)>,
     /// Namespace mode: per resource, our downstream names → upstream keys.
     names: Vec<HashMap<String, Key>>,
+    /// Per resource, the resourceVersion our last apply gave each downstream object
+    /// (namespace, name): its watch event is the echo of that write, nothing to do.
+    applied: Vec<HashMap<(String, String), String>>,
     conflicts: BTreeSet<String>,
 }
 
@@ -253,6 +258,7 @@ async fn run_until_reimported(args: SyncerArgs) -> Result<Option<String>, Error>
             listed: vec![false; resources.len()],
             downstream: vec![HashSet::new(); resources.len()],
             names: vec![HashMap::new(); resources.len()],
+            applied: vec![HashMap::new(); resources.len()],
             ..State::default()
         }),
         resources,
@@ -494,6 +500,29 @@ impl Syncer {
         }
     }
 
+    /// What of upstream object `up` a reconcile acts on: the object it applies downstream,
+    /// whether our finalizer is on it, whether it is being deleted, whether it is placed on
+    /// other targets too (status goes into an annotation then), whether it is synced at all.
+    fn intent(&self, up: &Value) -> Value {
+        let mut down = downstream_object(up, None, &self.target.key);
+        let diff = apply_spec_diff(&mut down, up, &self.target.key).is_ok();
+        let finalized = up
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| {
+                f.iter()
+                    .any(|f| f.as_str() == Some(&finalizer(&self.target.key)))
+            });
+        json!([
+            down,
+            diff,
+            finalized,
+            up.pointer("/metadata/deletionTimestamp").is_some(),
+            placed_on(up) > 1,
+            syncable(up),
+        ])
+    }
+
     /// Whether a downstream object of ours has an upstream object in the current view (as
     /// far as the mapping in memory tells without asking downstream).
     fn known_upstream(&self, res: usize, ns: &str, name: &str) -> bool {
@@ -655,6 +684,8 @@ impl Syncer {
                 ) == Decision::Refuse
                 {
                     tracing::warn!(object = %conflict, "exists downstream without the syncer's mark; refusing to touch it");
+                    // Its removal downstream is no event of ours: look again now and then.
+                    self.enqueue_after(Work::Object(res, key.clone()), CONFLICT_RECHECK);
                     return self.set_conflict(&conflict, true).await;
                 }
                 let mut obj = downstream_object(&up, Some(&ns), &self.target.key);
@@ -670,14 +701,17 @@ impl Syncer {
                 } else {
                     self.ensure_namespace(cluster, namespace).await?;
                 }
-                let applied = value_of(
-                    &api.patch(
+                let applied = api
+                    .patch(
                         &down_name,
                         &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&obj),
                     )
-                    .await?,
-                );
+                    .await?;
+                if let Some(rv) = applied.metadata.resource_version.clone() {
+                    self.state().applied[res].insert((ns.clone(), down_name.clone()), rv);
+                }
+                let applied = value_of(&applied);
                 self.set_conflict(&conflict, false).await?;
                 self.ensure_finalizer(res, &up, true).await?;
                 if self.has_status[res] {
@@ -700,6 +734,7 @@ impl Syncer {
             None if listed && ours => {
                 api.delete(&down_name, &DeleteParams::background()).await?;
                 let mut s = self.state();
+                s.applied[res].remove(&(ns.clone(), down_name.clone()));
                 s.downstream[res].remove(&(ns, down_name.clone()));
                 s.names[res].remove(&down_name);
                 Ok(())
@@ -1002,11 +1037,15 @@ impl Syncer {
                     let key = key_of(&v);
                     listing.insert(key.clone());
                     let text: Box<str> = v.to_string().into();
-                    let previous = self.state().upstream[res].insert(key.clone(), text.clone());
-                    // A relist (after upstream restarted, say) repeats what was seen: that
-                    // was queued when it came, and is synced or being retried. Downstream
-                    // drift comes as downstream events.
-                    if previous.as_deref() != Some(&*text) {
+                    let previous = self.state().upstream[res].insert(key.clone(), text);
+                    // What was seen before was queued when it came, and is synced or being
+                    // retried: a change that does not change what goes down (the echo of
+                    // our own finalizer or status write; a relist after upstream
+                    // restarted) needs nothing. Downstream drift comes as downstream events.
+                    let same = previous
+                        .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+                        .is_some_and(|p| self.intent(&p) == self.intent(&v));
+                    if !same {
                         self.enqueue(Work::Object(res, key));
                     }
                 }
@@ -1065,14 +1104,22 @@ impl Syncer {
                     if let Some(up) = namespace_mode::upstream_key(&obj) {
                         s.names[res].insert(name.clone(), up);
                     }
+                    let echo = s.applied[res]
+                        .get(&(ns.clone(), name.clone()))
+                        .is_some_and(|rv| o.metadata.resource_version.as_ref() == Some(rv));
                     s.downstream[res].insert((ns.clone(), name.clone()));
                     drop(s);
-                    self.enqueue(Work::Downstream(res, ns, name));
+                    if !echo {
+                        self.enqueue(Work::Downstream(res, ns, name));
+                    }
                 }
                 // Deleted downstream by someone: put back if it is still placed here.
                 Ok(Event::Delete(o)) => {
                     let (_, ns, name) = key_of(&value_of(&o));
-                    self.state().downstream[res].remove(&(ns.clone(), name.clone()));
+                    let mut s = self.state();
+                    s.downstream[res].remove(&(ns.clone(), name.clone()));
+                    s.applied[res].remove(&(ns.clone(), name.clone()));
+                    drop(s);
                     self.enqueue(Work::Downstream(res, ns, name));
                 }
                 Ok(_) => {}
