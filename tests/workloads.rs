@@ -607,18 +607,12 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     let _ = syncer.0.kill();
     let _ = syncer.0.wait();
     syncer = start_syncer(&setup, &east, &logs.join("syncer-east-2.log"));
-    ws_ok(
-        &up,
-        "root:team1",
-        &[
-            "patch",
-            "widget",
-            "w1",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"size":4}}"#,
-        ],
-    );
+    let set_size = |resource: &str, size: u32| {
+        let patch = format!(r#"{{"spec":{{"size":{size}}}}}"#);
+        let args = ["patch", resource, "w1", "--type=merge", "-p", &patch];
+        ws_ok(&up, "root:team1", &args);
+    };
+    set_size("widget", 4);
     eventually(20, "a change after the restart", || {
         (size(&["-n", &ns]) == "4").then_some(())
     });
@@ -659,18 +653,7 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
         common::ws_succeeds(&up, "root:team1", &["get", "widgets.v2.example.com", "w1"])
             .then_some(())
     });
-    ws_ok(
-        &up,
-        "root:team1",
-        &[
-            "patch",
-            "widgets.v2.example.com",
-            "w1",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"size":7}}"#,
-        ],
-    );
+    set_size("widgets.v2.example.com", 7);
     eventually(20, "a change at the new version downstream", || {
         let out = east.api.kubectl(&[
             "-n",
@@ -692,6 +675,83 @@ fn a_downstream_crd_is_imported_and_its_objects_synced() {
     );
     assert!(east.synced("widgets").is_empty());
     drop(syncer);
+}
+
+/// kcp's API compatibility: a team that binds a resource only one cluster's agent imports
+/// (a downstream CRD) gets its namespaces placed on that cluster only, though the location
+/// holds both.
+#[test]
+fn a_team_binding_an_imported_api_is_placed_where_it_is_synced() {
+    let up = Kplex::start(Backend::Embedded);
+    let clusters = [Downstream::start(), Downstream::start()];
+    clusters[0].api.ok_stdin(&["apply", "-f", "-"], WIDGETS);
+    create_workspace(&up, "root", "compute", None);
+    create_workspace(&up, "root", "team1", None);
+    let east = workload_sync(&up, "east", &["--resources", "widgets.example.com"]);
+    let west = workload_sync(&up, "west", &[]);
+    ws_ok_stdin(&up, "root:compute", &["apply", "-f", "-"], FLEET);
+    let logs = up.root();
+    let _east = start_syncer(&east, &clusters[0], &logs.join("syncer-east.log"));
+    let _west = start_syncer(&west, &clusters[1], &logs.join("syncer-west.log"));
+    eventually(20, "both targets Ready", || {
+        (target_ready(&up, "east") == "True" && target_ready(&up, "west") == "True").then_some(())
+    });
+    eventually(20, "the widgets imported", || {
+        let synced = ws_ok(
+            &up,
+            "root:compute",
+            &[
+                "get",
+                "synctarget",
+                "east",
+                "-o",
+                "jsonpath={.status.syncedResources[*].resource}",
+            ],
+        );
+        synced.contains("widgets").then_some(())
+    });
+    bind_fleet(&up, "team1", "fleet", None);
+    eventually(20, "team1 binds widgets", || {
+        let bound = ws_ok(
+            &up,
+            "root:team1",
+            &[
+                "get",
+                "apibindings",
+                "-o",
+                "jsonpath={.items[*].status.boundResources[*].resource}",
+            ],
+        );
+        bound.contains("widgets").then_some(())
+    });
+    let names: Vec<String> = (0..6).map(|i| format!("app{i}")).collect();
+    for name in &names {
+        ws_ok(&up, "root:team1", &["create", "namespace", name]);
+    }
+    let (east_key, west_key) = (target_key(&up, "east"), target_key(&up, "west"));
+    let label = |ns: &str, key: &str| {
+        ws_ok(
+            &up,
+            "root:team1",
+            &[
+                "get",
+                "namespace",
+                ns,
+                "-o",
+                &format!("jsonpath={{.metadata.labels.state\\.workload\\.kcp\\.io/{key}}}"),
+            ],
+        )
+    };
+    for name in &names {
+        eventually(20, "the namespace placed", || {
+            (label(name, &east_key) == "Sync").then_some(())
+        });
+        assert_eq!(
+            label(name, &west_key),
+            "",
+            "{name} placed on west, which does not sync widgets"
+        );
+    }
 }
 
 /// A Location holding both clusters.
