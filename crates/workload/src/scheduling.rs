@@ -87,6 +87,7 @@ const TARGETS: &str = "/registry/workload.kcp.io/synctargets/";
 const LOCATIONS: &str = "/registry/scheduling.kcp.io/locations/";
 const PLACEMENTS: &str = "/registry/scheduling.kcp.io/placements/";
 const NAMESPACES: &str = "/registry/namespaces/";
+const BINDINGS: &str = "/registry/apis.kcp.io/apibindings/";
 const RETRY: Duration = Duration::from_millis(500);
 const WORKERS: usize = 8;
 
@@ -156,6 +157,8 @@ struct TargetFacts {
     unschedulable: bool,
     /// `spec.evictAfter`, seconds since the epoch.
     evict_after: Option<i64>,
+    /// What its agent syncs (`status.syncedResources` not refused): `resource.group`.
+    apis: BTreeSet<String>,
 }
 
 impl TargetFacts {
@@ -175,6 +178,18 @@ impl TargetFacts {
                 .pointer("/spec/evictAfter")
                 .and_then(Value::as_str)
                 .and_then(parse_time),
+            apis: target
+                .pointer("/status/syncedResources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|r| {
+                    r.get("state")
+                        .and_then(Value::as_str)
+                        .is_none_or(|s| s == "Accepted")
+                })
+                .filter_map(api_name)
+                .collect(),
         }
     }
 
@@ -187,8 +202,16 @@ impl TargetFacts {
             failed: self
                 .down_since
                 .is_some_and(|t| now - t >= FAILOVER_GRACE.as_secs() as i64),
+            apis: self.apis.clone(),
         }
     }
+}
+
+/// `resource.group` of a `{group, resource}` entry (syncedResources, boundResources).
+fn api_name(r: &Value) -> Option<String> {
+    let resource = r.get("resource")?.as_str()?;
+    let group = r.get("group").and_then(Value::as_str).unwrap_or("");
+    Some(format!("{resource}.{group}"))
 }
 
 /// Per logical cluster, its SyncTargets' facts by name.
@@ -391,6 +414,7 @@ impl EventHandler for Scheduling {
             || key.starts_with(LOCATIONS)
             || key.starts_with(PLACEMENTS)
             || key_cluster(key, NAMESPACES).is_some_and(|c| self.is_tenant(c))
+            || key_cluster(key, BINDINGS).is_some_and(|c| self.is_tenant(c))
             || synced_prefixes()
                 .iter()
                 .any(|p| key_cluster(key, p).is_some_and(|c| self.is_tenant(c)))
@@ -422,6 +446,8 @@ impl EventHandler for Scheduling {
                 self.tenants.insert(&cluster);
                 self.queue.add(Work::Tenant { cluster });
             }
+            // What a tenant binds decides which targets can take it.
+            Some("APIBinding") => self.queue.add(Work::Tenant { cluster }),
             Some("Namespace") => {
                 self.queue.add(Work::Tenant {
                     cluster: cluster.clone(),
@@ -472,7 +498,7 @@ impl EventHandler for Scheduling {
                 self.queue.add(Work::LocationsIn { cluster });
                 self.reschedule_all();
             }
-            Some("Placement") => self.queue.add(Work::Tenant { cluster }),
+            Some("Placement" | "APIBinding") => self.queue.add(Work::Tenant { cluster }),
             _ => {}
         }
     }
@@ -543,6 +569,7 @@ struct Target {
     evicting: bool,
     /// Not Ready for [`FAILOVER_GRACE`]: its namespaces fail over.
     failed: bool,
+    apis: BTreeSet<String>,
 }
 
 impl Target {
@@ -788,7 +815,14 @@ impl Scheduling {
                 "no location matches the placement's selectors".into(),
             ));
         };
-        let targets = self.targets.in_cluster(&location_cluster);
+        // kcp's API compatibility: a tenant that binds resources from the location's
+        // workspace (a downstream CRD the agents import, say) gets new namespaces only on
+        // targets whose agents sync them all; what is placed stays.
+        let needs = self.bound_apis(cluster, &location_cluster).await?;
+        let mut targets = members(location, &self.targets.in_cluster(&location_cluster));
+        for t in &mut targets {
+            t.schedulable &= needs.is_subset(&t.apis);
+        }
         Ok(Choice {
             location: Some((
                 path.map(String::from)
@@ -796,12 +830,35 @@ impl Scheduling {
                     .unwrap_or(location_cluster.clone()),
                 meta::name(location).unwrap_or_default().to_string(),
             )),
-            targets: members(location, &targets),
+            targets,
+            needs,
             max_moving: meta::annotation(location, MAX_MOVING_ANNOTATION)
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(DEFAULT_MAX_MOVING),
             failure: None,
         })
+    }
+
+    /// The resources tenant `cluster` binds from APIExports in workspace `compute`
+    /// (`resource.group`).
+    async fn bound_apis(&self, cluster: &str, compute: &str) -> Result<BTreeSet<String>, ApiError> {
+        let bindings = self
+            .list_kind(cluster, ("apis.kcp.io", "v1alpha1", "apibindings"))
+            .await?;
+        Ok(bindings
+            .iter()
+            .filter(|b| {
+                b.pointer("/status/apiExportClusterName")
+                    .and_then(Value::as_str)
+                    == Some(compute)
+            })
+            .filter_map(|b| {
+                b.pointer("/status/boundResources")
+                    .and_then(Value::as_array)
+            })
+            .flatten()
+            .filter_map(api_name)
+            .collect())
     }
 
     /// Puts `ns` on the targets of every placement that selects it (each placement adds
@@ -1145,6 +1202,8 @@ struct Choice {
     /// How many of its namespaces may fail over at once.
     max_moving: usize,
     failure: Option<(&'static str, String)>,
+    /// The resources the tenant binds from the location's workspace.
+    needs: BTreeSet<String>,
 }
 
 /// What scheduling did with one namespace.
@@ -1318,12 +1377,12 @@ fn placement_status(placement: &Value, choice: &Choice, bound: bool) -> Value {
             let scheduled = if choice.targets.iter().any(|t| t.schedulable) || bound {
                 condition("Scheduled", true, "", "")
             } else {
-                condition(
-                    "Scheduled",
-                    false,
-                    "NoValidTarget",
-                    "no ready, schedulable SyncTarget in the location",
-                )
+                let mut message = "no ready, schedulable SyncTarget in the location".to_string();
+                if !choice.needs.is_empty() {
+                    let needs: Vec<&str> = choice.needs.iter().map(String::as_str).collect();
+                    message.push_str(&format!(" that syncs {}", needs.join(", ")));
+                }
+                condition("Scheduled", false, "NoValidTarget", &message)
             };
             (
                 if bound { "Bound" } else { "Unbound" },
@@ -1486,6 +1545,7 @@ mod tests {
             schedulable,
             evicting: false,
             failed: false,
+            apis: BTreeSet::new(),
         }
     }
 
@@ -1548,6 +1608,7 @@ mod tests {
             down_since: Some(since),
             unschedulable: false,
             evict_after: None,
+            apis: BTreeSet::new(),
         };
         assert!(!facts(now - 2).target(now).failed);
         assert!(
