@@ -60,7 +60,7 @@ pub struct SyncerArgs {
     #[arg(long, value_delimiter = ',')]
     pub resources: Vec<String>,
     /// How often the CRDs of imported `--resources` are read again (a changed one replaces
-    /// its schema upstream).
+    /// its schema upstream; a new storage version makes the agent start over to sync it).
     #[arg(long, value_parser = parse_duration, default_value = "1m")]
     pub api_import_poll_interval: Duration,
     /// How often to tell kplex the agent is alive.
