@@ -129,12 +129,9 @@ impl Registry {
 
     /// A watch served by the watch cache (the common case).
     async fn watch_cached(&self, scope: &Scope, opts: &WatchOptions) -> Result<WatchStream, Miss> {
-        let rv = opts.resource_version.as_deref().filter(|rv| !rv.is_empty());
-        let from = match rv {
-            _ if opts.send_initial_events => None,
-            None | Some("0") => None,
-            Some(rv) => Some(parse_resource_version(rv).map_err(|e| Miss::Error(Box::new(e)))?),
-        };
+        // None: the current state first.
+        let from =
+            Some(resumed_from(opts).map_err(|e| Miss::Error(Box::new(e)))?).filter(|&rv| rv != 0);
         // What a bookmark may announce: a resumed watch's client has everything up to its
         // resourceVersion; the head's revision only once the head has gone out.
         let last = Arc::new(AtomicI64::new(from.unwrap_or(0)));
