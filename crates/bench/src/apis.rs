@@ -88,6 +88,26 @@ fn consumer(i: usize) -> String {
     format!("root:c{i}")
 }
 
+/// Runs `op(i)` for every i in 0..n, op `i` starting `i / rate` seconds after the first
+/// whatever the others are doing: an open loop, as load from many users is — a slow answer
+/// does not slow the load down (where [`each`], a closed loop, would wait for it).
+pub(super) async fn paced<F, Fut>(rate: f64, n: usize, op: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+        tasks.spawn(op(i));
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
 /// Runs `op(i)` for every i in 0..n, `conc` at a time.
 pub(super) async fn each<F, Fut>(conc: usize, n: usize, op: F) -> anyhow::Result<()>
 where

@@ -16,7 +16,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use super::apis::{WORKSPACES, body, each, next_lines, workspace};
+use super::apis::{WORKSPACES, body, each, next_lines, paced, workspace};
 use super::client::Client;
 use super::report::{Better, Row, Sample, print_table};
 use super::server::{KplexBinary, Server, expect, expect_typed, rss_kib};
@@ -33,6 +33,10 @@ pub struct PlacementBenchArgs {
     /// Upstream creates whose arrival downstream is timed.
     #[arg(long, default_value_t = 1000)]
     events: u64,
+    /// Then time as many creates again, paced at this many per second (an open loop, as
+    /// from many teams at once), besides as fast as eight connections go (0: only that).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Downstream status changes whose arrival upstream is timed (one Deployment each).
     #[arg(long, default_value_t = 100)]
     status_events: usize,
@@ -286,21 +290,35 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         .await?;
     }
 
-    let (down_events, _) = spec_down(&down, &upc, w, args.events, "e").await?;
+    println!(
+        "timing {} creates and {} status changes…",
+        args.events,
+        w.min(args.status_events)
+    );
+    let (down_events, _) = spec_down(&down, &upc, w, args.events, "e", Load::Closed(8)).await?;
+    let mut rows = vec![Row {
+        name: "upstream create → downstream object".into(),
+        better: Better::Latency,
+        samples: vec![down_events],
+    }];
+    if args.rate > 0.0 {
+        let load = Load::Paced(args.rate);
+        let (sample, _) = spec_down(&down, &upc, w, args.events, "p", load).await?;
+        rows.push(Row {
+            name: format!("  the same, paced at {}/s", args.rate),
+            better: Better::Latency,
+            samples: vec![sample],
+        });
+    }
     let loaded_rss = syncers.max_rss_kib();
     let status_events = status_up(&up, &down, &upc, w.min(args.status_events)).await?;
-    let mut rows = vec![
-        Row {
-            name: "upstream create → downstream object".into(),
-            better: Better::Latency,
-            samples: vec![down_events],
-        },
+    rows.extend([
         Row {
             name: "downstream status → upstream".into(),
             better: Better::Latency,
             samples: vec![status_events],
         },
-    ];
+    ]);
     let title =
         format!("placement: {t} targets × {w} workspaces, one kplex syncer process per target");
     print_table(&title, &["kplex"], &rows);
@@ -397,12 +415,20 @@ async fn after_restart(
         up.started_in.as_secs_f64()
     );
     let upc = up.client(1).await?;
-    let (sample, acked) = spec_down(down, &upc, w, 1, "r").await?;
+    let (sample, acked) = spec_down(down, &upc, w, 1, "r", Load::Closed(1)).await?;
     println!(
         "  the create was acknowledged after {:.1} ms",
         acked.as_secs_f64() * 1e3
     );
     Ok(sample)
+}
+
+/// How creates are issued: this many at a time, each as soon as the one before it on its
+/// connection is answered; or this many a second, on schedule.
+#[derive(Clone, Copy)]
+enum Load {
+    Closed(usize),
+    Paced(f64),
 }
 
 /// Upstream ConfigMap creates named `<prefix><i>` (carrying their send time) → the
@@ -413,6 +439,7 @@ async fn spec_down(
     w: usize,
     events: u64,
     prefix: &'static str,
+    load: Load,
 ) -> anyhow::Result<(Sample, Duration)> {
     let watch = down.client(1).await?;
     // From now on: a watch without a resourceVersion would first replay every object.
@@ -461,7 +488,7 @@ async fn spec_down(
     let c = upc.clone();
     let slowest_ack = Arc::new(Mutex::new(Duration::ZERO));
     let slowest = slowest_ack.clone();
-    each(8, events as usize, move |i| {
+    let create = move |i: usize| {
         let (c, slowest) = (c.clone(), slowest.clone());
         async move {
             let path = format!(
@@ -483,8 +510,11 @@ async fn spec_down(
             }
             anyhow::Ok(())
         }
-    })
-    .await?;
+    };
+    match load {
+        Load::Closed(conc) => each(conc, events as usize, create).await?,
+        Load::Paced(rate) => paced(rate, events as usize, create).await?,
+    }
     let latencies = tokio::time::timeout(STALL, observer).await???;
     let acked = slowest_ack.lock().map(|s| *s).unwrap_or_default();
     let sample = Sample {

@@ -17,6 +17,7 @@ use kube::{Client, Config};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::connect::Pool;
 use crate::transform::{
     CLUSTER_ANNOTATION, Decision, LOCATOR_ANNOTATION, OWNER_LABEL, STATE_LABEL_PREFIX, Target,
     apply_spec_diff, conflict_conditions, decide, downstream_namespace, downstream_object,
@@ -156,8 +157,8 @@ struct State {
 struct Syncer {
     args: SyncerArgs,
     target: Target,
-    /// Upstream TLS and credentials (the URL changes per request target).
-    config: Config,
+    /// Upstream connections, TLS and credentials (the URL changes per request target).
+    upstream: Pool,
     /// The syncer virtual workspace's URL.
     view: String,
     down: Client,
@@ -203,16 +204,17 @@ async fn run_until_reimported(args: SyncerArgs) -> Result<Option<String>, Error>
             path: args.from_kubeconfig.clone(),
             source,
         })?;
+    let upstream = Pool::new(config)?;
     let down = downstream_client(&args).await?;
-    let (target, view, export) = find_target(&config, &args).await?;
+    let (target, view, export) = find_target(&upstream, &args).await?;
     tracing::info!(target = %args.sync_target_name, key = %target.key, %view, "syncing");
     let (mut resources, mut has_status): (Vec<ApiResource>, Vec<bool>) = DEFAULT_RESOURCES
         .iter()
         .map(|(g, v, k, p)| (resource(g, v, k, p), WITH_STATUS.contains(k)))
         .unzip();
     let mut identities = vec![String::new(); resources.len()];
-    let wildcard = client_at(&config, &format!("{view}/clusters/*"))?;
-    let home = Client::try_from(config.clone())?;
+    let wildcard = upstream.client_at(&format!("{view}/clusters/*"))?;
+    let home = upstream.client()?;
     let mut imported = Vec::new();
     for extra in &args.resources {
         // A downstream CRD is imported; anything else must be served upstream already.
@@ -250,7 +252,7 @@ async fn run_until_reimported(args: SyncerArgs) -> Result<Option<String>, Error>
     let syncer = Arc::new(Syncer {
         args,
         target,
-        config,
+        upstream,
         view,
         down,
         state: Mutex::new(State {
@@ -313,14 +315,7 @@ async fn downstream_client(args: &SyncerArgs) -> Result<Client, Error> {
         }
         None => Config::infer().await?,
     };
-    Ok(Client::try_from(config)?)
-}
-
-/// A client with the upstream credentials, sending requests under `url`.
-fn client_at(config: &Config, url: &str) -> Result<Client, Error> {
-    let mut config = config.clone();
-    config.cluster_url = url.parse().map_err(|_| Error::Url(url.to_string()))?;
-    Ok(Client::try_from(config)?)
+    Pool::new(config)?.client()
 }
 
 fn synctargets() -> ApiResource {
@@ -330,10 +325,10 @@ fn synctargets() -> ApiResource {
 /// The SyncTarget (checked against its uid), its syncer view's URL once kplex has given it a
 /// key and a URL, and the APIExport it supports.
 async fn find_target(
-    config: &Config,
+    upstream: &Pool,
     args: &SyncerArgs,
 ) -> Result<(Target, String, String), Error> {
-    let api: Api<DynamicObject> = Api::all_with(Client::try_from(config.clone())?, &synctargets());
+    let api: Api<DynamicObject> = Api::all_with(upstream.client()?, &synctargets());
     loop {
         let st = serde_json::to_value(api.get(&args.sync_target_name).await?).unwrap_or_default();
         let text = |p: &str| {
@@ -469,7 +464,8 @@ impl Syncer {
     }
 
     fn wildcard(&self) -> Result<Client, Error> {
-        client_at(&self.config, &format!("{}/clusters/*", self.view))
+        self.upstream
+            .client_at(&format!("{}/clusters/*", self.view))
     }
 
     /// A client writing into upstream workspace `cluster` through the view.
@@ -478,7 +474,9 @@ impl Syncer {
         if let Some(c) = writers.get(cluster) {
             return Ok(c.clone());
         }
-        let client = client_at(&self.config, &format!("{}/clusters/{cluster}", self.view))?;
+        let client = self
+            .upstream
+            .client_at(&format!("{}/clusters/{cluster}", self.view))?;
         writers.insert(cluster.to_string(), client.clone());
         Ok(client)
     }
@@ -1313,10 +1311,7 @@ impl Syncer {
     }
 
     fn target_api(&self) -> Result<Api<DynamicObject>, Error> {
-        Ok(Api::all_with(
-            Client::try_from(self.config.clone())?,
-            &synctargets(),
-        ))
+        Ok(Api::all_with(self.upstream.client()?, &synctargets()))
     }
 
     /// Tells kplex the agent is alive; a re-created target (another uid) refuses the patch.

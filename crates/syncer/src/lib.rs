@@ -20,6 +20,7 @@
 //!
 //! It talks HTTP only (the `kube` crate); it depends on no kplex crate.
 
+mod connect;
 mod engine;
 pub mod importer;
 pub mod namespace_mode;
