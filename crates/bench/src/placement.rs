@@ -311,14 +311,13 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
         });
     }
     let loaded_rss = syncers.max_rss_kib();
+    let synced = if args.rate > 0.0 { 2 } else { 1 } * args.events;
     let status_events = status_up(&up, &down, &upc, w.min(args.status_events)).await?;
-    rows.extend([
-        Row {
-            name: "downstream status → upstream".into(),
-            better: Better::Latency,
-            samples: vec![status_events],
-        },
-    ]);
+    rows.push(Row {
+        name: "downstream status → upstream".into(),
+        better: Better::Latency,
+        samples: vec![status_events],
+    });
     let title =
         format!("placement: {t} targets × {w} workspaces, one kplex syncer process per target");
     print_table(&title, &["kplex"], &rows);
@@ -338,7 +337,7 @@ pub async fn run(args: PlacementBenchArgs) -> anyhow::Result<()> {
     println!(
         "\nsyncer RSS (largest of {t}): idle {:.1} MiB; after {} synced objects {:.1} MiB",
         idle_rss as f64 / 1024.0,
-        args.events / t as u64,
+        synced / t as u64,
         loaded_rss as f64 / 1024.0
     );
     println!(

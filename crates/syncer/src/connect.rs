@@ -13,8 +13,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_timeout::TimeoutConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kube::client::retry::RetryPolicy;
 use kube::client::{Body, ConfigExt};
 use kube::{Client, Config};
+use tower::retry::RetryLayer;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::Error;
@@ -59,8 +61,11 @@ impl Pool {
         let Some(http) = &self.http else {
             return Ok(Client::try_from(config)?);
         };
+        // kube's own stack, less its tracing: base URL, retries of 429/503/504, credentials.
+        let retry = config.default_retry;
         let service = ServiceBuilder::new()
             .layer(config.base_uri_layer())
+            .option_layer(retry.then(|| RetryLayer::new(RetryPolicy::server_retry())))
             .option_layer(config.auth_layer()?)
             .layer(config.extra_headers_layer()?)
             .map_err(BoxError::from)
