@@ -706,6 +706,7 @@ impl Syncer {
                         &Patch::Apply(&obj),
                     )
                     .await?;
+                tracing::debug!(?key, "applied downstream");
                 if let Some(rv) = applied.metadata.resource_version.clone() {
                     self.state().applied[res].insert((ns.clone(), down_name.clone()), rv);
                 }
@@ -1044,6 +1045,7 @@ impl Syncer {
                         .and_then(|p| serde_json::from_str::<Value>(&p).ok())
                         .is_some_and(|p| self.intent(&p) == self.intent(&v));
                     if !same {
+                        tracing::debug!(?key, "upstream changed");
                         self.enqueue(Work::Object(res, key));
                     }
                 }

@@ -117,7 +117,7 @@ impl Registry {
                     bytes: kv.value,
                     resource_version: kv.mod_revision,
                 };
-                if filtering && !opts.selectors.matches(&scope.desc, &stored.decode()?) {
+                if filtering && !opts.selectors.admits(&scope.desc, &stored)? {
                     continue;
                 }
                 result.items.push(stored);
@@ -229,7 +229,7 @@ fn merge_shared(
     for (name, stored) in shared.iter() {
         let key = format!("{prefix}{name}");
         let in_page = key.as_str() >= first && next_start.as_ref().is_none_or(|n| key < *n);
-        if in_page && opts.selectors.matches(&scope.desc, &stored.decode()?) {
+        if in_page && opts.selectors.admits(&scope.desc, &stored)? {
             extra.push((name.to_string(), stored));
         }
     }
@@ -341,7 +341,7 @@ fn finish_cached(
     } else {
         let mut kept = Vec::new();
         for item in items {
-            if opts.selectors.matches(&scope.desc, &item.decode()?) {
+            if opts.selectors.admits(&scope.desc, &item)? {
                 kept.push(item);
             }
         }

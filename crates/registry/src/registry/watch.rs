@@ -12,7 +12,6 @@ use tokio::time::Instant;
 use futures::{Stream, StreamExt, stream};
 use kplex_apimachinery::ApiError;
 use kplex_store::{EventKind, KeyRange};
-use serde_json::Value;
 
 use super::{
     ListOptions, Registry, Scope, Selectors, Stored, cache::Miss, list::parse_resource_version,
@@ -348,13 +347,7 @@ fn convert(
             (EventKind::Put, Some(_)) => WatchEvent::Object(WatchEventKind::Modified, new),
         });
     }
-    let trigger = selectors.trigger_label();
-    let matches = |s: &Stored| {
-        trigger.is_none_or(|t| crate::object::may_have_label(&s.bytes, t))
-            && s.decode()
-                .map(|v: Value| selectors.matches(desc, &v))
-                .unwrap_or(false)
-    };
+    let matches = |s: &Stored| selectors.admits(desc, s).unwrap_or(false);
     let old_match = prev.as_ref().is_some_and(matches);
     match event.kind {
         EventKind::Delete => old_match
