@@ -129,9 +129,15 @@ pub struct ResourceCache {
 /// All watch caches, created on first use per resource storage prefix.
 pub struct WatchCaches {
     store: Arc<dyn Store>,
-    caches: tokio::sync::Mutex<HashMap<String, Arc<ResourceCache>>>,
+    caches: std::sync::Mutex<HashMap<String, Arc<Slot>>>,
     counters: Arc<CacheCounters>,
 }
+
+/// One resource's cache, or none yet. Starting a cache reads every object of its resource
+/// from the store (100,000 ConfigMaps take a while): that waits on this slot only, so the
+/// caches of other resources go on serving — after a restart, every client's watches come
+/// back at once, for every resource.
+type Slot = tokio::sync::Mutex<Option<Arc<ResourceCache>>>;
 
 /// What happened to watchers, over every cache (for `/metrics`).
 #[derive(Debug, Default)]
@@ -171,7 +177,7 @@ impl WatchCaches {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            caches: tokio::sync::Mutex::default(),
+            caches: std::sync::Mutex::default(),
             counters: Arc::default(),
         }
     }
@@ -180,9 +186,17 @@ impl WatchCaches {
         &self.counters
     }
 
-    /// Every running cache's window and watchers.
+    /// Every running cache's window and watchers (not those still starting).
     pub async fn windows(&self) -> Vec<CacheWindow> {
-        let caches = self.caches.lock().await;
+        let slots: Vec<(String, Arc<Slot>)> = self
+            .caches
+            .lock()
+            .map(|m| m.iter().map(|(p, s)| (p.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        let caches: Vec<(String, Arc<ResourceCache>)> = slots
+            .into_iter()
+            .filter_map(|(prefix, slot)| Some((prefix, slot.try_lock().ok()?.clone()?)))
+            .collect();
         let mut out: Vec<CacheWindow> = caches
             .iter()
             .filter(|(_, c)| !c.is_closed())
@@ -206,12 +220,27 @@ impl WatchCaches {
 
     /// The cache of the resource stored under `prefix`, started if needed.
     async fn cache(&self, prefix: &str) -> Result<Arc<ResourceCache>, ApiError> {
-        let mut caches = self.caches.lock().await;
-        if let Some(c) = caches.get(prefix)
+        let slot = self
+            .caches
+            .lock()
+            .map_err(|_| ApiError::internal("the watch caches' lock is poisoned"))?
+            .entry(prefix.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref()
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
+        let cache = self.start(prefix).await?;
+        *slot = Some(cache.clone());
+        Ok(cache)
+    }
+
+    /// A new cache of the resource stored under `prefix`: its objects read from the store,
+    /// then following the store's changes.
+    async fn start(&self, prefix: &str) -> Result<Arc<ResourceCache>, ApiError> {
         let list = self
             .store
             .range(RangeRequest::prefix(prefix))
@@ -250,7 +279,6 @@ impl WatchCaches {
             .await
             .map_err(store_error)?;
         tokio::spawn(follow(Arc::downgrade(&cache), upstream));
-        caches.insert(prefix.to_string(), cache.clone());
         Ok(cache)
     }
 
