@@ -672,3 +672,96 @@ impl Watcher {
         events
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use kplex_store::{
+        EmbeddedOptions, EmbeddedStore, Op, RangeResponse, Revision, StoreStatus, TxnOutcome,
+        WatchStream,
+    };
+    use serde_json::json;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// The embedded store, but a read of everything under `slow` waits for a permit.
+    struct Gated {
+        inner: EmbeddedStore,
+        slow: &'static str,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl Store for Gated {
+        async fn range(&self, req: RangeRequest) -> kplex_store::Result<RangeResponse> {
+            if req.range.start.starts_with(self.slow) {
+                let _permit = self.gate.acquire().await;
+            }
+            self.inner.range(req).await
+        }
+        async fn txn(&self, op: Op) -> kplex_store::Result<TxnOutcome> {
+            self.inner.txn(op).await
+        }
+        async fn watch(
+            &self,
+            range: KeyRange,
+            start: Revision,
+        ) -> kplex_store::Result<WatchStream> {
+            self.inner.watch(range, start).await
+        }
+        async fn compact(&self, revision: Revision) -> kplex_store::Result<()> {
+            self.inner.compact(revision).await
+        }
+        async fn status(&self) -> kplex_store::Result<StoreStatus> {
+            self.inner.status().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cache_still_starting_holds_up_no_other_resource() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let inner =
+            EmbeddedStore::open(EmbeddedOptions::new(dir.path().join("db"))).expect("a store");
+        for (key, kind) in [
+            ("/registry/configmaps/root/default/a", "ConfigMap"),
+            ("/registry/secrets/root/default/s", "Secret"),
+        ] {
+            let obj = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": "x"}});
+            let bytes = crate::object::encode(&obj).expect("encodes");
+            inner.put(key, bytes).await.expect("written");
+        }
+        let store = Arc::new(Gated {
+            inner,
+            slow: "/registry/configmaps/",
+            gate: Semaphore::new(0),
+        });
+        let caches = Arc::new(WatchCaches::new(store.clone()));
+        let starting = {
+            let caches = caches.clone();
+            tokio::spawn(async move {
+                let prefix = "/registry/configmaps/";
+                caches
+                    .list(prefix, prefix, None)
+                    .await
+                    .map(|(items, _)| items.len())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let prefix = "/registry/secrets/";
+        let (secrets, _) =
+            tokio::time::timeout(Duration::from_secs(5), caches.list(prefix, prefix, None))
+                .await
+                .expect("served while the ConfigMaps' cache starts")
+                .expect("listed");
+        assert_eq!(secrets.len(), 1);
+        assert!(
+            !starting.is_finished(),
+            "the ConfigMaps' cache waits for its store read"
+        );
+        store.gate.add_permits(1);
+        assert_eq!(starting.await.expect("joined").expect("listed"), 1);
+    }
+}
