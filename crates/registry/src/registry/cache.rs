@@ -218,68 +218,21 @@ impl WatchCaches {
         out
     }
 
-    /// The cache of the resource stored under `prefix`, started if needed.
-    async fn cache(&self, prefix: &str) -> Result<Arc<ResourceCache>, ApiError> {
-        let slot = self
+    /// The slot of the resource stored under `prefix`.
+    fn slot(&self, prefix: &str) -> Result<Arc<Slot>, ApiError> {
+        Ok(self
             .caches
             .lock()
             .map_err(|_| ApiError::internal("the watch caches' lock is poisoned"))?
             .entry(prefix.to_string())
             .or_default()
-            .clone();
-        let mut slot = slot.lock().await;
-        if let Some(c) = slot.as_ref()
-            && !c.is_closed()
-        {
-            return Ok(c.clone());
-        }
-        let cache = self.start(prefix).await?;
-        *slot = Some(cache.clone());
-        Ok(cache)
+            .clone())
     }
 
-    /// A new cache of the resource stored under `prefix`: its objects read from the store,
-    /// then following the store's changes.
-    async fn start(&self, prefix: &str) -> Result<Arc<ResourceCache>, ApiError> {
-        let list = self
-            .store
-            .range(RangeRequest::prefix(prefix))
-            .await
-            .map_err(store_error)?;
-        let objects = list
-            .kvs
-            .into_iter()
-            .map(|kv| {
-                (
-                    kv.key,
-                    SharedObject::new(Stored {
-                        bytes: kv.value,
-                        resource_version: kv.mod_revision,
-                    }),
-                )
-            })
-            .collect();
-        let (tx, _) = broadcast::channel(BROADCAST);
-        let cache = Arc::new(ResourceCache {
-            state: RwLock::new(State {
-                objects,
-                window: VecDeque::new(),
-                window_start: list.revision,
-                revision: list.revision,
-                closed: false,
-                triggered: HashMap::new(),
-                tick_pending: false,
-            }),
-            tx,
-            counters: self.counters.clone(),
-        });
-        let upstream = self
-            .store
-            .watch(KeyRange::prefix(prefix), list.revision + 1)
-            .await
-            .map_err(store_error)?;
-        tokio::spawn(follow(Arc::downgrade(&cache), upstream));
-        Ok(cache)
+    /// The cache of the resource stored under `prefix`, started if needed.
+    async fn cache(&self, prefix: &str) -> Result<Arc<ResourceCache>, ApiError> {
+        let slot = self.slot(prefix)?;
+        fill(&slot, self.store.clone(), self.counters.clone(), prefix).await
     }
 
     /// The current objects under `scope_prefix` (a list at resourceVersion 0) that carry
@@ -352,10 +305,46 @@ impl WatchCaches {
         ),
         Miss,
     > {
-        let cache = self
-            .cache(resource_prefix)
-            .await
+        let slot = self
+            .slot(resource_prefix)
             .map_err(|e| Miss::Error(Box::new(e)))?;
+        let running = slot
+            .try_lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|c| !c.is_closed());
+        let cache = match (running, from) {
+            (Some(cache), _) => cache,
+            // A cache started now would begin at the store's current revision, after the
+            // one this watch resumes from: the store serves it (or it is too old) either
+            // way, so it need not wait for the cache to read every object. After a restart
+            // every agent's watches resume at once; the cache starts meanwhile.
+            (None, Some(_)) => {
+                let (store, counters) = (self.store.clone(), self.counters.clone());
+                let prefix = resource_prefix.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = fill(&slot, store, counters, &prefix).await {
+                        tracing::warn!(%prefix, error = %e, "watch cache did not start");
+                    }
+                });
+                let head = self
+                    .store
+                    .status()
+                    .await
+                    .map_err(|e| Miss::Error(Box::new(store_error(e))))?;
+                return Err(Miss::BeforeWindow {
+                    head: head.revision,
+                });
+            }
+            (None, None) => fill(
+                &slot,
+                self.store.clone(),
+                self.counters.clone(),
+                resource_prefix,
+            )
+            .await
+            .map_err(|e| Miss::Error(Box::new(e)))?,
+        };
         let trigger = selectors.trigger_label().map(String::from);
         let (head, rx, after) = {
             // A triggered watch subscribes to its label's channel, made on first use.
@@ -522,6 +511,70 @@ fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) -> bool {
 
 /// A while after events passed, every triggered channel hears the current revision: one
 /// wake-up per watch per [`PROGRESS_EVERY`] at most, however many events.
+/// The running cache in `slot`, or a new one started into it.
+async fn fill(
+    slot: &Slot,
+    store: Arc<dyn Store>,
+    counters: Arc<CacheCounters>,
+    prefix: &str,
+) -> Result<Arc<ResourceCache>, ApiError> {
+    let mut slot = slot.lock().await;
+    if let Some(c) = slot.as_ref()
+        && !c.is_closed()
+    {
+        return Ok(c.clone());
+    }
+    let cache = start(store, counters, prefix).await?;
+    *slot = Some(cache.clone());
+    Ok(cache)
+}
+
+/// A new cache of the resource stored under `prefix`: its objects read from the store,
+/// then following the store's changes.
+async fn start(
+    store: Arc<dyn Store>,
+    counters: Arc<CacheCounters>,
+    prefix: &str,
+) -> Result<Arc<ResourceCache>, ApiError> {
+    let list = store
+        .range(RangeRequest::prefix(prefix))
+        .await
+        .map_err(store_error)?;
+    let objects = list
+        .kvs
+        .into_iter()
+        .map(|kv| {
+            (
+                kv.key,
+                SharedObject::new(Stored {
+                    bytes: kv.value,
+                    resource_version: kv.mod_revision,
+                }),
+            )
+        })
+        .collect();
+    let (tx, _) = broadcast::channel(BROADCAST);
+    let cache = Arc::new(ResourceCache {
+        state: RwLock::new(State {
+            objects,
+            window: VecDeque::new(),
+            window_start: list.revision,
+            revision: list.revision,
+            closed: false,
+            triggered: HashMap::new(),
+            tick_pending: false,
+        }),
+        tx,
+        counters,
+    });
+    let upstream = store
+        .watch(KeyRange::prefix(prefix), list.revision + 1)
+        .await
+        .map_err(store_error)?;
+    tokio::spawn(follow(Arc::downgrade(&cache), upstream));
+    Ok(cache)
+}
+
 async fn tick(cache: Weak<ResourceCache>) {
     tokio::time::sleep(PROGRESS_EVERY).await;
     let Some(cache) = cache.upgrade() else { return };
@@ -720,8 +773,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_cache_still_starting_holds_up_no_other_resource() {
+    /// An embedded store with a ConfigMap and a Secret, whose reads of every ConfigMap wait
+    /// for a permit.
+    async fn gated() -> (Arc<Gated>, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("a directory");
         let inner =
             EmbeddedStore::open(EmbeddedOptions::new(dir.path().join("db"))).expect("a store");
@@ -738,6 +792,12 @@ mod tests {
             slow: "/registry/configmaps/",
             gate: Semaphore::new(0),
         });
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn a_cache_still_starting_holds_up_no_other_resource() {
+        let (store, _dir) = gated().await;
         let caches = Arc::new(WatchCaches::new(store.clone()));
         let starting = {
             let caches = caches.clone();
@@ -763,5 +823,38 @@ mod tests {
         );
         store.gate.add_permits(1);
         assert_eq!(starting.await.expect("joined").expect("listed"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_watch_does_not_wait_for_its_cache_to_start() {
+        let (store, _dir) = gated().await;
+        let caches = WatchCaches::new(store.clone());
+        let desc = Arc::new(crate::catalog::system(
+            ("", "v1"),
+            ("ConfigMap", "configmaps"),
+            &[],
+            Vec::new(),
+            &json!({}),
+        ));
+        let selectors = Selectors::parse(&desc, None, None).expect("no selector");
+        let prefix = "/registry/configmaps/";
+        let resumed = tokio::time::timeout(
+            Duration::from_secs(5),
+            caches.watch(
+                desc,
+                prefix,
+                prefix.to_string(),
+                Some(1),
+                selectors,
+                Arc::default(),
+            ),
+        )
+        .await
+        .expect("answered while the cache reads its objects");
+        // The store replays it (the caller's part); the cache is at the store's head.
+        assert!(matches!(resumed, Err(Miss::BeforeWindow { head: 2 })));
+        store.gate.add_permits(1);
+        let (items, revision) = caches.list(prefix, prefix, None).await.expect("listed");
+        assert_eq!((items.len(), revision), (1, 2));
     }
 }
