@@ -68,13 +68,15 @@ const SHOWN: &[(&str, &str, &str, &str)] = &[
     ("", "v1", "Secret", "secrets"),
 ];
 
-/// How upstream watches reconnect: from 100 ms, doubling to at most 1 s (kube's default
+/// How upstream watches reconnect: from 100 ms, doubling to at most 500 ms (kube's default
 /// backs off to 30 s). Upstream is one kplex, and after it restarts the next change must
-/// reach downstream within a second; a refused connection costs next to nothing.
+/// reach downstream within a second — the wait for the next attempt is part of that; a
+/// refused connection costs next to nothing.
 #[derive(Clone, Debug)]
 struct UpstreamBackoff(Duration);
 
-const UPSTREAM_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+const UPSTREAM_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_millis(500));
 
 impl Default for UpstreamBackoff {
     fn default() -> Self {
@@ -1429,7 +1431,7 @@ mod tests {
         use kube::runtime::utils::Backoff;
         let mut b = UpstreamBackoff::default();
         let waits: Vec<u64> = b.by_ref().take(6).map(|d| d.as_millis() as u64).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(waits, [100, 200, 400, 500, 500, 500]);
         b.reset();
         assert_eq!(b.next(), Some(Duration::from_millis(100)));
     }
