@@ -235,6 +235,41 @@ impl WatchCaches {
         fill(&slot, self.store.clone(), self.counters.clone(), prefix).await
     }
 
+    /// The cache for a watch starting at `from` on a resource whose cache is not running:
+    /// started, and waited for — unless the store has moved past `from`. A cache started
+    /// now would begin after that revision and could not serve the watch anyway (the store
+    /// replays it), so it need not wait for the cache to read every object: after a
+    /// restart every agent's watches resume at once. The cache starts meanwhile.
+    async fn start_for(
+        &self,
+        slot: Arc<Slot>,
+        prefix: &str,
+        from: Option<i64>,
+    ) -> Result<Arc<ResourceCache>, Miss> {
+        let miss = |e: ApiError| Miss::Error(Box::new(e));
+        if let Some(from) = from {
+            let head = self
+                .store
+                .status()
+                .await
+                .map_err(|e| miss(store_error(e)))?
+                .revision;
+            if from < head {
+                let (store, counters) = (self.store.clone(), self.counters.clone());
+                let prefix = prefix.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = fill(&slot, store, counters, &prefix).await {
+                        tracing::warn!(%prefix, error = %e, "watch cache did not start");
+                    }
+                });
+                return Err(Miss::BeforeWindow { head });
+            }
+        }
+        fill(&slot, self.store.clone(), self.counters.clone(), prefix)
+            .await
+            .map_err(miss)
+    }
+
     /// The current objects under `scope_prefix` (a list at resourceVersion 0) that carry
     /// label `trigger` (when given), and the revision they are at.
     pub async fn list(
@@ -313,37 +348,9 @@ impl WatchCaches {
             .ok()
             .and_then(|c| c.clone())
             .filter(|c| !c.is_closed());
-        let cache = match (running, from) {
-            (Some(cache), _) => cache,
-            // A cache started now would begin at the store's current revision, after the
-            // one this watch resumes from: the store serves it (or it is too old) either
-            // way, so it need not wait for the cache to read every object. After a restart
-            // every agent's watches resume at once; the cache starts meanwhile.
-            (None, Some(_)) => {
-                let (store, counters) = (self.store.clone(), self.counters.clone());
-                let prefix = resource_prefix.to_string();
-                tokio::spawn(async move {
-                    if let Err(e) = fill(&slot, store, counters, &prefix).await {
-                        tracing::warn!(%prefix, error = %e, "watch cache did not start");
-                    }
-                });
-                let head = self
-                    .store
-                    .status()
-                    .await
-                    .map_err(|e| Miss::Error(Box::new(store_error(e))))?;
-                return Err(Miss::BeforeWindow {
-                    head: head.revision,
-                });
-            }
-            (None, None) => fill(
-                &slot,
-                self.store.clone(),
-                self.counters.clone(),
-                resource_prefix,
-            )
-            .await
-            .map_err(|e| Miss::Error(Box::new(e)))?,
+        let cache = match running {
+            Some(cache) => cache,
+            None => self.start_for(slot, resource_prefix, from).await?,
         };
         let trigger = selectors.trigger_label().map(String::from);
         let (head, rx, after) = {
@@ -825,17 +832,21 @@ mod tests {
         assert_eq!(starting.await.expect("joined").expect("listed"), 1);
     }
 
-    #[tokio::test]
-    async fn a_resumed_watch_does_not_wait_for_its_cache_to_start() {
-        let (store, _dir) = gated().await;
-        let caches = WatchCaches::new(store.clone());
-        let desc = Arc::new(crate::catalog::system(
+    fn caches_desc() -> Arc<ResourceDesc> {
+        Arc::new(crate::catalog::system(
             ("", "v1"),
             ("ConfigMap", "configmaps"),
             &[],
             Vec::new(),
             &json!({}),
-        ));
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_resumed_watch_does_not_wait_for_its_cache_to_start() {
+        let (store, _dir) = gated().await;
+        let caches = WatchCaches::new(store.clone());
+        let desc = caches_desc();
         let selectors = Selectors::parse(&desc, None, None).expect("no selector");
         let prefix = "/registry/configmaps/";
         let resumed = tokio::time::timeout(
@@ -856,5 +867,17 @@ mod tests {
         store.gate.add_permits(1);
         let (items, revision) = caches.list(prefix, prefix, None).await.expect("listed");
         assert_eq!((items.len(), revision), (1, 2));
+        // A watch from the head is the cache's to serve.
+        let at_head = caches
+            .watch(
+                caches_desc(),
+                prefix,
+                prefix.to_string(),
+                Some(2),
+                Selectors::parse(&caches_desc(), None, None).expect("no selector"),
+                Arc::default(),
+            )
+            .await;
+        assert!(at_head.is_ok());
     }
 }
