@@ -137,7 +137,19 @@ pub struct WatchCaches {
 /// from the store (100,000 ConfigMaps take a while): that waits on this slot only, so the
 /// caches of other resources go on serving — after a restart, every client's watches come
 /// back at once, for every resource.
-type Slot = tokio::sync::Mutex<Option<Arc<ResourceCache>>>;
+#[derive(Default)]
+struct Slot {
+    /// The cache, read without waiting for a start in progress.
+    cache: RwLock<Option<Arc<ResourceCache>>>,
+    /// Held while a cache starts, so that one starts at a time.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn running(&self) -> Option<Arc<ResourceCache>> {
+        self.cache.read().ok()?.clone().filter(|c| !c.is_closed())
+    }
+}
 
 /// What happened to watchers, over every cache (for `/metrics`).
 #[derive(Debug, Default)]
@@ -195,11 +207,10 @@ impl WatchCaches {
             .unwrap_or_default();
         let caches: Vec<(String, Arc<ResourceCache>)> = slots
             .into_iter()
-            .filter_map(|(prefix, slot)| Some((prefix, slot.try_lock().ok()?.clone()?)))
+            .filter_map(|(prefix, slot)| Some((prefix, slot.running()?)))
             .collect();
         let mut out: Vec<CacheWindow> = caches
             .iter()
-            .filter(|(_, c)| !c.is_closed())
             .filter_map(|(prefix, c)| {
                 let st = c.state.read().ok()?;
                 Some(CacheWindow {
@@ -343,12 +354,7 @@ impl WatchCaches {
         let slot = self
             .slot(resource_prefix)
             .map_err(|e| Miss::Error(Box::new(e)))?;
-        let running = slot
-            .try_lock()
-            .ok()
-            .and_then(|c| c.clone())
-            .filter(|c| !c.is_closed());
-        let cache = match running {
+        let cache = match slot.running() {
             Some(cache) => cache,
             None => self.start_for(slot, resource_prefix, from).await?,
         };
@@ -516,8 +522,6 @@ fn notify_triggered(st: &mut State, e: &Arc<CachedEvent>) -> bool {
     !std::mem::replace(&mut st.tick_pending, true)
 }
 
-/// A while after events passed, every triggered channel hears the current revision: one
-/// wake-up per watch per [`PROGRESS_EVERY`] at most, however many events.
 /// The running cache in `slot`, or a new one started into it.
 async fn fill(
     slot: &Slot,
@@ -525,14 +529,18 @@ async fn fill(
     counters: Arc<CacheCounters>,
     prefix: &str,
 ) -> Result<Arc<ResourceCache>, ApiError> {
-    let mut slot = slot.lock().await;
-    if let Some(c) = slot.as_ref()
-        && !c.is_closed()
-    {
-        return Ok(c.clone());
+    if let Some(c) = slot.running() {
+        return Ok(c);
+    }
+    let _starting = slot.starting.lock().await;
+    if let Some(c) = slot.running() {
+        return Ok(c);
     }
     let cache = start(store, counters, prefix).await?;
-    *slot = Some(cache.clone());
+    *slot
+        .cache
+        .write()
+        .map_err(|_| ApiError::internal("watch cache poisoned"))? = Some(cache.clone());
     Ok(cache)
 }
 
@@ -582,6 +590,8 @@ async fn start(
     Ok(cache)
 }
 
+/// A while after events passed, every triggered channel hears the current revision: one
+/// wake-up per watch per [`PROGRESS_EVERY`] at most, however many events.
 async fn tick(cache: Weak<ResourceCache>) {
     tokio::time::sleep(PROGRESS_EVERY).await;
     let Some(cache) = cache.upgrade() else { return };
