@@ -161,6 +161,8 @@ struct Syncer {
     target: Target,
     /// Upstream connections, TLS and credentials (the URL changes per request target).
     upstream: Pool,
+    /// The SyncTargets of the target's home workspace (heartbeats, reports).
+    targets: Api<DynamicObject>,
     /// The syncer virtual workspace's URL.
     view: String,
     down: Client,
@@ -239,6 +241,7 @@ async fn run_until_reimported(args: SyncerArgs) -> Result<Option<String>, Error>
             identities.push(identity);
         }
     }
+    let targets = Api::all_with(home.clone(), &synctargets());
     let every = args.api_import_poll_interval;
     let reimported = {
         let down = down.clone();
@@ -254,6 +257,7 @@ async fn run_until_reimported(args: SyncerArgs) -> Result<Option<String>, Error>
     let syncer = Arc::new(Syncer {
         args,
         target,
+        targets,
         upstream,
         view,
         down,
@@ -1314,16 +1318,13 @@ impl Syncer {
         }
     }
 
-    fn target_api(&self) -> Result<Api<DynamicObject>, Error> {
-        Ok(Api::all_with(self.upstream.client()?, &synctargets()))
-    }
-
     /// Tells kplex the agent is alive; a re-created target (another uid) refuses the patch.
     async fn heartbeat(self: Arc<Self>) {
         loop {
             let patch = heartbeat_patch(&self.target.uid, &now_rfc3339());
-            let result = match (self.target_api(), serde_json::from_value(patch)) {
-                (Ok(api), Ok(patch)) => api
+            let result = match serde_json::from_value(patch) {
+                Ok(patch) => self
+                    .targets
                     .patch_status(
                         &self.target.name,
                         &PatchParams::default(),
@@ -1331,8 +1332,7 @@ impl Syncer {
                     )
                     .await
                     .map_err(Error::from),
-                (Err(e), _) => Err(e),
-                (_, Err(e)) => Err(Error::Json(e)),
+                Err(e) => Err(Error::Json(e)),
             };
             let result = match result {
                 Ok(target) => self.report_conflicts(Some(value_of(&target))).await,
@@ -1362,14 +1362,14 @@ impl Syncer {
                 )
             }),
         ));
-        if let Ok(api) = self.target_api()
-            && let Err(e) = api
-                .patch_status(
-                    &self.target.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"syncedResources": synced}})),
-                )
-                .await
+        if let Err(e) = self
+            .targets
+            .patch_status(
+                &self.target.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"syncedResources": synced}})),
+            )
+            .await
         {
             tracing::warn!(error = %e, "reporting synced resources failed");
         }
@@ -1396,7 +1396,7 @@ impl Syncer {
     /// does not say what the agent knows. Level-triggered: a failed write, or a condition
     /// someone else dropped, is repaired at the next heartbeat.
     async fn report_conflicts(&self, target: Option<Value>) -> Result<(), Error> {
-        let api = self.target_api()?;
+        let api = &self.targets;
         let target = match target {
             Some(t) => t,
             None => value_of(&api.get(&self.target.name).await?),
