@@ -390,3 +390,102 @@ async fn triggered_watches_see_their_labels_objects_only() {
     f.relabel("noise1", json!({"placed": "Sync"})).await;
     assert_eq!(next(&mut w).await, (WatchEventKind::Added, "noise1".into()));
 }
+
+/// A watch of a resource nothing has written to for a long while (a syncer's Jobs while
+/// only ConfigMaps change) gets bookmarks at the store's head, and resumes from however far
+/// back without 410: after a restart such watches reconnect without relisting, as
+/// kube-apiserver's do thanks to etcd's progress notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_resource_is_bookmarked_at_the_head_and_resumes_from_far_back() {
+    let f = fixture().await;
+    let secrets = Scope {
+        desc: Served::new(kplex_apiserver::kinds())
+            .lookup(Some("c1"), "", "v1", "secrets")
+            .unwrap(),
+        ..f.scope.clone()
+    };
+    let create_secret = |name: &'static str| {
+        let (registry, secrets) = (&f.registry, &secrets);
+        async move {
+            let r = registry
+                .create(
+                    secrets,
+                    json!({"metadata": {"name": name}}),
+                    &WriteOptions::default(),
+                )
+                .await
+                .unwrap();
+            r.object["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    let quiet_since = create_secret("before").await;
+    // More writes elsewhere than a store replay may read.
+    let limit = kplex_apiserver::registry::watch::MAX_STORE_REPLAY as usize;
+    for i in 0..limit + 100 {
+        f.registry
+            .store
+            .put(
+                &format!("/registry/configmaps/c1/default/bulk-{i}"),
+                bytes::Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+    }
+    let head = f.registry.store.status().await.unwrap().revision;
+    let watch_secrets = |bookmarks: bool| {
+        let opts = WatchOptions {
+            resource_version: Some(quiet_since.to_string()),
+            allow_bookmarks: bookmarks,
+            bookmark_interval: Some(Duration::from_millis(5)),
+            ..Default::default()
+        };
+        f.registry.watch(&secrets, opts)
+    };
+    let mut bookmarked = watch_secrets(true).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), bookmarked.next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Bookmark {
+            resource_version, ..
+        } => assert_eq!(resource_version, head, "bookmarked at the store's head"),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    let mut resumed = watch_secrets(false).await.unwrap();
+    create_secret("after").await;
+    assert_eq!(
+        next(&mut resumed).await,
+        (WatchEventKind::Added, "after".into()),
+        "resumed, not expired"
+    );
+    // Progress follows the store wherever it writes: a ConfigMaps watch from the head is
+    // bookmarked, without an event of its own, at a later Secret's revision.
+    let opts = WatchOptions {
+        resource_version: Some(head.to_string()),
+        allow_bookmarks: true,
+        bookmark_interval: Some(Duration::from_millis(5)),
+        ..Default::default()
+    };
+    let mut configmaps = f.registry.watch(&f.scope, opts).await.unwrap();
+    let later = create_secret("later").await;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), configmaps.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Bookmark {
+                resource_version, ..
+            } if resource_version == later => break,
+            WatchEvent::Bookmark {
+                resource_version, ..
+            } => assert!((head..later).contains(&resource_version)),
+            other => panic!("expected a bookmark, got {other:?}"),
+        }
+    }
+}

@@ -181,6 +181,10 @@ impl Api {
             (Verb::List, _) => {
                 let mut opts = list_options(&desc, query)?;
                 opts.selectors.predicate = predicate.clone();
+                // The label every object the filter admits carries: the watch cache lists
+                // only those, and a store scan parses only those (a hundred syncers
+                // relisting after a restart parsed every namespace of every workspace).
+                opts.selectors.trigger = trigger.clone();
                 let result = self.registry.list(&scope, &opts).await?;
                 respond_list(&desc, wanted, include, &result)
             }

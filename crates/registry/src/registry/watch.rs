@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use futures::{Stream, StreamExt, stream};
 use kplex_apimachinery::ApiError;
-use kplex_store::{EventKind, KeyRange};
+use kplex_store::{EventKind, KeyRange, Store};
 
 use super::{
     ListOptions, Registry, Scope, Selectors, Stored, cache::Miss, list::parse_resource_version,
@@ -75,7 +75,8 @@ const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 /// than its cache: a replay reads every revision in between (all keys' writes, not just the
 /// resource's) and decodes each match once per watcher, so after a restart a fleet of agents
 /// resuming from old revisions would read the same long history once each, while a relist
-/// from the cache costs each only its own objects.
+/// from the cache costs each only its own objects. A watch of something nothing has written
+/// to since its revision resumes however old that is: the store skips such replays.
 pub const MAX_STORE_REPLAY: i64 = 4096;
 
 impl Registry {
@@ -94,7 +95,7 @@ impl Registry {
             Err(Miss::Error(e)) => Err(*e),
             Err(Miss::BeforeWindow { head }) => {
                 let from = resumed_from(&opts)?;
-                if head - from > MAX_STORE_REPLAY {
+                if head - from > MAX_STORE_REPLAY && !self.quiet_since(scope, from) {
                     let err = ApiError::resource_expired(format!(
                         "too old resource version: {from} ({})",
                         head - MAX_STORE_REPLAY
@@ -174,7 +175,7 @@ impl Registry {
             };
             seen.fetch_max(rv, Ordering::Relaxed);
         });
-        Ok(with_bookmarks(events, opts, last))
+        Ok(with_bookmarks(events, opts, last, self.progress(scope)))
     }
 
     /// A watch's initial state read from the store: an ADDED event per object (then the
@@ -241,11 +242,53 @@ impl Registry {
                 Ok(e) => e,
                 Err(e) => return futures::future::ready(Some(WatchEvent::Error(store_error(e)))),
             };
-            seen.store(event.kv.mod_revision, Ordering::Relaxed);
+            seen.fetch_max(event.kv.mod_revision, Ordering::Relaxed);
             futures::future::ready(convert(&desc, &selectors, event))
         });
         let events = after_head(head, &last, from).chain(events);
-        Ok(with_bookmarks(events, &opts, last))
+        Ok(with_bookmarks(events, &opts, last, self.progress(scope)))
+    }
+}
+
+impl Registry {
+    /// Whether nothing the scope covers was written after `from`, as far as the store can
+    /// tell without a read: a watch resuming from there misses nothing however old it is,
+    /// and the store skips its replay (see [`MAX_STORE_REPLAY`]).
+    fn quiet_since(&self, scope: &Scope, from: i64) -> bool {
+        let range = KeyRange::prefix(scope.prefix());
+        self.store.written_since(&range, from + 1) == Some(false)
+    }
+
+    fn progress(&self, scope: &Scope) -> Progress {
+        Progress {
+            store: self.store.clone(),
+            range: KeyRange::prefix(scope.prefix()),
+        }
+    }
+}
+
+/// How far a watch's bookmarks may go past the last event it delivered: to the store's
+/// head while nothing its scope covers was written since that event. kube-apiserver's
+/// bookmarks advance the same way (etcd's progress notifications): a client watching a
+/// quiet resource resumes after a restart from a recent revision, not one compacted away
+/// or far behind, which would cost it a relist.
+struct Progress {
+    store: Arc<dyn Store>,
+    range: KeyRange,
+}
+
+impl Progress {
+    /// The revision a bookmark may announce for a watch that delivered everything up to
+    /// `last`. The head is read first: a write at or below it was recorded in the store's
+    /// index before it committed, so `written_since` sees it.
+    async fn at(&self, last: i64) -> i64 {
+        let Ok(status) = self.store.status().await else {
+            return last;
+        };
+        match self.store.written_since(&self.range, last + 1) {
+            Some(false) => status.revision.max(last),
+            _ => last,
+        }
     }
 }
 
@@ -288,37 +331,46 @@ fn next_bookmark(now: Instant, interval: Duration, deadline: Option<Instant>) ->
     (at > now).then_some(at)
 }
 
-/// Adds periodic BOOKMARK events (at the last revision seen) when the client allows them.
+/// Adds periodic BOOKMARK events when the client allows them: at the last revision seen,
+/// or past it as far as [`Progress`] allows.
 fn with_bookmarks(
     events: impl Stream<Item = WatchEvent> + Send + 'static,
     opts: &WatchOptions,
     last: Arc<AtomicI64>,
+    progress: Progress,
 ) -> WatchStream {
     if !opts.allow_bookmarks {
         return Box::pin(events);
     }
     let interval = opts.bookmark_interval.unwrap_or(DEFAULT_BOOKMARK_INTERVAL);
     let deadline = opts.timeout.map(|t| Instant::now() + t);
-    let bookmarks = stream::unfold(last, move |last| async move {
-        match next_bookmark(Instant::now(), interval, deadline) {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => futures::future::pending::<()>().await,
-        }
-        // Nothing delivered yet: a bookmark would have no revision to give.
-        let rv = loop {
-            let rv = last.load(Ordering::Relaxed);
-            if rv > 0 {
-                break rv;
+    let progress = Arc::new(progress);
+    let bookmarks = stream::unfold(last, move |last| {
+        let progress = progress.clone();
+        async move {
+            match next_bookmark(Instant::now(), interval, deadline) {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => futures::future::pending::<()>().await,
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        Some((
-            WatchEvent::Bookmark {
-                resource_version: rv,
-                initial_events_end: false,
-            },
-            last,
-        ))
+            // Nothing delivered yet: a bookmark would have no revision to give.
+            let rv = loop {
+                let rv = last.load(Ordering::Relaxed);
+                if rv > 0 {
+                    break rv;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            // Raised, so that no later bookmark goes back below what this one announces.
+            let rv = progress.at(rv).await;
+            let rv = last.fetch_max(rv, Ordering::Relaxed).max(rv);
+            Some((
+                WatchEvent::Bookmark {
+                    resource_version: rv,
+                    initial_events_end: false,
+                },
+                last,
+            ))
+        }
     });
     // Bookmarks must not end the stream, and must stop when events end.
     Box::pin(TakeUntilEnd::new(events, bookmarks))
