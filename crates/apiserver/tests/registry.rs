@@ -436,27 +436,22 @@ async fn a_quiet_resource_is_bookmarked_at_the_head_and_resumes_from_far_back() 
             .unwrap();
     }
     let head = f.registry.store.status().await.unwrap().revision;
-    let watch_secrets = |bookmarks: bool| {
-        let opts = WatchOptions {
-            resource_version: Some(quiet_since.to_string()),
-            allow_bookmarks: bookmarks,
-            bookmark_interval: Some(Duration::from_millis(5)),
-            ..Default::default()
-        };
-        f.registry.watch(&secrets, opts)
-    };
-    let mut bookmarked = watch_secrets(true).await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(5), bookmarked.next())
+    let mut bookmarked = f
+        .registry
+        .watch(&secrets, bookmarked_from(quiet_since))
         .await
-        .unwrap()
-        .unwrap()
-    {
+        .unwrap();
+    match next_event(&mut bookmarked).await {
         WatchEvent::Bookmark {
             resource_version, ..
         } => assert_eq!(resource_version, head, "bookmarked at the store's head"),
         other => panic!("expected a bookmark, got {other:?}"),
     }
-    let mut resumed = watch_secrets(false).await.unwrap();
+    let opts = WatchOptions {
+        allow_bookmarks: false,
+        ..bookmarked_from(quiet_since)
+    };
+    let mut resumed = f.registry.watch(&secrets, opts).await.unwrap();
     create_secret("after").await;
     assert_eq!(
         next(&mut resumed).await,
@@ -465,20 +460,14 @@ async fn a_quiet_resource_is_bookmarked_at_the_head_and_resumes_from_far_back() 
     );
     // Progress follows the store wherever it writes: a ConfigMaps watch from the head is
     // bookmarked, without an event of its own, at a later Secret's revision.
-    let opts = WatchOptions {
-        resource_version: Some(head.to_string()),
-        allow_bookmarks: true,
-        bookmark_interval: Some(Duration::from_millis(5)),
-        ..Default::default()
-    };
-    let mut configmaps = f.registry.watch(&f.scope, opts).await.unwrap();
+    let mut configmaps = f
+        .registry
+        .watch(&f.scope, bookmarked_from(head))
+        .await
+        .unwrap();
     let later = create_secret("later").await;
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), configmaps.next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
+        match next_event(&mut configmaps).await {
             WatchEvent::Bookmark {
                 resource_version, ..
             } if resource_version == later => break,
@@ -488,4 +477,21 @@ async fn a_quiet_resource_is_bookmarked_at_the_head_and_resumes_from_far_back() 
             other => panic!("expected a bookmark, got {other:?}"),
         }
     }
+}
+
+/// A watch from `rv` with a bookmark due every 5 ms.
+fn bookmarked_from(rv: i64) -> WatchOptions {
+    WatchOptions {
+        resource_version: Some(rv.to_string()),
+        allow_bookmarks: true,
+        bookmark_interval: Some(Duration::from_millis(5)),
+        ..Default::default()
+    }
+}
+
+async fn next_event(w: &mut WatchStream) -> WatchEvent {
+    tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap()
 }
