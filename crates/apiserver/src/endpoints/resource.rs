@@ -180,18 +180,13 @@ impl Api {
             }
             (Verb::List, _) => {
                 let mut opts = list_options(&desc, query)?;
-                opts.selectors.predicate = predicate.clone();
-                // The label every object the filter admits carries: the watch cache lists
-                // only those, and a store scan parses only those (a hundred syncers
-                // relisting after a restart parsed every namespace of every workspace).
-                opts.selectors.trigger = trigger.clone();
+                view_filter(&mut opts.selectors, &predicate, &trigger);
                 let result = self.registry.list(&scope, &opts).await?;
                 respond_list(&desc, wanted, include, &result)
             }
             (Verb::Watch, _) => {
                 let mut opts = watch_options(&desc, query, r.name.as_deref())?;
-                opts.selectors.predicate = predicate.clone();
-                opts.selectors.trigger = trigger;
+                view_filter(&mut opts.selectors, &predicate, &trigger);
                 // Unset or 0: kube's default, a random 30–60 minutes.
                 let seconds = match query.get("timeoutSeconds") {
                     None => 0,
@@ -517,4 +512,17 @@ impl Drop for WatchGauge {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// A virtual workspace's filter, applied to a list's or a watch's selectors alike: its
+/// predicate, and the label every object it admits carries — the watch cache finds those
+/// objects by that label, and a store scan parses only those (lists once lacked it: a
+/// hundred syncers relisting after a restart parsed every namespace of every workspace).
+fn view_filter(
+    selectors: &mut crate::registry::Selectors,
+    predicate: &Option<crate::registry::Predicate>,
+    trigger: &Option<String>,
+) {
+    selectors.predicate = predicate.clone();
+    selectors.trigger = trigger.clone();
 }

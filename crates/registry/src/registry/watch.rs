@@ -248,9 +248,7 @@ impl Registry {
         let events = after_head(head, &last, from).chain(events);
         Ok(with_bookmarks(events, &opts, last, self.progress(scope)))
     }
-}
 
-impl Registry {
     /// Whether nothing the scope covers was written after `from`, as far as the store can
     /// tell without a read: a watch resuming from there misses nothing however old it is,
     /// and the store skips its replay (see [`MAX_STORE_REPLAY`]).
